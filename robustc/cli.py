@@ -1,0 +1,91 @@
+"""The ``robustc`` command line.
+
+Each subcommand lives in a small ``_cmd_*`` function; heavy modules are imported inside
+them so ``robustc --version`` stays fast. Every robustc error is printed as a message
+(never a traceback) and mapped to an exit code:
+
+* 0: every property holds (or the command succeeded)
+* 1: some property does not hold (a validated counterexample exists)
+* 2: error (bad input, missing file, solver failure)
+* 3: the worst result is unknown (time limit, incomplete method)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import robustc
+from robustc.errors import Error
+
+EXIT_OK, EXIT_VIOLATED, EXIT_ERROR, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from robustc.specs.cli import run_check
+
+    return run_check(args)
+
+
+def _cmd_fmt(args: argparse.Namespace) -> int:
+    from robustc.specs.cli import run_fmt
+
+    return run_fmt(args)
+
+
+def _cmd_dump(args: argparse.Namespace) -> int:
+    from robustc.compiler import load_onnx, standard_passes
+
+    graph = load_onnx(args.network)
+    if not args.raw:
+        graph = standard_passes().run(graph)
+    print(graph.dump())
+    return EXIT_OK
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robustc", description="Compile and verify neural-network robustness properties."
+    )
+    parser.add_argument("--version", action="version", version=f"robustc {robustc.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("check", help="parse and check a .rspec file")
+    p.add_argument("spec", help="path to a .rspec file")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a parameter (repeatable)")
+    p.add_argument("--no-network", action="store_true",
+                   help="skip the checks that need to open the ONNX networks")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("fmt", help="print a .rspec file in canonical form")
+    p.add_argument("spec", help="path to a .rspec file")
+    p.add_argument("--in-place", "-i", action="store_true", help="rewrite the file")
+    p.set_defaults(func=_cmd_fmt)
+
+    p = sub.add_parser("dump", help="import an ONNX network and print its IR")
+    p.add_argument("network", help="path to an .onnx file")
+    p.add_argument("--raw", action="store_true", help="print the IR before the passes")
+    p.set_defaults(func=_cmd_dump)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return args.func(args)
+    except Error as exc:
+        print(f"robustc: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("robustc: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
