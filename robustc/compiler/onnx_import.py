@@ -1,0 +1,275 @@
+"""ONNX import: an ``.onnx`` file to a verified IR :class:`~robustc.ir.Graph`.
+
+One lowering function per ONNX op type, in the table :data:`LOWERINGS`. Each reads its
+attributes through :class:`_Attrs`, which raises for any attribute the function did not
+consume (unless it is at its default), so no attribute is ever ignored silently. Nodes whose
+inputs are all constants are folded with the ONNX reference evaluator; ``Shape`` of a tensor
+is folded from its static shape. Every unsupported node is collected and reported in one
+:class:`~robustc.errors.UnsupportedOperator` error.
+
+Supported opsets: 7 to 21 (opset 8 is what the VNN-COMP ACAS Xu networks use).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from robustc.errors import IRError, ModelError, UnsupportedOperator
+from robustc.ir import Graph, Input, Node, OutputMap
+
+MIN_OPSET, MAX_OPSET = 7, 21
+
+
+class _Unsupported(Exception):
+    """Raised by a lowering for one node; collected by the importer."""
+
+
+class _Attrs:
+    """Attribute reader that remembers which attributes were consumed."""
+
+    def __init__(self, node):
+        from onnx import helper
+
+        self.node = node
+        self.values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        self.used: set[str] = set()
+
+    def get(self, name: str, default=None):
+        """The attribute's value (bytes decoded), or ``default``."""
+        self.used.add(name)
+        value = self.values.get(name, default)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def unused(self) -> list[str]:
+        """Names of attributes present on the node but never read."""
+        return [k for k in self.values if k not in self.used]
+
+
+class _Importer:
+    """State of one import: constants, the IR nodes so far, and the ONNX-name mapping."""
+
+    def __init__(self, model, path: str):
+        self.model = model
+        self.path = path
+        self.opset = _opset(model, path)
+        self.consts: dict[str, np.ndarray] = {}
+        self.values: dict[str, str] = {}  # ONNX tensor name -> IR node name
+        self.nodes: dict[str, Node] = {}
+        self.names: set[str] = set()
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        """A node name not used yet, derived from ``base``."""
+        base = base or "n"
+        name, k = base, 1
+        while name in self.names:
+            k += 1
+            name = f"{base}_{k}"
+        self.names.add(name)
+        return name
+
+    def add(self, cls, base: str, inputs: tuple[str, ...], shape=None, **fields) -> str:
+        """Create an IR node and return its name; its shape is inferred unless given."""
+        name = self.fresh(base)
+        if shape is None:
+            probe = cls(name, inputs, (), **fields)
+            shape = probe.infer_shape([self.nodes[i].shape for i in inputs])
+        self.nodes[name] = cls(name, inputs, tuple(int(d) for d in shape), **fields)
+        return name
+
+    def is_const(self, onnx_name: str) -> bool:
+        return onnx_name == "" or onnx_name in self.consts
+
+    def const(self, onnx_name: str, what: str) -> np.ndarray:
+        """The constant value of an input; raises ``_Unsupported`` if it is a tensor."""
+        if onnx_name not in self.consts:
+            raise _Unsupported(f"{what} must be a constant")
+        return self.consts[onnx_name]
+
+    def tensor(self, onnx_name: str) -> str:
+        """The IR node for an input, materialising a constant as a Constant node."""
+        if onnx_name in self.values:
+            return self.values[onnx_name]
+        from robustc.ir import Constant, frozen_array
+
+        value = frozen_array(self.consts[onnx_name])
+        self.values[onnx_name] = self.add(Constant, f"const_{onnx_name}", (), value=value)
+        return self.values[onnx_name]
+
+    def shape(self, onnx_name: str) -> tuple[int, ...]:
+        if onnx_name in self.consts:
+            return tuple(self.consts[onnx_name].shape)
+        return self.nodes[self.values[onnx_name]].shape
+
+
+def _opset(model, path: str) -> int:
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        raise ModelError(f"{path}: the model declares no default-domain opset")
+    opset = versions[0]
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ModelError(f"{path}: opset {opset} is not supported "
+                         f"(robustc reads opsets {MIN_OPSET} to {MAX_OPSET})")
+    return opset
+
+
+def _read_model(path: str | os.PathLike):
+    import onnx
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelError(f"network file not found: {os.path.abspath(path)}")
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...: all mean "corrupt"
+        raise ModelError(f"{path}: not a readable ONNX model ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelError(f"{path}: the ONNX model has an empty graph")
+    return model
+
+
+def _input_shapes(imp: _Importer, input_shape) -> None:
+    """Create IR inputs; a symbolic leading dimension becomes 1 (the batch), others fail."""
+    from onnx import numpy_helper
+
+    for init in imp.model.graph.initializer:
+        imp.consts[init.name] = numpy_helper.to_array(init)
+    graph_inputs = [i for i in imp.model.graph.input if i.name not in imp.consts]
+    if not graph_inputs:
+        raise ModelError(f"{imp.path}: the network has no non-constant input")
+    for k, inp in enumerate(graph_inputs):
+        dims = _static_dims(imp, inp, input_shape if k == 0 else None)
+        name = imp.fresh(inp.name)
+        imp.nodes[name] = Input(name, (), dims)
+        imp.values[inp.name] = name
+
+
+def _static_dims(imp: _Importer, inp, override) -> tuple[int, ...]:
+    ttype = inp.type.tensor_type
+    if not ttype.HasField("shape"):
+        if override is None:
+            raise ModelError(f"{imp.path}: input {inp.name!r} has no shape; pass input_shape")
+        return tuple(int(d) for d in override)
+    dims = []
+    for axis, d in enumerate(ttype.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        elif axis == 0:
+            dims.append(1)  # the batch dimension: robustc verifies one input at a time
+        elif override is None:
+            label = d.dim_param or "?"
+            raise ModelError(f"{imp.path}: input {inp.name!r} has a dynamic dimension "
+                             f"{label!r} at axis {axis} that cannot be fixed; pass input_shape")
+    if override is not None:
+        if len(override) != len(ttype.shape.dim):
+            raise ModelError(f"{imp.path}: input_shape {list(override)} has rank "
+                             f"{len(override)}, input {inp.name!r} has rank {len(dims)}")
+        return tuple(int(d) for d in override)
+    return tuple(dims)
+
+
+def _fold(imp: _Importer, node) -> None:
+    """Evaluate a node whose inputs are all constants (ONNX reference evaluator)."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {n: imp.consts[n] for n in node.input if n}
+    inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype),
+                                            v.shape) for n, v in feeds.items()]
+    outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
+    graph = helper.make_graph([node], "fold", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", imp.opset)])
+    try:
+        results = ReferenceEvaluator(model).run(None, feeds)
+    except Exception as exc:
+        raise _Unsupported(f"constant folding failed: {type(exc).__name__}: {exc}") from None
+    for name, value in zip([o for o in node.output if o], results, strict=True):
+        imp.consts[name] = np.asarray(value)
+
+
+def load_onnx(path: str | os.PathLike, *, input_shape=None, name: str | None = None) -> Graph:
+    """Import an ONNX file into a verified IR graph.
+
+    ``input_shape`` fixes the shape of the (first) input when the file leaves it dynamic.
+    Raises ``ModelError`` (missing/corrupt file, bad opset, dynamic shapes) or
+    ``UnsupportedOperator`` listing every node robustc cannot lower.
+    """
+    from robustc.compiler.onnx_ops import LOWERINGS
+
+    model = _read_model(path)
+    imp = _Importer(model, os.fspath(path))
+    _input_shapes(imp, input_shape)
+    problems: list[tuple[str, str, str]] = []
+    poisoned: set[str] = set()
+    for node in model.graph.node:
+        _import_node(imp, node, LOWERINGS, problems, poisoned)
+    outputs = _outputs(imp, problems, poisoned)
+    _hidden_output_maps(imp, problems)
+    if problems:
+        lines = "\n".join(f"  - {op} node {nm!r}: {detail}" for op, nm, detail in problems)
+        raise UnsupportedOperator(f"{imp.path}: {len(problems)} unsupported node(s):\n{lines}",
+                                  problems)
+    graph_name = name or model.graph.name or os.path.splitext(os.path.basename(imp.path))[0]
+    inputs = tuple(imp.values[i.name] for i in model.graph.input if i.name in imp.values
+                   and i.name not in imp.consts)
+    graph = Graph(tuple(imp.nodes.values()), inputs, outputs, graph_name)
+    return graph.replace_nodes(graph.nodes).verify()
+
+
+def _import_node(imp: _Importer, node, table: dict[str, Callable], problems: list,
+                 poisoned: set[str]) -> None:
+    label = node.name or (node.output[0] if node.output else node.op_type)
+    if node.domain not in ("", "ai.onnx"):
+        problems.append((node.op_type, label, f"custom domain {node.domain!r}"))
+        poisoned.update(node.output)
+        return
+    if any(i in poisoned for i in node.input):
+        poisoned.update(node.output)
+        if node.op_type not in table:
+            problems.append((node.op_type, label, "operator not supported"))
+        return
+    try:
+        if all(imp.is_const(i) for i in node.input) and node.op_type not in ("Shape",):
+            _fold(imp, node)
+            return
+        lower = table.get(node.op_type)
+        if lower is None:
+            raise _Unsupported("operator not supported")
+        attrs = _Attrs(node)
+        outs = lower(imp, node, attrs)
+        leftover = attrs.unused()
+        if leftover:
+            raise _Unsupported(f"attribute(s) {leftover} not supported")
+        for onnx_name, ir_name in zip(node.output, outs, strict=False):
+            if onnx_name and ir_name is not None:
+                imp.values[onnx_name] = ir_name
+    except (_Unsupported, IRError) as exc:
+        problems.append((node.op_type, label, str(exc)))
+        poisoned.update(node.output)
+
+
+def _outputs(imp: _Importer, problems: list, poisoned: set[str]) -> tuple[str, ...]:
+    names = []
+    for out in imp.model.graph.output:
+        if out.name in poisoned:
+            continue
+        if out.name not in imp.values:
+            problems.append(("Output", out.name, "the graph output is a constant"))
+            continue
+        names.append(imp.values[out.name])
+    return tuple(names)
+
+
+def _hidden_output_maps(imp: _Importer, problems: list) -> None:
+    """Sigmoid, Softmax and Tanh are supported only as output activations."""
+    for node in imp.nodes.values():
+        for src in node.inputs:
+            cur = imp.nodes[src]
+            if isinstance(cur, OutputMap) and not isinstance(node, OutputMap):
+                problems.append((cur.kind.capitalize(), cur.name,
+                                 "used as a hidden activation (only output activations are "
+                                 "supported: they are not piecewise linear)"))
