@@ -1,0 +1,2 @@
+"""stub"""
+def check_networks(spec): return None
