@@ -134,8 +134,8 @@ def fold_affine_after_layer(graph: Graph) -> Graph:
         w = layer.weight * scale.reshape((-1,) + (1,) * (layer.weight.ndim - 1))
         b = (layer.bias if layer.bias is not None else 0.0) * scale + shift
         merged = dataclasses.replace(layer, name=node.name, weight=frozen_array(w),
-                                     bias=frozen_array(b), note=_note(layer.note,
-                                                                      f"folded {node.name}"))
+                                     bias=frozen_array(b),
+                                     note=_note(layer.note, f"{layer.name} + affine"))
         return _merge(graph, layer.name, node.name, merged)
     return graph
 
