@@ -27,12 +27,12 @@ from robustc.specs.formatter import format_spec
 from robustc.specs.layers import layer_indices, load_input, region_mask
 from robustc.specs.netcheck import check_networks
 from robustc.specs.parser import parse, parse_text
-from robustc.specs.resolve import resolve, walk
+from robustc.specs.resolve import resolve, resolve_collecting, walk
 
 __all__ = [
     "Diagnostic", "METHOD_OPTIONS", "ast", "check", "check_networks", "check_spec",
     "format_spec", "layer_indices", "load", "load_input", "parse", "parse_text", "region_mask",
-    "resolve", "resolve_path", "walk",
+    "resolve", "resolve_collecting", "resolve_path", "walk",
 ] + list(ast.__all__)
 
 
@@ -45,8 +45,8 @@ def check(spec: ast.Spec, overrides: Mapping[str, object] | None = None, *,
     layers, negative budgets, bad options and, with ``files``, missing files or paths
     leaving the spec's directory. Does not open networks (see :func:`check_networks`).
     """
-    resolved = resolve(spec, overrides)
-    check_spec(resolved, files=files)
+    resolved, problems = resolve_collecting(spec, overrides)
+    check_spec(resolved, files=files, earlier=problems)
     return resolved
 
 

@@ -32,15 +32,16 @@ def resolve_path(spec: A.Spec, path: A.PathRef) -> Path:
     return (Path(spec.source_dir) / path.text).resolve()
 
 
-def check_spec(spec: A.Spec, *, files: bool = True) -> None:
+def check_spec(spec: A.Spec, *, files: bool = True, earlier: list | None = None) -> None:
     """Check a resolved spec; raise :class:`SpecError` listing every problem found.
 
     With ``files`` true, every referenced file must exist and stay inside the spec's
-    directory tree unless written ``external "..."``.
+    directory tree unless written ``external "..."``. ``earlier`` diagnostics (e.g. from
+    resolution) are reported together with these.
     """
     checker = _Checker(spec, files)
     checker.run()
-    raise_if_any(checker.diags)
+    raise_if_any(list(earlier or []) + checker.diags)
 
 
 class _Checker:

@@ -37,7 +37,7 @@ class Diagnostic:
 
 def line_of(source: str, line: int) -> str:
     """Return line ``line`` (1-based) of ``source`` without its newline, or ''."""
-    lines = source.splitlines()
+    lines = source.split("\n")
     return lines[line - 1] if 1 <= line <= len(lines) else ""
 
 

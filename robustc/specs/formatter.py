@@ -2,7 +2,7 @@
 
 ``parse(format_spec(spec)) == spec`` for every spec the parser produces. Statements keep
 their source order; a ``#`` comment is kept and printed before the statement that follows
-it (comments inside a statement move in front of it).
+it (comments inside or after a statement, on its lines, move in front of it).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ def format_spec(spec: A.Spec) -> str:
     out: list[str] = []
     previous = None
     for stmt in statements:
-        lead = [c for line, c in comments if line < stmt.pos.line]
-        comments = [(line, c) for line, c in comments if line >= stmt.pos.line]
+        lead = [c for line, c in comments if line <= stmt.pos.end_line]
+        comments = [(line, c) for line, c in comments if line > stmt.pos.end_line]
         blank = previous is not None and (_is_property(stmt) or _is_property(previous)
                                           or type(stmt) is not type(previous) or lead)
         if blank:
             out.append("")
-        out.extend(lead)
+        out.extend(c.rstrip("\n") + ("\n" if c.endswith("\n") else "") for c in lead)
         out.append(_statement(stmt))
         previous = stmt
     if comments:
@@ -41,9 +41,14 @@ def _is_property(stmt) -> bool:
 
 
 def _comments(source: str) -> list[tuple[int, str]]:
-    """Return (line, text) of every ``#`` comment in ``source`` (not inside a string)."""
+    """Return (line, text) of every ``#`` comment in ``source`` (not inside a string).
+
+    A whole-line comment followed by a blank line keeps that blank line (its text ends
+    with a newline), so a header comment stays detached from the first statement.
+    """
     found = []
-    for number, line in enumerate(source.splitlines(), start=1):
+    lines = source.split("\n")
+    for number, line in enumerate(lines, start=1):
         in_string, i = False, 0
         while i < len(line):
             ch = line[i]
@@ -53,7 +58,8 @@ def _comments(source: str) -> list[tuple[int, str]]:
             if ch == '"':
                 in_string = not in_string
             elif ch == "#" and not in_string:
-                found.append((number, line[i:].rstrip()))
+                detached = i == 0 and number < len(lines) and not lines[number].strip()
+                found.append((number, line[i:].rstrip() + ("\n" if detached else "")))
                 break
             i += 1
     return found

@@ -130,14 +130,14 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, filename: str, start: st
     elif isinstance(exc, UnexpectedEOF):
         expected = set(exc.expected or ())
         message = "unexpected end of file"
-        lines = text.splitlines() or [""]
+        lines = text.split("\n")
         line, col = len(lines), len(lines[-1]) + 1
     else:
         token = exc.token
         expected = set(getattr(exc, "expected", None) or ())
         if token.type == "$END":
             message = "unexpected end of file"
-            lines = text.splitlines() or [""]
+            lines = text.split("\n")
             line, col = len(lines), len(lines[-1]) + 1
         else:
             message = f"unexpected {_token_words(token)}"

@@ -20,13 +20,16 @@ __all__ = ["resolve", "override_value", "walk"]
 
 def override_value(text: str) -> A.Expr:
     """Turn a ``--set`` value into an expression: a number, list or quoted string if it
-    parses as one (``0.03``, ``[0.1, 0.05]``, ``"4"``), else the bare text as a string."""
+    parses as one (``0.03``, ``[0.1, 0.05]``, ``"4"``, ``eps / 2`` using other
+    parameters), else the bare text (a single word included) as a string."""
     from robustc.specs.parser import parse_expr
 
+    pos = A.SourcePos("<command line>", 1, 1, 1, len(text) + 1)
     try:
-        return parse_expr(text)
+        expr = parse_expr(text, filename="<command line>")
     except SpecError:
-        return A.Str(text, pos=A.SourcePos("<set>", 1, 1, 1, len(text) + 1))
+        return A.Str(text, pos=pos)
+    return A.Str(text, pos=pos) if isinstance(expr, A.ParamRef) else expr
 
 
 def resolve(spec: A.Spec, overrides: Mapping[str, str | int | float | A.Expr] | None = None
@@ -39,6 +42,15 @@ def resolve(spec: A.Spec, overrides: Mapping[str, str | int | float | A.Expr] | 
     or in the spec), every use of a parameter before its declaration, and every invalid
     arithmetic (division by zero, arithmetic on strings or lists).
     """
+    resolved, diags = resolve_collecting(spec, overrides)
+    raise_if_any(diags)
+    return resolved
+
+
+def resolve_collecting(spec: A.Spec, overrides: Mapping | None = None
+                       ) -> tuple[A.Spec, list[Diagnostic]]:
+    """Like :func:`resolve` but return (spec, problems) instead of raising; a value that
+    could not be resolved is replaced by ``Number(0)`` so later checks can still run."""
     diags: list[Diagnostic] = []
     spec = _apply_overrides(spec, dict(overrides or {}), diags)
     env: dict[str, A.Expr] = {}
@@ -50,8 +62,7 @@ def resolve(spec: A.Spec, overrides: Mapping[str, str | int | float | A.Expr] | 
             env.setdefault(decl.name, decl.value)
         decls.append(decl)
     props = tuple(folder.node(p) for p in spec.properties)
-    raise_if_any(diags)
-    return dataclasses.replace(spec, declarations=tuple(decls), properties=props)
+    return dataclasses.replace(spec, declarations=tuple(decls), properties=props), diags
 
 
 def _apply_overrides(spec: A.Spec, overrides: dict, diags: list[Diagnostic]) -> A.Spec:
