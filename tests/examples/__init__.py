@@ -1,0 +1,1 @@
+"""Tests of the example data sets and networks under examples/."""
