@@ -1,0 +1,141 @@
+"""HiGHS (highspy): the default MILP solver; needs no license.
+
+HiGHS fixes its thread count per process (its scheduler starts once), so robustc sets
+``threads`` on the first solve and later requests for another count only log a notice.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from robustc.backends.milp.model import MilpModel
+from robustc.backends.solve import (
+    ERROR,
+    FEASIBLE,
+    INFEASIBLE,
+    LIMIT,
+    SolveOptions,
+    SolveOutcome,
+    solve_empty,
+)
+from robustc.errors import SolverUnavailable
+
+NAME = "highs"
+REQUIRED_MODULES = ("highspy",)
+_THREADS: list[int] = []  # the thread count this process's HiGHS scheduler started with
+
+
+def available() -> bool:
+    """Whether highspy can be imported."""
+    try:
+        import highspy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _highspy():
+    try:
+        import highspy
+    except ImportError as exc:
+        raise SolverUnavailable(f"HiGHS is not installed (pip install highspy): {exc}") from None
+    return highspy
+
+
+def _status_table(hs) -> dict:
+    s = hs.HighsModelStatus
+    return {
+        s.kOptimal: FEASIBLE, s.kObjectiveTarget: FEASIBLE, s.kSolutionLimit: FEASIBLE,
+        s.kInfeasible: INFEASIBLE, s.kObjectiveBound: INFEASIBLE,
+        # every variable of a robustc model has finite bounds: "unbounded" cannot happen
+        s.kUnboundedOrInfeasible: INFEASIBLE,
+        s.kTimeLimit: LIMIT, s.kIterationLimit: LIMIT, s.kInterrupt: LIMIT,
+        s.kMemoryLimit: LIMIT,
+    }
+
+
+def _to_lp(hs, model: MilpModel):
+    lp = hs.HighsLp()
+    csc = model.A.tocsc()
+    csc.sort_indices()
+    lp.num_col_, lp.num_row_ = model.num_vars, model.num_rows
+    lp.col_cost_ = model.objective
+    lp.offset_ = model.objective_const
+    lp.col_lower_, lp.col_upper_ = model.lb, model.ub
+    inf = hs.kHighsInf
+    lp.row_lower_ = np.where(np.isinf(model.row_lower), -inf, model.row_lower)
+    lp.row_upper_ = np.where(np.isinf(model.row_upper), inf, model.row_upper)
+    lp.a_matrix_.format_ = hs.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = csc.data
+    if model.integer.any():
+        kind = hs.HighsVarType
+        lp.integrality_ = [kind.kInteger if i else kind.kContinuous for i in model.integer]
+    return lp
+
+
+def make_highs(model: MilpModel, options: SolveOptions):
+    """A configured ``highspy.Highs`` holding ``model`` (used by solve and by export)."""
+    hs = _highspy()
+    h = hs.Highs()
+    h.setOptionValue("output_flag", bool(options.verbose))
+    _set_threads(h, options.threads)
+    h.setOptionValue("random_seed", int(options.seed))
+    h.setOptionValue("mip_feasibility_tolerance", 1e-7)
+    if options.time_limit is not None:
+        h.setOptionValue("time_limit", max(float(options.time_limit), 0.01))
+    if options.node_limit is not None:
+        h.setOptionValue("mip_max_nodes", int(options.node_limit))
+    if options.objective_bound is not None:
+        h.setOptionValue("objective_bound", float(options.objective_bound))
+    if options.objective_target is not None:
+        h.setOptionValue("objective_target", float(options.objective_target))
+    h.passModel(_to_lp(hs, model))
+    return h
+
+
+def _set_threads(h, threads: int | None) -> None:
+    if threads is None:
+        return
+    if not _THREADS:
+        _THREADS.append(int(threads))
+    elif _THREADS[0] != threads:
+        print(f"robustc: notice: HiGHS keeps {_THREADS[0]} thread(s) for this process "
+              f"(asked for {threads})", file=sys.stderr)
+    h.setOptionValue("threads", _THREADS[0])
+
+
+def solve(model: MilpModel, options: SolveOptions) -> SolveOutcome:
+    """Solve ``model`` with HiGHS; never raises for solver trouble (status ERROR instead)."""
+    hs = _highspy()
+    if model.num_vars == 0:
+        return solve_empty(model, NAME)
+    start = time.perf_counter()
+    try:
+        h = make_highs(model, options)
+        h.run()
+    except Exception as exc:  # highspy raises plain exceptions on internal failures
+        return SolveOutcome(ERROR, NAME, reason=f"HiGHS failed: {exc}",
+                            time_s=time.perf_counter() - start)
+    status = h.getModelStatus()
+    info = h.getInfo()
+    ours = _status_table(hs).get(status, ERROR)
+    has_solution = info.primal_solution_status == 2
+    solution = np.array(h.getSolution().col_value) if has_solution else None
+    if ours == LIMIT and has_solution:
+        ours = FEASIBLE  # with an objective bound set, any solution found is below it
+    if ours == FEASIBLE and solution is None:
+        ours, reason = ERROR, "HiGHS reported success without a solution"
+    else:
+        reason = "" if ours in (FEASIBLE, INFEASIBLE) else h.modelStatusToString(status)
+    return SolveOutcome(
+        ours, NAME, solution=solution,
+        objective=info.objective_function_value if has_solution else None,
+        dual_bound=getattr(info, "mip_dual_bound", None), reason=reason,
+        time_s=time.perf_counter() - start,
+        stats={"nodes": int(getattr(info, "mip_node_count", 0) or 0)},
+    )

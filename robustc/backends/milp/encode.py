@@ -1,0 +1,227 @@
+"""Lowering of IR + one violation case into a MILP (MIPVerify style, Tjeng et al. 2019).
+
+* Inputs: one variable per input value that may change; fixed values are constants.
+* Linear nodes stay affine expressions over the variables (no variable per neuron): the
+  expression of a node is its exact affine map (:func:`robustc.ir.linear.affine_map`)
+  applied to its inputs' expressions.
+* ReLU (and leaky ReLU ``max(z, a z)``): a neuron whose input bounds prove it stable adds
+  nothing (inactive: ``a z``, active: ``z``). An unstable one (``l < 0 < u``) adds a
+  continuous ``y`` and a binary ``d`` with the big-M constants taken from the tightest
+  bounds given::
+
+      y >= z,  y >= a z,  y <= z - (1-a) l (1-d),  y <= a z + (1-a) u d
+
+* MaxPool: window inputs whose upper bound is below the largest lower bound in the window
+  can never be the maximum and are dropped; one survivor is the output itself; otherwise a
+  ``y`` and one binary per survivor (``sum d = 1``, ``y >= z_i``,
+  ``y <= z_i + (U - l_i)(1 - d_i)``).
+* The violation case is a conjunction of atoms of :mod:`robustc.ir.property` over the
+  logits. A :class:`~robustc.ir.property.Linear` atom ``m >= 0`` (``m > 0``) is encoded as
+  ``m >= -MARGIN_TOL``; an :class:`~robustc.ir.property.AtLeast` atom gets one binary
+  selector per sub-atom that the bounds leave undecided.
+
+The tolerance ``MARGIN_TOL`` widens the violation region: a model with no solution proves
+that every input keeps the property with a margin of at least ``MARGIN_TOL`` on the logits
+(in real arithmetic), which absorbs float32 rounding of the network's evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from robustc.backends.milp.model import MilpBuilder, MilpModel, pad
+from robustc.errors import IRError
+from robustc.ir import Graph, Input, MaxPool, OutputMap, Relu
+from robustc.ir.linear import affine_map, pool_index
+from robustc.ir.property import AtLeast, Box, Linear
+
+MARGIN_TOL = 1e-5
+
+
+@dataclass
+class _Expr:
+    """Affine expressions ``E x + c``, one row per value of a node (flattened)."""
+
+    E: sp.csr_matrix
+    c: np.ndarray
+
+
+def encode(graph: Graph, lower: dict[str, np.ndarray], upper: dict[str, np.ndarray],
+           box: Box, atoms: list[Linear | AtLeast], *, objective: Linear | None = None
+           ) -> MilpModel:
+    """The MILP whose solutions are the inputs in ``box`` that satisfy every atom.
+
+    ``graph`` must end at the logits (no output maps); ``lower``/``upper`` hold bounds of
+    every node over ``box`` (from :mod:`robustc.compiler.bounds`). With ``objective`` the
+    model minimises that atom's margin (used to decide one atom with early stopping, and to
+    compute margins). Raises ``IRError`` for a graph the encoding does not support.
+    """
+    if isinstance(graph.output, OutputMap):
+        raise IRError("encode() needs the logits: strip output maps with robustc.ir.logits")
+    builder = MilpBuilder()
+    exprs: dict[str, _Expr] = {}
+    stats = {"unstable_relus": 0, "stable_relus": 0, "maxpool_binaries": 0}
+    input_index, input_fixed = None, None
+    for node in graph.nodes:
+        if isinstance(node, Input):
+            exprs[node.name], input_index, input_fixed = _input(builder, box)
+        elif isinstance(node, Relu):
+            exprs[node.name] = _relu(builder, node, exprs[node.inputs[0]],
+                                     lower[node.inputs[0]].ravel(),
+                                     upper[node.inputs[0]].ravel(), stats)
+        elif isinstance(node, MaxPool):
+            src = graph[node.inputs[0]]
+            exprs[node.name] = _maxpool(builder, node, src.shape, exprs[src.name],
+                                        lower[src.name].ravel(), upper[src.name].ravel(),
+                                        stats)
+        elif node.linear:
+            exprs[node.name] = _linear(graph, node, exprs, builder.num_vars)
+        else:
+            raise IRError(f"node {node.name!r} ({node.op}) cannot be encoded as a MILP")
+    out = exprs[graph.output.name]
+    out_lo, out_hi = lower[graph.output.name].ravel(), upper[graph.output.name].ravel()
+    for atom in atoms:
+        _violation_atom(builder, atom, out, out_lo, out_hi, stats)
+    obj_row, obj_const = None, 0.0
+    if objective is not None:
+        obj_row, obj_const = _atom_expr(objective, out, builder.num_vars)
+    stats.update(variables=builder.num_vars)
+    return builder.build(obj_row, obj_const, input_index=input_index, input_fixed=input_fixed,
+                         stats=stats)
+
+
+def _input(builder: MilpBuilder, box: Box):
+    lo, hi = box.lower.ravel().astype(np.float64), box.upper.ravel().astype(np.float64)
+    free = np.flatnonzero(hi > lo)
+    idx = builder.add_vars(lo[free], hi[free], name="x")
+    input_index = np.full(lo.size, -1)
+    input_index[free] = idx
+    E = sp.csr_matrix((np.ones(len(free)), (free, idx)), shape=(lo.size, builder.num_vars))
+    c = np.where(hi > lo, 0.0, lo)
+    return _Expr(E, c), input_index, lo.copy()
+
+
+def _linear(graph: Graph, node, exprs: dict[str, _Expr], n_vars: int) -> _Expr:
+    mats, offset = affine_map(node, [graph[i].shape for i in node.inputs])
+    E = sp.csr_matrix((node.size, n_vars))
+    c = np.asarray(offset, dtype=np.float64).copy()
+    for M, src in zip(mats, node.inputs, strict=True):
+        ex = exprs[src]
+        E = E + M @ pad(ex.E, n_vars)
+        c = c + M @ ex.c
+    return _Expr(sp.csr_matrix(E), c)
+
+
+def _relu(builder: MilpBuilder, node: Relu, z: _Expr, lo: np.ndarray, hi: np.ndarray,
+          stats: dict) -> _Expr:
+    alpha = node.alpha
+    active, inactive = lo >= 0, hi <= 0
+    unstable = np.flatnonzero(~active & ~inactive)
+    stats["unstable_relus"] += len(unstable)
+    stats["stable_relus"] += int(active.sum() + inactive.sum())
+    keep = np.where(active, 1.0, np.where(inactive, alpha, 0.0))
+    E = sp.diags(keep) @ z.E
+    c = keep * z.c
+    if len(unstable) == 0:
+        return _Expr(sp.csr_matrix(E), c)
+    l, u = lo[unstable], hi[unstable]
+    y = builder.add_vars(alpha * l, u, name=f"{node.name}.y")
+    d = builder.add_vars(np.zeros(len(unstable)), np.ones(len(unstable)), integer=True,
+                         name=f"{node.name}.d")
+    Y, D = builder.unit(y), builder.unit(d)
+    Z, zc = pad(z.E[unstable], builder.num_vars), z.c[unstable]
+    inf = np.full(len(unstable), np.inf)
+    builder.add_rows(Y - Z, zc, inf)                                     # y >= z
+    if alpha > 0:
+        builder.add_rows(Y - alpha * Z, alpha * zc, inf)                 # y >= a z
+    builder.add_rows(Y - Z - sp.diags((1 - alpha) * l) @ D, -inf,       # y <= z-(1-a)l(1-d)
+                     zc - (1 - alpha) * l)
+    builder.add_rows(Y - alpha * Z - sp.diags((1 - alpha) * u) @ D, -inf, alpha * zc)
+    E = pad(sp.csr_matrix(E), builder.num_vars)
+    P = sp.csr_matrix((np.ones(len(unstable)), (unstable, y)),
+                      shape=(len(lo), builder.num_vars))
+    return _Expr(sp.csr_matrix(E + P), c)
+
+
+def _maxpool(builder: MilpBuilder, node: MaxPool, in_shape, z: _Expr, lo: np.ndarray,
+             hi: np.ndarray, stats: dict) -> _Expr:
+    windows = pool_index(node, in_shape)
+    rows_E, consts = [], np.zeros(len(windows))
+    for o, win in enumerate(windows):
+        win = win[win >= 0]
+        survivors = win[hi[win] >= lo[win].max()]
+        if len(survivors) == 1:
+            rows_E.append(pad(z.E[survivors], builder.num_vars))
+            consts[o] = z.c[survivors[0]]
+            continue
+        rows_E.append(_pool_window(builder, node.name, o, survivors, z, lo, hi, stats))
+    n = builder.num_vars
+    return _Expr(sp.vstack([pad(r, n) for r in rows_E], format="csr"), consts)
+
+
+def _pool_window(builder: MilpBuilder, name: str, o: int, survivors: np.ndarray, z: _Expr,
+                 lo: np.ndarray, hi: np.ndarray, stats: dict) -> sp.csr_matrix:
+    k = len(survivors)
+    top = hi[survivors].max()
+    y = builder.add_vars([lo[survivors].max()], [top], name=f"{name}.y{o}")
+    d = builder.add_vars(np.zeros(k), np.ones(k), integer=True, name=f"{name}.d{o}")
+    stats["maxpool_binaries"] += k
+    n = builder.num_vars
+    Y = sp.csr_matrix((np.ones(k), (np.arange(k), np.repeat(y, k))), shape=(k, n))
+    Z, zc = pad(z.E[survivors], n), z.c[survivors]
+    big = top - lo[survivors]
+    builder.add_rows(Y - Z, zc, np.inf)                                   # y >= z_i
+    builder.add_rows(Y - Z + sp.diags(big) @ builder.unit(d), -np.inf, zc + big)
+    builder.add_rows(builder.unit(d).sum(axis=0), 1.0, 1.0)              # one winner
+    return builder.unit(y)
+
+
+def _atom_expr(atom: Linear, out: _Expr, n_vars: int) -> tuple[sp.csr_matrix, float]:
+    row = sp.csr_matrix(atom.coeffs[None, :]) @ pad(out.E, n_vars)
+    return sp.csr_matrix(row), float(atom.coeffs @ out.c + atom.const)
+
+
+def _atom_range(atom: Linear, out_lo: np.ndarray, out_hi: np.ndarray) -> tuple[float, float]:
+    pos, neg = np.maximum(atom.coeffs, 0), np.minimum(atom.coeffs, 0)
+    return (float(pos @ out_lo + neg @ out_hi + atom.const),
+            float(pos @ out_hi + neg @ out_lo + atom.const))
+
+
+def _violation_atom(builder: MilpBuilder, atom, out: _Expr, out_lo, out_hi, stats) -> None:
+    if isinstance(atom, Linear):
+        row, const = _atom_expr(atom, out, builder.num_vars)
+        builder.add_rows(row, -MARGIN_TOL - const, np.inf)
+        return
+    _at_least(builder, atom, out, out_lo, out_hi, stats)
+
+
+def _at_least(builder: MilpBuilder, atom: AtLeast, out: _Expr, out_lo, out_hi, stats) -> None:
+    """At least ``k`` sub-atoms have margin >= -MARGIN_TOL (binary selectors)."""
+    need, open_atoms = atom.k, []
+    for sub in atom.atoms:
+        lo, hi = _atom_range(sub, out_lo, out_hi)
+        if lo >= -MARGIN_TOL:
+            need -= 1            # always holds
+        elif hi >= -MARGIN_TOL:
+            open_atoms.append((sub, lo))
+    if need <= 0:
+        return
+    if need > len(open_atoms):
+        builder.add_rows(sp.csr_matrix((1, builder.num_vars)), 1.0, np.inf)  # infeasible
+        return
+    if need == len(open_atoms):
+        for sub, _ in open_atoms:
+            _violation_atom(builder, sub, out, out_lo, out_hi, stats)
+        return
+    s = builder.add_vars(np.zeros(len(open_atoms)), np.ones(len(open_atoms)), integer=True,
+                         name="sel")
+    stats["selector_binaries"] = stats.get("selector_binaries", 0) + len(open_atoms)
+    for (sub, lo), var in zip(open_atoms, s, strict=True):
+        big = -lo - MARGIN_TOL                 # m >= -tol - big (1 - s)
+        row, const = _atom_expr(sub, out, builder.num_vars)
+        sel = sp.csr_matrix(([-big], ([0], [var])), shape=(1, builder.num_vars))
+        builder.add_rows(row + sel, -MARGIN_TOL - big - const, np.inf)
+    builder.add_rows(builder.unit(s).sum(axis=0), float(need), np.inf)
