@@ -58,7 +58,8 @@ def _comments(source: str) -> list[tuple[int, str]]:
             if ch == '"':
                 in_string = not in_string
             elif ch == "#" and not in_string:
-                detached = i == 0 and number < len(lines) and not lines[number].strip()
+                detached = (i == 0 and number < len(lines) and not lines[number].strip()
+                            and any(rest.strip() for rest in lines[number:]))
                 found.append((number, line[i:].rstrip() + ("\n" if detached else "")))
                 break
             i += 1

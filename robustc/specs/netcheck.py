@@ -179,7 +179,8 @@ class _NetChecker:
             self.error(prop.layer, f"layer {prop.layer.value} out of range: '{name}' has "
                                    f"{shape.affine_layers} affine layers (0-based)")
         if isinstance(prop, A.AttackProperty) and isinstance(prop.goal, A.TargetVector) \
-                and shape is not None and shape.outputs is not None:
+                and shape is not None and shape.outputs is not None \
+                and name not in self.decodes:  # with labels, one entry per label (checker)
             vec = prop.goal.vector
             if isinstance(vec, A.ListExpr) and len(vec.items) != shape.outputs:
                 self.error(vec, f"target vector has {len(vec.items)} entries but '{name}' "

@@ -111,6 +111,10 @@ class _Folder:
             return self.binop(node)
         if isinstance(node, A.Neg):
             return self.neg(node)
+        if isinstance(node, A.LinearTerm) and isinstance(node.coef, A.Number) \
+                and node.coef.value < 0:  # keep coefficients non-negative, as when parsed
+            coef = A.Number(-node.coef.value, pos=node.coef.pos)
+            return dataclasses.replace(node, negated=not node.negated, coef=coef)
         return node
 
     def param(self, ref: A.ParamRef) -> A.Expr:
