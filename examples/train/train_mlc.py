@@ -120,10 +120,12 @@ def train_epoch(
         xb, yb = x[batch], y[batch]
         if args.defence == "l0":
             xb = black_rectangles(xb, gen)
-        elif args.defence == "pgd":
-            eps = args.train_eps * min(1.0, (epoch + 1) / args.warmup)
-            xb = pgd_attack(model, xb, yb, eps, args.train_steps, gen)
         loss = F.binary_cross_entropy_with_logits(model(xb), yb)
+        if args.defence == "pgd":
+            eps = args.train_eps * min(1.0, (epoch + 1) / args.warmup)
+            adv = pgd_attack(model, xb, yb, eps, args.train_steps, gen)
+            adv_loss = F.binary_cross_entropy_with_logits(model(adv), yb)
+            loss = args.clean_weight * loss + (1 - args.clean_weight) * adv_loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -156,6 +158,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--stride", type=int, default=1, help="stride of the second conv")
     parser.add_argument("--train-eps", type=float, default=0.05)
     parser.add_argument("--train-steps", type=int, default=3)
+    parser.add_argument(
+        "--clean-weight",
+        type=float,
+        default=0.5,
+        help="PGD training loss = w * clean loss + (1 - w) * adversarial loss",
+    )
     parser.add_argument("--warmup", type=int, default=5, help="epochs to ramp PGD eps up")
     parser.add_argument("--name", default=None, help="output name (default from --defence)")
     return parser.parse_args()
