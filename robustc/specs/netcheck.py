@@ -150,7 +150,11 @@ class _NetChecker:
         if isinstance(decl.decoder, A.EcocDecoder):
             import numpy as np
 
-            book = np.load(resolve_path(self.spec, decl.decoder.codebook), mmap_mode="r")
+            try:
+                book = np.load(resolve_path(self.spec, decl.decoder.codebook), mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                self.error(decl.decoder.codebook, f"cannot read codebook: {exc}")
+                return
             if book.shape != (n, shape.outputs):
                 self.error(decl.decoder, f"codebook shape {book.shape} must be (labels, "
                                          f"outputs) = ({n}, {shape.outputs})")
