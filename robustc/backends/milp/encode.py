@@ -50,14 +50,15 @@ class _Expr:
 
 
 def encode(graph: Graph, lower: dict[str, np.ndarray], upper: dict[str, np.ndarray],
-           box: Box, atoms: list[Linear | AtLeast], *, objective: Linear | None = None
-           ) -> MilpModel:
+           box: Box, atoms: list[Linear | AtLeast], *, objective: Linear | None = None,
+           tol: float = MARGIN_TOL) -> MilpModel:
     """The MILP whose solutions are the inputs in ``box`` that satisfy every atom.
 
     ``graph`` must end at the logits (no output maps); ``lower``/``upper`` hold bounds of
     every node over ``box`` (from :mod:`robustc.compiler.bounds`). With ``objective`` the
     model minimises that atom's margin (used to decide one atom with early stopping, and to
-    compute margins). Raises ``IRError`` for a graph the encoding does not support.
+    compute margins). Each atom must hold with margin ``>= -tol`` (a negative ``tol`` asks
+    for a clear violation). Raises ``IRError`` for a graph the encoding does not support.
     """
     if isinstance(graph.output, OutputMap):
         raise IRError("encode() needs the logits: strip output maps with robustc.ir.logits")
@@ -84,7 +85,7 @@ def encode(graph: Graph, lower: dict[str, np.ndarray], upper: dict[str, np.ndarr
     out = exprs[graph.output.name]
     out_lo, out_hi = lower[graph.output.name].ravel(), upper[graph.output.name].ravel()
     for atom in atoms:
-        _violation_atom(builder, atom, out, out_lo, out_hi, stats)
+        _violation_atom(builder, atom, out, out_lo, out_hi, stats, tol)
     obj_row, obj_const = None, 0.0
     if objective is not None:
         obj_row, obj_const = _atom_expr(objective, out, builder.num_vars)
@@ -190,22 +191,24 @@ def _atom_range(atom: Linear, out_lo: np.ndarray, out_hi: np.ndarray) -> tuple[f
             float(pos @ out_hi + neg @ out_lo + atom.const))
 
 
-def _violation_atom(builder: MilpBuilder, atom, out: _Expr, out_lo, out_hi, stats) -> None:
+def _violation_atom(builder: MilpBuilder, atom, out: _Expr, out_lo, out_hi, stats,
+                    tol: float) -> None:
     if isinstance(atom, Linear):
         row, const = _atom_expr(atom, out, builder.num_vars)
-        builder.add_rows(row, -MARGIN_TOL - const, np.inf)
+        builder.add_rows(row, -tol - const, np.inf)
         return
-    _at_least(builder, atom, out, out_lo, out_hi, stats)
+    _at_least(builder, atom, out, out_lo, out_hi, stats, tol)
 
 
-def _at_least(builder: MilpBuilder, atom: AtLeast, out: _Expr, out_lo, out_hi, stats) -> None:
-    """At least ``k`` sub-atoms have margin >= -MARGIN_TOL (binary selectors)."""
+def _at_least(builder: MilpBuilder, atom: AtLeast, out: _Expr, out_lo, out_hi, stats,
+              tol: float) -> None:
+    """At least ``k`` sub-atoms have margin >= -tol (binary selectors)."""
     need, open_atoms = atom.k, []
     for sub in atom.atoms:
         lo, hi = _atom_range(sub, out_lo, out_hi)
-        if lo >= -MARGIN_TOL:
+        if lo >= -tol:
             need -= 1            # always holds
-        elif hi >= -MARGIN_TOL:
+        elif hi >= -tol:
             open_atoms.append((sub, lo))
     if need <= 0:
         return
@@ -214,14 +217,14 @@ def _at_least(builder: MilpBuilder, atom: AtLeast, out: _Expr, out_lo, out_hi, s
         return
     if need == len(open_atoms):
         for sub, _ in open_atoms:
-            _violation_atom(builder, sub, out, out_lo, out_hi, stats)
+            _violation_atom(builder, sub, out, out_lo, out_hi, stats, tol)
         return
     s = builder.add_vars(np.zeros(len(open_atoms)), np.ones(len(open_atoms)), integer=True,
                          name="sel")
     stats["selector_binaries"] = stats.get("selector_binaries", 0) + len(open_atoms)
     for (sub, lo), var in zip(open_atoms, s, strict=True):
-        big = -lo - MARGIN_TOL                 # m >= -tol - big (1 - s)
+        big = -lo - tol                        # m >= -tol - big (1 - s)
         row, const = _atom_expr(sub, out, builder.num_vars)
         sel = sp.csr_matrix(([-big], ([0], [var])), shape=(1, builder.num_vars))
-        builder.add_rows(row + sel, -MARGIN_TOL - big - const, np.inf)
+        builder.add_rows(row + sel, -tol - big - const, np.inf)
     builder.add_rows(builder.unit(s).sum(axis=0), float(need), np.inf)

@@ -1,0 +1,66 @@
+"""Cheap falsification before solving: PGD on the IR's PyTorch module.
+
+The loss is the property's margin (:func:`robustc.ir.property.margin`, written in torch):
+for a multi-label "label present" condition it is the target logit minus the threshold,
+for top-k and argmax the gap to the k-th competitor. Several random starts run as one
+batch; each step moves by ``step * (upper - lower) / 2`` along the gradient's sign and is
+projected back into the box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from robustc.ir import Graph
+from robustc.ir.property import And, AtLeast, Box, Condition, Linear
+from robustc.runtime.torch_module import to_torch
+
+
+def margin_torch(cond: Condition, y: torch.Tensor) -> torch.Tensor:
+    """The margin of ``cond`` on logits ``y`` of shape ``(B, n)``; shape ``(B,)``."""
+    if isinstance(cond, Linear):
+        coeffs = torch.as_tensor(cond.coeffs, dtype=y.dtype, device=y.device)
+        return y @ coeffs + cond.const
+    if isinstance(cond, AtLeast):
+        if cond.k <= 0:
+            return torch.full(y.shape[:1], torch.inf, dtype=y.dtype, device=y.device)
+        if cond.k > len(cond.atoms):
+            return torch.full(y.shape[:1], -torch.inf, dtype=y.dtype, device=y.device)
+        ms = torch.stack([margin_torch(a, y) for a in cond.atoms], dim=-1)
+        return torch.topk(ms, cond.k, dim=-1).values[:, -1]
+    ms = torch.stack([margin_torch(c, y) for c in cond.operands], dim=-1)
+    return ms.min(dim=-1).values if isinstance(cond, And) else ms.max(dim=-1).values
+
+
+def pgd_falsify(graph: Graph, box: Box, condition: Condition, *, steps: int = 50,
+                restarts: int = 8, seed: int = 0, device: str | None = None,
+                start: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """The input in ``box`` with the smallest margin PGD found, and that margin.
+
+    ``graph`` must output the logits the condition refers to. ``start`` (e.g. the
+    unperturbed input) is used as one of the starting points.
+    """
+    module = to_torch(graph, device=device, dtype=torch.float32)
+    dev = next(iter(module.buffers()), torch.zeros(0)).device
+    lo = torch.as_tensor(box.lower, dtype=torch.float32, device=dev)
+    hi = torch.as_tensor(box.upper, dtype=torch.float32, device=dev)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    x = lo + (hi - lo) * torch.rand((restarts,) + tuple(lo.shape), generator=gen).to(dev)
+    if start is not None:
+        x[0] = torch.clamp(torch.as_tensor(start, dtype=torch.float32, device=dev), lo, hi)
+    step = (hi - lo) / 2 * 2.5 / max(steps, 1)
+    best_x, best_m = x[0].clone(), torch.tensor(np.inf)
+    for _ in range(steps + 1):
+        x.requires_grad_(True)
+        m = margin_torch(condition, module(x).reshape(restarts, -1))
+        values = m.detach()
+        i = int(torch.argmin(values))
+        if float(values[i]) < float(best_m):
+            best_m, best_x = values[i].clone(), x[i].detach().clone()
+        if float(best_m) < 0:
+            break
+        (grad,) = torch.autograd.grad(m.sum(), x)
+        with torch.no_grad():
+            x = torch.minimum(torch.maximum(x - step * grad.sign(), lo), hi)
+    return best_x.cpu().numpy().astype(np.float64), float(best_m)
