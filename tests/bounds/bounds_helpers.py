@@ -92,10 +92,12 @@ def random_conv(rng: np.random.Generator, channels: int = 2, size: int = 7) -> G
     cur = b.conv(cur, out_c, (3, 2), strides=strides, pads=pads, dilations=dil, groups=groups)
     cur = b.add(Relu, (cur,))
     pool_pads = tuple(int(p) for p in rng.integers(0, 2, size=4))
-    cur = b.add(MaxPool, (cur,), kernel=(2, 2), strides=(1, 2), pads=pool_pads)
+    if min(b.shapes[cur][2:]) >= 2:
+        cur = b.add(MaxPool, (cur,), kernel=(2, 2), strides=(1, 2), pads=pool_pads)
     cur = b.conv(cur, 3, (2, 2), pads=(1, 0, 0, 1))
     cur = b.add(Relu, (cur,), alpha=0.1 if rng.random() < 0.5 else 0.0)
-    cur = b.add(MaxPool, (cur,), kernel=(2, 2), strides=(2, 2))
+    if min(b.shapes[cur][2:]) >= 2:
+        cur = b.add(MaxPool, (cur,), kernel=(2, 2), strides=(2, 2))
     cur = b.add(Reshape, (cur,), shape=(1, int(np.prod(b.shapes[cur]))))
     cur = b.dense(cur, 6)
     cur = b.add(Relu, (cur,))

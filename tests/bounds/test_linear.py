@@ -68,7 +68,7 @@ def conv_cases(draw):
     strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
-    hw = (draw(st.integers(4, 8)), draw(st.integers(4, 8)))
+    hw = (draw(st.integers(5, 9)), draw(st.integers(5, 9)))
     return groups, cg, og, kernel, strides, dil, pads, hw, draw(SEEDS)
 
 
