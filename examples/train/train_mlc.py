@@ -156,7 +156,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--wd", type=float, default=0.05, help="AdamW weight decay")
     parser.add_argument("--channels", type=int, nargs=2, default=(4, 16))
     parser.add_argument("--stride", type=int, default=1, help="stride of the second conv")
-    parser.add_argument("--train-eps", type=float, default=0.05)
+    parser.add_argument("--train-eps", type=float, default=0.03)
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument(
         "--clean-weight",

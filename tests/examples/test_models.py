@@ -89,7 +89,7 @@ def test_digit_accuracy_reproduces(name: str) -> None:
         codebook = np.load(MODELS / "ecoc_codebook.npy")
         assert codebook.shape == (10, out.shape[1]) and set(np.unique(codebook)) == {-1, 1}
         assert (codebook @ codebook.T == out.shape[1] * np.eye(10)).all(), "not Hadamard rows"
-        assert np.abs(out).max() < 1
+        assert np.abs(out).max() <= 1 + 1e-6  # tanh; onnxruntime may round to 1.0000001
         pred = (out @ codebook.T).argmax(1)
     else:
         pred = out.argmax(1)
