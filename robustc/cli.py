@@ -43,6 +43,18 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from robustc.verify_cli import run_verify
+
+    return run_verify(args)
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from robustc.verify_cli import run_compile
+
+    return run_compile(args)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robustc", description="Compile and verify neural-network robustness properties."
@@ -63,6 +75,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-place", "-i", action="store_true", help="rewrite the file")
     p.set_defaults(func=_cmd_fmt)
 
+    p = sub.add_parser("verify", help="verify the properties of a .rspec file")
+    from robustc.verify_cli import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("compile", help="write the MILP models of a spec's verify properties")
+    p.add_argument("spec", help="a .rspec file")
+    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--output", "-o", default="robustc-models", help="output directory")
+    p.add_argument("--format", action="append", choices=["lp", "mps", "gurobi"],
+                   help="file formats (default: all three; gurobi needs gurobipy)")
+    p.set_defaults(func=_cmd_compile)
+
     p = sub.add_parser("dump", help="import an ONNX network and print its IR")
     p.add_argument("network", help="path to an .onnx file")
     p.add_argument("--raw", action="store_true", help="print the IR before the passes")
@@ -77,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_ERROR
+    if getattr(args, "format", "unset") is None:
+        args.format = ["lp", "mps", "gurobi"]
     try:
         return args.func(args)
     except Error as exc:
@@ -85,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("robustc: interrupted", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # e.g. `robustc dump net.onnx | head`
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import numpy as np
 
 from robustc.backends import DEFAULT_SOLVER, solver_module
 from robustc.backends.milp.encode import MARGIN_TOL, encode
-from robustc.backends.solve import FEASIBLE, INFEASIBLE, SolveOptions, SolveOutcome
+from robustc.backends.solve import FEASIBLE, INFEASIBLE, LIMIT, SolveOptions, SolveOutcome
 from robustc.errors import Error, LicenseLimit
 from robustc.ir import Graph, logits
 from robustc.ir.property import Box, Linear, Property, dnf, negate
@@ -182,7 +182,8 @@ def _decide(run: _Run) -> Result:
     for box in prop.boxes:
         t = time.perf_counter()
         run.say("computing bounds")
-        bounds = compute_bounds(run.graph, box.lower, box.upper, run.options.bounds)
+        bounds = compute_bounds(run.graph, box.lower, box.upper, run.options.bounds,
+                                time_limit=run.remaining())
         run.stats["bounds_s"] += time.perf_counter() - t
         run.stats["unstable_relus"] = max(run.stats["unstable_relus"], bounds.num_unstable())
         for i, case in enumerate(cases):
@@ -213,8 +214,9 @@ def _decide_case(run: _Run, box: Box, bounds, case: list) -> Result | float:
         bound = None if run.options.margin else MARGIN_TOL
         target = None if run.options.margin else -CLEAR_VIOLATION
         out = _solve(run, model, _options(run, bound, target))
-        if out.status == FEASIBLE and out.objective is not None and out.objective > MARGIN_TOL:
-            return float(out.objective)  # margin mode: the optimum is a positive margin
+        if out.status == FEASIBLE and out.proven_optimal and out.dual_bound is not None \
+                and out.dual_bound > MARGIN_TOL:
+            return float(out.dual_bound)  # margin mode: a proved lower bound on the margin
         return _conclude(run, box, model, out)
     model = _encode(run, box, bounds, case, None, tol=-CLEAR_VIOLATION)
     out = _solve(run, model, _options(run, None, None))
@@ -240,12 +242,23 @@ def _options(run: _Run, bound: float | None, target: float | None) -> SolveOptio
 
 
 def _conclude(run: _Run, box: Box, model, out: SolveOutcome) -> Result | float:
+    """INFEASIBLE proves the case; a candidate is replayed; anything else is not a proof.
+
+    A candidate is a solution inside the violation region: any solution of a model without
+    objective (its rows are the violation), or one whose objective (the property's margin)
+    is at most MARGIN_TOL. A solver stopped by a limit proves nothing, whatever incumbent
+    it holds.
+    """
     if out.status == INFEASIBLE:
         return np.inf
-    if out.status != FEASIBLE:
-        verdict = UNKNOWN if out.status == "limit" else ERROR
-        return run.result(verdict, out.reason or out.status)
-    return _check_witness(run, box, model, out)
+    candidate = out.solution is not None and (
+        not model.objective.any() or (out.objective is not None and
+                                      out.objective <= MARGIN_TOL))
+    if out.status in (FEASIBLE, LIMIT) and candidate:
+        return _check_witness(run, box, model, out)
+    if out.status == LIMIT:
+        return run.result(UNKNOWN, out.reason or "solver limit reached")
+    return run.result(ERROR, out.reason or f"solver status {out.status}: no usable answer")
 
 
 def _linear_lower(atom: Linear, bounds, out_name: str) -> float:
@@ -293,3 +306,30 @@ def _check_witness(run: _Run, box: Box, model, out: SolveOutcome) -> Result:
 
 __all__ = ["Problem", "VerifyOptions", "Result", "Counterexample", "verify", "VERDICTS",
            "ROBUST", "NOT_ROBUST", "UNKNOWN", "ERROR"]
+
+
+def export_problem(problem: Problem, out_dir, formats=("lp", "mps", "gurobi"),
+                   bounds_method: str = "symbolic") -> list:
+    """Write the MILP of every violation case of ``problem`` to ``out_dir``; returns paths.
+
+    Files are named ``<property>[_box<b>]_case<i>.<ext>``; each model's solutions are the
+    inputs that violate the property in that case (see :mod:`robustc.backends.milp.encode`).
+    """
+    from pathlib import Path
+
+    from robustc.backends.export import write_model
+    from robustc.compiler.bounds import compute_bounds
+
+    graph, _ = logits(problem.graph)
+    prop = problem.prop
+    prop.check_against(graph.input.shape, graph.output.size)
+    cases = dnf(negate(prop.condition))
+    written = []
+    for b, box in enumerate(prop.boxes):
+        bounds = compute_bounds(graph, box.lower, box.upper, bounds_method)
+        for i, case in enumerate(cases):
+            model = encode(graph, bounds.lower, bounds.upper, box, case)
+            tag = f"_box{b}" if len(prop.boxes) > 1 else ""
+            stem = Path(out_dir) / f"{problem.name}{tag}_case{i}"
+            written.extend(write_model(model, stem, tuple(formats)))
+    return written

@@ -79,7 +79,7 @@ def check_fits(model: MilpModel) -> None:
                            f"constraints; the installed Gurobi license allows {limit} of each")
 
 
-_STATUS = {2: FEASIBLE, 15: FEASIBLE, 10: FEASIBLE,      # optimal, user obj limit, solution limit
+_STATUS = {2: FEASIBLE, 15: FEASIBLE, 10: LIMIT,         # optimal, user obj limit, solution limit
            3: INFEASIBLE, 4: INFEASIBLE, 6: INFEASIBLE,  # infeasible, inf-or-unbd, cutoff
            9: LIMIT, 8: LIMIT, 7: LIMIT, 11: LIMIT, 16: LIMIT, 17: LIMIT}
 
@@ -143,11 +143,12 @@ def solve(model: MilpModel, options: SolveOptions) -> SolveOutcome:
         status = _STATUS.get(m.Status, ERROR)
         has_solution = m.SolCount > 0
         solution = np.array(x.X) if has_solution else None
-        if status == LIMIT and has_solution:
-            status = FEASIBLE
+        optimal = m.Status == 2
+        bound = m.ObjBound if m.IsMIP and status != INFEASIBLE else (
+            m.ObjVal if optimal else None)
         return SolveOutcome(
-            status, NAME, solution=solution, objective=m.ObjVal if has_solution else None,
-            dual_bound=m.ObjBound if m.IsMIP and status != INFEASIBLE else None,
+            status, NAME, solution=solution, proven_optimal=optimal,
+            objective=m.ObjVal if has_solution else None, dual_bound=bound,
             reason="" if status in (FEASIBLE, INFEASIBLE) else f"Gurobi status {m.Status}",
             time_s=time.perf_counter() - start, stats={"nodes": int(m.NodeCount or 0)},
         )

@@ -48,7 +48,7 @@ def _highspy():
 def _status_table(hs) -> dict:
     s = hs.HighsModelStatus
     return {
-        s.kOptimal: FEASIBLE, s.kObjectiveTarget: FEASIBLE, s.kSolutionLimit: FEASIBLE,
+        s.kOptimal: FEASIBLE, s.kObjectiveTarget: FEASIBLE, s.kSolutionLimit: LIMIT,
         s.kInfeasible: INFEASIBLE, s.kObjectiveBound: INFEASIBLE,
         # every variable of a robustc model has finite bounds: "unbounded" cannot happen
         s.kUnboundedOrInfeasible: INFEASIBLE,
@@ -126,16 +126,23 @@ def solve(model: MilpModel, options: SolveOptions) -> SolveOutcome:
     ours = _status_table(hs).get(status, ERROR)
     has_solution = info.primal_solution_status == 2
     solution = np.array(h.getSolution().col_value) if has_solution else None
-    if ours == LIMIT and has_solution:
-        ours = FEASIBLE  # with an objective bound set, any solution found is below it
     if ours == FEASIBLE and solution is None:
         ours, reason = ERROR, "HiGHS reported success without a solution"
     else:
         reason = "" if ours in (FEASIBLE, INFEASIBLE) else h.modelStatusToString(status)
     return SolveOutcome(
-        ours, NAME, solution=solution,
+        ours, NAME, solution=solution, proven_optimal=status == hs.HighsModelStatus.kOptimal,
         objective=info.objective_function_value if has_solution else None,
-        dual_bound=getattr(info, "mip_dual_bound", None), reason=reason,
+        dual_bound=_dual_bound(info, model, status == hs.HighsModelStatus.kOptimal),
+        reason=reason,
         time_s=time.perf_counter() - start,
         stats={"nodes": int(getattr(info, "mip_node_count", 0) or 0)},
     )
+
+
+def _dual_bound(info, model: MilpModel, optimal: bool) -> float | None:
+    """A proved lower bound on the objective (the LP optimum when there are no integers)."""
+    if model.integer.any():
+        bound = getattr(info, "mip_dual_bound", None)
+        return None if bound is None or not np.isfinite(bound) else float(bound)
+    return float(info.objective_function_value) if optimal else None

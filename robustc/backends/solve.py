@@ -33,11 +33,18 @@ class SolveOptions:
 
 @dataclass
 class SolveOutcome:
-    """A solver's answer: status, the solution when one exists, and statistics."""
+    """A solver's answer: status, the solution when one exists, and statistics.
+
+    ``FEASIBLE`` means the solver stopped with a solution it vouches for: an optimum
+    (``proven_optimal``, judged by ``dual_bound``) or one at or below the objective target.
+    ``LIMIT`` may still carry the best solution found (``solution``), which is *not*
+    guaranteed to respect the objective bound.
+    """
 
     status: str
     solver: str
     solution: np.ndarray | None = None
+    proven_optimal: bool = False
     objective: float | None = None
     dual_bound: float | None = None
     reason: str = ""
@@ -51,5 +58,5 @@ def solve_empty(model, solver: str) -> SolveOutcome:
     ok = bool(np.all(model.row_lower <= lhs) and np.all(lhs <= model.row_upper))
     objective = float(model.objective_const)
     return SolveOutcome(FEASIBLE if ok else INFEASIBLE, solver,
-                        solution=np.zeros(0) if ok else None,
+                        solution=np.zeros(0) if ok else None, proven_optimal=ok,
                         objective=objective if ok else None, dual_bound=objective)

@@ -15,6 +15,12 @@
   can never be the maximum and are dropped; one survivor is the output itself; otherwise a
   ``y`` and one binary per survivor (``sum d = 1``, ``y >= z_i``,
   ``y <= z_i + (U - l_i)(1 - d_i)``).
+* Objective-aware relaxation: when the model minimises one atom's margin and a ReLU or
+  MaxPool output reaches the logits only through linear nodes with a non-negative
+  coefficient in that margin, minimisation pushes it down, so its convex lower side
+  (``y >= z``, ``y >= a z``; ``y >= z_i``) is exact at the optimum and the binaries are
+  dropped. Any solution still bounds the true margin at its input from above, so early
+  stopping stays sound (and every witness is replayed anyway).
 * The violation case is a conjunction of atoms of :mod:`robustc.ir.property` over the
   logits. A :class:`~robustc.ir.property.Linear` atom ``m >= 0`` (``m > 0``) is encoded as
   ``m >= -MARGIN_TOL``; an :class:`~robustc.ir.property.AtLeast` atom gets one binary
@@ -66,18 +72,20 @@ def encode(graph: Graph, lower: dict[str, np.ndarray], upper: dict[str, np.ndarr
     exprs: dict[str, _Expr] = {}
     stats = {"unstable_relus": 0, "stable_relus": 0, "maxpool_binaries": 0}
     input_index, input_fixed = None, None
+    convex = _convex_side(graph, objective) if objective is not None and not atoms else {}
     for node in graph.nodes:
         if isinstance(node, Input):
             exprs[node.name], input_index, input_fixed = _input(builder, box)
         elif isinstance(node, Relu):
             exprs[node.name] = _relu(builder, node, exprs[node.inputs[0]],
                                      lower[node.inputs[0]].ravel(),
-                                     upper[node.inputs[0]].ravel(), stats)
+                                     upper[node.inputs[0]].ravel(), stats,
+                                     convex.get(node.name))
         elif isinstance(node, MaxPool):
             src = graph[node.inputs[0]]
             exprs[node.name] = _maxpool(builder, node, src.shape, exprs[src.name],
                                         lower[src.name].ravel(), upper[src.name].ravel(),
-                                        stats)
+                                        stats, convex.get(node.name))
         elif node.linear:
             exprs[node.name] = _linear(graph, node, exprs, builder.num_vars)
         else:
@@ -116,16 +124,43 @@ def _linear(graph: Graph, node, exprs: dict[str, _Expr], n_vars: int) -> _Expr:
     return _Expr(sp.csr_matrix(E), c)
 
 
+def _convex_side(graph: Graph, objective: Linear) -> dict[str, np.ndarray]:
+    """For ReLU/MaxPool nodes that reach the output only through linear nodes: a bool mask
+    of the neurons whose coefficient in the minimised margin is non-negative."""
+    grads: dict[str, np.ndarray] = {graph.output.name: np.asarray(objective.coeffs, float)}
+    linear_only = {graph.output.name}
+    for node in reversed(graph.nodes):
+        users = graph.consumers.get(node.name, ())
+        if node.name != graph.output.name:
+            if not users or any(u not in linear_only or not graph[u].linear for u in users):
+                continue
+            linear_only.add(node.name)
+        if node.linear and node.inputs and node.name in grads:
+            mats, _ = affine_map(node, [graph[i].shape for i in node.inputs])
+            for M, src in zip(mats, node.inputs, strict=True):
+                grads[src] = grads.get(src, 0.0) + M.T @ grads[node.name]
+    return {n: grads[n] >= 0 for n in linear_only
+            if n in grads and isinstance(graph[n], Relu | MaxPool)}
+
+
 def _relu(builder: MilpBuilder, node: Relu, z: _Expr, lo: np.ndarray, hi: np.ndarray,
-          stats: dict) -> _Expr:
+          stats: dict, convex: np.ndarray | None = None) -> _Expr:
     alpha = node.alpha
     active, inactive = lo >= 0, hi <= 0
     unstable = np.flatnonzero(~active & ~inactive)
-    stats["unstable_relus"] += len(unstable)
+    if convex is not None and convex[unstable].any():
+        relaxed = unstable[convex[unstable]]
+        unstable = unstable[~convex[unstable]]
+    else:
+        relaxed = np.zeros(0, dtype=int)
+    stats["unstable_relus"] += len(unstable) + len(relaxed)
+    stats["relaxed_relus"] = stats.get("relaxed_relus", 0) + len(relaxed)
     stats["stable_relus"] += int(active.sum() + inactive.sum())
     keep = np.where(active, 1.0, np.where(inactive, alpha, 0.0))
     E = sp.diags(keep) @ z.E
     c = keep * z.c
+    if len(relaxed):
+        E, c = _relu_lower_side(builder, node, z, lo, hi, relaxed, E, c)
     if len(unstable) == 0:
         return _Expr(sp.csr_matrix(E), c)
     l, u = lo[unstable], hi[unstable]
@@ -147,8 +182,21 @@ def _relu(builder: MilpBuilder, node: Relu, z: _Expr, lo: np.ndarray, hi: np.nda
     return _Expr(sp.csr_matrix(E + P), c)
 
 
+def _relu_lower_side(builder: MilpBuilder, node: Relu, z: _Expr, lo, hi, idx, E, c):
+    """Unstable neurons encoded by their convex lower side only (see the module doc)."""
+    alpha = node.alpha
+    y = builder.add_vars(np.maximum(alpha * lo[idx], 0.0 if alpha == 0 else -np.inf),
+                         hi[idx], name=f"{node.name}.y")
+    Y, Z, zc = builder.unit(y), pad(z.E[idx], builder.num_vars), z.c[idx]
+    builder.add_rows(Y - Z, zc, np.inf)                                  # y >= z
+    if alpha > 0:
+        builder.add_rows(Y - alpha * Z, alpha * zc, np.inf)              # y >= a z
+    P = sp.csr_matrix((np.ones(len(idx)), (idx, y)), shape=(len(lo), builder.num_vars))
+    return pad(sp.csr_matrix(E), builder.num_vars) + P, c
+
+
 def _maxpool(builder: MilpBuilder, node: MaxPool, in_shape, z: _Expr, lo: np.ndarray,
-             hi: np.ndarray, stats: dict) -> _Expr:
+             hi: np.ndarray, stats: dict, convex: np.ndarray | None = None) -> _Expr:
     windows = pool_index(node, in_shape)
     rows_E, consts = [], np.zeros(len(windows))
     for o, win in enumerate(windows):
@@ -158,9 +206,24 @@ def _maxpool(builder: MilpBuilder, node: MaxPool, in_shape, z: _Expr, lo: np.nda
             rows_E.append(pad(z.E[survivors], builder.num_vars))
             consts[o] = z.c[survivors[0]]
             continue
+        if convex is not None and convex[o]:
+            rows_E.append(_pool_lower_side(builder, node.name, o, survivors, z, lo, hi))
+            stats["relaxed_maxpools"] = stats.get("relaxed_maxpools", 0) + 1
+            continue
         rows_E.append(_pool_window(builder, node.name, o, survivors, z, lo, hi, stats))
     n = builder.num_vars
     return _Expr(sp.vstack([pad(r, n) for r in rows_E], format="csr"), consts)
+
+
+def _pool_lower_side(builder: MilpBuilder, name: str, o: int, survivors: np.ndarray,
+                     z: _Expr, lo: np.ndarray, hi: np.ndarray) -> sp.csr_matrix:
+    """``y >= z_i`` for every survivor: exact where minimisation pushes ``y`` down."""
+    k = len(survivors)
+    y = builder.add_vars([lo[survivors].max()], [hi[survivors].max()], name=f"{name}.y{o}")
+    n = builder.num_vars
+    Y = sp.csr_matrix((np.ones(k), (np.arange(k), np.repeat(y, k))), shape=(k, n))
+    builder.add_rows(Y - pad(z.E[survivors], n), z.c[survivors], np.inf)
+    return builder.unit(y)
 
 
 def _pool_window(builder: MilpBuilder, name: str, o: int, survivors: np.ndarray, z: _Expr,

@@ -1,0 +1,47 @@
+"""Writing MILP models to files: ``.lp`` and ``.mps`` (by HiGHS), Gurobi's ``.lp`` dialect.
+
+Variable names say what each column is: ``x_i`` for input value ``i``, ``<relu>.y_j`` and
+``<relu>.d_j`` for the output and phase binary of an unstable ReLU, ``sel_j`` for selectors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from robustc.backends.milp.model import MilpModel
+from robustc.backends.solve import SolveOptions
+
+FORMATS = ("lp", "mps", "gurobi")
+
+
+def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
+                ) -> list[Path]:
+    """Write ``model`` as ``stem.lp``, ``stem.mps`` and ``stem.gurobi.lp``; returns the paths.
+
+    The Gurobi file is skipped (silently) when gurobipy is not installed.
+    """
+    from robustc.backends import gurobi, highs
+
+    written = []
+    h = None
+    for fmt in formats:
+        if fmt in ("lp", "mps"):
+            h = h or highs.make_highs(model, SolveOptions())
+            _name_columns(h, model)
+            path = stem.with_suffix(f".{fmt}")
+            h.writeModel(str(path))
+            written.append(path)
+        elif fmt == "gurobi" and gurobi.available():
+            m, _ = gurobi.build(model, SolveOptions())
+            for var, name in zip(m.getVars(), model.col_names, strict=True):
+                var.VarName = name
+            path = stem.with_suffix(".gurobi.lp")
+            m.write(str(path))
+            m.dispose()
+            written.append(path)
+    return written
+
+
+def _name_columns(h, model: MilpModel) -> None:
+    for i, name in enumerate(model.col_names):
+        h.passColName(i, name)
