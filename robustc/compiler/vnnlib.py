@@ -1,0 +1,508 @@
+"""VNN-LIB 1.0 import and export.
+
+A VNN-LIB file declares real constants ``X_0 .. X_{n-1}`` (the network input, flattened in
+row-major order whatever its ONNX shape) and ``Y_0 .. Y_{m-1}`` (the output, flattened),
+and asserts a formula. The formula describes a **violation**: the file is ``sat`` when some
+input satisfies every assertion, i.e. when a counterexample exists.
+
+The fragment read here:
+
+* ``(declare-const X_i Real)`` / ``(declare-const Y_j Real)``;
+* ``(assert F)`` where ``F`` is ``(and F ...)``, ``(or F ...)``, ``(<= T T)`` or
+  ``(>= T T)`` and a term ``T`` is a number, a variable, ``(+ T ...)``, ``(- T ...)`` or
+  ``(* T ...)`` with at most one non-constant factor (so every atom is linear);
+* an atom refers to inputs only (then it must bound a single ``X_i``) or outputs only.
+
+Anything else is a :class:`~robustc.errors.SpecError` with ``file:line:col``.
+
+Lowering to the property IR: the assertions are conjoined; the input-dependent ones are
+expanded into disjunctive normal form (at most :data:`MAX_CASES` cases), each case
+intersecting its input bounds into a box and collecting its output atoms. A violation atom
+``T1 <= T2`` is ``Linear(c, d, strict=False)`` with ``c . y + d = T2 - T1 >= 0``. The robustc
+property is the **negation** of the violation: ``negate`` turns each atom into ``T2 - T1 < 0``
+(strict), so "robust" = ``unsat`` and "not robust" = ``sat``, exactly. Cases with the same
+output constraints share one :class:`~robustc.ir.property.Property` (ACAS Xu property 6:
+one property, two boxes); a case whose box is empty can hold no counterexample and is
+dropped.
+
+Export (:func:`format_vnnlib`) writes a property's boxes and the negation of its condition.
+VNN-LIB 1.0 has no strict comparison, so a strict violation atom ``m > 0`` is written
+``m >= 0``: the exported violation region contains its boundary, which can only turn a
+proof into a (boundary) counterexample, never the reverse.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import combinations, product
+from pathlib import Path
+
+import numpy as np
+
+from robustc.errors import SpecError
+from robustc.ir.property import (
+    And,
+    AtLeast,
+    Box,
+    Condition,
+    Linear,
+    Or,
+    Property,
+    atoms_size,
+    negate,
+)
+
+#: Most disjuncts the input constraints may expand into (boxes x output cases).
+MAX_CASES = 4096
+
+_VAR = re.compile(r"^([XY])_(\d+)$")
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+@dataclass(frozen=True)
+class Pos:
+    """A position in a VNN-LIB file: 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class SExpr:
+    """An s-expression: ``atom`` text, or a list of ``items``; with its position."""
+
+    pos: Pos
+    atom: str | None = None
+    items: tuple[SExpr, ...] = ()
+
+    @property
+    def head(self) -> str | None:
+        """The first item's text when this is a list starting with an atom."""
+        if self.atom is None and self.items and self.items[0].atom is not None:
+            return self.items[0].atom
+        return None
+
+
+def _error(pos: Pos, message: str) -> SpecError:
+    return SpecError(f"{pos}: {message}")
+
+
+# --------------------------------------------------------------------------------------
+# Tokenizer and s-expression reader
+
+
+_TOKEN = re.compile(r"\s+|;[^\n]*|\(|\)|[^\s();]+")
+
+
+def tokenize(text: str, file: str = "<string>") -> list[tuple[str, Pos]]:
+    """The tokens of ``text`` (parentheses and atoms) with positions; comments dropped.
+
+    Raises ``SpecError`` for a character that starts no token (e.g. a stray ``"``).
+    """
+    tokens, line, line_start, i = [], 1, 0, 0
+    while i < len(text):
+        m = _TOKEN.match(text, i)
+        if m is None or text[i] in "\"|":
+            raise _error(Pos(file, line, i - line_start + 1),
+                         f"unexpected character {text[i]!r}")
+        tok = m.group()
+        if not tok[0].isspace() and tok[0] != ";":
+            tokens.append((tok, Pos(file, line, i - line_start + 1)))
+        for k, ch in enumerate(tok):
+            if ch == "\n":
+                line, line_start = line + 1, i + k + 1
+        i = m.end()
+    return tokens
+
+
+def read_sexprs(text: str, file: str = "<string>") -> list[SExpr]:
+    """The top-level s-expressions of ``text``; raises ``SpecError`` on unbalanced parens."""
+    stack: list[tuple[Pos, list[SExpr]]] = [(Pos(file, 1, 1), [])]
+    for tok, pos in tokenize(text, file):
+        if tok == "(":
+            stack.append((pos, []))
+        elif tok == ")":
+            if len(stack) == 1:
+                raise _error(pos, "unbalanced ')'")
+            start, items = stack.pop()
+            stack[-1][1].append(SExpr(start, items=tuple(items)))
+        else:
+            stack[-1][1].append(SExpr(pos, atom=tok))
+    if len(stack) > 1:
+        raise _error(stack[-1][0], "'(' is never closed")
+    return stack[0][1]
+
+
+# --------------------------------------------------------------------------------------
+# Formulas: linear atoms over named variables
+
+
+@dataclass(frozen=True)
+class Atom:
+    """``sum coeffs[v] * v + const >= 0`` over variables ``("X", i)`` / ``("Y", j)``."""
+
+    coeffs: dict
+    const: float
+    pos: Pos
+
+    def kinds(self) -> set[str]:
+        """Which variable kinds (``"X"``, ``"Y"``) occur with a non-zero coefficient."""
+        return {k for (k, _), c in self.coeffs.items() if c != 0.0}
+
+
+@dataclass(frozen=True)
+class Junction:
+    """``(and ...)`` or ``(or ...)`` of formulas."""
+
+    op: str
+    parts: tuple
+    pos: Pos
+
+
+Formula = Atom | Junction
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed VNN-LIB file: its declared sizes and its assertions (a conjunction)."""
+
+    file: str
+    n_inputs: int
+    n_outputs: int
+    assertions: tuple[Formula, ...]
+
+
+def _term(e: SExpr, declared: set) -> tuple[dict, float]:
+    """A linear term as ``(coeffs, const)``; raises ``SpecError`` if not linear."""
+    if e.atom is not None:
+        if _NUMBER.match(e.atom):
+            return {}, float(e.atom)
+        var = _VAR.match(e.atom)
+        if var is None or (var.group(1), int(var.group(2))) not in declared:
+            raise _error(e.pos, f"undeclared variable or bad number {e.atom!r}")
+        return {(var.group(1), int(var.group(2))): 1.0}, 0.0
+    op, args = e.head, e.items[1:]
+    if op not in ("+", "-", "*") or not args:
+        raise _error(e.pos, f"unsupported term {_show(e)!r} (expected a number, a variable, "
+                            f"or +, -, * of terms)")
+    terms = [_term(a, declared) for a in args]
+    if op == "*":
+        return _product(terms, e.pos)
+    if op == "-" and len(terms) == 1:
+        return _scale(terms[0], -1.0)
+    first, rest = terms[0], terms[1:]
+    sign = -1.0 if op == "-" else 1.0
+    return _sum([first] + [_scale(t, sign) for t in rest])
+
+
+def _scale(t: tuple[dict, float], s: float) -> tuple[dict, float]:
+    return {k: s * v for k, v in t[0].items()}, s * t[1]
+
+
+def _sum(terms: list) -> tuple[dict, float]:
+    coeffs: dict = {}
+    for c, _ in terms:
+        for k, v in c.items():
+            coeffs[k] = coeffs.get(k, 0.0) + v
+    return coeffs, float(sum(t[1] for t in terms))
+
+
+def _product(terms: list, pos: Pos) -> tuple[dict, float]:
+    variable = [t for t in terms if t[0]]
+    if len(variable) > 1:
+        raise _error(pos, "product of two variable terms (only linear constraints are allowed)")
+    factor = float(np.prod([t[1] for t in terms if not t[0]]))
+    return _scale(variable[0], factor) if variable else ({}, factor)
+
+
+def _formula(e: SExpr, declared: set) -> Formula:
+    op = e.head
+    if op in ("and", "or"):
+        if len(e.items) < 2:
+            raise _error(e.pos, f"({op}) needs at least one operand")
+        return Junction(op, tuple(_formula(a, declared) for a in e.items[1:]), e.pos)
+    if op in ("<=", ">="):
+        if len(e.items) != 3:
+            raise _error(e.pos, f"({op} ...) takes exactly two terms")
+        lhs, rhs = _term(e.items[1], declared), _term(e.items[2], declared)
+        small, big = (lhs, rhs) if op == "<=" else (rhs, lhs)
+        coeffs, const = _sum([big, _scale(small, -1.0)])
+        atom = Atom({k: v for k, v in coeffs.items() if v != 0.0}, const, e.pos)
+        if not atom.kinds():
+            raise _error(e.pos, "comparison of constants (no variable)")
+        return atom
+    raise _error(e.pos, f"unsupported formula {_show(e)!r} (expected and, or, <=, >=)")
+
+
+def _show(e: SExpr, limit: int = 40) -> str:
+    text = e.atom if e.atom is not None else "(" + " ".join(_show(i, limit) for i in e.items) + ")"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _declare(e: SExpr, declared: set) -> None:
+    if len(e.items) != 3 or e.items[1].atom is None or e.items[2].atom != "Real":
+        raise _error(e.pos, "expected (declare-const NAME Real)")
+    name = e.items[1]
+    var = _VAR.match(name.atom)
+    if var is None:
+        raise _error(name.pos, f"variable {name.atom!r}: only X_<i> (inputs) and Y_<j> "
+                               f"(outputs) are supported")
+    key = (var.group(1), int(var.group(2)))
+    if key in declared:
+        raise _error(name.pos, f"{name.atom} is declared twice")
+    declared.add(key)
+
+
+def _count(declared: set, kind: str, file: str) -> int:
+    idx = sorted(i for k, i in declared if k == kind)
+    if idx != list(range(len(idx))):
+        missing = sorted(set(range(max(idx) + 1)) - set(idx))
+        raise SpecError(f"{file}: {kind}_{missing[0]} is not declared (the {kind} variables "
+                        f"must be {kind}_0 .. {kind}_{max(idx)})")
+    if not idx:
+        raise SpecError(f"{file}: no {kind}_i variable is declared")
+    return len(idx)
+
+
+def parse_vnnlib(text: str, file: str = "<string>") -> Query:
+    """Parse VNN-LIB text into a :class:`Query`; raises ``SpecError`` with ``file:line:col``
+    for anything outside the supported fragment (see the module docstring)."""
+    declared: set = set()
+    assertions = []
+    for e in read_sexprs(text, file):
+        if e.head == "declare-const":
+            _declare(e, declared)
+        elif e.head == "assert":
+            if len(e.items) != 2:
+                raise _error(e.pos, "(assert F) takes exactly one formula")
+            assertions.append(_formula(e.items[1], declared))
+        else:
+            raise _error(e.pos, f"unsupported command {_show(e)!r} (expected declare-const "
+                                f"or assert)")
+    if not assertions:
+        raise SpecError(f"{file}: no assertion")
+    return Query(file, _count(declared, "X", file), _count(declared, "Y", file),
+                 tuple(assertions))
+
+
+def read_vnnlib(path: str | Path) -> Query:
+    """Parse a VNN-LIB file; raises ``SpecError`` if it is missing or malformed."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the VNN-LIB file ({exc.strerror})") from exc
+    return parse_vnnlib(text, str(path))
+
+
+# --------------------------------------------------------------------------------------
+# Lowering to the property IR
+
+
+def _dnf(f: Formula) -> list[list[Atom]]:
+    if isinstance(f, Atom):
+        return [[f]]
+    parts = [_dnf(p) for p in f.parts]
+    if f.op == "or":
+        out = [conj for p in parts for conj in p]
+    else:
+        size = int(np.prod([len(p) for p in parts], dtype=np.float64))
+        if size > MAX_CASES:
+            raise _error(f.pos, f"the formula expands to {size} cases (limit {MAX_CASES})")
+        out = [[a for conj in combo for a in conj] for combo in product(*parts)]
+    if len(out) > MAX_CASES:
+        raise _error(f.pos, f"the formula expands to {len(out)} cases (limit {MAX_CASES})")
+    return out
+
+
+def _kinds(f: Formula) -> set[str]:
+    if isinstance(f, Atom):
+        kinds = f.kinds()
+        if kinds == {"X", "Y"}:
+            raise _error(f.pos, "a constraint mixes inputs (X) and outputs (Y)")
+        return kinds
+    return set().union(*(_kinds(p) for p in f.parts))
+
+
+def _output_atom(a: Atom, n_outputs: int) -> Linear:
+    coeffs = np.zeros(n_outputs)
+    for (_, j), c in a.coeffs.items():
+        coeffs[j] += c
+    return Linear(coeffs, a.const, strict=False, label=f"vnnlib {a.pos.line}:{a.pos.col}")
+
+
+def _violation(f: Formula, n_outputs: int) -> Condition:
+    """An output-only formula as a robustc condition (the violation, not negated)."""
+    if isinstance(f, Atom):
+        return _output_atom(f, n_outputs)
+    parts = tuple(_violation(p, n_outputs) for p in f.parts)
+    return And(parts) if f.op == "and" else Or(parts)
+
+
+def _apply_input_atom(a: Atom, lower: np.ndarray, upper: np.ndarray) -> None:
+    if len(a.coeffs) != 1:
+        raise _error(a.pos, "an input constraint must bound a single X_i (a box); linear "
+                            "combinations of inputs are not supported")
+    ((_, i), c), = a.coeffs.items()
+    value = -a.const / c  # c * X_i + const >= 0
+    if c > 0:
+        lower[i] = max(lower[i], value)
+    else:
+        upper[i] = min(upper[i], value)
+
+
+def _case_box(atoms: list[Atom], n_inputs: int, file: str, shape) -> Box | None:
+    lower, upper = np.full(n_inputs, -np.inf), np.full(n_inputs, np.inf)
+    for a in atoms:
+        _apply_input_atom(a, lower, upper)
+    unbounded = np.flatnonzero(~np.isfinite(lower) | ~np.isfinite(upper))
+    if unbounded.size:
+        raise SpecError(f"{file}: X_{unbounded[0]} has no finite lower and upper bound (every "
+                        f"input needs a box)")
+    if np.any(lower > upper):
+        return None  # an empty box: no counterexample here
+    return Box(lower.reshape(shape), upper.reshape(shape))
+
+
+def _cases(query: Query) -> tuple[list[tuple[list[Atom], list[Atom]]], list[Formula]]:
+    """Input-dependent assertions expanded: ``[(input atoms, output atoms)]``; and the
+    output-only assertions (kept as formulas, not expanded)."""
+    cases: list[tuple[list[Atom], list[Atom]]] = [([], [])]
+    global_outputs = []
+    for f in query.assertions:
+        if _kinds(f) == {"Y"}:
+            global_outputs.append(f)
+            continue
+        expanded = []
+        for (xs, ys), conj in product(cases, _dnf(f)):
+            expanded.append((xs + [a for a in conj if a.kinds() == {"X"}],
+                             ys + [a for a in conj if a.kinds() == {"Y"}]))
+        if len(expanded) > MAX_CASES:
+            raise _error(getattr(f, "pos", Pos(query.file, 1, 1)),
+                         f"the input constraints expand to {len(expanded)} cases "
+                         f"(limit {MAX_CASES})")
+        cases = expanded
+    return cases, global_outputs
+
+
+def to_properties(query: Query, input_shape: tuple[int, ...], n_outputs: int,
+                  name: str = "") -> list[Property]:
+    """The robustc properties whose conjunction is "the query is unsat".
+
+    ``input_shape`` is the network input's ONNX shape (its size must be the number of
+    ``X_i``) and ``n_outputs`` the size of its output. Returns one property per distinct set
+    of output constraints (in file order), each with its boxes; an empty list when every box
+    is empty (the query is trivially unsat). Raises ``SpecError`` on a size mismatch, an
+    unbounded input or a formula outside the fragment.
+    """
+    size = int(np.prod(input_shape))
+    if size != query.n_inputs:
+        raise SpecError(f"{query.file}: declares {query.n_inputs} inputs X_i, the network "
+                        f"input {list(input_shape)} has {size} values")
+    if n_outputs != query.n_outputs:
+        raise SpecError(f"{query.file}: declares {query.n_outputs} outputs Y_j, the network "
+                        f"has {n_outputs}")
+    cases, outputs = _cases(query)
+    groups: dict[tuple, tuple[list[Box], list[Atom]]] = {}
+    for xs, ys in cases:
+        box = _case_box(xs, size, query.file, input_shape)
+        if box is not None:
+            groups.setdefault(tuple(id(a) for a in ys), ([], ys))[0].append(box)
+    if not outputs and any(not ys for _, ys in groups.values()):
+        raise SpecError(f"{query.file}: no output constraint: every input would be a "
+                        f"counterexample")
+    stem = name or Path(query.file).stem
+    props = []
+    for k, (boxes, ys) in enumerate(groups.values()):
+        parts = [_violation(f, n_outputs) for f in list(ys) + outputs]
+        violation = parts[0] if len(parts) == 1 else And(tuple(parts))
+        label = stem if len(groups) == 1 else f"{stem}#{k}"
+        props.append(Property(label, tuple(boxes), negate(violation),
+                              {"source": "vnnlib", "file": query.file}))
+    return props
+
+
+def load_vnnlib(path: str | Path, input_shape: tuple[int, ...], n_outputs: int) -> list[Property]:
+    """:func:`read_vnnlib` then :func:`to_properties`; raises ``SpecError``."""
+    return to_properties(read_vnnlib(path), input_shape, n_outputs)
+
+
+# --------------------------------------------------------------------------------------
+# Export
+
+
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+def _linear_text(atom: Linear) -> str:
+    """``m >= 0`` for the atom's margin ``m`` (both strict and non-strict: see module doc)."""
+    nz = np.flatnonzero(atom.coeffs)
+    c = atom.coeffs
+    if len(nz) == 2 and atom.const == 0 and sorted(c[nz]) == [-1.0, 1.0]:
+        pos, neg = (nz[0], nz[1]) if c[nz[0]] > 0 else (nz[1], nz[0])
+        return f"(>= Y_{pos} Y_{neg})"
+    if len(nz) == 1 and abs(c[nz[0]]) == 1.0:
+        op = ">=" if c[nz[0]] > 0 else "<="
+        return f"({op} Y_{nz[0]} {_num(-atom.const * c[nz[0]])})"
+    terms = " ".join(f"(* {_num(c[j])} Y_{j})" for j in nz)
+    return f"(>= (+ {terms} {_num(atom.const)}) 0.0)"
+
+
+def _formula_text(cond: Condition) -> str:
+    if isinstance(cond, Linear):
+        return _linear_text(cond)
+    if isinstance(cond, AtLeast):  # at least k of the atoms: a disjunction of k-subsets
+        subsets = list(combinations(cond.atoms, cond.k))
+        if len(subsets) > MAX_CASES:
+            raise SpecError(f"cannot export: 'at least {cond.k} of {len(cond.atoms)}' expands "
+                            f"to {len(subsets)} cases (limit {MAX_CASES})")
+        return "(or " + " ".join("(and " + " ".join(_linear_text(a) for a in s) + ")"
+                                 for s in subsets) + ")"
+    op = "and" if isinstance(cond, And) else "or"
+    return f"({op} " + " ".join(_formula_text(c) for c in cond.operands) + ")"
+
+
+def format_vnnlib(prop: Property) -> str:
+    """The VNN-LIB text whose ``sat`` answer means ``prop`` is violated.
+
+    Inputs are the box values flattened in row-major order. Raises ``SpecError`` when the
+    property has no box or its condition cannot be written (an at-least expansion that is
+    too large).
+    """
+    if not prop.boxes:
+        raise SpecError(f"property {prop.name!r} has no input box to export")
+    n_in, n_out = prop.boxes[0].lower.size, atoms_size(prop.condition)
+    lines = [f"; robustc property {prop.name}: sat means the property is violated", ""]
+    lines += [f"(declare-const X_{i} Real)" for i in range(n_in)] + [""]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)] + [""]
+    boxes = [_box_atoms(b) for b in prop.boxes]
+    if len(boxes) == 1:
+        lines += [f"(assert {a})" for a in boxes[0]]
+    else:
+        lines.append("(assert (or")
+        lines += ["    (and " + " ".join(atoms) + ")" for atoms in boxes]
+        lines.append("))")
+    lines += ["", f"(assert {_formula_text(negate(prop.condition))})", ""]
+    return "\n".join(lines)
+
+
+def _box_atoms(box: Box) -> list[str]:
+    lo, hi = box.lower.ravel(), box.upper.ravel()
+    return [a for i in range(lo.size)
+            for a in (f"(>= X_{i} {_num(lo[i])})", f"(<= X_{i} {_num(hi[i])})")]
+
+
+def write_vnnlib(prop: Property, path: str | Path) -> Path:
+    """Write :func:`format_vnnlib` of ``prop`` to ``path``; returns the path."""
+    path = Path(path)
+    path.write_text(format_vnnlib(prop))
+    return path
+
+
+__all__ = ["Query", "Pos", "MAX_CASES", "tokenize", "read_sexprs", "parse_vnnlib", "read_vnnlib",
+           "to_properties", "load_vnnlib", "format_vnnlib", "write_vnnlib"]
