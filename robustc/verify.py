@@ -28,6 +28,7 @@ import numpy as np
 from robustc.backends import DEFAULT_SOLVER, solver_module
 from robustc.backends.milp.encode import MARGIN_TOL, encode
 from robustc.backends.solve import FEASIBLE, INFEASIBLE, LIMIT, SolveOptions, SolveOutcome
+from robustc.compiler.input_split import SplitOptions, wants_split
 from robustc.errors import Error, LicenseLimit
 from robustc.ir import Graph, logits
 from robustc.ir.property import Box, Linear, Property, dnf, negate
@@ -70,6 +71,9 @@ class VerifyOptions:
     attack_restarts: int = 8
     bounds: str = "symbolic"
     margin: bool = False            # also compute the worst-case margin (slower)
+    # Branch and bound over input splits for boxes with few free inputs and many unstable
+    # ReLUs (robustc.compiler.input_split); None switches it off.
+    split: SplitOptions | None = SplitOptions()
     progress: Callable[[str], None] | None = None
 
 
@@ -186,6 +190,13 @@ def _decide(run: _Run) -> Result:
                                 time_limit=run.remaining())
         run.stats["bounds_s"] += time.perf_counter() - t
         run.stats["unstable_relus"] = max(run.stats["unstable_relus"], bounds.num_unstable())
+        if run.options.split is not None and wants_split(box, bounds, run.options.split):
+            from robustc.verify_split import decide_by_splitting
+
+            verdict = decide_by_splitting(run, box, cases)
+            if isinstance(verdict, Result):
+                return verdict
+            continue
         for i, case in enumerate(cases):
             run.say(f"deciding case {i + 1}/{len(cases)}")
             verdict = _decide_case(run, box, bounds, case)

@@ -77,7 +77,11 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def load_problems(args: argparse.Namespace) -> list:
-    """The problems named on the command line (``.rspec``; VNN-LIB when supported)."""
+    """The problems named on the command line (``.rspec``, or ``.vnnlib`` with --network)."""
+    if str(args.spec).endswith(".vnnlib"):
+        from robustc.vnnlib_cli import vnnlib_problems
+
+        return vnnlib_problems(args.spec, args.network)
     from robustc import specs
     from robustc.compiler.spec_lower import verify_problems
 
@@ -97,7 +101,8 @@ def run_verify(args: argparse.Namespace) -> int:
     for problem in problems:
         if not args.json:
             print(f"{problem.name}: verifying on '{problem.network}' "
-                  f"({problem.prop.boxes[0].perturbed} input values may change) ...",
+                  f"({max((b.perturbed for b in problem.prop.boxes), default=0)} input "
+                  f"values may change) ...",
                   file=sys.stderr)
         result = verify(problem, options_from(args, problem.name))
         results.append(result)
@@ -105,6 +110,10 @@ def run_verify(args: argparse.Namespace) -> int:
             print(json.dumps(result.to_json()), flush=True)
         else:
             print(describe(problem, result), flush=True)
+    if getattr(args, "vnncomp_result", None):
+        from robustc.vnnlib_cli import write_vnncomp_result
+
+        write_vnncomp_result(args.vnncomp_result, results, args.timeout)
     worst = max(results, key=lambda r: _SEVERITY[r.verdict]).verdict
     if not args.json and len(results) > 1:
         counts = {v: sum(r.verdict == v for r in results) for v in EXIT}

@@ -395,9 +395,9 @@ def to_properties(query: Query, input_shape: tuple[int, ...], n_outputs: int,
 
     ``input_shape`` is the network input's ONNX shape (its size must be the number of
     ``X_i``) and ``n_outputs`` the size of its output. Returns one property per distinct set
-    of output constraints (in file order), each with its boxes; an empty list when every box
-    is empty (the query is trivially unsat). Raises ``SpecError`` on a size mismatch, an
-    unbounded input or a formula outside the fragment.
+    of output constraints (in file order), each with its boxes (a single property with no
+    box when every box is empty: the query is trivially unsat). Raises ``SpecError`` on a
+    size mismatch, an unbounded input or a formula outside the fragment.
     """
     size = int(np.prod(input_shape))
     if size != query.n_inputs:
@@ -410,8 +410,12 @@ def to_properties(query: Query, input_shape: tuple[int, ...], n_outputs: int,
     groups: dict[tuple, tuple[list[Box], list[Atom]]] = {}
     for xs, ys in cases:
         box = _case_box(xs, size, query.file, input_shape)
+        boxes = groups.setdefault(tuple(id(a) for a in ys), ([], ys))[0]
         if box is not None:
-            groups.setdefault(tuple(id(a) for a in ys), ([], ys))[0].append(box)
+            boxes.append(box)
+    # Keep the groups with a box; when every box is empty, one property over no box
+    # (robust, i.e. unsat: no input satisfies the input constraints).
+    groups = {k: g for k, g in groups.items() if g[0]} or dict([next(iter(groups.items()))])
     if not outputs and any(not ys for _, ys in groups.values()):
         raise SpecError(f"{query.file}: no output constraint: every input would be a "
                         f"counterexample")

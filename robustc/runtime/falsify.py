@@ -35,13 +35,16 @@ def margin_torch(cond: Condition, y: torch.Tensor) -> torch.Tensor:
 
 def pgd_falsify(graph: Graph, box: Box, condition: Condition, *, steps: int = 50,
                 restarts: int = 8, seed: int = 0, device: str | None = None,
-                start: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+                start: np.ndarray | None = None,
+                module: torch.nn.Module | None = None) -> tuple[np.ndarray, float]:
     """The input in ``box`` with the smallest margin PGD found, and that margin.
 
     ``graph`` must output the logits the condition refers to. ``start`` (e.g. the
-    unperturbed input) is used as one of the starting points.
+    unperturbed input) is used as one of the starting points. ``module`` is ``graph``'s
+    float32 PyTorch module when the caller already has one (attacks on many boxes).
     """
-    module = to_torch(graph, device=device, dtype=torch.float32)
+    if module is None:
+        module = to_torch(graph, device=device, dtype=torch.float32)
     dev = next(iter(module.buffers()), torch.zeros(0)).device
     lo = torch.as_tensor(box.lower, dtype=torch.float32, device=dev)
     hi = torch.as_tensor(box.upper, dtype=torch.float32, device=dev)
