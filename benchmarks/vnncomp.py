@@ -1,0 +1,192 @@
+"""VNN-COMP suites against the ground truth: solved, wrong, unknown, median and total time.
+
+Runs every instance of a suite's instances CSV (network, property, time limit) through the
+robustc pipeline in this process, maps the verdicts to the competition's answers
+(:mod:`robustc.vnnlib_cli`) and compares them to ``ground_truth/<suite>_expected.csv``. A
+``sat`` answer always carries a counterexample replayed on onnxruntime. With ``--marabou``
+and ``maraboupy`` installed, Marabou runs the same instances (one subprocess each, same time
+limit) and the per-instance and total time ratios are printed.
+
+    PYTHONPATH=. python benchmarks/vnncomp.py --suite acasxu [--only REGEX] [--limit N]
+
+Prints a table and saves JSON under ``benchmarks/results/vnncomp_<suite>.json``.
+Time per instance includes loading the network and the VNN-LIB file (not Python start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "benchmarks"
+SUITES = {  # name: (benchmark folder, instances CSV, expected CSV)
+    "test": ("vnncomp2021/benchmarks/test", "test_instances.csv", "test_expected.csv"),
+    "acasxu": ("vnncomp2021/benchmarks/acasxu", "acasxu_instances.csv", "acasxu_expected.csv"),
+    "mnist_fc2022": ("vnncomp2022_benchmarks/benchmarks/mnist_fc", "instances.csv",
+                     "mnist_fc2022_expected.csv"),
+    "mnistfc2021": ("vnncomp2021/benchmarks/mnistfc", "mnistfc_instances.csv",
+                    "mnistfc2021_expected.csv"),
+}
+DECIDED = ("sat", "unsat")
+
+
+def instances(suite: str) -> list[dict]:
+    """The suite's instances with absolute paths, time limit and expected answer."""
+    folder, inst_csv, exp_csv = SUITES[suite]
+    base = SHARED / folder
+    expected = {}
+    with open(SHARED / "ground_truth" / exp_csv) as f:
+        for row in csv.DictReader(f):
+            expected[(Path(row["onnx"]).name, Path(row["vnnlib"]).name)] = row["expected"]
+    out = []
+    with open(base / inst_csv) as f:
+        for onnx, vnnlib, limit in csv.reader(f):
+            key = (Path(onnx).name, Path(vnnlib).name)
+            out.append({"onnx": str(base / onnx.strip()), "vnnlib": str(base / vnnlib.strip()),
+                        "timeout": float(limit), "expected": expected.get(key, "unknown"),
+                        "name": f"{Path(onnx).stem}/{Path(vnnlib).stem}"})
+    return out
+
+
+def run_robustc(inst: dict, threads: int) -> dict:
+    """One instance through robustc; returns answer, time and the verdict details."""
+    from robustc.verify import VerifyOptions, verify
+    from robustc.vnnlib_cli import vnncomp_answer, vnnlib_problems
+
+    start = time.perf_counter()
+    deadline = start + inst["timeout"]
+    results = []
+    try:
+        for problem in vnnlib_problems(inst["vnnlib"], inst["onnx"]):
+            left = max(deadline - time.perf_counter(), 0.1)
+            results.append(verify(problem, VerifyOptions(time_limit=left, threads=threads)))
+            if results[-1].verdict == "not_robust":
+                break
+        answer = vnncomp_answer(results, inst["timeout"])
+        detail = "; ".join(f"{r.verdict}: {r.reason}" for r in results)
+    except Exception as exc:  # a crash is an answer of its own, never a verdict
+        answer, detail = "error", f"{type(exc).__name__}: {exc}"
+    return {"answer": answer, "time_s": time.perf_counter() - start, "detail": detail[:300]}
+
+
+MARABOU_SNIPPET = """
+import sys, time
+from maraboupy import Marabou
+onnx, vnnlib, timeout = sys.argv[1], sys.argv[2], int(float(sys.argv[3]))
+net = Marabou.read_onnx(onnx)
+opts = Marabou.createOptions(timeoutInSeconds=timeout, verbosity=0, numWorkers=1)
+code, _, _ = net.solve(verbose=False, options=opts, propertyFilename=vnnlib)
+print("MARABOU_ANSWER", code)
+"""
+
+
+def run_marabou(inst: dict) -> dict:
+    """One instance through Marabou in a subprocess (same time limit plus 10 s grace)."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-c", MARABOU_SNIPPET, inst["onnx"],
+                               inst["vnnlib"], str(inst["timeout"])], capture_output=True,
+                              text=True, timeout=inst["timeout"] + 10)
+        found = re.search(r"MARABOU_ANSWER (\S+)", proc.stdout)
+        answer = found.group(1).lower() if found else "error"
+    except subprocess.TimeoutExpired:
+        answer = "timeout"
+    return {"answer": answer if answer in DECIDED else "timeout" if "timeout" in answer
+            else answer, "time_s": time.perf_counter() - start}
+
+
+def marabou_available() -> bool:
+    """Whether ``maraboupy`` can be imported (checked in a subprocess: it is heavy)."""
+    proc = subprocess.run([sys.executable, "-c", "import maraboupy"], capture_output=True)
+    return proc.returncode == 0
+
+
+def score(rows: list[dict], key: str) -> dict:
+    """Solved / wrong / unknown counts and median / total time of one tool's answers."""
+    solved = [r for r in rows if r[key]["answer"] in DECIDED and r[key]["answer"] ==
+              r["expected"]]
+    wrong = [r for r in rows if r[key]["answer"] in DECIDED and r["expected"] in DECIDED
+             and r[key]["answer"] != r["expected"]]
+    times = [r[key]["time_s"] for r in rows]
+    return {"instances": len(rows), "solved": len(solved), "wrong": len(wrong),
+            "wrong_instances": [r["name"] for r in wrong],
+            "unknown": len(rows) - len(solved) - len(wrong),
+            "median_s": statistics.median(times) if times else 0.0,
+            "total_s": sum(times)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a suite; prints a table; saves JSON; returns 1 when an answer is wrong."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suite", choices=sorted(SUITES), default="test")
+    p.add_argument("--only", help="regex on 'network/property' names")
+    p.add_argument("--limit", type=int, help="first N matching instances")
+    p.add_argument("--marabou", action="store_true", help="also run Marabou (maraboupy)")
+    p.add_argument("--threads", type=int, default=1, help="solver threads (default 1)")
+    p.add_argument("--output", help="JSON path (default benchmarks/results/vnncomp_<suite>.json)")
+    args = p.parse_args(argv)
+    if not SHARED.is_dir():
+        print(f"benchmarks folder {SHARED} is absent; nothing to run")
+        return 0
+    todo = [i for i in instances(args.suite) if not args.only or re.search(args.only, i["name"])]
+    todo = todo[:args.limit] if args.limit else todo
+    marabou = args.marabou and marabou_available()
+    if args.marabou and not marabou:
+        print("maraboupy not installed: Marabou comparison skipped")
+    rows = []
+    print(f"{'instance':44} {'expected':8} {'robustc':8} {'time_s':>8}" +
+          (f" {'marabou':8} {'time_s':>8} {'ratio':>6}" if marabou else ""), flush=True)
+    for inst in todo:
+        row = dict(inst, robustc=run_robustc(inst, args.threads))
+        if marabou:
+            row["marabou"] = run_marabou(inst)
+        rows.append(row)
+        print(_line(row, marabou), flush=True)
+    summary = {"robustc": score(rows, "robustc")}
+    if marabou:
+        summary["marabou"] = score(rows, "marabou")
+        summary["time_ratio_total"] = summary["robustc"]["total_s"] / max(
+            summary["marabou"]["total_s"], 1e-9)
+    _print_summary(summary)
+    out = Path(args.output or ROOT / "benchmarks" / "results" / f"vnncomp_{args.suite}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"suite": args.suite, "only": args.only, "limit": args.limit,
+                               "cpu_count": os.cpu_count(), "summary": summary,
+                               "instances": rows}, indent=1))
+    print(f"saved {out}")
+    return 1 if summary["robustc"]["wrong"] else 0
+
+
+def _line(row: dict, marabou: bool) -> str:
+    r = row["robustc"]
+    mark = " WRONG" if r["answer"] in DECIDED and row["expected"] in DECIDED and \
+        r["answer"] != row["expected"] else ""
+    text = f"{row['name'][:44]:44} {row['expected']:8} {r['answer']:8} {r['time_s']:8.2f}"
+    if marabou:
+        m = row["marabou"]
+        text += f" {m['answer']:8} {m['time_s']:8.2f} {r['time_s'] / max(m['time_s'], 1e-9):6.2f}"
+    return text + mark
+
+
+def _print_summary(summary: dict) -> None:
+    for tool in ("robustc", "marabou"):
+        if tool in summary:
+            s = summary[tool]
+            print(f"{tool}: {s['solved']}/{s['instances']} solved, {s['wrong']} wrong, "
+                  f"{s['unknown']} unknown/timeout; median {s['median_s']:.2f} s, total "
+                  f"{s['total_s']:.1f} s")
+    if "time_ratio_total" in summary:
+        print(f"total time ratio robustc/marabou: {summary['time_ratio_total']:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
