@@ -235,6 +235,8 @@ def _formula(e: SExpr, declared: set) -> Formula:
         atom = Atom({k: v for k, v in coeffs.items() if v != 0.0}, const, e.pos)
         if not atom.kinds():
             raise _error(e.pos, "comparison of constants (no variable)")
+        if atom.kinds() == {"X", "Y"}:
+            raise _error(e.pos, "a constraint mixes inputs (X) and outputs (Y)")
         return atom
     raise _error(e.pos, f"unsupported formula {_show(e)!r} (expected and, or, <=, >=)")
 
@@ -321,10 +323,7 @@ def _dnf(f: Formula) -> list[list[Atom]]:
 
 def _kinds(f: Formula) -> set[str]:
     if isinstance(f, Atom):
-        kinds = f.kinds()
-        if kinds == {"X", "Y"}:
-            raise _error(f.pos, "a constraint mixes inputs (X) and outputs (Y)")
-        return kinds
+        return f.kinds()
     return set().union(*(_kinds(p) for p in f.parts))
 
 
