@@ -54,10 +54,19 @@ def network_shape(path: str | Path) -> NetworkShape:
         raise SpecError(f"{path}: expected one input and at least one output, found "
                         f"{len(inputs)} inputs and {len(graph.output)} outputs")
     affine = sum(1 for node in graph.node if node.op_type in _AFFINE)
-    return NetworkShape(_dims(inputs[0]), _dims(graph.output[0]), affine)
+    output = graph.output[0]
+    if not output.type.tensor_type.HasField("shape"):  # undeclared: infer it if we can
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model).graph.output[0]
+        except Exception:  # noqa: BLE001 - inference is best effort; unknown stays unknown
+            inferred = output
+        output = inferred
+    return NetworkShape(_dims(inputs[0]), _dims(output), affine)
 
 
 def _dims(value_info) -> tuple[int | None, ...]:
+    if not value_info.type.tensor_type.HasField("shape"):
+        return (None,)  # unknown rank and size: the checks that need it are skipped
     dims = value_info.type.tensor_type.shape.dim
     return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                  for d in dims)
