@@ -45,11 +45,11 @@ PROVED, FOUND, UNKNOWN = "proved", "found", "unknown"
 class SplitOptions:
     """When and how to split (see the module docstring)."""
 
-    max_unstable: int = 12        # decide a part exactly once at most this many are unstable
+    max_unstable: int = 30        # decide a part exactly once at most this many are unstable
     min_unstable: int = 40        # split a box only when more ReLUs than this are unstable
     max_dims: int = 16            # split only boxes with at most this many free inputs
     max_parts: int = 2_000_000    # give up (unknown) after this many parts
-    attack_depth: int = 12        # attack parts up to this depth (deeper: every 4th level)
+    attack_depth: int = 4         # attack parts up to this depth (deeper: every 6th level)
 
 
 @dataclass
@@ -204,7 +204,7 @@ def _visit(mgraph: Graph, part: Box, depth: int, cases: list, atoms: list, calls
     if not open_cases:
         stats["refuted"] += 1
         return PROVED, None
-    if depth <= options.attack_depth or depth % 4 == 0:
+    if depth <= options.attack_depth or depth % 6 == 0:
         stats["attacked"] += 1
         found = calls.attack(part)
         if found is not None:
