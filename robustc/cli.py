@@ -86,8 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--property", "-p", action="append", default=[], metavar="NAME")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--output", "-o", default="robustc-models", help="output directory")
-    p.add_argument("--format", action="append", choices=["lp", "mps", "gurobi"],
-                   help="file formats (default: all three; gurobi needs gurobipy)")
+    p.add_argument("--format", action="append", choices=["lp", "mps", "gurobi", "smt2"],
+                   help="file formats (default: lp, mps, gurobi; gurobi needs gurobipy; "
+                        "smt2: SMT-LIB 2)")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("dump", help="import an ONNX network and print its IR")

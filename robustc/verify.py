@@ -74,6 +74,7 @@ class VerifyOptions:
     # Branch and bound over input splits for boxes with few free inputs and many unstable
     # ReLUs (robustc.compiler.input_split); None switches it off.
     split: SplitOptions | None = SplitOptions()
+    exact: bool = False             # decide in exact rational arithmetic (Z3, z3exact.py)
     progress: Callable[[str], None] | None = None
 
 
@@ -154,7 +155,7 @@ def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
                 if found is not None:
                     return run.result(NOT_ROBUST, "found by the PGD attack", found,
                                       found.margin)
-        return _decide(run)
+        return _decide_exact(run) if run.options.exact else _decide(run)
     except Error as exc:
         return run.result(ERROR, str(exc))
 
@@ -205,6 +206,35 @@ def _decide(run: _Run) -> Result:
             worst = min(worst, verdict)
     margin = None if not np.isfinite(worst) else float(worst)
     return run.result(ROBUST, "every violation case is infeasible", margin=margin)
+
+
+def _decide_exact(run: _Run) -> Result:
+    """Exact mode: each box decided by Z3 over the rationals; a witness is replayed."""
+    from robustc.backends.z3exact import NAME, decide_exact
+    from robustc.runtime.replay import replay
+
+    cond = run.problem.prop.condition
+    for box in run.problem.prop.boxes:
+        run.say("deciding exactly (Z3)")
+        out = decide_exact(run.graph, box, cond, time_limit=run.remaining(),
+                           seed=run.options.seed)
+        run.solvers_used.add(NAME)
+        run.stats["queries"] += 1
+        run.stats["solve_s"] += out.time_s
+        run.stats["unstable_relus"] = max(run.stats["unstable_relus"],
+                                          out.stats.get("unstable_relus", 0))
+        if out.status == LIMIT:
+            return run.result(UNKNOWN, out.reason or "Z3 limit reached")
+        if out.status == FEASIBLE:
+            rep = replay(run.problem.onnx_paths, out.solution, box, cond)
+            if rep.violated:
+                cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, NAME)
+                return run.result(NOT_ROBUST, "counterexample found in exact arithmetic", cex,
+                                  rep.margin)
+            return run.result(UNKNOWN, f"exact counterexample (margin "
+                              f"{out.stats['margin_exact']}) does not violate the float32 "
+                              f"network (onnxruntime margin {rep.margin:.3g})")
+    return run.result(ROBUST, "no input violates the property in exact rational arithmetic")
 
 
 def _decide_case(run: _Run, box: Box, bounds, case: list) -> Result | float:

@@ -37,8 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="verify only this property (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a spec parameter (repeatable)")
-    p.add_argument("--solver", default="highs", choices=["highs", "gurobi"],
-                   help="MILP solver (default: highs, no license needed)")
+    p.add_argument("--solver", default="highs", choices=["highs", "gurobi", "z3"],
+                   help="MILP solver (default: highs, no license needed; z3: SMT)")
+    p.add_argument("--exact", action="store_true",
+                   help="with --solver z3: decide in exact rational arithmetic (docs/z3.md)")
     p.add_argument("--strict-solver", action="store_true",
                    help="fail instead of falling back to HiGHS when Gurobi cannot take a model")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
@@ -61,7 +63,16 @@ def options_from(args: argparse.Namespace, name: str) -> VerifyOptions:
     return VerifyOptions(
         solver=args.solver, strict_solver=args.strict_solver, time_limit=args.timeout,
         threads=args.threads, seed=args.seed, attack=not args.no_attack, bounds=args.bounds,
-        margin=args.margin, progress=Progress(name))
+        margin=args.margin, exact=_exact(args), progress=Progress(name))
+
+
+def _exact(args: argparse.Namespace) -> bool:
+    """``--exact``, which only the Z3 backend implements."""
+    if getattr(args, "exact", False) and args.solver != "z3":
+        from robustc.errors import SpecError
+
+        raise SpecError("--exact needs --solver z3 (exact rational arithmetic is Z3's)")
+    return bool(getattr(args, "exact", False))
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from robustc.errors import SolverUnavailable
 SOLVERS = {
     "highs": "robustc.backends.highs",
     "gurobi": "robustc.backends.gurobi",
+    "z3": "robustc.backends.z3smt",
 }
 DEFAULT_SOLVER = "highs"
 

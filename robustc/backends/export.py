@@ -1,4 +1,5 @@
-"""Writing MILP models to files: ``.lp`` and ``.mps`` (by HiGHS), Gurobi's ``.lp`` dialect.
+"""Writing MILP models to files: ``.lp`` and ``.mps`` (by HiGHS), Gurobi's ``.lp`` dialect,
+SMT-LIB 2 ``.smt2`` (by :mod:`robustc.backends.z3smt`).
 
 Variable names say what each column is: ``x_i`` for input value ``i``, ``<relu>.y_j`` and
 ``<relu>.d_j`` for the output and phase binary of an unstable ReLU, ``sel_j`` for selectors.
@@ -11,7 +12,7 @@ from pathlib import Path
 from robustc.backends.milp.model import MilpModel
 from robustc.backends.solve import SolveOptions
 
-FORMATS = ("lp", "mps", "gurobi")
+FORMATS = ("lp", "mps", "gurobi")  # "smt2" (SMT-LIB 2, robustc.backends.z3smt) on request
 
 
 def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
@@ -30,6 +31,12 @@ def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
             _name_columns(h, model)
             path = stem.with_suffix(f".{fmt}")
             h.writeModel(str(path))
+            written.append(path)
+        elif fmt == "smt2":
+            from robustc.backends.z3smt import write_smt2
+
+            path = stem.with_suffix(".smt2")
+            write_smt2(model, path)
             written.append(path)
         elif fmt == "gurobi" and gurobi.available():
             m, _ = gurobi.build(model, SolveOptions())
