@@ -1,0 +1,161 @@
+"""Maximal layered neighbourhoods on a tiny network, against an exhaustive grid search.
+
+The grid oracle (tests/layered/tiny.py) decides every box exactly with scipy LPs, so it is
+independent of robustc's bounds, MILP encoding and solvers. Robust sets are nested, so for
+each (eps_0, eps_1) on the grid the largest robust eps_2 is found by bisection on the grid:
+the table covers every grid vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from robustc.compiler.onnx_import import load_onnx
+from robustc.compiler.passes import standard_passes
+from robustc.ir import property as P
+from robustc.maximize import (
+    FIXED,
+    METHODS,
+    NAIVE,
+    SENSITIVITY,
+    LayeredProblem,
+    MaximizeOptions,
+    fixed_cutting_weights,
+    maximize,
+    sensitivity_cutting_weights,
+)
+from robustc.specs.layers import layer_indices
+from robustc.verify import ROBUST, VerifyOptions, verify
+from tests.layered import tiny
+
+STEP, STEPS = 0.05, 10          # the grid: multiples of 0.05 in [0, 0.5]
+LEX = np.array([400.0, 20.0, 1.0])  # weights under which w . eps orders the grid lexically
+BASE = MaximizeOptions(precision=STEP, max_eps=STEP * STEPS, call_time_limit=20.0,
+                       iterations=30, step=0.05, threads=1)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    params = tiny.weights()
+    path = tiny.write_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx", params)
+    graph = standard_passes().run(load_onnx(str(path)))
+    region = np.zeros((tiny.H, tiny.W), dtype=bool)
+    region[:, 0] = True
+    rings = layer_indices(region, "chebyshev", 2)  # columns 0, 1, 2; column 3 is fixed
+    return params, path, graph, rings, region
+
+
+def make_problem(net, weights) -> LayeredProblem:
+    params, path, graph, rings, region = net
+    cond = P.output_gt(2, 0, value=0.0, label="'0' present")
+    return LayeredProblem("tiny", graph, (str(path),), params["x0"].astype(np.float64), rings,
+                          cond, np.asarray(weights, float), (1, tiny.H, tiny.W),
+                          meta={"region": region})
+
+
+def exact_robust(net, problem: LayeredProblem, eps) -> bool:
+    box = problem.box(np.asarray(eps, float))
+    return tiny.min_margin(net[0], box.lower, box.upper) > 0
+
+
+@pytest.fixture(scope="module")
+def grid(net):
+    """``top[i, j]`` = the largest k with (i, j, k) * STEP robust (-1: none)."""
+    problem = make_problem(net, np.ones(3))
+    top = np.full((STEPS + 1, STEPS + 1), -1)
+    for i in range(STEPS + 1):
+        for j in range(STEPS + 1):
+            if not exact_robust(net, problem, [i * STEP, j * STEP, 0.0]):
+                break
+            lo, hi = 0, STEPS
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if exact_robust(net, problem, [i * STEP, j * STEP, mid * STEP]):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            top[i, j] = lo
+    return top
+
+
+def grid_optimum(top: np.ndarray, weights) -> tuple[np.ndarray, float]:
+    best, best_eps = -np.inf, None
+    for i, j in zip(*np.nonzero(top >= 0), strict=True):
+        eps = np.array([i, j, top[i, j]]) * STEP
+        if np.dot(weights, eps) > best:
+            best, best_eps = float(np.dot(weights, eps)), eps
+    return best_eps, best
+
+
+def assert_robust_by_sampling(net, problem: LayeredProblem, eps, count: int = 4000) -> None:
+    box = problem.box(eps)
+    rng = np.random.default_rng(0)
+    u = rng.random((count,) + box.lower.shape)
+    u[: count // 2] = np.round(u[: count // 2])  # half of them at corners of the box
+    xs = box.lower + u * (box.upper - box.lower)
+    assert tiny.forward(net[0], xs).min() > 0
+
+
+def test_grid_is_not_trivial(grid):
+    assert grid[0, 0] >= 0 and (grid == -1).any() and len(np.unique(grid)) > 3
+
+
+def test_naive_matches_the_grid_optimum(net, grid):
+    problem = make_problem(net, LEX)
+    result = maximize(problem, replace(BASE, method=NAIVE))
+    expected, size = grid_optimum(grid, LEX)
+    assert result.certified
+    np.testing.assert_allclose(result.eps, expected, atol=STEP * 1e-6)
+    assert result.weighted_size == pytest.approx(size)
+    assert exact_robust(net, problem, result.eps)
+
+
+@pytest.mark.parametrize("method", [NAIVE, FIXED, SENSITIVITY])
+def test_every_method_returns_a_robust_vector(net, grid, method):
+    problem = make_problem(net, np.ones(3))
+    result = maximize(problem, replace(BASE, method=method, precision=0.01))
+    assert result.certified and result.final["verdict"] == ROBUST
+    assert exact_robust(net, problem, result.eps)
+    assert_robust_by_sampling(net, problem, result.eps)
+    again = verify(problem.verify_problem(result.eps), VerifyOptions(threads=1))
+    assert again.verdict == ROBUST
+    _, best = grid_optimum(grid, np.ones(3))
+    # The grid optimum is a lower bound of the true optimum (up to one grid step per layer).
+    assert result.weighted_size <= best + 3 * STEP + 1e-9
+    assert result.weighted_size >= 0.5 * best
+    assert result.verifier_calls == len([h for h in result.history if h["kind"] == "verify"]) \
+        + sum(h.get("queries", 0) for h in result.history if h["kind"] == "weakest")
+
+
+def test_result_json_and_accounting(net):
+    problem = make_problem(net, np.ones(3))
+    result = maximize(problem, replace(BASE, method=FIXED, precision=0.01))
+    data = result.to_json()
+    assert data["eps"] == result.eps.tolist() and data["certified"] is True
+    assert data["verifier_calls"] >= 3 and data["verifier_s"] > 0 and data["other_s"] >= 0
+    assert data["cutting_weights"] == fixed_cutting_weights(3).tolist()
+
+
+def test_call_budget_still_returns_a_proved_vector(net):
+    problem = make_problem(net, np.ones(3))
+    result = maximize(problem, replace(BASE, method=FIXED, max_calls=3, precision=0.01))
+    assert result.stop_reason == "verifier call budget spent"
+    assert result.certified and exact_robust(net, problem, result.eps)
+
+
+def test_cutting_weights():
+    np.testing.assert_allclose(fixed_cutting_weights(4), [0.75, 0.5, 0.25, 0.0])
+    cw = sensitivity_cutting_weights(np.array([3.0, 1.0, 2.0]))
+    np.testing.assert_allclose(cw, [0.0, 2 / 3, 1 / 3])
+    np.testing.assert_allclose(sensitivity_cutting_weights(np.ones(3)), [2 / 3, 1 / 3, 0])
+
+
+def test_unknown_method_is_an_error(net):
+    from robustc.errors import Error
+
+    with pytest.raises(Error, match="unknown maximize method"):
+        maximize(make_problem(net, np.ones(3)), replace(BASE, method="bogus"))
+    assert set(METHODS) == {NAIVE, FIXED, SENSITIVITY}
