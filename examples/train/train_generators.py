@@ -127,6 +127,7 @@ def main() -> None:
             "ops": ops, "relus": count_relus(decoder, example),
             "training_command": command, "seed": args.seed * 100 + digit,
             "train_options": vars(args), "train_images": int(np.sum(labels == digit)),
+            "train_pixel_std": round(float(images[labels == digit].std(0).mean()), 4),
             "recognised_by_digits_softmax": recognised,
             "recognition_samples": N_CHECK,
         }, started)  # fmt: skip
