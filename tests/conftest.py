@@ -11,6 +11,14 @@ SHARED_BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 EXAMPLES = ROOT / "examples"
 
 
+def pytest_addoption(parser):
+    """``--cases N`` / ``--cases-start S``: the differential suite's size (tests/differential)."""
+    parser.addoption("--cases", type=int, default=None,
+                     help="number of random differential cases (default 300)")
+    parser.addoption("--cases-start", type=int, default=None,
+                     help="first seed of the differential cases (default 0)")
+
+
 def shared_benchmarks() -> Path:
     """The ``../shared/benchmarks`` folder, or skip the test with the reason."""
     if not SHARED_BENCHMARKS.is_dir():
