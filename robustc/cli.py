@@ -55,6 +55,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     return run_compile(args)
 
 
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from robustc.attack import run_attack_cli
+
+    return run_attack_cli(args)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robustc", description="Compile and verify neural-network robustness properties."
@@ -90,6 +96,16 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="file formats (default: lp, mps, gurobi; gurobi needs gurobipy; "
                         "smt2: SMT-LIB 2)")
     p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("attack", help="run the attack properties of a .rspec file")
+    p.add_argument("spec", help="a .rspec file")
+    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--output", "-o", default="robustc-attacks", help="output directory")
+    p.add_argument("--json", action="store_true", help="one JSON report per property")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                   help="default: cuda when available")
+    p.set_defaults(func=_cmd_attack)
 
     p = sub.add_parser("dump", help="import an ONNX network and print its IR")
     p.add_argument("network", help="path to an .onnx file")

@@ -1,0 +1,274 @@
+"""``attack`` properties: lowering a spec's attack to a runtime attack, running it, replaying
+every claimed success on the ONNX file(s), and writing images and a JSON report.
+
+The decoder declared for the network picks the encoding (``multilabel`` -> :class:`MultiLabel`,
+``argmax`` -> :class:`OneHot`, ``ecoc`` -> :class:`Ecoc`). The input may hold one image (the
+network's input shape) or a batch (a leading axis). ``flip k labels`` targets, per image, the
+k labels closest to the threshold. torch is imported only when an attack runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from robustc.compiler.spec_lower import Network, SpecContext, input_box
+from robustc.errors import SpecError
+from robustc.specs import ast as A
+from robustc.specs.checker import resolve_path
+
+
+@dataclass
+class AttackProblem:
+    """A lowered attack: inputs ``x0`` ``(B, *input_shape)``, targets ``(B, L)``, box."""
+
+    name: str
+    network: Network
+    decoder: A.Node
+    codebook: np.ndarray | None
+    x0: np.ndarray
+    target: np.ndarray
+    source: np.ndarray
+    untargeted: bool
+    method: str
+    options: dict
+    lower: np.ndarray
+    upper: np.ndarray
+    labels: list[str] | None = None
+
+
+@dataclass
+class AttackReport:
+    """The outcome of one attack property: the replayed verdict per image and the metrics."""
+
+    problem: AttackProblem
+    x_adv: np.ndarray
+    decoded: np.ndarray          # replayed on onnxruntime, (B, L)
+    success: np.ndarray          # replayed success, (B,)
+    claimed: np.ndarray          # the attack's own claim on the torch module, (B,)
+    metrics: dict = field(default_factory=dict)
+
+
+def _value(expr) -> float:
+    if isinstance(expr, A.Neg):
+        return -_value(expr.operand)
+    return float(expr.value)
+
+
+def lower_attack(ctx: SpecContext, prop: A.AttackProperty) -> AttackProblem:
+    """Lower ``prop``; raises a positioned SpecError for what attacks cannot do."""
+    net = ctx.network(prop.network, prop)
+    decoder, labels = ctx.decoder(net.name)
+    codebook = None
+    if isinstance(decoder, A.EcocDecoder):
+        codebook = np.load(resolve_path(ctx.spec, decoder.codebook)).astype(np.float32)
+    if isinstance(decoder, A.TopKDecoder):
+        raise ctx.fail(decoder, "attacks support argmax, multilabel and ecoc decoders, not topk")
+    x0 = _inputs(ctx, prop, net)
+    lower, upper = _box(ctx, prop, net, x0)
+    options = {o.name: _value(o.value) for o in prop.method.options}
+    if prop.method.kind in ("jma", "mlcw") and prop.norm != "l2":
+        raise ctx.fail(prop, f"{prop.method.kind} minimises the l2 norm; write 'norm l2'")
+    if prop.method.kind == "pgd" and prop.norm not in ("l2", "linf"):
+        raise ctx.fail(prop, "pgd runs in an l2 or linf ball")
+    problem = AttackProblem(prop.name, net, decoder, codebook, x0, np.zeros(0), np.zeros(0),
+                            isinstance(prop.goal, A.Untargeted), prop.method.kind, options,
+                            lower, upper, labels)
+    problem.source, logits = _decode_onnx(problem, x0)
+    problem.target = _targets(ctx, prop, problem, logits)
+    return problem
+
+
+def _inputs(ctx: SpecContext, prop: A.AttackProperty, net: Network) -> np.ndarray:
+    raw = ctx.raw_input(prop.input, prop)
+    shape = tuple(net.graph.input.shape)
+    size = int(np.prod(shape))
+    if raw.size == 0 or raw.size % size:
+        raise ctx.fail(prop, f"input '{prop.input}' has {raw.size} values, not a multiple of "
+                             f"network '{net.name}''s {list(shape)}")
+    return raw.reshape((raw.size // size,) + shape).astype(np.float32)
+
+
+def _box(ctx, prop, net, x0) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = ctx.domain(prop.input)
+    lower, upper = np.full_like(x0, lo), np.full_like(x0, hi)
+    if prop.within is not None:
+        if len(x0) != 1:
+            raise ctx.fail(prop.within, "'within' needs a single input image")
+        box, _ = input_box(ctx, prop.within, net.graph)
+        lower = np.maximum(lower, box.lower.reshape(x0.shape))
+        upper = np.minimum(upper, box.upper.reshape(x0.shape))
+    return lower.astype(np.float32), upper.astype(np.float32)
+
+
+def _targets(ctx, prop, problem: AttackProblem, logits: np.ndarray) -> np.ndarray:
+    goal, source = prop.goal, problem.source
+    n_labels = source.shape[1]
+    if isinstance(goal, A.Untargeted):
+        return source.copy()
+    if isinstance(goal, A.FlipLabels):
+        if not isinstance(problem.decoder, A.MultiLabelDecoder):
+            raise ctx.fail(goal, "'flip k labels' needs a multilabel decoder")
+        closest = np.argsort(np.abs(logits - _threshold(problem.decoder)), axis=1, kind="stable")
+        target = source.copy()
+        rows = np.arange(len(target))[:, None]
+        k = int(_value(goal.count))
+        target[rows, closest[:, :k]] ^= True
+        return target
+    if isinstance(goal, A.TargetLabels):
+        vector = np.zeros(n_labels, bool)
+        for item in goal.labels:
+            vector[_label(ctx, problem, item)] = True
+    else:
+        vector = np.array([_value(v) for v in goal.vector.items]) != 0
+        if vector.size != n_labels:
+            raise ctx.fail(goal, f"target vector has {vector.size} entries for {n_labels} labels")
+    if not isinstance(problem.decoder, A.MultiLabelDecoder) and vector.sum() != 1:
+        raise ctx.fail(goal, "an argmax or ECOC target names exactly one class")
+    return np.repeat(vector[None], len(source), axis=0)
+
+
+def _label(ctx, problem, item) -> int:
+    if isinstance(item, A.Str):
+        if problem.labels is None or item.value not in problem.labels:
+            raise ctx.fail(item, f"unknown label {item.value!r}")
+        return problem.labels.index(item.value)
+    return int(item.value)
+
+
+def _threshold(decoder: A.MultiLabelDecoder) -> float:
+    value = _value(decoder.threshold)
+    return float(np.log(value / (1 - value))) if decoder.score == "sigmoid" else value
+
+
+def _decode_onnx(problem: AttackProblem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded label vectors ``(B, L)`` and logits ``(B, n)`` of ``x`` by onnxruntime."""
+    from robustc.runtime.replay import run_onnx
+
+    outs = [run_onnx(problem.network.paths, xi[None].astype(np.float32)) for xi in x]
+    logits = np.stack([np.asarray(z, np.float64).reshape(-1) for _, z in outs])
+    outputs = np.stack([np.asarray(o, np.float64).reshape(-1) for o, _ in outs])
+    d = problem.decoder
+    if isinstance(d, A.MultiLabelDecoder):
+        return logits > _threshold(d), logits
+    if isinstance(d, A.EcocDecoder):
+        cls = np.argmax(outputs @ problem.codebook.T.astype(np.float64), axis=1)
+        return np.eye(problem.codebook.shape[0], dtype=bool)[cls], logits
+    return np.eye(logits.shape[1], dtype=bool)[np.argmax(logits, axis=1)], logits
+
+
+def make_encoding(problem: AttackProblem):
+    """The runtime encoding of the problem's decoder."""
+    from robustc.runtime.attacks import Ecoc, MultiLabel, OneHot
+
+    n = int(np.prod(problem.network.graph.output.shape))
+    if isinstance(problem.decoder, A.MultiLabelDecoder):
+        return MultiLabel(n, _threshold(problem.decoder))
+    if isinstance(problem.decoder, A.EcocDecoder):
+        return Ecoc(problem.codebook)
+    return OneHot(n)
+
+
+def make_attack(problem: AttackProblem, norm: str = "l2"):
+    """The attack object with the spec's options (integers where the field is one)."""
+    from robustc.runtime.attacks import ATTACKS
+
+    cls = ATTACKS[problem.method]
+    kwargs = {k: (int(v) if k in ("max_iter", "steps", "restarts", "binary_steps") else v)
+              for k, v in problem.options.items()}
+    if problem.method == "pgd":
+        kwargs["norm"] = norm
+    return cls(**kwargs)
+
+
+def run_problem(problem: AttackProblem, attack, device: str | None = None) -> AttackReport:
+    """Run ``attack`` on ``problem``; replay every image on onnxruntime before it counts."""
+    import torch
+
+    from robustc.runtime.attacks import Victim
+    from robustc.runtime.attacks.metrics import summarize
+    from robustc.runtime.torch_module import to_torch
+
+    module = to_torch(problem.network.graph, device=device, logits=True)
+    dev = next(iter(module.buffers())).device
+    victim = Victim(module, make_encoding(problem), torch.tensor(problem.lower, device=dev),
+                    torch.tensor(problem.upper, device=dev))
+    result = attack.run(victim, torch.tensor(problem.x0), torch.tensor(problem.target),
+                        problem.untargeted)
+    x_adv = np.clip(result.x_adv.astype(np.float32), problem.lower, problem.upper)
+    decoded, _ = _decode_onnx(problem, x_adv)
+    metrics = summarize(problem.x0, x_adv, decoded, problem.target, result.iterations,
+                        result.seconds, problem.untargeted,
+                        float(np.max(problem.upper - problem.lower)) or 1.0)
+    same = (decoded == problem.target).all(axis=1)
+    success = ~same if problem.untargeted else same
+    metrics["claimed_not_replayed"] = int((result.success & ~success).sum())
+    return AttackReport(problem, x_adv, decoded, success, result.success, metrics)
+
+
+def write_report(report: AttackReport, out_dir: str | Path) -> dict:
+    """Write ``<name>_adv.npy``, one PNG per image and ``<name>.json``; returns the JSON."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    p = report.problem
+    np.save(out / f"{p.name}_adv.npy", report.x_adv)
+    for i, image in enumerate(report.x_adv):
+        _png(image, out / f"{p.name}_{i}.png")
+    names = p.labels or [str(i) for i in range(p.target.shape[1])]
+    data = {"property": p.name, "network": p.network.name, "method": p.method,
+            "options": p.options, "untargeted": p.untargeted, "metrics": report.metrics,
+            "images": [{"index": i, "success": bool(report.success[i]),
+                        "source": _names(p.source[i], names),
+                        "target": _names(p.target[i], names),
+                        "decoded": _names(report.decoded[i], names)}
+                       for i in range(len(p.x0))]}
+    (out / f"{p.name}.json").write_text(json.dumps(data, indent=1, default=float))
+    return data
+
+
+def _names(bits: np.ndarray, names: list[str]) -> list[str]:
+    return [names[i] for i in np.flatnonzero(bits)]
+
+
+def _png(image: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    chw = image.reshape((-1,) + image.shape[-2:])
+    pixels = np.clip(np.rint(chw * 255), 0, 255).astype(np.uint8)
+    img = pixels[0] if len(pixels) == 1 else pixels[:3].transpose(1, 2, 0)
+    Image.fromarray(img).save(path)
+
+
+def run_attack_cli(args) -> int:
+    """``robustc attack``: run the spec's attack properties; exit 0 when every image of every
+    property was attacked successfully (replayed), 1 otherwise."""
+    from robustc import specs
+    from robustc.verify_cli import _overrides
+
+    spec = specs.load(args.spec, _overrides(args.set))
+    ctx = SpecContext(spec)
+    props = [p for p in spec.properties if isinstance(p, A.AttackProperty)
+             and (not args.property or p.name in args.property)]
+    if not props:
+        raise SpecError("no attack property to run" + (f" named {args.property}"
+                                                          if args.property else ""))
+    all_ok = True
+    for prop in props:
+        start = time.perf_counter()
+        problem = lower_attack(ctx, prop)
+        report = run_problem(problem, make_attack(problem, prop.norm), args.device)
+        data = write_report(report, args.output)
+        all_ok &= bool(report.success.all())
+        m = report.metrics
+        if args.json:
+            print(json.dumps(data, default=float))
+        else:
+            print(f"{prop.name}: {problem.method} on {problem.network.name}, "
+                  f"{len(problem.x0)} image(s): ASR {m['asr']:.3f}, MSE {m['mse']:.4g}, "
+                  f"{m['iterations_mean']:.1f} it, {time.perf_counter() - start:.1f} s "
+                  f"-> {args.output}")
+    return 0 if all_ok else 1
