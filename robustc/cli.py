@@ -49,6 +49,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return run_verify(args)
 
 
+def _cmd_maximize(args: argparse.Namespace) -> int:
+    from robustc.maximize_cli import run_maximize
+
+    return run_maximize(args)
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     from robustc.verify_cli import run_compile
 
@@ -86,6 +92,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_arguments(p)
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("maximize", help="search maximal robust layered neighbourhoods")
+    from robustc.maximize_cli import add_arguments as add_maximize_arguments
+
+    add_maximize_arguments(p)
+    p.set_defaults(func=_cmd_maximize)
 
     p = sub.add_parser("compile", help="write the MILP models of a spec's verify properties")
     p.add_argument("spec", help="a .rspec file")

@@ -597,8 +597,7 @@ def _certify(problem: LayeredProblem, oracle: Oracle, proved: list[np.ndarray]
     best_first = sorted(range(len(proved)), key=lambda i: problem.size(proved[i]),
                         reverse=True)
     for i in best_first:
-        result = oracle.check(proved[i], limit=max(o.call_time_limit, 1.0) * 2,
-                              bounds="symbolic")
+        result = oracle.check(proved[i], limit=max(o.call_time_limit, 1.0) * 2)
         if result.verdict == "robust":
             oracle.options = o
             return proved[i], result.to_json()

@@ -8,6 +8,7 @@ the table covers every grid vector.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -159,3 +160,27 @@ def test_unknown_method_is_an_error(net):
     with pytest.raises(Error, match="unknown maximize method"):
         maximize(make_problem(net, np.ones(3)), replace(BASE, method="bogus"))
     assert set(METHODS) == {NAIVE, FIXED, SENSITIVITY}
+
+
+def test_cli_maximize_writes_json_and_heatmap(net, tmp_path, capsys):
+    from robustc.cli import main
+
+    params, path, _, _, region = net
+    np.save(tmp_path / "x.npy", params["x0"].reshape(1, tiny.H, tiny.W))
+    np.save(tmp_path / "obj.npy", region)
+    (tmp_path / "tiny.onnx").write_bytes(path.read_bytes())
+    (tmp_path / "t.rspec").write_text(
+        'network n = onnx("tiny.onnx")\ninput x = npy("x.npy") reshape [1, 1, 3, 4]\n'
+        'labels two = ["a", "b"]\ndecode n as multilabel(logit > 0) over two\n'
+        'region obj = mask("obj.npy")\n'
+        'maximize keep_a on n:\n    layered(x, rings(obj, chebyshev, 2)) such that '
+        'present("a")\n    weights [1, 1, 1]\n    method oracle(cutting=fixed, iterations=10)\n')
+    code = main(["maximize", str(tmp_path / "t.rspec"), "--output", str(tmp_path / "out"),
+                 "--call-timeout", "20"])
+    assert code == 0
+    assert "keep_a: fixed: eps = [" in capsys.readouterr().out
+    data = json.loads((tmp_path / "out" / "keep_a.json").read_text())
+    problem = make_problem(net, np.ones(3))
+    assert data["certified"] and exact_robust(net, problem, data["eps"])
+    png = (tmp_path / "out" / "keep_a.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

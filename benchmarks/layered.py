@@ -1,0 +1,163 @@
+"""Benchmark: maximal robust layered neighbourhoods, naive vs oracle-guided (fixed, sensitivity).
+
+For each example multi-label classifier (no defence, L0, PGD) and each of the first
+``--images`` double-digit test images on which all three detect digit b: perturb digit a and
+the chebyshev rings around it (``--rings``), keep ``present(b)``, uniform weights. Each
+method runs with the same verifier configuration (HiGHS, ``--bounds`` bounds, PGD first,
+``--call-limit`` seconds per call; an unknown counts as not robust). Prints one row per run
+and a summary (medians and ratios of the oracle methods to naive), and saves everything,
+including each run's eps vector, to ``benchmarks/results/layered.json``; ``--heatmaps``
+writes one PNG per run under ``benchmarks/results/layered/``.
+
+    PYTHONPATH=. python benchmarks/layered.py [--images 10] [--rings 3] [--heatmaps]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+MODELS = ("mlc_plain", "mlc_l0", "mlc_pgd")
+
+
+def _problems(args) -> list[dict]:
+    """One entry per (image): the image, the masks and the labels."""
+    from robustc.compiler.onnx_import import load_onnx
+    from robustc.compiler.passes import standard_passes
+    from robustc.ir import evaluate, logits
+    from robustc.runtime.datasets import double_digits, double_digits_info
+
+    images, _, masks = double_digits("test")
+    classes = double_digits_info("test").classes
+    graphs = {m: logits(standard_passes().run(load_onnx(str(ROOT / "examples" / "models" /
+                                                          f"{m}.onnx"))))[0] for m in MODELS}
+    chosen = []
+    for i in range(len(images)):
+        x0 = images[i][None].astype(np.float64)
+        target = int(classes[i][1])
+        if all(evaluate(graphs[m], x0).ravel()[target] > 0 for m in MODELS):
+            chosen.append({"index": i, "x0": x0, "masks": masks[i], "perturbed": int(classes[i][0]),
+                           "target": target})
+        if len(chosen) == args.images:
+            break
+    return chosen
+
+
+def _layered(model: str, item: dict, rings: int):
+    from robustc.compiler.onnx_import import load_onnx
+    from robustc.compiler.passes import standard_passes
+    from robustc.ir import property as P
+    from robustc.maximize import LayeredProblem
+    from robustc.specs.layers import layer_indices
+
+    path = ROOT / "examples" / "models" / f"{model}.onnx"
+    graph = standard_passes().run(load_onnx(str(path)))
+    ring_index = layer_indices(item["masks"][0], "chebyshev", rings)
+    cond = P.output_gt(10, item["target"], value=0.0, label=f"'{item['target']}' present")
+    return LayeredProblem(f"{model}/dd{item['index']}", graph, (str(path),), item["x0"],
+                          ring_index, cond, np.ones(rings + 1), (1, 16, 24),
+                          meta={"network": model, "region": item["masks"][0]})
+
+
+def _run(problem, options, method: str) -> dict:
+    from robustc.maximize import maximize
+
+    t = time.perf_counter()
+    result = maximize(problem, replace(options, method=method))
+    row = result.to_json()
+    row.pop("history")
+    row["wall_s"] = time.perf_counter() - t
+    return row
+
+
+def _summary(rows: list[dict]) -> dict:
+    out = {}
+    for method in ("fixed", "sensitivity"):
+        size, vtime, calls = [], [], []
+        for r in rows:
+            naive = r["runs"]["naive"]
+            size.append(r["runs"][method]["weighted_size"] / max(naive["weighted_size"], 1e-12))
+            vtime.append(r["runs"][method]["verifier_s"] / max(naive["verifier_s"], 1e-12))
+            calls.append(r["runs"][method]["verifier_calls"] / max(naive["verifier_calls"], 1))
+        out[method] = {"median_size_ratio": float(np.median(size)),
+                       "median_verifier_time_ratio": float(np.median(vtime)),
+                       "median_calls_ratio": float(np.median(calls)),
+                       "share_size_ge_95pct": float(np.mean(np.array(size) >= 0.95)),
+                       "share_time_le_20pct": float(np.mean(np.array(vtime) <= 0.2))}
+    for model in MODELS:
+        mine = [r for r in rows if r["model"] == model]
+        out[model] = {m: {"median_size": float(np.median([r["runs"][m]["weighted_size"]
+                                                          for r in mine])),
+                          "median_eps": np.median([r["runs"][m]["eps"] for r in mine],
+                                                  axis=0).round(4).tolist()}
+                      for m in ("naive", "fixed", "sensitivity")}
+    return out
+
+
+def main() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from robustc.maximize import MaximizeOptions
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--rings", type=int, default=3)
+    parser.add_argument("--call-limit", type=float, default=1.0)
+    parser.add_argument("--bounds", default="interval")
+    parser.add_argument("--precision", type=float, default=0.01)
+    parser.add_argument("--max-eps", type=float, default=0.32)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--heatmaps", action="store_true")
+    args = parser.parse_args()
+    options = MaximizeOptions(precision=args.precision, max_eps=args.max_eps,
+                              iterations=args.iterations, call_time_limit=args.call_limit,
+                              bounds=args.bounds, threads=1)
+    items = _problems(args)
+    rows = []
+    print(f"{'model':<10} {'image':>5} {'method':<12} {'size':>7} {'calls':>5} {'verif s':>8} "
+          f"{'other s':>7}  eps")
+    for model in args.models:
+        for item in items:
+            problem = _layered(model, item, args.rings)
+            runs = {m: _run(problem, options, m) for m in ("naive", "fixed", "sensitivity")}
+            for m, r in runs.items():
+                print(f"{model:<10} {item['index']:>5} {m:<12} {r['weighted_size']:>7.4f} "
+                      f"{r['verifier_calls']:>5} {r['verifier_s']:>8.2f} {r['other_s']:>7.2f}  "
+                      f"{np.round(r['eps'], 3).tolist()}", flush=True)
+            rows.append({"model": model, "image": item["index"], "target": item["target"],
+                         "perturbed": item["perturbed"], "runs": runs})
+            if args.heatmaps:
+                _heatmaps(problem, item, runs)
+    summary = _summary(rows) if rows else {}
+    print(json.dumps(summary, indent=1))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = {"args": vars(args), "machine": platform.platform(), "rows": rows, "summary": summary}
+    (RESULTS / "layered.json").write_text(json.dumps(out, indent=1))
+    print(f"saved {RESULTS / 'layered.json'}")
+
+
+def _heatmaps(problem, item: dict, runs: dict) -> None:
+    from robustc.runtime.heatmap import save_heatmap
+
+    folder = RESULTS / "layered"
+    folder.mkdir(parents=True, exist_ok=True)
+    for method, run in runs.items():
+        save_heatmap(folder / f"{problem.name.replace('/', '_')}_{method}.png",
+                     item["x0"].reshape(16, 24), problem.rings, np.array(run["eps"]),
+                     [(item["masks"][0], f"perturbed {item['perturbed']}"),
+                      (item["masks"][1], f"target {item['target']}")],
+                     title=f"{problem.name} {method}: size {run['weighted_size']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
