@@ -1,0 +1,159 @@
+"""Benchmark: JMA vs ML-C&W vs PGD on the example networks (one run, one table).
+
+Multi-label: mlc_plain, mlc_l0, mlc_pgd, 100 correctly classified double-digit test images,
+targets flipping 1, 2 and 5 random labels of the true label vector. ECOC and one-hot
+(digits_softmax): 100 correctly classified test digits, a random other class as target.
+Every success is replayed on onnxruntime (robustc.attack.run_problem); metrics come from
+robustc.runtime.attacks.metrics. Time is the batch's wall time divided by the images.
+
+    PYTHONPATH=. python benchmarks/attacks.py [--images 100] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "examples" / "models"
+
+# Iteration budgets chosen so the whole run fits ~10-15 minutes on 2 shared CPU cores.
+SETTINGS = {
+    "jma": {"max_iter": 20, "step": 1.0, "confidence": 3.0},
+    "mlcw": {"max_iter": 200, "binary_steps": 4, "c": 10.0, "learning_rate": 0.01},
+    "pgd": {"steps": 50, "eps": 1.5, "restarts": 1},
+}
+
+
+def _network(name: str):
+    from robustc.compiler import load_onnx, standard_passes
+    from robustc.compiler.spec_lower import Network
+
+    path = MODELS / f"{name}.onnx"
+    return Network(name, standard_passes().run(load_onnx(str(path), name=name)), (str(path),))
+
+
+def _problem(net, decoder, codebook, x, target, source):
+    from robustc.attack import AttackProblem
+
+    x = x.reshape((len(x),) + tuple(net.graph.input.shape)).astype(np.float32)
+    return AttackProblem(net.name, net, decoder, codebook, x, target, source, False, "", {},
+                         np.zeros_like(x), np.ones_like(x))
+
+
+def multilabel_cases(n: int, rng) -> list:
+    """(label, problem) for each multi-label model and number of flipped labels."""
+    from robustc.attack import _decode_onnx
+    from robustc.runtime import datasets
+    from robustc.specs import ast as A
+
+    images, labels, _ = datasets.double_digits("test")
+    decoder = A.MultiLabelDecoder(score="logit", threshold=A.Number(0.0))
+    cases = []
+    for model in ("mlc_plain", "mlc_l0", "mlc_pgd"):
+        net = _network(model)
+        probe = _problem(net, decoder, None, images[: 3 * n], labels[: 3 * n], labels[: 3 * n])
+        decoded, _ = _decode_onnx(probe, probe.x0)
+        right = np.flatnonzero((decoded == labels[: 3 * n].astype(bool)).all(axis=1))[:n]
+        source = labels[right].astype(bool)
+        for k in (1, 2, 5):
+            target = source.copy()
+            for row in target:
+                flip = rng.choice(10, k, replace=False)
+                row[flip] = ~row[flip]
+            cases.append((f"{model} flip {k}",
+                          _problem(net, decoder, None, images[right], target, source)))
+    return cases
+
+
+def class_cases(n: int, rng) -> list:
+    """(label, problem) for the ECOC and the one-hot digit classifiers."""
+    from robustc.attack import _decode_onnx
+    from robustc.runtime import datasets
+    from robustc.specs import ast as A
+
+    images, labels = datasets.digits("test")
+    book = np.load(MODELS / "ecoc_codebook.npy").astype(np.float32)
+    cases = []
+    for model, decoder, codebook in (("ecoc", A.EcocDecoder(codebook=None), book),
+                                     ("digits_softmax", A.ArgmaxDecoder(), None)):
+        net = _network(model)
+        eye = np.eye(10, dtype=bool)
+        probe = _problem(net, decoder, codebook, images[: 3 * n], eye[labels[: 3 * n]],
+                         eye[labels[: 3 * n]])
+        decoded, _ = _decode_onnx(probe, probe.x0)
+        right = np.flatnonzero(decoded.argmax(axis=1) == labels[: 3 * n])[:n]
+        other = (labels[right] + rng.integers(1, 10, len(right))) % 10
+        cases.append((f"{model} target class", _problem(net, decoder, codebook, images[right],
+                                                        eye[other], eye[labels[right]])))
+    return cases
+
+
+def run(n: int) -> list[dict]:
+    """Every case with every attack; one row each."""
+    from robustc.attack import run_problem
+    from robustc.runtime.attacks import ATTACKS
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, problem in multilabel_cases(n, rng) + class_cases(n, rng):
+        for method, options in SETTINGS.items():
+            norm = {"norm": "l2"} if method == "pgd" else {}
+            report = run_problem(problem, ATTACKS[method](**options, **norm), device="cpu")
+            rows.append({"case": label, "attack": method, **report.metrics})
+            print(_line(rows[-1]), flush=True)
+    return rows
+
+
+def _line(r: dict) -> str:
+    basr = "-" if r["basr"] is None else f"{r['basr']:.3f}"
+    return (f"{r['case']:<26} {r['attack']:<5} {r['asr']:>5.2f} {basr:>6} {r['mse']:>8.4f} "
+            f"{r['ssim']:>6.3f} {r['iterations_mean']:>7.1f} {r['seconds_per_image']:>8.4f}")
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Per case: ASR difference and ML-C&W / JMA time ratio."""
+    out = []
+    for case in dict.fromkeys(r["case"] for r in rows):
+        by = {r["attack"]: r for r in rows if r["case"] == case}
+        out.append({"case": case, "asr_jma": by["jma"]["asr"], "asr_mlcw": by["mlcw"]["asr"],
+                    "time_ratio_mlcw_over_jma": by["mlcw"]["seconds"] / by["jma"]["seconds"]})
+    return out
+
+
+def main() -> None:
+    """Run the benchmark, print the table and save JSON under benchmarks/results/."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    print(f"{'case':<26} {'atk':<5} {'ASR':>5} {'bASR':>6} {'MSE':>8} {'SSIM':>6} "
+          f"{'iter':>7} {'s/img':>8}")
+    rows = run(args.images)
+    summary = ratios(rows)
+    print("\ncase                        ASR jma  ASR mlcw  time mlcw/jma")
+    for s in summary:
+        print(f"{s['case']:<26} {s['asr_jma']:>8.2f} {s['asr_mlcw']:>9.2f} "
+              f"{s['time_ratio_mlcw_over_jma']:>14.2f}")
+    med = float(np.median([s["time_ratio_mlcw_over_jma"] for s in summary]))
+    total = time.perf_counter() - start
+    print(f"median time ratio ML-C&W / JMA: {med:.2f}; total {total:.0f} s")
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "attacks.json").write_text(json.dumps(
+        {"settings": SETTINGS, "images": args.images, "threads": args.threads,
+         "machine": platform.platform(), "rows": rows, "ratios": summary,
+         "median_time_ratio": med, "total_seconds": total}, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
