@@ -54,16 +54,18 @@ class MLCW(Attack):
         for _ in range(self.binary_steps):
             if deadline.passed():
                 break
-            found = self._round(victim, w0, x0, target, untargeted, const, best, best_l2,
+            found, last = self._round(victim, w0, x0, target, untargeted, const, best, best_l2,
                                 iters, deadline)
             c_hi = torch.where(found, torch.minimum(c_hi, const), c_hi)
             c_lo = torch.where(found, c_lo, torch.maximum(c_lo, const))
             const = torch.where(torch.isinf(c_hi), const * 10, (c_lo + c_hi) / 2)
+            never = torch.isinf(best_l2)
+            best[never] = last[never]  # no adversarial example yet: show the last attempt
         return best, iters
 
     def _round(self, victim, w0, x0, target, untargeted, const, best, best_l2, iters, deadline):
         """One Adam run at constants ``const``; updates ``best``/``best_l2``/``iters`` in
-        place and returns which images found an adversarial example."""
+        place; returns which images found an adversarial example, and the last iterate."""
         w = w0.clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=self.learning_rate)
         found = torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
@@ -83,4 +85,6 @@ class MLCW(Attack):
                 if total > previous * 0.9999 or deadline.passed():
                     break
                 previous = total
-        return found
+        with torch.no_grad():
+            last = victim.lower + (victim.upper - victim.lower) * (torch.tanh(w) + 1) / 2
+        return found, last
