@@ -70,6 +70,10 @@ def cases():
     c["maxpool_ceil_harmless"] = model([_n("MaxPool", ["x"], ["y"], kernel_shape=[2, 2],
                                            strides=[2, 2], ceil_mode=1)],
                                        {"x": [1, 2, 8, 6]}, None)
+    c["relu_then_maxpool"] = model([
+        _n("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), _n("Relu", ["c"], ["r"]),
+        _n("MaxPool", ["r"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        {"x": [1, 2, 7, 7]}, None, {"W": w(3, 2, 3, 3)})
     c["maxpool_1d"] = model([_n("MaxPool", ["x"], ["y"], kernel_shape=[3], strides=[2])],
                             {"x": [1, 2, 9]}, None)
     c["avgpool_excl"] = model([_n("AveragePool", ["x"], ["y"], kernel_shape=[3, 3],

@@ -11,9 +11,11 @@
 
       y >= z,  y >= a z,  y <= z - (1-a) l (1-d),  y <= a z + (1-a) u d
 
-* MaxPool: window inputs whose upper bound is below the largest lower bound in the window
-  can never be the maximum and are dropped; one survivor is the output itself; otherwise a
-  ``y`` and one binary per survivor (``sum d = 1``, ``y >= z_i``,
+* MaxPool: only the window input with the largest lower bound ``L`` and the inputs whose
+  upper bound exceeds ``L`` are kept (any other is at most ``L`` and can only tie); when the
+  pool feeds a ReLU, ``max(L, 0)`` is the level and a constant 0 stands in for the dropped
+  inputs (``relu(max z) = relu(max(0, max z))``). One candidate is the output itself;
+  otherwise a ``y`` and one binary per candidate (``sum d = 1``, ``y >= z_i``,
   ``y <= z_i + (U - l_i)(1 - d_i)``).
 * Objective-aware relaxation: when the model minimises one atom's margin and a ReLU or
   MaxPool output reaches the logits only through linear nodes with a non-negative
@@ -85,7 +87,7 @@ def encode(graph: Graph, lower: dict[str, np.ndarray], upper: dict[str, np.ndarr
             src = graph[node.inputs[0]]
             exprs[node.name] = _maxpool(builder, node, src.shape, exprs[src.name],
                                         lower[src.name].ravel(), upper[src.name].ravel(),
-                                        stats, convex.get(node.name))
+                                        stats, convex.get(node.name), _relu_floor(graph, node))
         elif node.linear:
             exprs[node.name] = _linear(graph, node, exprs, builder.num_vars)
         else:
@@ -182,6 +184,16 @@ def _relu(builder: MilpBuilder, node: Relu, z: _Expr, lo: np.ndarray, hi: np.nda
     return _Expr(sp.csr_matrix(E + P), c)
 
 
+def _relu_floor(graph: Graph, node: MaxPool) -> float | None:
+    """0.0 when the pool's only reader is a plain ReLU (see _pool_candidates), else None."""
+    users = graph.consumers.get(node.name, ())
+    if len(users) == 1 and node.name not in graph.outputs:
+        user = graph[users[0]]
+        if isinstance(user, Relu) and user.alpha == 0:
+            return 0.0
+    return None
+
+
 def _relu_lower_side(builder: MilpBuilder, node: Relu, z: _Expr, lo, hi, idx, E, c):
     """Unstable neurons encoded by their convex lower side only (see the module doc)."""
     alpha = node.alpha
@@ -196,47 +208,67 @@ def _relu_lower_side(builder: MilpBuilder, node: Relu, z: _Expr, lo, hi, idx, E,
 
 
 def _maxpool(builder: MilpBuilder, node: MaxPool, in_shape, z: _Expr, lo: np.ndarray,
-             hi: np.ndarray, stats: dict, convex: np.ndarray | None = None) -> _Expr:
+             hi: np.ndarray, stats: dict, convex: np.ndarray | None = None,
+             floor: float | None = None) -> _Expr:
     windows = pool_index(node, in_shape)
     rows_E, consts = [], np.zeros(len(windows))
     for o, win in enumerate(windows):
-        win = win[win >= 0]
-        survivors = win[hi[win] >= lo[win].max()]
-        if len(survivors) == 1:
-            rows_E.append(pad(z.E[survivors], builder.num_vars))
-            consts[o] = z.c[survivors[0]]
-            continue
-        if convex is not None and convex[o]:
-            rows_E.append(_pool_lower_side(builder, node.name, o, survivors, z, lo, hi))
+        cand = _pool_candidates(z, lo, hi, win[win >= 0], floor, builder.num_vars)
+        if cand[0].shape[0] == 1:
+            rows_E.append(cand[0])
+            consts[o] = cand[1][0]
+        elif convex is not None and convex[o]:
+            rows_E.append(_pool_lower_side(builder, node.name, o, *cand))
             stats["relaxed_maxpools"] = stats.get("relaxed_maxpools", 0) + 1
-            continue
-        rows_E.append(_pool_window(builder, node.name, o, survivors, z, lo, hi, stats))
+        else:
+            rows_E.append(_pool_window(builder, node.name, o, *cand, stats))
     n = builder.num_vars
     return _Expr(sp.vstack([pad(r, n) for r in rows_E], format="csr"), consts)
 
 
-def _pool_lower_side(builder: MilpBuilder, name: str, o: int, survivors: np.ndarray,
-                     z: _Expr, lo: np.ndarray, hi: np.ndarray) -> sp.csr_matrix:
-    """``y >= z_i`` for every survivor: exact where minimisation pushes ``y`` down."""
-    k = len(survivors)
-    y = builder.add_vars([lo[survivors].max()], [hi[survivors].max()], name=f"{name}.y{o}")
+def _pool_candidates(z: _Expr, lo, hi, win: np.ndarray, floor: float | None, n: int):
+    """Expressions, constants and bounds of the window inputs that can matter.
+
+    Kept: the input with the largest lower bound ``L`` and those whose upper bound exceeds
+    ``L`` (any other is at most ``L``: it can only tie). With ``floor = 0`` (the pool feeds
+    a ReLU) the pool computes ``max(0, max z)`` instead, which the ReLU cannot tell apart:
+    inputs with upper bound at most ``max(L, 0)`` are dropped and a constant 0 stands in.
+    """
+    best = win[np.argmax(lo[win])]
+    level = lo[best] if floor is None else max(lo[best], floor)
+    keep = win[hi[win] > level]
+    if lo[best] >= level and best not in keep:
+        keep = np.concatenate([[best], keep])
+    Z, zc = pad(z.E[keep], n), z.c[keep]
+    zl, zu = lo[keep], hi[keep]
+    if floor is not None and lo[best] < floor:  # the constant candidate `floor`
+        Z = sp.vstack([Z, sp.csr_matrix((1, n))], format="csr")
+        zc, zl, zu = (np.append(zc, floor), np.append(zl, floor), np.append(zu, floor))
+    return Z, zc, zl, zu
+
+
+def _pool_lower_side(builder: MilpBuilder, name: str, o: int, Z, zc, zl, zu
+                     ) -> sp.csr_matrix:
+    """``y >= z_i`` for every candidate: exact where minimisation pushes ``y`` down."""
+    k = Z.shape[0]
+    y = builder.add_vars([zl.max()], [zu.max()], name=f"{name}.y{o}")
     n = builder.num_vars
     Y = sp.csr_matrix((np.ones(k), (np.arange(k), np.repeat(y, k))), shape=(k, n))
-    builder.add_rows(Y - pad(z.E[survivors], n), z.c[survivors], np.inf)
+    builder.add_rows(Y - pad(Z, n), zc, np.inf)
     return builder.unit(y)
 
 
-def _pool_window(builder: MilpBuilder, name: str, o: int, survivors: np.ndarray, z: _Expr,
-                 lo: np.ndarray, hi: np.ndarray, stats: dict) -> sp.csr_matrix:
-    k = len(survivors)
-    top = hi[survivors].max()
-    y = builder.add_vars([lo[survivors].max()], [top], name=f"{name}.y{o}")
+def _pool_window(builder: MilpBuilder, name: str, o: int, Z, zc, zl, zu, stats: dict
+                 ) -> sp.csr_matrix:
+    k = Z.shape[0]
+    top = zu.max()
+    y = builder.add_vars([zl.max()], [top], name=f"{name}.y{o}")
     d = builder.add_vars(np.zeros(k), np.ones(k), integer=True, name=f"{name}.d{o}")
     stats["maxpool_binaries"] += k
     n = builder.num_vars
     Y = sp.csr_matrix((np.ones(k), (np.arange(k), np.repeat(y, k))), shape=(k, n))
-    Z, zc = pad(z.E[survivors], n), z.c[survivors]
-    big = top - lo[survivors]
+    Z = pad(Z, n)
+    big = top - zl
     builder.add_rows(Y - Z, zc, np.inf)                                   # y >= z_i
     builder.add_rows(Y - Z + sp.diags(big) @ builder.unit(d), -np.inf, zc + big)
     builder.add_rows(builder.unit(d).sum(axis=0), 1.0, 1.0)              # one winner
