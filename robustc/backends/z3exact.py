@@ -332,7 +332,7 @@ def exact_margin(cond: Condition, y: list[Fraction]) -> Fraction | float:
 # ---------------------------------------------------------------- deciding
 
 def decide_exact(graph: Graph, box: Box, condition: Condition, *,
-                 time_limit: float | None = None, relu: str = "bigm",
+                 time_limit: float | None = None, relu: str = "or",
                  seed: int = 0) -> SolveOutcome:
     """Is there an input in ``box`` where ``condition`` fails, in exact arithmetic?
 

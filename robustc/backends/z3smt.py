@@ -6,7 +6,8 @@ variable per unstable ReLU, MaxPool survivor and AtLeast selector) is written as
 (:func:`smtlib`), which is both what ``robustc compile --format smt2`` writes and what
 :func:`solve` hands to Z3:
 
-* every column is a ``Real``, every binary an ``Int`` in ``[0, 1]`` (big-M form);
+* every column is a ``Real``, every binary an ``Int`` in ``[0, 1]`` (big-M form) or a
+  ``Bool`` (the solver's default, see below);
 * every column bound and every ranged row is an assertion (so the bounds of every neuron
   that has a variable are asserted);
 * every float64 coefficient is written as the exact rational it denotes
@@ -14,12 +15,13 @@ variable per unstable ReLU, MaxPool survivor and AtLeast selector) is written as
   float64 composition of the network's weights (see :mod:`robustc.backends.z3exact` for a
   decision that involves no floating-point arithmetic at all).
 
-Why big-M with 0/1 integers: on ACAS-like nets (5 inputs, 3 hidden layers of 16 ReLUs,
-5 outputs, 12 random boxes each) Z3 5.4 decided the violation with the big-M encoding in a
-median of 0.16 s, against 0.58 s with ``If`` terms (3.7x slower) and 1.0 s with a
-disjunction of the two phases (6.4x slower); binaries written as ``Bool`` with
-``(ite b 1 0)`` were 1.3x slower than ``Int``. Measured with
-``PYTHONPATH=. python benchmarks/z3_encodings.py`` (numbers in ``docs/z3.md``).
+Which form solves fastest, measured (``PYTHONPATH=. python benchmarks/z3_vs_highs.py
+--cases 20 --nets 6 --limit 20``, Z3 5.4, 2 shared CPU cores, one run): on the 27 violation
+MILPs of 20 random differential cases the median Z3 time was 0.148 s with binaries as
+``Bool`` (``(ite b 1 0)`` in the rows) against 0.222 s as 0/1 ``Int`` (1.5x), and HiGHS took
+0.020 s (Z3 7.4x slower). :func:`solve` therefore uses ``Bool`` binaries by default;
+:func:`smtlib` writes 0/1 ``Int`` (plain big-M, read by any QF_LIRA solver) unless asked.
+For the exact encoding of ReLUs straight from the IR see :mod:`robustc.backends.z3exact`.
 
 The decision semantics follow :class:`~robustc.backends.solve.SolveOptions`: with an
 objective and ``objective_target`` Z3 is first asked for a solution at or below the
@@ -199,7 +201,7 @@ def _check(z3, assertions, extra: list, remaining: float | None, seed: int):
     return LIMIT, None, f"Z3 returned unknown ({solver.reason_unknown()})"
 
 
-def solve(model: MilpModel, options: SolveOptions, *, binaries: str = "int") -> SolveOutcome:
+def solve(model: MilpModel, options: SolveOptions, *, binaries: str = "bool") -> SolveOutcome:
     """Decide ``model`` with Z3 (see the module docstring); ``LIMIT`` when Z3 says unknown."""
     z3 = z3_module()
     if model.num_vars == 0:
