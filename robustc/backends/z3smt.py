@@ -50,6 +50,13 @@ from robustc.errors import SolverError, SolverUnavailable
 
 NAME = "z3"
 REQUIRED_MODULES = ("z3",)
+# Every row's range is widened by this much, like HiGHS' and Gurobi's feasibility
+# tolerance (1e-7). Without it an exact solver can find the float64 model *empty* where the
+# network is not: the big-M rows of an active ReLU, ``y >= z`` and
+# ``y <= z - l (1 - d)`` with ``zc - l`` rounded, leave no point at d = 1 in exact
+# arithmetic (differential cases 1100, 1301, 1486, 1506 were unsound "robust" answers).
+# Widening only enlarges the violation region, and every witness is replayed.
+ROW_TOL = 1e-7
 
 
 def available() -> bool:
@@ -137,11 +144,12 @@ def objective_term(model: MilpModel, binaries: str = "int") -> str:
 
 
 def smtlib(model: MilpModel, *, binaries: str = "int", objective_below: float | None = None,
-           check_sat: bool = True) -> str:
+           check_sat: bool = True, row_tol: float = ROW_TOL) -> str:
     """``model`` as an SMT-LIB 2 script (QF_LIRA, or QF_LRA without binaries).
 
     Its models are the model's feasible points (``v<i>`` is column ``i``; comments name
-    them); with ``objective_below`` only those whose objective is strictly below it.
+    them), every row widened by ``row_tol`` (see ROW_TOL); with ``objective_below`` only
+    those whose objective is strictly below it.
     ``binaries`` is ``"int"`` (0/1 ``Int``) or ``"bool"`` (``Bool`` with ``ite``).
     """
     if binaries not in ("int", "bool"):
@@ -153,7 +161,8 @@ def smtlib(model: MilpModel, *, binaries: str = "int", objective_below: float | 
     for r in range(model.num_rows):
         lo, hi = A.indptr[r], A.indptr[r + 1]
         term = _linear_term(A.indices[lo:hi], A.data[lo:hi], model, binaries)
-        lines.extend(_range_asserts(term, model.row_lower[r], model.row_upper[r]))
+        lines.extend(_range_asserts(term, model.row_lower[r] - row_tol,
+                                    model.row_upper[r] + row_tol))
     if objective_below is not None:
         lines.append(f"(assert (< {objective_term(model, binaries)} "
                      f"{real_literal(float(objective_below))}))")
