@@ -1,0 +1,1 @@
+"""Weight-patch encodings (Goldberger et al.) and sign marking (Elboher et al.)."""
