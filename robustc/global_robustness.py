@@ -1,0 +1,578 @@
+"""Global correctness and (eps, delta)-robustness over a generative model.
+
+A ``global`` property names a composed network ``compose(classifier, generator)``, a noise
+distribution and a class ``c`` (see docs/global.md):
+
+* ``correct``: p = P_z(C(G(z)) = c). Noise is sampled, ``C(G(z))`` evaluated in batches with
+  the PyTorch runtime, and p gets an exact (Clopper-Pearson) interval at the declared
+  confidence.
+* ``robust``: p = P_z(for all z' with |z' - z|_inf <= eps: C(G(z')) = c). Each sampled noise
+  gets a local check in noise space: a bounded search (white-box then black-box,
+  :mod:`robustc.runtime.noise_search`) looks for a z' of another class; the fraction of noises
+  *without* such a witness is an upper bound on p. The complete verifier
+  (:func:`robustc.verify.verify`) on the composed network decides the ball of a random
+  subsample of the noises; the fraction *proved* robust is a lower bound on p. Each bound
+  gets its own Clopper-Pearson interval; the reported interval for p is
+  [lower end for the proved fraction, upper end for the witness-free fraction]. Each end is
+  wrong with probability at most (1 - confidence) / 2, so the pair holds jointly with
+  probability at least the confidence. An ``unknown`` from the verifier counts as not proved.
+
+Verdicts: ``met`` when the interval's lower end is >= 1 - delta, ``not_met`` when its upper
+end is < 1 - delta, ``undecided`` otherwise.
+
+Reproducibility: the samples are cut into fixed chunks; chunk ``i`` draws its noise from
+``numpy.random.default_rng([seed, 0, i])`` and seeds its searches from ``[seed, 1, i]``; the
+verifier subsample is drawn once from ``[seed, 2]``. Workers (local processes or Ray tasks)
+run whole chunks and the results are combined in chunk order, so the numbers do not depend
+on the executor. The one exception is the verifier's wall-clock time limit: a check that
+ends ``unknown`` on a slow worker could be decided on a fast one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from robustc.compiler.spec_lower import SpecContext
+from robustc.errors import SpecError
+from robustc.ir import Graph
+from robustc.ir import property as P
+from robustc.specs import ast as A
+
+MET, NOT_MET, UNDECIDED = "met", "not_met", "undecided"
+CORRECT, ROBUST = "correct", "robust"
+
+
+# -- statistics --------------------------------------------------------------------------
+
+def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """The exact two-sided Clopper-Pearson interval for a binomial proportion, k of n.
+
+    Each end is exceeded with probability at most ``(1 - confidence) / 2``. Raises
+    ``ValueError`` when ``k`` is not in ``[0, n]`` or ``confidence`` not in ``(0, 1)``.
+    """
+    from scipy.stats import beta
+
+    if not 0 <= k <= n or not 0.0 < confidence < 1.0:
+        raise ValueError(f"clopper_pearson: need 0 <= k <= n and 0 < confidence < 1 "
+                         f"(k={k}, n={n}, confidence={confidence})")
+    if n == 0:
+        return 0.0, 1.0
+    alpha = 1.0 - confidence
+    lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
+def decide(lo: float, hi: float, target: float) -> str:
+    """``met`` if ``lo >= target``, ``not_met`` if ``hi < target``, else ``undecided``."""
+    if lo >= target:
+        return MET
+    return NOT_MET if hi < target else UNDECIDED
+
+
+# -- lowering ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Noise:
+    """The generator's noise: ``normal(mean, std)`` or ``uniform(lo, hi)``, i.i.d. per value."""
+
+    kind: str
+    a: float
+    b: float
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """A float64 array of ``shape`` drawn from this distribution."""
+        if self.kind == "normal":
+            return self.a + self.b * rng.standard_normal(shape)
+        return rng.uniform(self.a, self.b, shape)
+
+    @property
+    def support(self) -> tuple[float, float] | None:
+        """``(lo, hi)`` for a uniform noise; None (unbounded) for a normal one."""
+        return (self.a, self.b) if self.kind == "uniform" else None
+
+
+@dataclass(frozen=True)
+class GlobalTask:
+    """One ``global`` property, lowered: everything a worker needs to run a chunk."""
+
+    name: str
+    criterion: str                  # CORRECT or ROBUST
+    graph: Graph                    # the composed network (IR)
+    onnx_paths: tuple[str, ...]     # generator file(s) then classifier file(s)
+    label: int
+    label_name: str
+    n_labels: int
+    noise: Noise
+    delta: float
+    confidence: float
+    samples: int
+    eps: float = 0.0
+    seed: int = 0
+    verify_samples: int = 0         # size of the verifier subsample (robust only)
+    verify_time_limit: float = 5.0
+    search_steps: int = 20
+    chunk_size: int = 0             # 0: default (4096 for correct, 32 for robust)
+    generator: Graph | None = None  # the generator alone (for images of witnesses)
+
+    @property
+    def chunk(self) -> int:
+        """The number of samples per chunk."""
+        return self.chunk_size or (4096 if self.criterion == CORRECT else 32)
+
+
+def _number(ctx: SpecContext, expr, where: A.Node, what: str) -> float:
+    if expr is None:
+        raise ctx.fail(where, f"{what} is required")
+    if not isinstance(expr, A.Number):
+        raise ctx.fail(expr, f"{what} must be a number")
+    return float(expr.value)
+
+
+def _label(ctx: SpecContext, prop: A.GlobalProperty, decl: A.NetworkDecl, n: int
+           ) -> tuple[int, str]:
+    _, names = ctx.decoder(decl.source.outer)
+    value = prop.label.value if isinstance(prop.label, A.Number | A.Str) else None
+    if isinstance(value, str) and names is not None and value in names:
+        return names.index(value), value
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        if 0 <= int(value) < n:
+            return int(value), names[int(value)] if names else str(value)
+    raise ctx.fail(prop.label, f"class {value!r} is not one of the classifier's {n} classes")
+
+
+def lower_global(ctx: SpecContext, prop: A.GlobalProperty, seed: int = 0,
+                 verify_samples: int | None = None, verify_time_limit: float = 5.0
+                 ) -> GlobalTask:
+    """The :class:`GlobalTask` of one ``global`` property; raises a positioned SpecError.
+
+    ``verify_samples`` (robust only) defaults to all samples.
+    """
+    decl = ctx._decl("NetworkDecl", prop.network)
+    if decl is None or not isinstance(decl.source, A.Compose):
+        raise ctx.fail(prop, f"'{prop.network}' must be declared as compose(classifier, "
+                             "generator)")
+    network = ctx.network(prop.network, prop)
+    n = int(np.prod(network.graph.output.shape))
+    label, label_name = _label(ctx, prop, decl, n)
+    noise = Noise(prop.noise.kind, _number(ctx, prop.noise.a, prop.noise, "noise"),
+                  _number(ctx, prop.noise.b, prop.noise, "noise"))
+    crit = prop.criterion
+    robust = isinstance(crit, A.EpsRobustness)
+    samples = int(_number(ctx, crit.samples, crit, "samples")) if crit.samples else 1000
+    confidence = _number(ctx, crit.confidence, crit, "confidence") if crit.confidence else 0.95
+    return GlobalTask(
+        name=prop.name, criterion=ROBUST if robust else CORRECT, graph=network.graph,
+        onnx_paths=network.paths, label=label, label_name=label_name, n_labels=n,
+        noise=noise, delta=_number(ctx, crit.delta, crit, "delta"), confidence=confidence,
+        samples=samples, eps=_number(ctx, crit.eps, crit, "eps") if robust else 0.0,
+        seed=seed, verify_samples=(samples if verify_samples is None
+                                   else min(verify_samples, samples)) if robust else 0,
+        verify_time_limit=verify_time_limit,
+        generator=ctx.network(decl.source.inner, decl).graph)
+
+
+def global_tasks(spec: A.Spec, names: list[str] | None = None, **options) -> list[GlobalTask]:
+    """The tasks of the ``global`` properties of a resolved spec (or those in ``names``).
+
+    ``options`` go to :func:`lower_global`. Raises ``SpecError`` for an unknown name.
+    """
+    ctx = SpecContext(spec)
+    props = [p for p in spec.properties if isinstance(p, A.GlobalProperty)]
+    if names:
+        missing = sorted(set(names) - {p.name for p in props})
+        if missing:
+            raise SpecError(f"no global property named {', '.join(missing)} (the spec has: "
+                            f"{', '.join(p.name for p in props) or 'none'})")
+        props = [p for p in props if p.name in names]
+    return [lower_global(ctx, p, **options) for p in props]
+
+
+# -- chunks (run by workers) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Chunk:
+    """Samples ``start:stop`` of a task; ``verify`` lists those (absolute indices) that get
+    a verifier check."""
+
+    index: int
+    start: int
+    stop: int
+    verify: tuple[int, ...] = ()
+
+
+@dataclass
+class ChunkResult:
+    """Counts for one chunk (see :class:`GlobalResult` for their meaning)."""
+
+    index: int
+    n: int
+    correct: int = 0
+    no_witness: int = 0
+    verified: int = 0
+    proved: int = 0
+    verify_unknown: int = 0
+    verifier_witnesses: int = 0
+    witnesses: list = field(default_factory=list)   # (sample, z, z', class of z', source)
+    seconds: float = 0.0
+
+
+def plan(task: GlobalTask) -> list[Chunk]:
+    """The fixed chunks of ``task`` (they depend on the task and its seed only)."""
+    chosen = np.zeros(task.samples, dtype=bool)
+    if task.criterion == ROBUST and task.verify_samples:
+        rng = np.random.default_rng([task.seed, 2])
+        chosen[rng.choice(task.samples, task.verify_samples, replace=False)] = True
+    chunks = []
+    for i, start in enumerate(range(0, task.samples, task.chunk)):
+        stop = min(start + task.chunk, task.samples)
+        chunks.append(Chunk(i, start, stop, tuple(int(j) for j in
+                                                  np.flatnonzero(chosen[start:stop]) + start)))
+    return chunks
+
+
+def chunk_noise(task: GlobalTask, chunk: Chunk) -> np.ndarray:
+    """The noises of ``chunk``: shape ``(stop - start, *input_shape)``, float64."""
+    rng = np.random.default_rng([task.seed, 0, chunk.index])
+    return task.noise.sample(rng, (chunk.stop - chunk.start, *task.graph.input.shape))
+
+
+_MODULES: dict = {}
+
+
+def _module(task: GlobalTask, device: str | None = None):
+    """The task's logits module on ``device`` (default: CUDA if present), built once per
+    process."""
+    from robustc.runtime.torch_module import to_torch
+
+    key = (task.name, task.onnx_paths, device)
+    if key not in _MODULES:
+        _MODULES[key] = to_torch(task.graph, device=device, logits=True)
+    return _MODULES[key]
+
+
+def run_chunk(task: GlobalTask, chunk: Chunk) -> ChunkResult:
+    """Run one chunk: classify its noises (correct) or check their balls (robust).
+
+    Uses one torch thread, so that results do not depend on the worker's thread count.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    z = chunk_noise(task, chunk)
+    module = _module(task, "cpu" if task.criterion == ROBUST else None)
+    dev = next(iter(module.buffers())).device
+    with torch.no_grad():
+        y = module(torch.as_tensor(z, dtype=torch.float32, device=dev)).reshape(len(z), -1)
+    y = y.cpu().numpy()
+    # strict argmax: a tie with another class counts as incorrect
+    ok = (np.argmax(y, axis=1) == task.label) & (np.sort(y, axis=1)[:, -2] < y[:, task.label])
+    result = ChunkResult(chunk.index, len(z), correct=int(ok.sum()))
+    if task.criterion == ROBUST:
+        _robust_checks(task, chunk, z, ok, result)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _robust_checks(task: GlobalTask, chunk: Chunk, z: np.ndarray, ok: np.ndarray,
+                   result: ChunkResult) -> None:
+    """Searches on every ball of the chunk, the verifier on the chosen ones."""
+    from robustc.runtime.noise_search import black_box_search, white_box_search
+
+    module = _module(task, "cpu")
+    seed = int(np.random.default_rng([task.seed, 1, chunk.index]).integers(2**31))
+    kw = {"support": task.noise.support, "steps": task.search_steps, "seed": seed}
+    zw, mw = white_box_search(module, z, task.label, task.eps, **kw)
+    zb, mb = black_box_search(module, z, task.label, task.eps, **kw)
+    witness = np.zeros(len(z), dtype=bool)
+    for i in range(len(z)):
+        if not ok[i]:
+            witness[i] = True
+            result.witnesses.append((chunk.start + i, z[i], z[i], None, "center"))
+            continue
+        for cand, m, source in ((zw[i], mw[i], "white-box"), (zb[i], mb[i], "black-box")):
+            if m <= 0 and (cls := _replayed_class(task, cand)) != task.label:
+                witness[i] = True
+                result.witnesses.append((chunk.start + i, z[i], cand, cls, source))
+                break
+    for j in chunk.verify:
+        i = j - chunk.start
+        found = _verify_one(task, z[i], bool(witness[i]), result)
+        if found is not None:   # the verifier found a witness the searches missed
+            witness[i] = True
+            result.witnesses.append((j, z[i], found, _replayed_class(task, found), "verifier"))
+    result.no_witness = int((~witness).sum())
+
+
+def _replayed_class(task: GlobalTask, z: np.ndarray) -> int | None:
+    """The class onnxruntime gives ``z`` on the chain of ONNX files (None on a tie)."""
+    from robustc.runtime.replay import run_onnx
+
+    _, logits = run_onnx(task.onnx_paths, z.astype(np.float32)[None])
+    logits = logits.reshape(-1)
+    top = int(np.argmax(logits))
+    return None if np.sum(logits == logits[top]) > 1 else top
+
+
+def _verify_one(task: GlobalTask, z: np.ndarray, has_witness: bool,
+                result: ChunkResult) -> np.ndarray | None:
+    """The complete verifier on the ball around ``z`` (skipped when a witness exists: not
+    proved). Returns the verifier's replayed counterexample, if it found one."""
+    from robustc.runtime.noise_search import ball
+    from robustc.verify import NOT_ROBUST, ROBUST, Problem, VerifyOptions, verify
+
+    result.verified += 1
+    if has_witness:
+        return None
+    lo, hi = ball(z, task.eps, task.noise.support)
+    prop = P.Property(task.name, (P.Box(lo, hi),), P.in_top_k(task.n_labels, task.label, 1),
+                      {"center": z})
+    res = verify(Problem(task.name, task.graph, task.onnx_paths, prop),
+                 VerifyOptions(time_limit=task.verify_time_limit, attack=False, threads=1,
+                               seed=task.seed))
+    if res.verdict == ROBUST:
+        result.proved += 1
+    elif res.verdict == NOT_ROBUST and res.counterexample is not None:
+        result.verifier_witnesses += 1
+        return res.counterexample.input.reshape(z.shape)
+    else:
+        result.verify_unknown += 1
+    return None
+
+
+# -- executors ---------------------------------------------------------------------------
+
+def _run_pair(args: tuple[GlobalTask, Chunk]) -> ChunkResult:
+    return run_chunk(*args)
+
+
+class SerialExecutor:
+    """Runs chunks one after the other in this process."""
+
+    workers = 1
+
+    def map_unordered(self, task: GlobalTask, chunks: list[Chunk]) -> Iterator[ChunkResult]:
+        """Yield the result of every chunk (here, in order)."""
+        for chunk in chunks:
+            yield run_chunk(task, chunk)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class ProcessExecutor:
+    """Runs chunks on ``workers`` local processes (spawned, one torch thread each)."""
+
+    def __init__(self, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def map_unordered(self, task: GlobalTask, chunks: list[Chunk]) -> Iterator[ChunkResult]:
+        """Yield chunk results as they complete."""
+        from concurrent.futures import as_completed
+
+        futures = [self._pool.submit(run_chunk, task, c) for c in chunks]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+    def close(self) -> None:
+        """Shut the pool down."""
+        self._pool.shutdown(cancel_futures=True)
+
+
+class RayExecutor:
+    """Runs chunks as Ray tasks (``address``: a cluster, ``"local"``: a local Ray instance).
+
+    Raises ``ImportError`` with the install hint when Ray is missing.
+    """
+
+    def __init__(self, address: str = "local", workers: int | None = None):
+        try:
+            import ray
+        except ImportError as exc:
+            raise ImportError("Ray is not installed: pip install 'robustc[ray]'") from exc
+        self._ray = ray
+        if not ray.is_initialized():
+            kwargs = {"num_cpus": workers} if address == "local" and workers else {}
+            ray.init(address=None if address == "local" else address,
+                     include_dashboard=False, log_to_driver=False, **kwargs)
+        self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
+        self._remote = ray.remote(num_cpus=1)(run_chunk)
+
+    def map_unordered(self, task: GlobalTask, chunks: list[Chunk]) -> Iterator[ChunkResult]:
+        """Yield chunk results as they complete."""
+        ref = self._ray.put(task)
+        pending = [self._remote.remote(ref, c) for c in chunks]
+        while pending:
+            done, pending = self._ray.wait(pending, num_returns=1)
+            yield self._ray.get(done[0])
+
+    def close(self) -> None:
+        """Leave Ray running (the caller owns ``ray.shutdown``)."""
+
+
+def make_executor(workers: int = 1, ray_address: str | None = None):
+    """Serial for one worker, a process pool for more, Ray when ``ray_address`` is given."""
+    if ray_address:
+        return RayExecutor(ray_address, workers if workers > 1 else None)
+    return ProcessExecutor(workers) if workers > 1 else SerialExecutor()
+
+
+# -- estimates ---------------------------------------------------------------------------
+
+@dataclass
+class GlobalResult:
+    """The estimate for one ``global`` property.
+
+    ``correct``: samples whose noise is classified ``c``. For ``robust``: ``no_witness``:
+    samples for which no search (nor the verifier) found a noise of another class in the
+    ball (upper bound); ``proved``: of the ``verified`` subsample, balls the verifier proved
+    (lower bound); ``interval``: the interval for p (see the module docstring).
+    """
+
+    name: str
+    criterion: str
+    label: str
+    samples: int
+    confidence: float
+    target: float
+    seed: int
+    interval: tuple[float, float]
+    verdict: str
+    correct: int
+    eps: float = 0.0
+    no_witness: int = 0
+    verified: int = 0
+    proved: int = 0
+    verify_unknown: int = 0
+    upper_interval: tuple[float, float] | None = None
+    lower_interval: tuple[float, float] | None = None
+    witnesses: list = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 1
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict (witness noises as lists)."""
+        out = {k: v for k, v in self.__dict__.items() if k != "witnesses"}
+        out["witnesses"] = [{"sample": s, "z": z.tolist(), "z_adv": za.tolist(), "class": c,
+                             "source": src} for s, z, za, c, src in self.witnesses]
+        return out
+
+
+def combine(task: GlobalTask, results: Iterable[ChunkResult]) -> GlobalResult:
+    """The :class:`GlobalResult` from chunk results (in chunk order, whatever their order)."""
+    rs = sorted(results, key=lambda r: r.index)
+    total = lambda name: sum(getattr(r, name) for r in rs)  # noqa: E731
+    n, conf, target = total("n"), task.confidence, 1.0 - task.delta
+    res = GlobalResult(task.name, task.criterion, task.label_name, n, conf, target, task.seed,
+                       clopper_pearson(total("correct"), n, conf), UNDECIDED, total("correct"),
+                       eps=task.eps, seconds=sum(r.seconds for r in rs),
+                       witnesses=[w for r in rs for w in r.witnesses])
+    if task.criterion == ROBUST:
+        res.no_witness, res.verified = total("no_witness"), total("verified")
+        res.proved, res.verify_unknown = total("proved"), total("verify_unknown")
+        res.upper_interval = clopper_pearson(res.no_witness, n, conf)
+        res.lower_interval = clopper_pearson(res.proved, res.verified, conf)
+        res.interval = (res.lower_interval[0], res.upper_interval[1])
+    res.verdict = decide(*res.interval, target)
+    return res
+
+
+def estimate(task: GlobalTask, executor=None,
+             progress: Callable[[str], None] | None = None) -> GlobalResult:
+    """Run all chunks of ``task`` on ``executor`` (default: serial) and combine them.
+
+    ``progress`` gets a line after each chunk: samples done, the running estimate and its
+    interval.
+    """
+    executor = executor or SerialExecutor()
+    chunks = plan(task)
+    t0 = time.perf_counter()
+    done: list[ChunkResult] = []
+    for r in executor.map_unordered(task, chunks):
+        done.append(r)
+        if progress is not None:
+            progress(_progress_line(task, combine(task, done)))
+    res = combine(task, done)
+    res.seconds, res.workers = time.perf_counter() - t0, getattr(executor, "workers", 1)
+    return res
+
+
+def _progress_line(task: GlobalTask, partial: GlobalResult) -> str:
+    lo, hi = partial.interval
+    if task.criterion == CORRECT:
+        est = f"correct {partial.correct / max(partial.samples, 1):.4f}"
+    else:
+        est = (f"witness-free {partial.no_witness / max(partial.samples, 1):.4f}, proved "
+               f"{partial.proved}/{partial.verified}")
+    return (f"{task.name}: {partial.samples}/{task.samples} samples, {est}, "
+            f"interval [{lo:.4f}, {hi:.4f}]")
+
+
+def with_seed(task: GlobalTask, seed: int) -> GlobalTask:
+    """``task`` with another seed."""
+    return replace(task, seed=seed)
+
+
+def save_pairs(task: GlobalTask, result: GlobalResult, out_dir, limit: int = 8) -> list[str]:
+    """Save up to ``limit`` witness pairs ``G(z) | G(z')`` as PNG files in ``out_dir``.
+
+    Skips witnesses where the centre itself is misclassified (no pair). Returns the paths.
+    """
+    from pathlib import Path
+
+    from PIL import Image
+
+    from robustc.ir import evaluate
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    pairs = [w for w in result.witnesses if w[4] != "center"][:limit]
+    for sample, z, z_adv, cls, source in pairs:
+        imgs = evaluate(task.generator, np.stack([z, z_adv]), batched=True)
+        imgs = np.clip(np.asarray(imgs, dtype=np.float64), 0.0, 1.0)
+        side = [_to_grey(im) for im in imgs]
+        gap = np.ones((side[0].shape[0], 2))
+        row = np.concatenate([side[0], gap, side[1]], axis=1)
+        scale = max(1, 128 // row.shape[0])
+        image = Image.fromarray((row * 255).round().astype(np.uint8)).resize(
+            (row.shape[1] * scale, row.shape[0] * scale), Image.NEAREST)
+        path = out / f"{task.name}_{sample}_{task.label_name}_to_{cls}_{source}.png"
+        image.save(path)
+        paths.append(str(path))
+    return paths
+
+
+def _to_grey(img: np.ndarray) -> np.ndarray:
+    """An image tensor (any leading 1s, then C, H, W or H, W) as a 2-D grey array."""
+    img = img.reshape(img.shape[-3:]) if img.ndim >= 3 else img
+    return img.mean(axis=0) if img.ndim == 3 else img
+
+
+def summary(result: GlobalResult) -> str:
+    """A one-line human summary."""
+    lo, hi = result.interval
+    if result.criterion == CORRECT:
+        body = f"correct {result.correct}/{result.samples}"
+    else:
+        body = (f"eps={result.eps}: witness-free {result.no_witness}/{result.samples}, proved "
+                f"{result.proved}/{result.verified} ({result.verify_unknown} unknown)")
+    return (f"{result.name} [class {result.label}] {body}; p in [{lo:.4f}, {hi:.4f}] at "
+            f"{result.confidence:g}; 1-delta={result.target:g}: {result.verdict} "
+            f"({result.seconds:.1f} s, seed {result.seed})")
+
+
+__all__ = ["CORRECT", "MET", "NOT_MET", "ROBUST", "UNDECIDED", "Chunk", "ChunkResult",
+           "GlobalResult", "GlobalTask", "Noise", "ProcessExecutor", "RayExecutor",
+           "SerialExecutor", "clopper_pearson", "combine", "decide", "estimate", "global_tasks",
+           "lower_global", "make_executor", "plan", "run_chunk", "save_pairs", "summary",
+           "with_seed"]
