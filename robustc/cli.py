@@ -67,6 +67,12 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     return run_attack_cli(args)
 
 
+def _cmd_global(args: argparse.Namespace) -> int:
+    from robustc.global_cli import run_global
+
+    return run_global(args)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robustc", description="Compile and verify neural-network robustness properties."
@@ -118,6 +124,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default=None,
                    help="default: cuda when available")
     p.set_defaults(func=_cmd_attack)
+
+    p = sub.add_parser("global", help="estimate global correctness / robustness properties")
+    from robustc.global_cli import add_arguments as add_global_arguments
+
+    add_global_arguments(p)
+    p.set_defaults(func=_cmd_global)
 
     p = sub.add_parser("dump", help="import an ONNX network and print its IR")
     p.add_argument("network", help="path to an .onnx file")
