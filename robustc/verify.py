@@ -138,7 +138,10 @@ class _Run:
 
     def result(self, verdict: str, reason: str = "", cex: Counterexample | None = None,
                margin: float | None = None) -> Result:
-        solver = "+".join(sorted(self.solvers_used)) or "none"
+        solver = "+".join(sorted(self.solvers_used))
+        if not solver:  # decided without a solver: by the attack or by the bounds alone
+            solver = cex.source if cex is not None else ("bounds" if verdict == ROBUST
+                                                         else "none")
         return Result(self.problem.name, verdict, time.perf_counter() - self.start, solver,
                       reason, cex, margin, self.stats)
 

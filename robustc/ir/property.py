@@ -132,7 +132,16 @@ MAX_DISJUNCTS = 4096
 
 
 def dnf(cond: Condition) -> list[list[Linear | AtLeast]]:
-    """``cond`` as a disjunction of conjunctions of atoms (raises beyond MAX_DISJUNCTS)."""
+    """``cond`` as a disjunction of conjunctions of atoms (raises beyond MAX_DISJUNCTS).
+
+    ``AtLeast`` with ``k = 1`` is a disjunction and with ``k`` = all a conjunction, so they
+    split into small cases (an argmax change is one case per competitor); other ``k`` stay
+    atoms (encoded with selectors).
+    """
+    if isinstance(cond, AtLeast) and cond.atoms and cond.k == 1:
+        return dnf(Or(cond.atoms, cond.label))
+    if isinstance(cond, AtLeast) and cond.atoms and cond.k == len(cond.atoms):
+        return dnf(And(cond.atoms, cond.label))
     if isinstance(cond, Linear | AtLeast):
         return [[cond]]
     if isinstance(cond, Or):
