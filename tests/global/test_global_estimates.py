@@ -140,3 +140,17 @@ def test_progress_reports_running_interval(tasks):
     lines = []
     G.estimate(replace(tasks["c"], chunk_size=50), progress=lines.append)
     assert len(lines) == 4 and "200/200 samples" in lines[-1] and "interval [" in lines[-1]
+
+
+def test_witness_pairs_saved_as_png(tasks, tmp_path):
+    from PIL import Image
+
+    task = tasks["r"]
+    res = G.estimate(task)
+    paths = G.save_pairs(task, res, tmp_path, limit=3)
+    pairs = [w for w in res.witnesses if w[4] != "center"]
+    assert len(paths) == min(3, len(pairs)) > 0
+    img = np.asarray(Image.open(paths[0]))
+    # left half G(z), right half G(z'): they differ (z' moved z_1 across a)
+    half = (img.shape[1] - 1) // 2
+    assert not np.array_equal(img[:, :half], img[:, -half:])
