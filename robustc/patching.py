@@ -1,0 +1,266 @@
+"""Patching networks (Goldberger et al.) and adversarial inputs from patches (AIGENT).
+
+* :func:`solve_patch`: the smallest change of one Dense layer's weights making a condition
+  hold on given inputs (:mod:`robustc.backends.patch.encode`), optionally sign-marked.
+* :func:`aigent`: patch the middle layer, cut the network after it, make the patched
+  activations the new target (relaxed to inequalities by the marks), repeat down to the
+  first layer; then :func:`mod2adv` turns the first-layer target into an input change.
+* :func:`mod2adv`: one change and one binary per input value, ``|d_i| <= max_delta b_i``,
+  ``x + d`` inside the input domain, minimise the number of changed values (then their L1
+  size) so that the first layer reproduces its targets *and* the whole network satisfies
+  the condition (the check the AIGENT code drops; kept here, as in the paper).
+
+Every adversarial input and patched network is replayed on onnxruntime by the callers
+(:func:`robustc.patch_cli.run_patch_cli`, ``benchmarks/patching.py``) before it counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from robustc.backends.milp.encode import encode
+from robustc.backends.milp.model import MilpBuilder
+from robustc.backends.patch import marks as M
+from robustc.backends.patch.encode import _absorb, encode_patch, layer_inputs, layer_node
+from robustc.backends.patch.encode import tail_graph
+from robustc.backends.solve import FEASIBLE, SolveOptions
+from robustc.compiler.bounds import compute_bounds
+from robustc.ir import Graph, cut, evaluate
+from robustc.ir.property import Box, Linear, dnf, holds
+
+
+@dataclass
+class PatchResult:
+    """A solved patch: changes ``dw``/``db`` of layer ``layer`` (index ``k``), or none."""
+
+    k: int
+    layer: str
+    status: str
+    dw: np.ndarray | None = None
+    db: np.ndarray | None = None
+    objective: float | None = None
+    optimal: bool = False
+    time_s: float = 0.0
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return self.dw is not None
+
+
+def _solver(name: str):
+    if name == "gurobi":
+        from robustc.backends import gurobi
+        return gurobi
+    from robustc.backends import highs
+    return highs
+
+
+def solve_patch(graph: Graph, k: int, xs: list[np.ndarray], condition, *, norm: str = "l1",
+                cap: float | None = None, biases: bool = False, marks: bool = False,
+                margin: float = 1e-4, time_limit: float | None = 30.0,
+                solver: str = "highs") -> PatchResult:
+    """The smallest patch of layer ``k`` making ``condition`` hold on every input in ``xs``.
+
+    Each disjunct of ``condition`` (see :func:`robustc.ir.property.dnf`) is tried and the
+    best patch kept. A patch found under a time limit is reported with ``optimal=False``.
+    """
+    start, best = time.perf_counter(), None
+    node = layer_node(graph, k)
+    for atoms in dnf(condition):
+        signs = _signs(graph, node, xs, atoms) if marks else None
+        pm = encode_patch(graph, k, xs, atoms, norm=norm, cap=cap, biases=biases,
+                          signs=signs, margin=margin)
+        out = _solver(solver).solve(pm.model, SolveOptions(time_limit=time_limit, threads=1))
+        if out.solution is None:
+            continue
+        dw, db = pm.changes(out.solution)
+        if best is None or out.objective < best.objective:
+            best = PatchResult(k, node.name, out.status, dw, db, out.objective,
+                               out.proven_optimal, stats=dict(pm.model.stats))
+    if best is None:
+        best = PatchResult(k, node.name, "infeasible")
+    best.time_s = time.perf_counter() - start
+    return best
+
+
+def _signs(graph: Graph, node, xs, atoms):
+    y = np.array([evaluate(graph, x).ravel() for x in xs])
+    marks = M.propagate(graph, M.output_marks(atoms, y), node.name)
+    return M.change_signs(marks, layer_inputs(graph, node, xs))
+
+
+def patched(graph: Graph, patch: PatchResult) -> Graph:
+    """``graph`` with the patch applied to its layer."""
+    node = graph[patch.layer]
+    bias = node.bias if node.bias is not None else np.zeros(node.weight.shape[0])
+    new = dataclasses.replace(node, weight=np.asarray(node.weight, np.float64) + patch.dw,
+                              bias=np.asarray(bias, np.float64) + patch.db)
+    return graph.replace_nodes([new if n.name == node.name else n for n in graph.nodes])
+
+
+def target_atoms(values: np.ndarray, marks: np.ndarray) -> list[Linear]:
+    """``y_i >= c_i`` (increment), ``y_i <= c_i`` (decrement) or both (unmarked)."""
+    atoms, n = [], len(values)
+    for i, (c, m) in enumerate(zip(values, marks, strict=True)):
+        e = np.zeros(n)
+        e[i] = 1.0
+        if m >= 0:
+            atoms.append(Linear(e, -float(c), False, f"y{i} >= {c:.4g}"))
+        if m <= 0:
+            atoms.append(Linear(-e, float(c), False, f"y{i} <= {c:.4g}"))
+    return atoms
+
+
+@dataclass
+class AigentResult:
+    """The outcome of :func:`aigent`: the patch chain and the adversarial input (or None)."""
+
+    patches: list[PatchResult]
+    x_adv: np.ndarray | None
+    status: str
+    time_s: float = 0.0
+    pixels: int = 0
+
+
+def aigent(graph: Graph, x: np.ndarray, condition, *, max_delta: float = 0.5,
+           pixels: int | None = None, domain: tuple[float, float] = (0.0, 1.0),
+           norm: str = "l1", cap: float | None = None, time_limit: float = 10.0,
+           solver: str = "highs") -> AigentResult:
+    """Algorithm 1 of AIGENT: iterated middle-layer patches down to layer 0, then mod2adv.
+
+    Returns status ``found`` with ``x_adv`` (unreplayed: callers replay it), or the step
+    that failed (``patch-k`` / ``mod2adv``).
+    """
+    start, patches = time.perf_counter(), []
+    cur, atoms_sets, end = graph, dnf(condition), len(graph.layers()) - 1
+    cond = condition
+    while True:
+        # the middle layer first; where it admits no patch, the next ones towards the end
+        stop = end + 1 if cur is graph or end == 0 else end   # progress: m < end below
+        for m in range(end // 2, stop):
+            res = solve_patch(cur, m, [x], cond, norm=norm, cap=cap, marks=True,
+                              margin=1e-4 if cur is graph else 0.0, time_limit=time_limit,
+                              solver=solver)
+            patches.append(res)
+            if res.found:
+                break
+        if not res.found:
+            return AigentResult(patches, None, f"patch-{m}", time.perf_counter() - start)
+        y = evaluate(cur, x).ravel()
+        step_atoms = atoms_sets[0]
+        sub = cut(graph, m)
+        values = evaluate(cut(patched(cur, res), m), x).ravel()
+        marks = M.propagate(cur, M.output_marks(step_atoms, y), sub.output.name)
+        cond_atoms = target_atoms(values, marks)
+        if m == 0:
+            break
+        cur, end, cond, atoms_sets = sub, m, _conj(cond_atoms), [cond_atoms]
+    x_adv = mod2adv(graph, x, values, marks, condition, max_delta=max_delta, pixels=pixels,
+                    domain=domain, time_limit=time_limit, solver=solver)
+    status = "found" if x_adv is not None else "mod2adv"
+    n = 0 if x_adv is None else int(np.count_nonzero(np.abs(x_adv - x) > 1e-9))
+    return AigentResult(patches, x_adv, status, time.perf_counter() - start, n)
+
+
+def _conj(atoms):
+    from robustc.ir.property import And
+    return And(tuple(atoms))
+
+
+def _target_rows(values: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on the first layer's pre-activations that reproduce its (post-ReLU) targets."""
+    lo, hi = np.full(len(values), -np.inf), np.full(len(values), np.inf)
+    for i, (c, m) in enumerate(zip(values, marks, strict=True)):
+        if c <= 0:                       # inactive target: p <= 0 unless raising is fine
+            hi[i] = 0.0 if m <= 0 else np.inf
+            continue
+        lo[i] = c if m >= 0 else -np.inf
+        hi[i] = c if m <= 0 else np.inf
+    return lo, hi
+
+
+def _mod2adv_bounds(graph: Graph, node, box: Box, p_lo, p_hi) -> tuple[dict, dict]:
+    """Bounds of every node over ``box``, the first layer's clipped to its targets."""
+    b = compute_bounds(graph, box.lower, box.upper, "symbolic")
+    lower, upper = dict(b.lower), dict(b.upper)
+    shape = lower[node.name].shape
+    lo = np.maximum(lower[node.name].ravel(), p_lo)
+    hi = np.minimum(upper[node.name].ravel(), p_hi)
+    if np.any(lo > hi):
+        return None, None
+    lower[node.name], upper[node.name] = lo.reshape(shape), hi.reshape(shape)
+    tail = tail_graph(graph, node.name)
+    if len(tail.nodes) > 1:
+        tb = compute_bounds(tail, lower[node.name], upper[node.name], "symbolic")
+        for name in tb.lower:
+            if name != node.name:
+                lower[name] = np.maximum(lower[name], tb.lower[name])
+                upper[name] = np.minimum(upper[name], tb.upper[name])
+    return lower, upper
+
+
+def mod2adv(graph: Graph, x: np.ndarray, values: np.ndarray, marks: np.ndarray, condition, *,
+            max_delta: float = 0.5, pixels: int | None = None,
+            domain: tuple[float, float] = (0.0, 1.0), margin: float = 1e-4,
+            time_limit: float | None = 10.0, solver: str = "highs") -> np.ndarray | None:
+    """The input closest to ``x`` in changed values (then L1) that gives the first layer the
+    targets ``values`` (relaxed by ``marks``) and satisfies ``condition``; None if none.
+
+    ``graph`` ends at the logits and its first layer reads the input (flattened).
+    """
+    node = graph.layers()[0]
+    x0 = np.asarray(x, np.float64).ravel()
+    box = Box(np.clip(x0 - max_delta, *domain).reshape(x.shape),
+              np.clip(x0 + max_delta, *domain).reshape(x.shape))
+    p_lo, p_hi = _target_rows(values, marks)
+    lower, upper = _mod2adv_bounds(graph, node, box, p_lo, p_hi)
+    if lower is None:
+        return None
+    best = None
+    for atoms in dnf(condition):
+        cand = _mod2adv_solve(graph, node, x0, box, lower, upper, atoms, p_lo, p_hi,
+                              max_delta, pixels, margin, time_limit, solver)
+        if cand is not None and (best is None or cand[1] < best[1]):
+            best = cand
+    return None if best is None else best[0].reshape(x.shape)
+
+
+def _mod2adv_solve(graph, node, x0, box, lower, upper, atoms, p_lo, p_hi, max_delta, pixels,
+                   margin, time_limit, solver):
+    net = encode(graph, lower, upper, box, list(atoms), tol=-margin)
+    builder = MilpBuilder()
+    off = _absorb(builder, net)
+    n = x0.size
+    xv = np.where(net.input_index >= 0, off + net.input_index, -1)
+    free = xv >= 0
+    b = builder.add_vars(np.zeros(n), np.ones(n), integer=True, name="b")
+    u = builder.add_vars(np.zeros(n), np.full(n, max_delta), name="u")
+    X = sp.csr_matrix((np.ones(free.sum()), (np.flatnonzero(free), xv[free])),
+                      shape=(n, builder.num_vars))
+    B, U = builder.unit(b), builder.unit(u)
+    const = np.where(free, 0.0, net.input_fixed)
+    builder.add_rows(X - max_delta * B, -np.inf, x0 - const)      # x - x0 <= D b
+    builder.add_rows(X + max_delta * B, x0 - const, np.inf)       # x0 - x <= D b
+    builder.add_rows(U - X, -x0 + const, np.inf)                  # u >= x - x0
+    builder.add_rows(U + X, x0 - const, np.inf)                   # u >= x0 - x
+    W = sp.csr_matrix(np.asarray(node.weight, np.float64)) @ X
+    bias = (0.0 if node.bias is None else np.asarray(node.bias, np.float64)) + \
+        np.asarray(node.weight, np.float64) @ const
+    builder.add_rows(W, p_lo - bias, p_hi - bias)
+    if pixels is not None:
+        builder.add_rows(B.sum(axis=0), -np.inf, float(pixels))
+    obj = np.zeros(builder.num_vars)
+    obj[b], obj[u] = 1.0, 1e-3 / max(max_delta, 1e-12)
+    model = builder.build(obj, input_index=np.zeros(0, int), input_fixed=np.zeros(0))
+    out = _solver(solver).solve(model, SolveOptions(time_limit=time_limit, threads=1))
+    if out.solution is None:
+        return None
+    xs = const + np.where(free, out.solution[np.maximum(xv, 0)], 0.0)
+    xs = np.where(np.abs(xs - x0) <= 1e-9, x0, xs)
+    return np.clip(xs, box.lower.ravel(), box.upper.ravel()), out.objective
