@@ -26,12 +26,17 @@ import scipy.sparse as sp
 from robustc.backends.milp.encode import encode
 from robustc.backends.milp.model import MilpBuilder
 from robustc.backends.patch import marks as M
-from robustc.backends.patch.encode import _absorb, encode_patch, layer_inputs, layer_node
-from robustc.backends.patch.encode import tail_graph
-from robustc.backends.solve import FEASIBLE, SolveOptions
+from robustc.backends.patch.encode import (
+    _absorb,
+    encode_patch,
+    layer_inputs,
+    layer_node,
+    tail_graph,
+)
+from robustc.backends.solve import SolveOptions
 from robustc.compiler.bounds import compute_bounds
 from robustc.ir import Graph, cut, evaluate
-from robustc.ir.property import Box, Linear, dnf, holds
+from robustc.ir.property import Box, Linear, dnf
 
 
 @dataclass
