@@ -194,15 +194,29 @@ def decide(graph, box: Box, cond, mode: str, limit: float) -> dict:
         t = time.perf_counter()
         out = solver.solve(model, options)
         rec["solve_s"] += time.perf_counter() - t
-        if out.status == FEASIBLE or (out.solution is not None and out.objective is not None
-                                      and out.objective <= MARGIN_TOL):
-            rec["verdict"] = "violated"
-            break
-        if out.status != INFEASIBLE:
-            rec["verdict"] = "unknown"
+        verdict = case_verdict(graph, box, model, out, objective)
+        if verdict != "robust":
+            rec["verdict"] = verdict
             break
     rec["total_s"] = rec["bound_s"] + rec["solve_s"]
     return rec
+
+
+def case_verdict(graph, box: Box, model, out, objective: Linear) -> str:
+    """The pipeline's rules (robustc.verify): a proof is INFEASIBLE or a proven optimum
+    above the tolerance; a violation is a solution at or below it whose input violates the
+    property in the interpreter (the benchmark's replay); anything else is unknown."""
+    if out.status == INFEASIBLE:
+        return "robust"
+    if out.status == FEASIBLE and out.proven_optimal and out.dual_bound is not None \
+            and out.dual_bound > MARGIN_TOL:
+        return "robust"
+    if out.solution is not None and out.objective is not None and out.objective <= MARGIN_TOL:
+        x = np.clip(model.input_values(out.solution).reshape(box.lower.shape), box.lower,
+                    box.upper)
+        if float(objective.margin(evaluate(graph, x).reshape(1, -1))[0]) <= 0:
+            return "violated"
+    return "unknown"
 
 
 def run_case(name, graph, box, cond, limit: float) -> dict:

@@ -125,6 +125,20 @@ class _LinearOp:
             return mat * x
         return np.asarray(mat @ x)
 
+    def rows(self, rows: np.ndarray, n: int) -> np.ndarray:
+        """``I[rows] @ M`` as a dense array (the first back-substitution step, exactly)."""
+        if self.kind == "identity":
+            out = np.zeros((rows.size, n))
+            out[np.arange(rows.size), rows] = 1.0
+            return out
+        if self.kind == "diag":
+            out = np.zeros((rows.size, n))
+            out[np.arange(rows.size), rows] = self.mat[rows]
+            return out
+        if self.kind == "dense":
+            return self.mat[rows].copy()
+        return self.mat[rows].toarray()
+
     def backward(self, a: np.ndarray) -> np.ndarray:
         """``a @ M`` for a 2-D coefficient matrix ``a``."""
         if self.kind == "identity":
@@ -394,8 +408,9 @@ def _backsubstitute(graph: Graph, prep: _Prepared, target: str, rows: np.ndarray
             offset = prep.offsets[node.name]
             out_lo += a_lo @ offset
             out_hi += a_hi @ offset
+            start = node.name == target  # a_lo is I[rows]: slice M instead of multiplying
             for src, op in zip(node.inputs, prep.ops[node.name], strict=True):
-                b_lo = op.backward(a_lo)
+                b_lo = op.rows(rows, graph[src].size) if start else op.backward(a_lo)
                 _push(pending, src, b_lo, b_lo if shared else op.backward(a_hi))
         else:
             b_lo, b_hi, d_lo, d_hi = _backward_nonlinear(relax[node.name], a_lo, a_hi)
