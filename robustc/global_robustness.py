@@ -366,7 +366,11 @@ class SerialExecutor:
 
 
 class ProcessExecutor:
-    """Runs chunks on ``workers`` local processes (spawned, one torch thread each)."""
+    """Runs chunks on ``workers`` local processes (spawned, one torch thread each).
+
+    Spawned workers re-import the caller's ``__main__``: scripts need the usual
+    ``if __name__ == "__main__":`` guard.
+    """
 
     def __init__(self, workers: int):
         import multiprocessing
@@ -389,7 +393,8 @@ class ProcessExecutor:
 
 
 class RayExecutor:
-    """Runs chunks as Ray tasks (``address``: a cluster, ``"local"``: a local Ray instance).
+    """Runs chunks as Ray tasks (``address``: a cluster, ``"local"``: a Ray instance started
+    on this machine with ``workers`` CPUs).
 
     Raises ``ImportError`` with the install hint when Ray is missing.
     """
