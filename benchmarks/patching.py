@@ -123,13 +123,21 @@ def _acas_replay(graph, res, x, cond) -> bool | None:
     return bool(holds(cond, evaluate(patched(graph, res), x).ravel()[None])[0])
 
 
+def _opt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _inf(value) -> str:
+    return "inf" if value is None else f"{value:.5g}"
+
+
 def _print_fc(rows: list[dict]) -> None:
     print(f"{'method':8} {'success':>8} {'pixels':>7} {'pix%':>6} {'L2':>7} {'Linf':>6} "
           f"{'time_s':>7} {'pielou':>7}")
     for r in rows:
-        f = (lambda v, s: "-" if v is None else format(v, s))
-        print(f"{r['method']:8} {r['success']:8.1%} {f(r['pixels'], '7.1f')} "
-              f"{f(r['pixels_pct'], '6.2f')} {f(r['l2'], '7.3f')} {f(r['linf'], '6.3f')} "
+        print(f"{r['method']:8} {r['success']:8.1%} {_opt(r['pixels'], '7.1f')} "
+              f"{_opt(r['pixels_pct'], '6.2f')} {_opt(r['l2'], '7.3f')} "
+              f"{_opt(r['linf'], '6.3f')} "
               f"{r['time_s']:7.3f} {r['pielou']:7.3f}")
 
 
@@ -138,9 +146,8 @@ def _print_acas(rows: list[dict]) -> None:
           f"{'n':>5} {'mod(L1)':>10} {'t_mark':>7} {'speedup':>7}")
     for r in rows:
         a, b = r["full"], r["marked"]
-        fmt = (lambda v: "inf" if v is None else f"{v:.5g}")
-        print(f"{r['network']:5} {r['layer']:5} | {fmt(a['n']):>5} {fmt(a['mod']):>10} "
-              f"{a['time_s']:7.2f} | {fmt(b['n']):>5} {fmt(b['mod']):>10} {b['time_s']:7.2f} "
+        print(f"{r['network']:5} {r['layer']:5} | {_inf(a['n']):>5} {_inf(a['mod']):>10} "
+              f"{a['time_s']:7.2f} | {_inf(b['n']):>5} {_inf(b['mod']):>10} {b['time_s']:7.2f} "
               f"{a['time_s'] / max(b['time_s'], 1e-9):7.1f}")
 
 
