@@ -24,8 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-samples", type=int, default=None, metavar="M",
                    help="robust: verifier checks on a random subsample of M noises "
                         "(default: all)")
-    p.add_argument("--verify-timeout", type=float, default=5.0, metavar="S",
-                   help="time limit of one verifier check (unknown counts as not proved)")
+    p.add_argument("--verify-nodes", type=int, default=2000, metavar="N",
+                   help="branch-and-bound node limit of one verifier check: a deterministic "
+                        "limit, so results do not depend on the executor (default 2000)")
+    p.add_argument("--verify-timeout", type=float, default=60.0, metavar="S",
+                   help="time limit of one verifier check, a safety net behind --verify-nodes "
+                        "(unknown counts as not proved)")
     p.add_argument("--output", "-o", default=None, metavar="DIR",
                    help="write the JSON result and PNG pairs of witnesses to DIR")
     p.add_argument("--json", action="store_true", help="one JSON object per property")
@@ -51,7 +55,8 @@ def run_global(args: argparse.Namespace) -> int:
     spec = specs.load(args.spec, _overrides(args.set))
     tasks = G.global_tasks(spec, args.property or None, seed=args.seed,
                            verify_samples=args.verify_samples,
-                           verify_time_limit=args.verify_timeout)
+                           verify_time_limit=args.verify_timeout,
+                           verify_node_limit=args.verify_nodes)
     if not tasks:
         print("no global properties in the spec", file=sys.stderr)
         return 0

@@ -114,7 +114,10 @@ class GlobalTask:
     eps: float = 0.0
     seed: int = 0
     verify_samples: int = 0         # size of the verifier subsample (robust only)
-    verify_time_limit: float = 5.0
+    verify_time_limit: float = 60.0
+    # A node limit (deterministic) rather than the time limit (a safety net) should end a
+    # hard check, so verdicts do not depend on how busy a worker is.
+    verify_node_limit: int | None = 2000
     search_steps: int = 20
     chunk_size: int = 0             # 0: default (4096 for correct, 32 for robust)
     generator: Graph | None = None  # the generator alone (for images of witnesses)
@@ -146,8 +149,8 @@ def _label(ctx: SpecContext, prop: A.GlobalProperty, decl: A.NetworkDecl, n: int
 
 
 def lower_global(ctx: SpecContext, prop: A.GlobalProperty, seed: int = 0,
-                 verify_samples: int | None = None, verify_time_limit: float = 5.0
-                 ) -> GlobalTask:
+                 verify_samples: int | None = None, verify_time_limit: float = 60.0,
+                 verify_node_limit: int | None = 2000) -> GlobalTask:
     """The :class:`GlobalTask` of one ``global`` property; raises a positioned SpecError.
 
     ``verify_samples`` (robust only) defaults to all samples.
@@ -172,7 +175,7 @@ def lower_global(ctx: SpecContext, prop: A.GlobalProperty, seed: int = 0,
         samples=samples, eps=_number(ctx, crit.eps, crit, "eps") if robust else 0.0,
         seed=seed, verify_samples=(samples if verify_samples is None
                                    else min(verify_samples, samples)) if robust else 0,
-        verify_time_limit=verify_time_limit,
+        verify_time_limit=verify_time_limit, verify_node_limit=verify_node_limit,
         generator=ctx.network(decl.source.inner, decl).graph)
 
 
@@ -333,7 +336,8 @@ def _verify_one(task: GlobalTask, z: np.ndarray, has_witness: bool,
     prop = P.Property(task.name, (P.Box(lo, hi),), P.in_top_k(task.n_labels, task.label, 1),
                       {"center": z})
     res = verify(Problem(task.name, task.graph, task.onnx_paths, prop),
-                 VerifyOptions(time_limit=task.verify_time_limit, attack=False, threads=1,
+                 VerifyOptions(time_limit=task.verify_time_limit,
+                               node_limit=task.verify_node_limit, attack=False, threads=1,
                                seed=task.seed))
     if res.verdict == ROBUST:
         result.proved += 1

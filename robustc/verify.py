@@ -64,6 +64,7 @@ class VerifyOptions:
     solver: str = DEFAULT_SOLVER
     strict_solver: bool = False     # fail instead of falling back to HiGHS
     time_limit: float | None = None
+    node_limit: int | None = None   # branch-and-bound nodes per MILP: a deterministic limit
     threads: int | None = None
     seed: int = 0
     attack: bool = True
@@ -282,7 +283,8 @@ def _encode(run: _Run, box: Box, bounds, atoms: list, objective, tol: float = MA
 
 def _options(run: _Run, bound: float | None, target: float | None) -> SolveOptions:
     return SolveOptions(time_limit=run.remaining(), threads=run.options.threads,
-                        seed=run.options.seed, objective_bound=bound, objective_target=target)
+                        seed=run.options.seed, node_limit=run.options.node_limit,
+                        objective_bound=bound, objective_target=target)
 
 
 def _conclude(run: _Run, box: Box, model, out: SolveOutcome) -> Result | float:

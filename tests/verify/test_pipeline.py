@@ -130,3 +130,23 @@ def test_cli_json_and_exit_codes(small, tmp_path):
                           "nope"], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "no verify property named nope" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_node_limit_is_deterministic_and_never_a_proof():
+    from robustc.compiler import load_onnx, standard_passes
+    from robustc.ir import evaluate
+    from robustc.ir.property import AtLeast
+    from tests.conftest import shared_benchmarks
+
+    path = shared_benchmarks() / "vnncomp2021/benchmarks/acasxu/ACASXU_run2a_1_1_batch_2000.onnx"
+    graph = standard_passes().run(load_onnx(path))
+    x0 = np.random.default_rng(1).uniform(-0.3, 0.3, graph.input.shape)
+    c = int(np.argmin(evaluate(graph, x0)))
+    cond = AtLeast(tuple(output_gt(5, j, c) for j in range(5) if j != c), 4)
+    box = Box(np.maximum(x0 - 0.05, -0.5), np.minimum(x0 + 0.05, 0.5))
+    problem = _problem(graph, path, box, cond)
+    runs = [verify(problem, VerifyOptions(attack=False, node_limit=1, threads=1, split=None))
+            for _ in range(2)]
+    assert [r.verdict for r in runs] == [UNKNOWN, UNKNOWN]
+    full = verify(problem, VerifyOptions(attack=False, threads=1, split=None))
+    assert full.verdict == ROBUST  # the same cases, decided without the limit
