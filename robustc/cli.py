@@ -67,6 +67,12 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     return run_attack_cli(args)
 
 
+def _cmd_patch(args: argparse.Namespace) -> int:
+    from robustc.patch_cli import run_patch_cli
+
+    return run_patch_cli(args)
+
+
 def _cmd_global(args: argparse.Namespace) -> int:
     from robustc.global_cli import run_global
 
@@ -124,6 +130,16 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default=None,
                    help="default: cuda when available")
     p.set_defaults(func=_cmd_attack)
+
+    p = sub.add_parser("patch", help="patch a layer's weights (and find adversarial inputs)")
+    p.add_argument("spec", help="a .rspec file")
+    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--output", "-o", default="robustc-patches", help="output directory")
+    p.add_argument("--json", action="store_true", help="print one JSON report per property")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="solver time limit per MILP, in seconds (default 30)")
+    p.set_defaults(func=_cmd_patch)
 
     p = sub.add_parser("global", help="estimate global correctness / robustness properties")
     from robustc.global_cli import add_arguments as add_global_arguments
