@@ -60,7 +60,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=10000, help="correctness samples per digit")
     p.add_argument("--robust-samples", type=int, default=96, help="noises per robust check")
     p.add_argument("--verify-samples", type=int, default=8, help="verifier subsample")
-    p.add_argument("--verify-timeout", type=float, default=5.0)
+    p.add_argument("--verify-timeout", type=float, default=60.0,
+                   help="safety-net time limit per check (node limits end checks first)")
     p.add_argument("--eps", type=float, nargs=2, default=[0.1, 0.5])
     p.add_argument("--speedup-samples", type=int, default=192)
     p.add_argument("--seed", type=int, default=0)
