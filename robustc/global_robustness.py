@@ -36,8 +36,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from robustc.compiler.spec_lower import SpecContext
-from robustc.errors import SpecError
+from robustc.compiler.spec_lower import SpecContext, select_properties
 from robustc.ir import Graph
 from robustc.ir import property as P
 from robustc.specs import ast as A
@@ -185,13 +184,7 @@ def global_tasks(spec: A.Spec, names: list[str] | None = None, **options) -> lis
     ``options`` go to :func:`lower_global`. Raises ``SpecError`` for an unknown name.
     """
     ctx = SpecContext(spec)
-    props = [p for p in spec.properties if isinstance(p, A.GlobalProperty)]
-    if names:
-        missing = sorted(set(names) - {p.name for p in props})
-        if missing:
-            raise SpecError(f"no global property named {', '.join(missing)} (the spec has: "
-                            f"{', '.join(p.name for p in props) or 'none'})")
-        props = [p for p in props if p.name in names]
+    props = select_properties(spec, A.GlobalProperty, "global", names)
     return [lower_global(ctx, p, **options) for p in props]
 
 

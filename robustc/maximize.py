@@ -657,18 +657,11 @@ def maximize_spec(spec, names: list[str] | None = None,
 
     Raises ``SpecError`` for an unknown property name or a property that does not fit.
     """
-    from robustc.compiler.spec_lower import SpecContext
-    from robustc.errors import SpecError
+    from robustc.compiler.spec_lower import SpecContext, select_properties
     from robustc.specs import ast as A
 
     ctx = SpecContext(spec)
-    props = [p for p in spec.properties if isinstance(p, A.MaximizeProperty)]
-    if names:
-        missing = sorted(set(names) - {p.name for p in props})
-        if missing:
-            raise SpecError(f"no maximize property named {', '.join(missing)} (the spec has: "
-                            f"{', '.join(p.name for p in props) or 'none'})")
-        props = [p for p in props if p.name in names]
+    props = select_properties(spec, A.MaximizeProperty, "maximize", names)
     base = options or MaximizeOptions()
     runs = []
     for prop in props:

@@ -325,18 +325,29 @@ def verify_problem(ctx: SpecContext, prop: A.VerifyProperty):
                    P.Property(prop.name, (box,), condition, meta), network.name)
 
 
+def select_properties(spec: A.Spec, kind: type, word: str,
+                      names: list[str] | None = None) -> list:
+    """The properties of class ``kind`` in source order (only those in ``names``, if given).
+
+    ``word`` names the kind in messages ("verify", "maximize", ...). Raises ``SpecError``
+    listing every name that is not a property of that kind.
+    """
+    props = [p for p in spec.properties if isinstance(p, kind)]
+    if names:
+        known = {p.name for p in props}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise SpecError(f"no {word} property named {', '.join(missing)} "
+                            f"(the spec has: {', '.join(sorted(known)) or 'none'})")
+        props = [p for p in props if p.name in names]
+    return props
+
+
 def verify_problems(spec: A.Spec, names: list[str] | None = None) -> list:
     """One problem per verify property of a resolved spec (or those named in ``names``).
 
     Raises ``SpecError`` for an unknown property name or anything that does not fit.
     """
     ctx = SpecContext(spec)
-    props = [p for p in spec.properties if isinstance(p, A.VerifyProperty)]
-    if names:
-        known = {p.name for p in props}
-        missing = [n for n in names if n not in known]
-        if missing:
-            raise SpecError(f"no verify property named {', '.join(missing)} "
-                            f"(the spec has: {', '.join(sorted(known)) or 'none'})")
-        props = [p for p in props if p.name in names]
-    return [verify_problem(ctx, p) for p in props]
+    return [verify_problem(ctx, p) for p in
+            select_properties(spec, A.VerifyProperty, "verify", names)]
