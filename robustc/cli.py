@@ -1,7 +1,7 @@
 """The ``robustc`` command line.
 
-Each subcommand lives in a small ``_cmd_*`` function; heavy modules are imported inside
-them so ``robustc --version`` stays fast. Every robustc error is printed as a message
+Each subcommand's handler imports its module only when it runs (``_lazy``), so
+``robustc --version`` stays fast. Every robustc error is printed as a message
 (never a traceback) and mapped to an exit code:
 
 * 0: every property holds (or the command succeeded)
@@ -13,6 +13,7 @@ them so ``robustc --version`` stays fast. Every robustc error is printed as a me
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 import robustc
@@ -21,16 +22,24 @@ from robustc.errors import Error
 EXIT_OK, EXIT_VIOLATED, EXIT_ERROR, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    from robustc.specs.cli import run_check
+def _lazy(target: str):
+    """A subcommand handler that imports ``module:function`` only when it runs."""
+    module, function = target.split(":")
 
-    return run_check(args)
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), function)(args)
+
+    return run
 
 
-def _cmd_fmt(args: argparse.Namespace) -> int:
-    from robustc.specs.cli import run_fmt
-
-    return run_fmt(args)
+_cmd_check = _lazy("robustc.specs.cli:run_check")
+_cmd_fmt = _lazy("robustc.specs.cli:run_fmt")
+_cmd_verify = _lazy("robustc.verify_cli:run_verify")
+_cmd_compile = _lazy("robustc.verify_cli:run_compile")
+_cmd_maximize = _lazy("robustc.maximize_cli:run_maximize")
+_cmd_attack = _lazy("robustc.attack:run_attack_cli")
+_cmd_patch = _lazy("robustc.patch_cli:run_patch_cli")
+_cmd_global = _lazy("robustc.global_cli:run_global")
 
 
 def _cmd_dump(args: argparse.Namespace) -> int:
@@ -41,42 +50,6 @@ def _cmd_dump(args: argparse.Namespace) -> int:
         graph = standard_passes().run(graph)
     print(graph.dump())
     return EXIT_OK
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    from robustc.verify_cli import run_verify
-
-    return run_verify(args)
-
-
-def _cmd_maximize(args: argparse.Namespace) -> int:
-    from robustc.maximize_cli import run_maximize
-
-    return run_maximize(args)
-
-
-def _cmd_compile(args: argparse.Namespace) -> int:
-    from robustc.verify_cli import run_compile
-
-    return run_compile(args)
-
-
-def _cmd_attack(args: argparse.Namespace) -> int:
-    from robustc.attack import run_attack_cli
-
-    return run_attack_cli(args)
-
-
-def _cmd_patch(args: argparse.Namespace) -> int:
-    from robustc.patch_cli import run_patch_cli
-
-    return run_patch_cli(args)
-
-
-def _cmd_global(args: argparse.Namespace) -> int:
-    from robustc.global_cli import run_global
-
-    return run_global(args)
 
 
 def _build_parser() -> argparse.ArgumentParser:

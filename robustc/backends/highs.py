@@ -19,9 +19,10 @@ from robustc.backends.solve import (
     LIMIT,
     SolveOptions,
     SolveOutcome,
+    can_import,
+    import_solver,
     solve_empty,
 )
-from robustc.errors import SolverUnavailable
 
 NAME = "highs"
 REQUIRED_MODULES = ("highspy",)
@@ -30,19 +31,11 @@ _THREADS: list[int] = []  # the thread count this process's HiGHS scheduler star
 
 def available() -> bool:
     """Whether highspy can be imported."""
-    try:
-        import highspy  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return can_import("highspy")
 
 
 def _highspy():
-    try:
-        import highspy
-    except ImportError as exc:
-        raise SolverUnavailable(f"HiGHS is not installed (pip install highspy): {exc}") from None
-    return highspy
+    return import_solver("highspy", "highspy", "HiGHS")
 
 
 def _status_table(hs) -> dict:

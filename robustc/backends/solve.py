@@ -60,3 +60,27 @@ def solve_empty(model, solver: str) -> SolveOutcome:
     return SolveOutcome(FEASIBLE if ok else INFEASIBLE, solver,
                         solution=np.zeros(0) if ok else None, proven_optimal=ok,
                         objective=objective if ok else None, dual_bound=objective)
+
+
+def import_solver(module: str, package: str, label: str):
+    """Import a solver library; raises ``SolverUnavailable`` naming the pip package."""
+    import importlib
+
+    from robustc.errors import SolverUnavailable
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise SolverUnavailable(f"{label} is not installed (pip install {package}): {exc}") \
+            from None
+
+
+def can_import(module: str) -> bool:
+    """Whether ``module`` imports."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

@@ -44,9 +44,11 @@ from robustc.backends.solve import (
     LIMIT,
     SolveOptions,
     SolveOutcome,
+    can_import,
+    import_solver,
     solve_empty,
 )
-from robustc.errors import SolverError, SolverUnavailable
+from robustc.errors import SolverError
 
 NAME = "z3"
 REQUIRED_MODULES = ("z3",)
@@ -61,20 +63,12 @@ ROW_TOL = 1e-7
 
 def available() -> bool:
     """Whether the z3 module (z3-solver) can be imported."""
-    try:
-        import z3  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return can_import("z3")
 
 
 def z3_module():
     """The ``z3`` module; raises ``SolverUnavailable`` when z3-solver is not installed."""
-    try:
-        import z3
-    except ImportError as exc:
-        raise SolverUnavailable(f"Z3 is not installed (pip install z3-solver): {exc}") from None
-    return z3
+    return import_solver("z3", "z3-solver", "Z3")
 
 
 # ---------------------------------------------------------------- SMT-LIB text
