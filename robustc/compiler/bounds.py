@@ -420,16 +420,62 @@ def _backsubstitute(graph: Graph, prep: _Prepared, target: str, rows: np.ndarray
     return widen(out_lo, out_hi)
 
 
-def _crown(graph: Graph, prep: _Prepared, target: str, box: dict, relax: dict):
-    """Symbolic bounds of every neuron of ``target``, in blocks of rows."""
-    n = graph[target].size
+def _crown(graph: Graph, prep: _Prepared, target: str, box: dict, relax: dict,
+           wanted: np.ndarray):
+    """Symbolic bounds of the neurons ``wanted`` of ``target``, in blocks of rows."""
     widest = max(node.size for node in graph.nodes[:prep.position[target] + 1])
     block = max(1, BLOCK_ENTRIES // widest)
-    lo, hi = np.empty(n), np.empty(n)
-    for first in range(0, n, block):
-        rows = np.arange(first, min(n, first + block))
-        lo[rows], hi[rows] = _backsubstitute(graph, prep, target, rows, box, relax)
+    lo, hi = np.empty(wanted.size), np.empty(wanted.size)
+    for first in range(0, wanted.size, block):
+        part = slice(first, min(wanted.size, first + block))
+        lo[part], hi[part] = _backsubstitute(graph, prep, target, wanted[part], box, relax)
     return lo, hi
+
+
+def _rows_to_refine(graph: Graph, prep: _Prepared, node: Node, lo: np.ndarray,
+                    hi: np.ndarray) -> np.ndarray:
+    """The neurons of target ``node`` whose bounds can change a relaxation or a result.
+
+    Skipped (their interval bounds stand, and every later bound is what it would be had
+    they been refined): every neuron of a linear node that reads one graph input, directly
+    or through reshapes (interval arithmetic over one affine map is exact); a neuron that
+    only feeds ReLUs and is surely off (the ReLU outputs exactly 0 whatever its bounds); a
+    MaxPool input that can never be the largest of its window (its upper bound is below the
+    window's largest lower bound, which tightening can only raise). Stable active neurons
+    are refined: their bounds carry forward into the interval bounds of later layers.
+    Graph outputs and inputs of output maps are always refined.
+    """
+    if node.linear and len(node.inputs) == 1 and _reads_input(graph, prep, node.inputs[0]):
+        return np.arange(0)
+    if node.name in graph.outputs:
+        return np.arange(node.size)
+    wanted = np.zeros(node.size, dtype=bool)
+    for user in graph.consumers.get(node.name, ()):
+        user = graph[user]
+        if isinstance(user, Relu):  # its output is exactly 0 where it is off for sure
+            wanted |= (hi > 0.0) if user.alpha == 0.0 else np.ones(node.size, dtype=bool)
+        elif isinstance(user, MaxPool):
+            index = prep.pools[user.name]
+            valid = index >= 0
+            safe = np.maximum(index, 0)
+            level = np.where(valid, lo[safe], -np.inf).max(axis=1, keepdims=True)
+            candidate = valid & (hi[safe] >= level)
+            wanted[index[candidate]] = True
+        elif not user.linear:
+            return np.arange(node.size)
+    return np.flatnonzero(wanted)
+
+
+def _reads_input(graph: Graph, prep: _Prepared, name: str) -> bool:
+    """Whether node ``name`` is a graph input or an identity map of one (a reshape)."""
+    node = graph[name]
+    while not isinstance(node, Input):
+        ops = prep.ops.get(node.name)
+        if not ops or len(ops) != 1 or ops[0].kind != "identity" or \
+                np.any(prep.offsets[node.name]):
+            return False
+        node = graph[node.inputs[0]]
+    return True
 
 
 def _symbolic_pass(graph: Graph, box: dict) -> tuple[dict, dict]:
@@ -448,8 +494,12 @@ def _symbolic_pass(graph: Graph, box: dict) -> tuple[dict, dict]:
             relax[node.name] = _relaxation(node, prep, lo, hi)
         l, u = _interval_node(node, prep, lo, hi)
         if node.name in targets:
-            c_lo, c_hi = _crown(graph, prep, node.name, box, relax)
-            l, u = np.maximum(l, c_lo), np.minimum(u, c_hi)
+            l, u = np.maximum(l, int_lo[node.name]), np.minimum(u, int_hi[node.name])
+            wanted = _rows_to_refine(graph, prep, node, l, u)
+            if wanted.size:
+                c_lo, c_hi = _crown(graph, prep, node.name, box, relax, wanted)
+                l[wanted] = np.maximum(l[wanted], c_lo)
+                u[wanted] = np.minimum(u[wanted], c_hi)
         lo[node.name] = np.maximum(l, int_lo[node.name])
         hi[node.name] = np.minimum(u, int_hi[node.name])
     return lo, hi
