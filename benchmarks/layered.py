@@ -4,10 +4,15 @@ For each example multi-label classifier (no defence, L0, PGD) and each of the fi
 ``--images`` double-digit test images on which all three detect digit b: perturb digit a and
 the chebyshev rings around it (``--rings``), keep ``present(b)``, uniform weights. Each
 method runs with the same verifier configuration (HiGHS, ``--bounds`` bounds, PGD first,
-``--call-limit`` seconds per call; an unknown counts as not robust). Prints one row per run
-and a summary (medians and ratios of the oracle methods to naive), and saves everything,
-including each run's eps vector, to ``benchmarks/results/layered.json``; ``--heatmaps``
-writes one PNG per run under ``benchmarks/results/layered/``.
+``--call-limit`` seconds per call; an unknown counts as not robust). The oracle methods stop
+after ``--max-failures`` refused optimiser steps (and their CEGIS cuts); ``--thorough`` also
+runs them with ``--thorough-failures`` (rows ``fixed+``, ``sensitivity+``). Each run's
+verifier calls are broken down by verdict (count and seconds: proofs, unknowns at the time
+limit, counterexamples) and the weakest-point searches. Prints one row per run and a
+summary (medians and ratios of the oracle methods to naive, per model medians and eps per
+ring), and saves everything, including each run's eps vector, to
+``benchmarks/results/layered.json``; ``--heatmaps`` writes one PNG per run under
+``benchmarks/results/layered/``.
 
     PYTHONPATH=. python benchmarks/layered.py [--images 10] [--rings 3] [--heatmaps]
 """
@@ -73,14 +78,25 @@ def _run(problem, options, method: str) -> dict:
     t = time.perf_counter()
     result = maximize(problem, replace(options, method=method))
     row = result.to_json()
-    row.pop("history")
+    row["profile"] = _profile(row.pop("history"))
     row["wall_s"] = time.perf_counter() - t
     return row
 
 
+def _profile(history: list[dict]) -> dict:
+    """Verifier calls by verdict (count, seconds) and the weakest-point searches."""
+    out: dict = {}
+    for h in history:
+        key = h["verdict"] if h["kind"] == "verify" else "weakest"
+        n, s = out.get(key, (0, 0.0))
+        out[key] = (n + 1, round(s + h["time_s"], 4))
+    return {k: {"count": n, "seconds": s} for k, (n, s) in out.items()}
+
+
 def _summary(rows: list[dict]) -> dict:
     out = {}
-    for method in ("fixed", "sensitivity"):
+    methods = list(rows[0]["runs"])
+    for method in methods[1:]:
         size, vtime, calls = [], [], []
         for r in rows:
             naive = r["runs"]["naive"]
@@ -90,6 +106,11 @@ def _summary(rows: list[dict]) -> dict:
         out[method] = {"median_size_ratio": float(np.median(size)),
                        "median_verifier_time_ratio": float(np.median(vtime)),
                        "median_calls_ratio": float(np.median(calls)),
+                       "mean_size_ratio": float(np.mean(size)),
+                       "mean_verifier_time_ratio": float(np.mean(vtime)),
+                       "total_verifier_time_ratio": float(
+                           sum(r["runs"][method]["verifier_s"] for r in rows)
+                           / max(sum(r["runs"]["naive"]["verifier_s"] for r in rows), 1e-12)),
                        "share_size_ge_95pct": float(np.mean(np.array(size) >= 0.95)),
                        "share_time_le_20pct": float(np.mean(np.array(vtime) <= 0.2))}
     for model in MODELS:
@@ -97,8 +118,10 @@ def _summary(rows: list[dict]) -> dict:
         out[model] = {m: {"median_size": float(np.median([r["runs"][m]["weighted_size"]
                                                           for r in mine])),
                           "median_eps": np.median([r["runs"][m]["eps"] for r in mine],
-                                                  axis=0).round(4).tolist()}
-                      for m in ("naive", "fixed", "sensitivity")}
+                                                  axis=0).round(4).tolist(),
+                          "mean_size": float(np.mean([r["runs"][m]["weighted_size"]
+                                                      for r in mine]))}
+                      for m in methods} if mine else {}
     return out
 
 
@@ -116,12 +139,22 @@ def main() -> None:
     parser.add_argument("--precision", type=float, default=0.01)
     parser.add_argument("--max-eps", type=float, default=0.32)
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--max-failures", type=int, default=1)
+    parser.add_argument("--thorough", action="store_true",
+                        help="also run the oracle methods with --thorough-failures")
+    parser.add_argument("--thorough-failures", type=int, default=2)
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--heatmaps", action="store_true")
+    parser.add_argument("--output", default=str(RESULTS / "layered.json"))
     args = parser.parse_args()
     options = MaximizeOptions(precision=args.precision, max_eps=args.max_eps,
                               iterations=args.iterations, call_time_limit=args.call_limit,
-                              bounds=args.bounds, threads=1)
+                              bounds=args.bounds, threads=1, max_failures=args.max_failures)
+    variants = {"naive": ("naive", options), "fixed": ("fixed", options),
+                "sensitivity": ("sensitivity", options)}
+    if args.thorough:
+        more = replace(options, max_failures=args.thorough_failures)
+        variants.update({"fixed+": ("fixed", more), "sensitivity+": ("sensitivity", more)})
     items = _problems(args)
     rows = []
     print(f"{'model':<10} {'image':>5} {'method':<12} {'size':>7} {'calls':>5} {'verif s':>8} "
@@ -129,21 +162,27 @@ def main() -> None:
     for model in args.models:
         for item in items:
             problem = _layered(model, item, args.rings)
-            runs = {m: _run(problem, options, m) for m in ("naive", "fixed", "sensitivity")}
+            runs = {name: _run(problem, opts, m) for name, (m, opts) in variants.items()}
             for m, r in runs.items():
+                prof = " ".join(f"{k[:3]}:{v['count']}/{v['seconds']:.1f}s"
+                                for k, v in sorted(r["profile"].items()))
                 print(f"{model:<10} {item['index']:>5} {m:<12} {r['weighted_size']:>7.4f} "
                       f"{r['verifier_calls']:>5} {r['verifier_s']:>8.2f} {r['other_s']:>7.2f}  "
-                      f"{np.round(r['eps'], 3).tolist()}", flush=True)
+                      f"{np.round(r['eps'], 3).tolist()}  {prof}  {r['stop_reason']}",
+                      flush=True)
             rows.append({"model": model, "image": item["index"], "target": item["target"],
                          "perturbed": item["perturbed"], "runs": runs})
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(json.dumps({"args": vars(args), "rows": rows,
+                                                     "partial": True}, indent=1))
             if args.heatmaps:
                 _heatmaps(problem, item, runs)
     summary = _summary(rows) if rows else {}
     print(json.dumps(summary, indent=1))
-    RESULTS.mkdir(parents=True, exist_ok=True)
     out = {"args": vars(args), "machine": platform.platform(), "rows": rows, "summary": summary}
-    (RESULTS / "layered.json").write_text(json.dumps(out, indent=1))
-    print(f"saved {RESULTS / 'layered.json'}")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(out, indent=1))
+    print(f"saved {args.output}")
 
 
 def _heatmaps(problem, item: dict, runs: dict) -> None:
@@ -152,7 +191,8 @@ def _heatmaps(problem, item: dict, runs: dict) -> None:
     folder = RESULTS / "layered"
     folder.mkdir(parents=True, exist_ok=True)
     for method, run in runs.items():
-        save_heatmap(folder / f"{problem.name.replace('/', '_')}_{method}.png",
+        save_heatmap(folder / f"{problem.name.replace('/', '_')}_{method.rstrip('+')}"
+                     f"{'_thorough' if method.endswith('+') else ''}.png",
                      item["x0"].reshape(16, 24), problem.rings, np.array(run["eps"]),
                      [(item["masks"][0], f"perturbed {item['perturbed']}"),
                       (item["masks"][1], f"target {item['target']}")],
