@@ -14,8 +14,9 @@ for budgets ``eps`` maximising the weighted size ``w . eps`` while the condition
 * ``oracle`` with ``fixed`` or ``sensitivity`` cutting weights (May 2023, section 3, "The
   optimizer" and "The CEGIS component"). From the last proved vector ``eps*``:
 
-  1. *weakest points*: the inputs of the neighbourhood ``I(eps*)`` minimising the margin of
-     the condition (maximising the violation objective, see :func:`weakest_points`);
+  1. *weakest points*: inputs of the neighbourhood ``I(eps*)`` that minimise the margin of
+     the condition (maximise the violation objective), found by the verifier's falsifier
+     (PGD from several starts; optionally seeded by a MILP, see :func:`weakest_points`);
   2. *robustness level* ``RL(eps) = min margin over I(eps)``, known at ``eps*`` from the
      weakest points; its gradient comes from their position in the box (envelope theorem):
      a weakest point ``x*`` sits on the faces of the box it is pushed against, so
@@ -25,9 +26,9 @@ for budgets ``eps`` maximising the weighted size ``w . eps`` while the condition
   3. *optimiser step*: the ascent direction of ``w . eps + lambda * RL(eps)`` (both terms
      normalised to a maximum of 1, ``lambda = 1/2``), clipped at 0, so the layers the
      weakest points are most sensitive to grow at half the rate of the others. The step
-     length is the smaller of an adaptive trust step (x1.5 after a proof, /2 after a cut
-     down to ``eps*``) and the first-order step that spends 80 % of the margin:
-     ``0.8 RL(eps*) / |grad RL . direction|``;
+     length is the smaller of an adaptive trust step (x1.5 after a full step was proved,
+     /2 after a proved cut or a failure down to ``eps*``) and the first-order step that
+     spends 80 % of the margin: ``0.8 RL(eps*) / |grad RL . direction|``;
   4. *verifier*: the candidate is checked; *robust* makes it the new ``eps*``;
   5. *CEGIS* on anything else (``not_robust``, ``unknown``, a time limit: only ``robust``
      counts): ``eps' = eps (.) cw + eps* (.) (1 - cw)`` and back to 4, until robust or
@@ -38,24 +39,28 @@ for budgets ``eps`` maximising the weighted size ``w . eps`` while the condition
      the same range, the most sensitive layer to 0 (cut back fully) and the least to
      ``r/(r+1)``: the May 2023 formula (``sw_i < sw_j`` iff layer i is more sensitive).
 
-  The loop stops when no layer can grow by more than ``precision``, after ``iterations``
-  verifier calls, or when ``timeout`` is spent.
+  The loop stops when no layer can grow by more than ``precision`` (or the trust step
+  falls below it), after ``iterations`` verifier calls, after ``max_failures`` refused
+  optimiser steps (the CEGIS cuts of the last one still run: a refusal is usually an
+  ``unknown`` that costs the whole call time limit, the dominant cost of the loop), or
+  when ``timeout`` is spent.
 
 Verifier queries per oracle iteration: one :func:`robustc.verify.verify` call on the
-candidate (PGD, bounds, one MILP per violation case; early-stopping decision) plus one
-weakest-point MILP in optimisation mode per *selected* margin atom, each under a short time
-limit (a limit leaves the incumbent, which is only guidance, never a proof). The papers
-worry that MaRVeL's scheme, one query per competing class, becomes ``|C|^2`` queries per
-iteration for multi-label classifiers. robustc avoids it: in the threshold form
-(``present(t)``: ``y_t > threshold``) the violation objective is one linear atom, so one MILP
-gives the weakest point; in the top-k form (``y_t`` among the k largest) and for
-conjunctions, the atoms are ranked by their lower bound over the box (the symbolic bounds
-the verifier computes anyway) and only the ``weakest_atoms`` most threatened ones (default
-1) are solved. Several weakest points come from that MILP maximiser by perturbing it:
-``weakest - 1`` projected-gradient descents on the margin, started from the maximiser with
-a random tenth of its free coordinates flipped to the opposite face, keep the distinct local
-minimisers (no extra solver query). The weakest-point MILP counts as a verifier call and its
-time as verifier time.
+candidate (PGD, bounds, one MILP per violation case; early-stopping decision; at most
+``1 + max_cuts`` with the cuts) plus the weakest-point search on a newly proved vector. By
+default that search is the falsifier's projected gradient descent on the margin from
+``x0`` and ``weakest - 1`` random corners of the box: no solver query (its time counts as
+verifier time). With ``weakest_milp`` it first solves one MILP in optimisation mode per
+*selected* margin atom under ``weakest_time_limit`` (a limit leaves the incumbent, which is
+only guidance, never a proof), counted as a verifier call, and the descents start from its
+maximiser and perturbed copies of it. The papers worry that MaRVeL's scheme, one query per
+competing class, becomes ``|C|^2`` queries per iteration for multi-label classifiers.
+robustc avoids it: in the threshold form (``present(t)``: ``y_t > threshold``) the violation
+objective is one linear atom, so one MILP (or one batched descent) gives the weakest point;
+in the top-k form (``y_t`` among the k largest) and for conjunctions, the descent minimises
+the condition's margin (for top-k, the k-th largest atom margin) directly, and the MILP
+variant ranks the atoms by their interval lower bound over the box and solves only the
+``weakest_atoms`` most threatened ones (default 1).
 
 The returned vector is re-verified by the complete verifier at the end; if that does not
 prove it, the last vector that was proved before it is returned (the all-zero vector, the
@@ -392,11 +397,13 @@ def _descend(problem: LayeredProblem, box: Box, starts: list[np.ndarray],
     rng = np.random.default_rng(options.seed)
     free = box.upper > box.lower
     batch = list(starts)
-    if not starts:
+    if not free.any():  # a single point (eps = 0): nothing to descend
+        steps, batch = 0, [box.lower.copy()]
+    elif not starts:
         batch = [np.clip(problem.x0, box.lower, box.upper)]
         for _ in range(max(0, options.weakest - 1)):
             batch.append(np.where(rng.random(box.lower.shape) < 0.5, box.lower, box.upper))
-    for i in range(max(0, options.weakest - len(batch))):
+    for i in range(max(0, options.weakest - len(batch)) if steps else 0):
         x = starts[i % len(starts)].copy()
         flip = free & (rng.random(x.shape) < 0.1)
         x[flip] = np.where(x[flip] > (box.lower[flip] + box.upper[flip]) / 2,

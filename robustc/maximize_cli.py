@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds per verifier call (an unknown counts as not robust)")
     p.add_argument("--bounds", default="symbolic", choices=["interval", "symbolic"],
                    help="bounds the verifier uses before its MILP")
+    p.add_argument("--max-failures", type=int, default=2,
+                   help="oracle methods: stop after this many refused optimiser steps "
+                   "(0: no limit)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
 
@@ -45,7 +48,7 @@ def run_maximize(args: argparse.Namespace) -> int:
     progress = None if args.quiet or args.json else _progress
     options = MaximizeOptions(solver=args.solver, timeout=args.timeout,
                               call_time_limit=args.call_timeout, bounds=args.bounds,
-                              progress=progress)
+                              max_failures=args.max_failures or None, progress=progress)
     runs = maximize_spec(spec, args.property or None, options)
     if not runs:
         raise SpecError(f"{args.spec}: no maximize property")

@@ -184,3 +184,39 @@ def test_cli_maximize_writes_json_and_heatmap(net, tmp_path, capsys):
     assert data["certified"] and exact_robust(net, problem, data["eps"])
     png = (tmp_path / "out" / "keep_a.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_weakest_points_from_the_falsifier_and_from_the_milp(net):
+    from robustc.maximize import weakest_points
+    from robustc.runtime.torch_module import to_torch
+
+    problem = make_problem(net, np.ones(3))
+    module = to_torch(problem.graph, device="cpu", logits=True)
+    eps = np.array([0.1, 0.1, 0.1])
+    box = problem.box(eps)
+    at_x0 = float(tiny.forward(net[0], problem.x0[None])[0])
+    exact = tiny.min_margin(net[0], box.lower, box.upper)
+    for milp, queries in ((False, 0), (True, 1)):
+        points, used = weakest_points(problem, eps, replace(BASE, weakest_milp=milp), module)
+        assert used == queries and points
+        margins = [m for _, m in points]
+        assert margins == sorted(margins)
+        for x, m in points:
+            assert np.all(x >= box.lower - 1e-6) and np.all(x <= box.upper + 1e-6)
+            assert m == pytest.approx(float(tiny.forward(net[0], x[None])[0]), abs=1e-4)
+        # a local minimiser: below the centre's margin, not below the exact minimum
+        assert exact - 1e-4 <= margins[0] < at_x0
+
+
+def test_failure_budget_ends_the_search_early(net):
+    problem = make_problem(net, np.ones(3))
+    free = maximize(problem, replace(BASE, method=FIXED, precision=0.01, max_failures=None))
+    one = maximize(problem, replace(BASE, method=FIXED, precision=0.01, max_failures=1))
+    assert one.certified and exact_robust(net, problem, one.eps)
+    assert one.verifier_calls <= free.verifier_calls
+    # the same deterministic search, cut short: its verifier calls are a prefix
+    calls = [h["eps"] for h in one.history if h["kind"] == "verify"][:-1]  # less the recheck
+    assert calls == [h["eps"] for h in free.history if h["kind"] == "verify"][:len(calls)]
+    refused = [h for h in one.history if h["kind"] == "verify" and h["verdict"] != ROBUST]
+    if one.stop_reason == "failure budget spent":
+        assert refused
