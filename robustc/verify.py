@@ -65,7 +65,7 @@ class VerifyOptions:
     strict_solver: bool = False     # fail instead of falling back to HiGHS
     time_limit: float | None = None
     node_limit: int | None = None   # branch-and-bound nodes per MILP: a deterministic limit
-    threads: int | None = None
+    threads: int | None = None      # solver threads, and PyTorch threads for the attacks
     seed: int = 0
     attack: bool = True
     attack_steps: int = 50
@@ -168,12 +168,16 @@ def _falsify(run: _Run, box: Box) -> Counterexample | None:
     from robustc.runtime.falsify import pgd_falsify
     from robustc.runtime.replay import replay
 
+    from robustc.runtime.torch_module import torch_threads
+
     t = time.perf_counter()
     run.say("attacking (PGD)")
     center = (box.lower + box.upper) / 2
-    x, _ = pgd_falsify(run.graph, box, run.problem.prop.condition, steps=run.options.attack_steps,
-                       restarts=run.options.attack_restarts, seed=run.options.seed,
-                       device="cpu", start=run.problem.prop.meta.get("center", center))
+    with torch_threads(run.options.threads):
+        x, _ = pgd_falsify(run.graph, box, run.problem.prop.condition,
+                           steps=run.options.attack_steps,
+                           restarts=run.options.attack_restarts, seed=run.options.seed,
+                           device="cpu", start=run.problem.prop.meta.get("center", center))
     rep = replay(run.problem.onnx_paths, x, box, run.problem.prop.condition)
     run.stats["attack_s"] += time.perf_counter() - t
     if rep.violated:

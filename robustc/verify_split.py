@@ -41,7 +41,7 @@ def decide_by_splitting(run: _Run, box: Box, cases: list) -> Result | float:
     """
     import torch
 
-    from robustc.runtime.torch_module import to_torch
+    from robustc.runtime.torch_module import to_torch, torch_threads
 
     module = to_torch(run.graph, device="cpu", dtype=torch.float32)
     seeds = itertools.count(run.options.seed + 1)  # a fresh attack seed for every part
@@ -50,8 +50,9 @@ def decide_by_splitting(run: _Run, box: Box, cases: list) -> Result | float:
                       decide=lambda part, bounds, open_cases: _decide(run, part, bounds,
                                                                       open_cases))
     run.say("splitting the input box")
-    out = branch_and_bound(run.graph, box, cases, calls, tol=MARGIN_TOL,
-                           options=run.options.split, deadline=run.deadline)
+    with torch_threads(run.options.threads):
+        out = branch_and_bound(run.graph, box, cases, calls, tol=MARGIN_TOL,
+                               options=run.options.split, deadline=run.deadline)
     for key, value in out.stats.items():
         run.stats[f"split_{key}"] = run.stats.get(f"split_{key}", 0) + value
     if out.status == FOUND:

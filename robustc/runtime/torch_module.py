@@ -9,6 +9,9 @@ differentiable, so attacks (PGD, JMA, C&W) run on it. Weights are registered as 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,6 +36,22 @@ from robustc.ir import (
 def default_device() -> torch.device:
     """CUDA when available, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` intra-op threads (unchanged when ``n`` is None), then
+    restore the previous count. On small networks one thread is much faster: every
+    reduction over a few numbers otherwise wakes the whole pool."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class IRModule(torch.nn.Module):
