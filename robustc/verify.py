@@ -167,7 +167,6 @@ def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
 def _falsify(run: _Run, box: Box) -> Counterexample | None:
     from robustc.runtime.falsify import pgd_falsify
     from robustc.runtime.replay import replay
-
     from robustc.runtime.torch_module import torch_threads
 
     t = time.perf_counter()
