@@ -29,8 +29,10 @@ from robustc.backends.patch import marks as M
 from robustc.backends.patch.encode import (
     _absorb,
     encode_patch,
+    encode_patch_phases,
     layer_inputs,
     layer_node,
+    radius_bound,
     tail_graph,
 )
 from robustc.backends.solve import SolveOptions
@@ -69,27 +71,46 @@ def _solver(name: str):
 def solve_patch(graph: Graph, k: int, xs: list[np.ndarray], condition, *, norm: str = "l1",
                 cap: float | None = None, biases: bool = False, marks: bool = False,
                 margin: float = 1e-4, time_limit: float | None = 30.0,
-                solver: str = "highs") -> PatchResult:
+                solver: str = "highs", radius: float | None = None,
+                phases: dict[str, np.ndarray] | None = None) -> PatchResult:
     """The smallest patch of layer ``k`` making ``condition`` hold on every input in ``xs``.
 
     Each disjunct of ``condition`` (see :func:`robustc.ir.property.dnf`) is tried and the
-    best patch kept. A patch found under a time limit is reported with ``optimal=False``.
+    best patch kept. A patch found under a time limit is reported with ``optimal=False``;
+    status ``limit`` (no patch) means the limit struck before any patch was found, and
+    ``infeasible`` that none exists. ``radius`` bounds the change of each of the layer's
+    outputs (``optimal`` then holds only where the bound of
+    :func:`robustc.backends.patch.encode.radius_bound` shows it could not bind).
+    ``phases`` (one input only) fixes the phase of every ReLU after the layer: the model
+    is an LP (:func:`robustc.backends.patch.encode.encode_patch_phases`) and its optimum
+    is the smallest patch *that keeps those phases*.
     """
-    start, best = time.perf_counter(), None
+    start, best, statuses = time.perf_counter(), None, []
     node = layer_node(graph, k)
+    bound = radius_bound(layer_inputs(graph, node, xs), norm, biases)
     for atoms in dnf(condition):
         signs = _signs(graph, node, xs, atoms) if marks else None
-        pm = encode_patch(graph, k, xs, atoms, norm=norm, cap=cap, biases=biases,
-                          signs=signs, margin=margin)
+        if phases is not None:
+            if len(xs) != 1 or any(not isinstance(a, Linear) for a in atoms):
+                raise ValueError("phase-fixed patches take one input and Linear atoms")
+            pm = encode_patch_phases(graph, k, xs[0], atoms, phases, norm=norm, cap=cap,
+                                     biases=biases, signs=signs, margin=margin)
+        else:
+            pm = encode_patch(graph, k, xs, atoms, norm=norm, cap=cap, biases=biases,
+                              signs=signs, margin=margin, radius=radius)
         out = _solver(solver).solve(pm.model, SolveOptions(time_limit=time_limit, threads=1))
+        statuses.append(out.status)
         if out.solution is None:
             continue
         dw, db = pm.changes(out.solution)
+        optimal = out.proven_optimal and (radius is None or phases is not None
+                                          or out.objective <= radius / max(bound, 1e-12))
         if best is None or out.objective < best.objective:
             best = PatchResult(k, node.name, out.status, dw, db, out.objective,
-                               out.proven_optimal, stats=dict(pm.model.stats))
+                               optimal, stats=dict(pm.model.stats))
     if best is None:
-        best = PatchResult(k, node.name, "infeasible")
+        best = PatchResult(k, node.name, "infeasible" if statuses and all(
+            s == "infeasible" for s in statuses) else "limit")
     best.time_s = time.perf_counter() - start
     return best
 
@@ -136,41 +157,70 @@ class AigentResult:
 def aigent(graph: Graph, x: np.ndarray, condition, *, max_delta: float = 0.5,
            pixels: int | None = None, domain: tuple[float, float] = (0.0, 1.0),
            norm: str = "l1", cap: float | None = None, time_limit: float = 10.0,
-           solver: str = "highs") -> AigentResult:
+           solver: str = "highs", phases: bool = True, milp_fallback: bool = True
+           ) -> AigentResult:
     """Algorithm 1 of AIGENT: iterated middle-layer patches down to layer 0, then mod2adv.
 
-    Returns status ``found`` with ``x_adv`` (unreplayed: callers replay it), or the step
-    that failed (``patch-k`` / ``mod2adv``).
+    modifyEdgeLayer first fixes the phase of every ReLU after the patched layer (the
+    paper's phases: those of ``x`` in the original network, and at the cut those of the
+    targets), which makes it an LP (:func:`solve_patch` with ``phases``); where no patch
+    keeps those phases (or with ``phases=False``) the full MILP follows when
+    ``milp_fallback``. Where the middle layer admits no patch, the next ones towards the
+    end are tried. Returns status ``found`` with ``x_adv`` (unreplayed: callers replay it),
+    or the step that failed (``patch-k`` / ``mod2adv``).
     """
     start, patches = time.perf_counter(), []
-    cur, atoms_sets, end = graph, dnf(condition), len(graph.layers()) - 1
-    cond = condition
+    acts = evaluate(graph, x, keep_all=True)
+    base = {r.name: np.asarray(acts[r.name]).ravel() > 0 for r in graph.relus()}
+    cur, cond, end = graph, condition, len(graph.layers()) - 1
+    fixed = dict(base)
     while True:
         # the middle layer first; where it admits no patch, the next ones towards the end
         stop = end + 1 if cur is graph or end == 0 else end   # progress: m < end below
         for m in range(end // 2, stop):
-            res = solve_patch(cur, m, [x], cond, norm=norm, cap=cap, marks=True,
-                              margin=1e-4 if cur is graph else 0.0, time_limit=time_limit,
-                              solver=solver)
-            patches.append(res)
+            res = _modify(cur, m, x, cond, fixed, norm=norm, cap=cap, phases=phases,
+                          milp_fallback=milp_fallback, time_limit=time_limit, solver=solver,
+                          margin=1e-4 if cur is graph else 0.0, patches=patches)
             if res.found:
                 break
         if not res.found:
             return AigentResult(patches, None, f"patch-{m}", time.perf_counter() - start)
         y = evaluate(cur, x).ravel()
-        step_atoms = atoms_sets[0]
         sub = cut(graph, m)
         values = evaluate(cut(patched(cur, res), m), x).ravel()
-        marks = M.propagate(cur, M.output_marks(step_atoms, y), sub.output.name)
+        marks = M.propagate(cur, M.output_marks(_first_conj(cond), y), sub.output.name)
         cond_atoms = target_atoms(values, marks)
         if m == 0:
             break
-        cur, end, cond, atoms_sets = sub, m, _conj(cond_atoms), [cond_atoms]
+        cur, end, cond = sub, m, _conj(cond_atoms)
+        fixed = dict(base)
+        if sub.output.name in fixed:        # the cut's ReLU takes the targets' phases
+            fixed[sub.output.name] = values > 0
     x_adv = mod2adv(graph, x, values, marks, condition, max_delta=max_delta, pixels=pixels,
                     domain=domain, time_limit=time_limit, solver=solver)
     status = "found" if x_adv is not None else "mod2adv"
     n = 0 if x_adv is None else int(np.count_nonzero(np.abs(x_adv - x) > 1e-9))
     return AigentResult(patches, x_adv, status, time.perf_counter() - start, n)
+
+
+def _first_conj(cond):
+    return dnf(cond)[0]
+
+
+def _modify(graph: Graph, k: int, x, cond, fixed, *, norm, cap, phases, milp_fallback,
+            time_limit, solver, margin, patches) -> PatchResult:
+    """modifyEdgeLayer: the phase-fixed LP, then (if it finds none) the MILP."""
+    res = None
+    if phases and all(isinstance(a, Linear) for c in dnf(cond) for a in c):
+        res = solve_patch(graph, k, [x], cond, norm=norm, cap=cap, marks=True, margin=margin,
+                          time_limit=time_limit, solver=solver, phases=fixed)
+        patches.append(res)
+        if res.found or not milp_fallback:
+            return res
+    res = solve_patch(graph, k, [x], cond, norm=norm, cap=cap, marks=True, margin=margin,
+                      time_limit=time_limit, solver=solver)
+    patches.append(res)
+    return res
 
 
 def _conj(atoms):

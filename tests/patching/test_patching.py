@@ -106,3 +106,43 @@ def test_aigent_respects_domain_and_budget():
     # a budget too small: delta 0.05 cannot flip the toy network
     res = aigent(toy(), X, COND, max_delta=0.05)
     assert res.x_adv is None
+
+
+def _phases_at(g, x):
+    acts = evaluate(g, x, keep_all=True)
+    return {r.name: np.asarray(acts[r.name]).ravel() > 0 for r in g.relus()}
+
+
+def test_phase_fixed_lp_middle_layer_by_hand():
+    # layer 1 with r1 kept active (z1 = <3.5, 1.5>): o2 - o1 = -6 z1'_1 + 13 z1'_2 = -1.5;
+    # the cheapest L1 change raises z1'_2 by 1.5/13 through the weight of a_1 = 1 (the
+    # largest input activation), so the minimum is 1.5/13 and equals the full MILP's.
+    g = toy()
+    res = solve_patch(g, 1, [X], COND, norm="l1", margin=0.0, phases=_phases_at(g, X))
+    assert res.optimal and res.stats["phases_fixed"]
+    assert res.objective == pytest.approx(1.5 / 13, abs=1e-7)
+    full = solve_patch(g, 1, [X], COND, norm="l1", margin=0.0, cap=10.0)
+    assert full.objective == pytest.approx(res.objective, abs=1e-6)
+    out = evaluate(patched(g, res), X, keep_all=True)
+    assert out["l2"][1] >= out["l2"][0] - 1e-9
+    assert np.all(np.asarray(out["l1"]) > 0)          # the fixed phases hold
+
+
+def test_phase_fixed_lp_infeasible_when_phases_forbid():
+    # both r1 neurons fixed inactive: the outputs are 0 whatever the patch of layer 1
+    g = toy()
+    phases = _phases_at(g, X)
+    phases["r1"] = np.array([False, False])
+    res = solve_patch(g, 1, [X], COND, norm="l1", phases=phases)
+    assert not res.found and res.status == "infeasible"
+
+
+def test_radius_limit_and_optimality_certificate():
+    # |z1' - z1| <= 0.05 per neuron gains at most (6 + 13) 0.05 < 1.5: no patch;
+    # radius 1 keeps the optimum 1.5/13 <= 1 / max|a| = 1, so it is still proven optimal.
+    g = toy()
+    small = solve_patch(g, 1, [X], COND, norm="l1", margin=0.0, cap=10.0, radius=0.05)
+    assert not small.found and small.status == "infeasible"
+    res = solve_patch(g, 1, [X], COND, norm="l1", margin=0.0, cap=10.0, radius=1.0)
+    assert res.optimal
+    assert res.objective == pytest.approx(1.5 / 13, abs=1e-6)

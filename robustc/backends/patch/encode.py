@@ -121,13 +121,16 @@ def _tail_model(tail: Graph, z0: np.ndarray, radius: np.ndarray, atoms, margin: 
 def encode_patch(graph: Graph, k: int, xs: list[np.ndarray], atoms: list[Linear | AtLeast], *,
                  norm: str = "l1", cap: float | None = None, biases: bool = False,
                  signs: tuple[np.ndarray, np.ndarray | None] | None = None,
-                 margin: float = 1e-4) -> PatchModel:
+                 margin: float = 1e-4, radius: float | None = None) -> PatchModel:
     """The model of the smallest change of layer ``k``'s weights making ``atoms`` hold.
 
     ``graph`` ends at the logits (for a cut network: at the cut) and ``atoms`` is one
     conjunction of property atoms on its output; every input in ``xs`` must satisfy it with
     margin ``>= margin``. ``cap`` bounds each change (needed for a hidden layer: it gives
-    the big-M constants; by default the largest absolute weight of the layer). ``signs``
+    the big-M constants; by default the largest absolute weight of the layer). ``radius``
+    bounds the change of each of the layer's outputs, ``|z_o - z0_o| <= radius`` (tighter
+    tail bounds, so fewer unstable ReLUs and smaller big-M; see :func:`radius_bound`).
+    ``signs``
     = ``(sw, sb)`` from :func:`robustc.backends.patch.marks.change_signs` (+1, -1, 0 = fixed
     at zero, nan = free). Raises ``IRError`` for an unsupported layer or norm.
     """
@@ -143,14 +146,29 @@ def encode_patch(graph: Graph, k: int, xs: list[np.ndarray], atoms: list[Linear 
     builder = MilpBuilder()
     dw, db = _change_vars(builder, node, acts, np.inf if cap is None else cap, biases, signs)
     for a, z in zip(acts, z0, strict=True):
-        radius = np.full(z.shape, BIG) if cap is None else cap * (np.abs(a).sum() + biases)
-        model = _tail_model(tail, z, radius, atoms, margin)
+        radius_j = np.full(z.shape, BIG) if cap is None else cap * (np.abs(a).sum() + biases)
+        if radius is not None:
+            radius_j = np.minimum(radius_j, radius)
+        model = _tail_model(tail, z, radius_j, atoms, margin)
         off = _absorb(builder, model)
         _link(builder, model, off, z, a, dw, db)
     objective = _objective(builder, dw, db, norm, signs)
     model = builder.build(objective, input_index=np.zeros(0, int), input_fixed=np.zeros(0),
                           stats={"variables": builder.num_vars, "last_layer": last})
     return PatchModel(model, node.name, dw, db, norm)
+
+
+def radius_bound(acts: np.ndarray, norm: str, biases: bool) -> float:
+    """``A`` such that a patch changing some output by more than ``r`` has norm ``> r / A``.
+
+    ``|dW_o . a_j + db_o| <= ||dW_o||_1 max(||a_j||_inf, 1)`` and ``<= ||dW_o||_inf
+    (||a_j||_1 + 1)`` (the ``1`` only with biases): a patch found under ``radius=r`` whose
+    norm is at most ``r / A`` is as small as any patch without the radius limit.
+    """
+    a = np.abs(np.atleast_2d(acts))
+    if norm == "l1":
+        return float(max(a.max(initial=0.0), 1.0 if biases else 0.0))
+    return float(a.sum(axis=1).max(initial=0.0) + (1.0 if biases else 0.0))
 
 
 def _change_vars(builder: MilpBuilder, node: Dense, acts: np.ndarray, cap: float,
@@ -222,3 +240,79 @@ def _abs_rows(builder: MilpBuilder, u: np.ndarray, x: np.ndarray) -> None:
     U, X = builder.unit(u), builder.unit(x)
     builder.add_rows(U - X, 0.0, np.inf)
     builder.add_rows(U + X, 0.0, np.inf)
+
+
+def encode_patch_phases(graph: Graph, k: int, x: np.ndarray, atoms: list[Linear], phases:
+                        dict[str, np.ndarray], *, norm: str = "l1", cap: float | None = None,
+                        biases: bool = False,
+                        signs: tuple[np.ndarray, np.ndarray | None] | None = None,
+                        margin: float = 1e-4) -> PatchModel:
+    """The patch model of one input with every ReLU after layer ``k`` fixed to a phase: an LP.
+
+    AIGENT's modifyEdgeLayer (the paper's section on phases): each ReLU of the tail keeps
+    the phase ``phases[relu_name]`` (True: active, its input ``>= 0``; False: inactive,
+    ``<= 0``), so the tail is affine and the rows stating the phases make every solution
+    exact for the real network (no relaxation). Infeasible when no patch keeps those phases.
+    ``atoms`` must be ``Linear``. Raises ``IRError`` for other atoms, a tail node other
+    than Dense/ReLU/Reshape/Identity, or an unsupported norm.
+    """
+    from robustc.ir import Identity, Relu, Reshape
+
+    if norm not in ("l1", "linf"):
+        raise IRError(f"patch norm {norm!r}: only l1 and linf are supported")
+    if any(not isinstance(a, Linear) for a in atoms):
+        raise IRError("phase-fixed patches take Linear atoms only")
+    node = layer_node(graph, k)
+    tail = tail_graph(graph, node.name)
+    acts = layer_inputs(graph, node, [x])
+    z0 = evaluate(graph, x, keep_all=True)[node.name].ravel()
+    builder = MilpBuilder()
+    cap_ = np.inf if cap is None else cap
+    dw, db = _change_vars(builder, node, acts, cap_, biases, signs)
+    n = z0.size
+    zv = builder.add_vars(np.full(n, -np.inf), np.full(n, np.inf), name="z")
+    _link(builder, _FreeInputs(n), int(zv[0]), z0, acts[0], dw, db)
+    # the tail as an affine map of the patched outputs z: h = E z + c
+    E, c = sp.identity(n, format="csr"), np.zeros(n)
+    for t in tail.nodes[1:]:
+        if isinstance(t, Dense):
+            W = sp.csr_matrix(np.asarray(t.weight, np.float64))
+            E, c = W @ E, W @ c + (0.0 if t.bias is None else np.asarray(t.bias, float).ravel())
+        elif isinstance(t, Relu):
+            if t.alpha != 0:
+                raise IRError("phase-fixed patches support plain ReLUs only")
+            on = np.asarray(phases[t.name], bool).ravel()
+            rows = _cols(E, zv, builder.num_vars)
+            lo = np.where(on, -c, -np.inf)
+            hi = np.where(on, np.inf, -c)
+            builder.add_rows(rows, lo, hi)
+            E, c = sp.diags(on.astype(float)) @ E, np.where(on, c, 0.0)
+        elif not isinstance(t, Reshape | Identity):
+            raise IRError(f"phase-fixed patches do not go through {t.op} ({t.name})")
+    for atom in atoms:
+        row = sp.csr_matrix(np.asarray(atom.coeffs, float)[None]) @ E
+        const = float(np.asarray(atom.coeffs, float) @ c + atom.const)
+        builder.add_rows(_cols(row, zv, builder.num_vars), [margin - const], [np.inf])
+    objective = _objective(builder, dw, db, norm, signs)
+    model = builder.build(objective, input_index=np.zeros(0, int), input_fixed=np.zeros(0),
+                          stats={"variables": builder.num_vars, "phases_fixed": True})
+    return PatchModel(model, node.name, dw, db, norm)
+
+
+@dataclass(frozen=True)
+class _FreeInputs:
+    """Stands in for a tail model whose inputs are ``n`` consecutive variables."""
+
+    n: int
+
+    @property
+    def input_index(self) -> np.ndarray:
+        return np.arange(self.n)
+
+
+def _cols(M, cols: np.ndarray, width: int) -> sp.csr_matrix:
+    """``M`` (over the ``len(cols)`` variables ``cols``) as rows over ``width`` variables."""
+    M = sp.csr_matrix(M)
+    P = sp.csr_matrix((np.ones(len(cols)), (np.arange(len(cols)), cols)),
+                      shape=(len(cols), width))
+    return M @ P
