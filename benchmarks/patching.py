@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -54,13 +55,18 @@ def _metrics(name, x0s, advs, ok, labels, times) -> dict:
             "pielou": pielou([lab for lab, s in zip(labels, ok, strict=True) if s])}
 
 
-def run_aigent(graph, xs, ys, time_limit: float, max_delta: float) -> dict:
+def run_aigent(graph, xs, ys, time_limit: float, max_delta: float, relax: str = "marks",
+               name: str = "aigent") -> dict:
+    """AIGENT per image, the runner-up label as the target; every input replayed."""
     g, _ = logits(graph)
     advs, ok, labels, times, stages = [], [], [], [], Counter()
-    for x, y in zip(xs, ys, strict=True):
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        if i % 10 == 0:
+            print(f"  {name}: image {i}/{len(xs)}", file=sys.stderr, flush=True)
         z = evaluate(g, x).ravel()
         target = int(np.argsort(-z)[1])
-        res = aigent(g, x, in_top_k(10, target, 1), max_delta=max_delta, time_limit=time_limit)
+        res = aigent(g, x, in_top_k(10, target, 1), max_delta=max_delta, time_limit=time_limit,
+                     relax=relax)
         times.append(res.time_s)
         stages[res.status] += 1
         adv = res.x_adv if res.x_adv is not None else x
@@ -70,7 +76,44 @@ def run_aigent(graph, xs, ys, time_limit: float, max_delta: float) -> dict:
         advs.append(adv)
         ok.append(res.x_adv is not None and lab != y and inside)
         labels.append(lab)
-    return {**_metrics("aigent", xs, advs, ok, labels, times), "stages": dict(stages)}
+    return {**_metrics(name, xs, advs, ok, labels, times), "stages": dict(stages)}
+
+
+def reach_diagnosis(graph, xs) -> dict:
+    """Why point targets fail: for each image, the phase-fixed patch of the middle layer
+    (AIGENT's first step) and whether its targets (the patched post-ReLU activations) are
+    the image of *any* non-negative activation of the layer below, i.e. reachable by any
+    patch of any earlier layer or any input (a scipy LP, independent of robustc's solvers:
+    ``W a + b = c`` on the active targets, ``W a + b <= 0`` on the others, ``a >= 0``).
+    """
+    from scipy.optimize import linprog
+
+    from robustc.ir import cut
+    from robustc.patching import patched
+
+    g, _ = logits(graph)
+    m = (len(g.layers()) - 1) // 2
+    layer = g.layers()[m]
+    W, b = np.asarray(layer.weight, float), np.asarray(layer.bias, float)
+    found = reachable = 0
+    for x in xs:
+        z = evaluate(g, x).ravel()
+        acts = evaluate(g, x, keep_all=True)
+        phases = {r.name: np.asarray(acts[r.name]).ravel() > 0 for r in g.relus()}
+        res = solve_patch(g, m, [x], in_top_k(10, int(np.argsort(-z)[1]), 1), norm="l1",
+                          marks=True, phases=phases)
+        if not res.found:
+            continue
+        found += 1
+        c = evaluate(cut(patched(g, res), m), x).ravel()
+        on = c > 0
+        lp = linprog(np.zeros(W.shape[1]), A_eq=W[on], b_eq=c[on] - b[on],
+                     A_ub=W[~on] if (~on).any() else None,
+                     b_ub=-b[~on] if (~on).any() else None,
+                     bounds=[(0, None)] * W.shape[1], method="highs")
+        reachable += int(lp.status == 0)
+    return {"layer": m, "images": len(xs), "middle_patch_found": found,
+            "targets_reachable": reachable}
 
 
 def run_l0_grid(graph, xs, ys, levels: int = 21) -> dict:
@@ -141,13 +184,18 @@ def run_gradient(graph, xs, ys, eps: float, steps: int, name: str) -> dict:
 
 
 def acas_table(networks: list[str], time_limit: float) -> list[dict]:
-    """Smallest L1 patch per layer making the runner-up advisory win, with and without
-    sign marks (for one input per network: the centre of the normalised input box)."""
+    """Smallest L1 patch per layer making the runner-up advisory win: full MILP, with sign
+    marks, and the phase-fixed LP, for one input per network: the centre of the input box
+    of VNN-COMP's ACAS Xu property 3 (a point with no zero input, so every weight of the
+    first layer can matter; at the all-zero input no first-layer patch changes anything)."""
+    from robustc.compiler.vnnlib import load_vnnlib
+
     rows = []
     for name in networks:
         path = ACAS / f"ACASXU_run2a_{name}_batch_2000.onnx"
         graph, _ = logits(standard_passes().run(load_onnx(str(path))))
-        x = np.zeros(graph.input.shape)
+        box = load_vnnlib(ACAS / "prop_3.vnnlib", tuple(graph.input.shape), 5)[0].boxes[0]
+        x = (box.lower + box.upper) / 2
         y = evaluate(graph, x).ravel()
         cur, target = np.argsort(y)[:2]          # advisory = argmin
         cond = output_gt(len(y), int(cur), int(target))
@@ -161,6 +209,7 @@ def acas_table(networks: list[str], time_limit: float) -> list[dict]:
                                   time_limit=time_limit, phases=ph)
                 n = None if res.dw is None else int(np.count_nonzero(np.abs(res.dw) > 1e-9))
                 row[tag] = {"n": n, "mod": res.objective, "optimal": res.optimal,
+                            "status": res.status,
                             "time_s": res.time_s, "replayed": _acas_replay(graph, res, x,
                                                                            cond)}
             rows.append(row)
@@ -181,39 +230,42 @@ def _opt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _inf(value) -> str:
-    return "inf" if value is None else f"{value:.5g}"
-
-
 def _print_fc(rows: list[dict]) -> None:
-    print(f"{'method':8} {'success':>8} {'pixels':>7} {'pix%':>6} {'mean':>5} {'max':>4} "
+    print(f"{'method':13} {'success':>8} {'pixels':>7} {'pix%':>6} {'mean':>5} {'max':>4} "
           f"{'<=3%':>5} {'L2':>7} {'Linf':>6} {'time_s':>7} {'pielou':>7}")
     for r in rows:
-        print(f"{r['method']:8} {r['success']:8.1%} {_opt(r['pixels'], '7.1f')} "
+        print(f"{r['method']:13} {r['success']:8.1%} {_opt(r['pixels'], '7.1f')} "
               f"{_opt(r['pixels_pct'], '6.2f')} {_opt(r['pixels_mean'], '5.1f')} "
               f"{_opt(r['pixels_max'], '4d')} {_opt(r['pixels_le_3pct'], '5.0%')} "
               f"{_opt(r['l2'], '7.3f')} {_opt(r['linf'], '6.3f')} "
               f"{r['time_s']:7.3f} {r['pielou']:7.3f}")
         if r.get("stages"):
-            print(f"         outcomes: {r['stages']}")
+            print(f"              outcomes: {r['stages']}")
 
 
 def _print_acas(rows: list[dict]) -> None:
-    print("smallest L1 patch per layer (inf: none found; * proven optimal); full MILP, "
-          "sign-marked MILP, phase-fixed LP (phases of the input)")
+    print("smallest L1 patch per layer (n: weights changed; inf: proven infeasible; t/o: none "
+          "found in the time limit; * proven optimal); full MILP, sign-marked MILP, "
+          "phase-fixed LP (phases of the input)")
     print(f"{'net':5} {'layer':>5} | {'n':>5} {'mod(L1)':>10} {'t_full':>7} | "
           f"{'n':>5} {'mod(L1)':>10} {'t_mark':>7} {'speedup':>7} | {'n':>5} {'mod(L1)':>10} "
           f"{'t_ph':>6}")
     for r in rows:
         a, b, c = r["full"], r["marked"], r["phases"]
-        print(f"{r['network']:5} {r['layer']:5} | {_inf(a['n']):>5} {_mod(a):>10} "
-              f"{a['time_s']:7.2f} | {_inf(b['n']):>5} {_mod(b):>10} {b['time_s']:7.2f} "
-              f"{a['time_s'] / max(b['time_s'], 1e-9):7.1f} | {_inf(c['n']):>5} {_mod(c):>10} "
+        print(f"{r['network']:5} {r['layer']:5} | {_n(a):>5} {_mod(a):>10} "
+              f"{a['time_s']:7.2f} | {_n(b):>5} {_mod(b):>10} {b['time_s']:7.2f} "
+              f"{a['time_s'] / max(b['time_s'], 1e-9):7.1f} | {_n(c):>5} {_mod(c):>10} "
               f"{c['time_s']:6.2f}")
 
 
 def _mod(cell: dict) -> str:
-    return _inf(cell["mod"]) + ("*" if cell["optimal"] else "")
+    if cell["mod"] is None:
+        return "inf" if cell["status"] == "infeasible" else "t/o"
+    return f"{cell['mod']:.5g}" + ("*" if cell["optimal"] else "")
+
+
+def _n(cell: dict) -> str:
+    return "-" if cell["n"] is None else str(cell["n"])
 
 
 def main() -> None:
@@ -235,6 +287,8 @@ def main() -> None:
             xs.append(x)
             ys.append(int(lab))
     rows = [run_aigent(graph, xs, ys, args.time_limit, args.max_delta),
+            run_aigent(graph, xs, ys, args.time_limit, args.max_delta, "region",
+                       "aigent-region"),
             run_gradient(graph, xs, ys, args.eps, 1, "fgsm"),
             run_gradient(graph, xs, ys, args.eps, 40, "pgd"),
             run_l0_grid(graph, xs, ys)]
@@ -242,6 +296,10 @@ def main() -> None:
           f"AIGENT max_delta={args.max_delta}, {args.time_limit} s per solve; medians over "
           "successes (pixels also mean and max; <=3%: share of successes with at most 1 pixel)")
     _print_fc(rows)
+    reach = reach_diagnosis(graph, xs)
+    print(f"AIGENT diagnosis: the phase-fixed patch of layer {reach['layer']} exists for "
+          f"{reach['middle_patch_found']}/{reach['images']} images; its targets are reachable "
+          f"from some activation of the layer below for {reach['targets_reachable']}")
     acas = []
     if ACAS.exists() and args.acas:
         acas = acas_table(args.acas.split(","), args.acas_time_limit)
@@ -250,7 +308,8 @@ def main() -> None:
         print(f"ACAS Xu skipped: {ACAS} not found" if args.acas else "ACAS Xu skipped")
     out = ROOT / "benchmarks/results/patching.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "fc": rows, "acas": acas}, indent=1,
+    out.write_text(json.dumps({"args": vars(args), "fc": rows, "reach": reach, "acas": acas},
+                              indent=1,
                               default=float))
     print(f"saved {out}")
 

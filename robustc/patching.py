@@ -37,7 +37,8 @@ from robustc.backends.patch.encode import (
 )
 from robustc.backends.solve import SolveOptions
 from robustc.compiler.bounds import compute_bounds
-from robustc.ir import Graph, cut, evaluate
+from robustc.errors import IRError
+from robustc.ir import Dense, Graph, cut, evaluate
 from robustc.ir.property import Box, Linear, dnf
 
 
@@ -94,7 +95,7 @@ def solve_patch(graph: Graph, k: int, xs: list[np.ndarray], condition, *, norm: 
             if len(xs) != 1 or any(not isinstance(a, Linear) for a in atoms):
                 raise ValueError("phase-fixed patches take one input and Linear atoms")
             pm = encode_patch_phases(graph, k, xs[0], atoms, phases, norm=norm, cap=cap,
-                                     biases=biases, signs=signs, margin=margin)
+                                     biases=biases, signs=signs, margin=margin, radius=radius)
         else:
             pm = encode_patch(graph, k, xs, atoms, norm=norm, cap=cap, biases=biases,
                               signs=signs, margin=margin, radius=radius)
@@ -103,8 +104,8 @@ def solve_patch(graph: Graph, k: int, xs: list[np.ndarray], condition, *, norm: 
         if out.solution is None:
             continue
         dw, db = pm.changes(out.solution)
-        optimal = out.proven_optimal and (radius is None or phases is not None
-                                          or out.objective <= radius / max(bound, 1e-12))
+        optimal = out.proven_optimal and (radius is None or out.objective <= radius / max(
+            bound, 1e-12))
         if best is None or out.objective < best.objective:
             best = PatchResult(k, node.name, out.status, dw, db, out.objective,
                                optimal, stats=dict(pm.model.stats))
@@ -157,8 +158,8 @@ class AigentResult:
 def aigent(graph: Graph, x: np.ndarray, condition, *, max_delta: float = 0.5,
            pixels: int | None = None, domain: tuple[float, float] = (0.0, 1.0),
            norm: str = "l1", cap: float | None = None, time_limit: float = 10.0,
-           solver: str = "highs", phases: bool = True, milp_fallback: bool = True
-           ) -> AigentResult:
+           solver: str = "highs", phases: bool = True, milp_fallback: bool = True,
+           relax: str = "marks") -> AigentResult:
     """Algorithm 1 of AIGENT: iterated middle-layer patches down to layer 0, then mod2adv.
 
     modifyEdgeLayer first fixes the phase of every ReLU after the patched layer (the
@@ -168,7 +169,17 @@ def aigent(graph: Graph, x: np.ndarray, condition, *, max_delta: float = 0.5,
     ``milp_fallback``. Where the middle layer admits no patch, the next ones towards the
     end are tried. Returns status ``found`` with ``x_adv`` (unreplayed: callers replay it),
     or the step that failed (``patch-k`` / ``mod2adv``).
+
+    ``relax`` says how the patched activations become the next target: ``"marks"`` (the
+    paper: equalities, made inequalities where the sign marks allow) or ``"region"`` (see
+    :func:`aigent_region`).
     """
+    if relax == "region":
+        return aigent_region(graph, x, condition, max_delta=max_delta, pixels=pixels,
+                             domain=domain, norm=norm, cap=cap, time_limit=time_limit,
+                             solver=solver)
+    if relax != "marks":
+        raise ValueError(f"relax={relax!r}: 'marks' or 'region'")
     start, patches = time.perf_counter(), []
     acts = evaluate(graph, x, keep_all=True)
     base = {r.name: np.asarray(acts[r.name]).ravel() > 0 for r in graph.relus()}
@@ -201,6 +212,128 @@ def aigent(graph: Graph, x: np.ndarray, condition, *, max_delta: float = 0.5,
     status = "found" if x_adv is not None else "mod2adv"
     n = 0 if x_adv is None else int(np.count_nonzero(np.abs(x_adv - x) > 1e-9))
     return AigentResult(patches, x_adv, status, time.perf_counter() - start, n)
+
+
+def aigent_region(graph: Graph, x: np.ndarray, condition, *, max_delta: float = 0.5,
+                  pixels: int | None = None, domain: tuple[float, float] = (0.0, 1.0),
+                  norm: str = "l1", cap: float | None = None, time_limit: float = 10.0,
+                  solver: str = "highs") -> AigentResult:
+    """AIGENT with targets relaxed to the *region* of the phases the patches fixed.
+
+    Each modifyEdgeLayer fixes the phase of every ReLU after the patched layer except the
+    one right after it, which stays free (a MILP with one binary per neuron of that layer,
+    :func:`encode_patch_phases` with a radius). The patch's phases of that ReLU join the
+    fixed ones, and the next target is not the point of the patched activations but every
+    activation of the cut layer from which the rest of the network, *with the fixed phases*,
+    satisfies the condition: linear inequalities that contain the point and imply the
+    condition (sound, unlike marks that the weights do not justify; the marks' one-sided
+    targets are the special case of a box inside this set). After the first layer,
+    :func:`mod2adv_region` solves for the input under every fixed phase: an MILP with only
+    the per-pixel binaries.
+    """
+    start, patches = time.perf_counter(), []
+    acts = evaluate(graph, x, keep_all=True)
+    relu_names = {r.name for r in graph.relus()}
+    after = {n.name: graph.consumers[n.name][0] for n in graph.layers()
+             if len(graph.consumers.get(n.name, ())) == 1
+             and graph.consumers[n.name][0] in relu_names}   # layer -> its ReLU
+    fixed = {r.name: np.asarray(acts[r.name]).ravel() > 0 for r in graph.relus()}
+    atoms = [c for c in dnf(condition) if all(isinstance(a, Linear) for a in c)]
+    if len(atoms) != len(dnf(condition)):
+        raise ValueError("relax='region' needs a condition of Linear atoms")
+    end = len(graph.layers()) - 1
+    while True:
+        res = None
+        for m in range(end // 2, end + 1 if end == len(graph.layers()) - 1 else end):
+            node = graph.layers()[m]
+            free = dict(fixed)
+            relu = after.get(node.name)
+            if relu is not None:
+                del free[relu]
+            z0 = np.asarray(acts[node.name]).ravel()
+            for scale in (0.5, 2.0, 8.0):
+                radius = scale * (np.abs(z0).max() + 1.0)
+                res = solve_patch(graph, m, [x], condition, norm=norm, cap=cap, marks=True,
+                                  time_limit=time_limit, solver=solver, phases=free,
+                                  radius=radius if relu is not None else None)
+                patches.append(res)
+                if res.found or res.status != "infeasible" or relu is None:
+                    break
+            if res.found:
+                break
+        if res is None or not res.found:
+            return AigentResult(patches, None, f"patch-{m}", time.perf_counter() - start)
+        if relu is not None:
+            new = evaluate(patched(graph, res), x, keep_all=True)
+            fixed[relu] = np.asarray(new[relu]).ravel() > 0
+        if m == 0:
+            break
+        end = m
+    x_adv = mod2adv_region(graph, x, fixed, condition, max_delta=max_delta, pixels=pixels,
+                           domain=domain, time_limit=time_limit, solver=solver)
+    status = "found" if x_adv is not None else "mod2adv"
+    n = 0 if x_adv is None else int(np.count_nonzero(np.abs(x_adv - x) > 1e-9))
+    return AigentResult(patches, x_adv, status, time.perf_counter() - start, n)
+
+
+def mod2adv_region(graph: Graph, x: np.ndarray, phases: dict[str, np.ndarray], condition,
+                   *, max_delta: float = 0.5, pixels: int | None = None,
+                   domain: tuple[float, float] = (0.0, 1.0), margin: float = 1e-4,
+                   time_limit: float | None = 10.0, solver: str = "highs"
+                   ) -> np.ndarray | None:
+    """mod2adv under fixed phases: the input with the fewest changed values (then the
+    smallest L1 change) in ``x +- max_delta`` and ``domain`` where every ReLU has the phase
+    ``phases`` gives it and the outputs satisfy ``condition``; None if there is none.
+
+    Under fixed phases the network is affine, so the only binaries are the per-pixel ones;
+    the rows stating the phases make any solution exact for the real network.
+    """
+    from robustc.ir import Identity, Relu, Reshape
+
+    x0 = np.asarray(x, np.float64).ravel()
+    n = x0.size
+    lo = np.clip(x0 - max_delta, *domain)
+    hi = np.clip(x0 + max_delta, *domain)
+    best = None
+    for atoms in dnf(condition):
+        builder = MilpBuilder()
+        xv = builder.add_vars(lo, hi, name="x")
+        b = builder.add_vars(np.zeros(n), np.ones(n), integer=True, name="b")
+        u = builder.add_vars(np.zeros(n), np.full(n, max_delta), name="u")
+        X, B, U = builder.unit(xv), builder.unit(b), builder.unit(u)
+        builder.add_rows(X - max_delta * B, -np.inf, x0)           # x - x0 <= D b
+        builder.add_rows(X + max_delta * B, x0, np.inf)            # x0 - x <= D b
+        builder.add_rows(U - X, -x0, np.inf)                       # u >= x - x0
+        builder.add_rows(U + X, x0, np.inf)                        # u >= x0 - x
+        E, c = sp.identity(n, format="csr"), np.zeros(n)
+        for t in graph.nodes[1:]:
+            if isinstance(t, Dense):
+                W = sp.csr_matrix(np.asarray(t.weight, np.float64))
+                bias = 0.0 if t.bias is None else np.asarray(t.bias, float).ravel()
+                E, c = W @ E, W @ c + bias
+            elif isinstance(t, Relu):
+                on = np.asarray(phases[t.name], bool).ravel()
+                builder.add_rows(E @ X, np.where(on, -c, -np.inf), np.where(on, np.inf, -c))
+                E, c = sp.diags(on.astype(float)) @ E, np.where(on, c, 0.0)
+            elif not isinstance(t, Reshape | Identity):
+                raise IRError(f"mod2adv_region does not go through {t.op} ({t.name})")
+        for atom in atoms:
+            coeffs = np.asarray(atom.coeffs, float)
+            row = sp.csr_matrix(coeffs[None]) @ E
+            builder.add_rows(row @ X, [margin - float(coeffs @ c + atom.const)], [np.inf])
+        if pixels is not None:
+            builder.add_rows(B.sum(axis=0), -np.inf, float(pixels))
+        obj = np.zeros(builder.num_vars)
+        obj[b], obj[u] = 1.0, 1e-3 / max(max_delta, 1e-12)
+        model = builder.build(obj, input_index=np.zeros(0, int), input_fixed=np.zeros(0))
+        out = _solver(solver).solve(model, SolveOptions(time_limit=time_limit, threads=1))
+        if out.solution is None:
+            continue
+        xs = out.solution[xv]
+        xs = np.clip(np.where(np.abs(xs - x0) <= 1e-9, x0, xs), lo, hi)
+        if best is None or out.objective < best[1]:
+            best = (xs, out.objective)
+    return None if best is None else best[0].reshape(x.shape)
 
 
 def _first_conj(cond):

@@ -11,7 +11,7 @@ import pytest
 
 from robustc.ir import Dense, Graph, Input, Relu, evaluate
 from robustc.ir.property import holds, output_gt
-from robustc.patching import aigent, mod2adv, patched, solve_patch
+from robustc.patching import aigent, mod2adv, mod2adv_region, patched, solve_patch
 
 W1 = np.array([[1.0, 1.0], [-1.0, 2.0]])
 W2 = np.array([[2.0, 3.0], [1.0, 1.0]])
@@ -146,3 +146,50 @@ def test_radius_limit_and_optimality_certificate():
     res = solve_patch(g, 1, [X], COND, norm="l1", margin=0.0, cap=10.0, radius=1.0)
     assert res.optimal
     assert res.objective == pytest.approx(1.5 / 13, abs=1e-6)
+
+
+def test_mod2adv_region_by_hand():
+    # every ReLU kept active, the toy network is affine: o2 - o1 = 6 x1 - 9 x2, with
+    # phase rows x1 + x2 >= 0, -x1 + 2 x2 >= 0, -x1 + 8 x2 >= 0, x2 >= 0. One pixel
+    # suffices: x1 in (0.75, 1] (change 0.25) or x2 in [0.25, 1/3) (change 1/6, smaller).
+    g = toy()
+    x = mod2adv_region(g, X, _phases_at(g, X), COND, max_delta=0.5, margin=1e-6)
+    assert x is not None
+    assert x[0] == pytest.approx(0.5, abs=1e-9)
+    assert x[1] == pytest.approx(1 / 3, abs=1e-4)
+    vals = evaluate(g, x, keep_all=True)
+    assert holds(COND, vals["l2"][None])[0]
+    assert np.all(np.asarray(vals["l0"]) >= -1e-9) and np.all(np.asarray(vals["l1"]) >= -1e-9)
+
+
+def test_mod2adv_region_respects_budget():
+    # changes a = x1 - 0.5 and b = 0.5 - x2 need 6 a + 9 b > 1.5: with |a|, |b| <= 0.15
+    # one pixel is not enough (0.9, 1.35) but two are; with 0.09 (at most 1.35) none
+    g = toy()
+    x = mod2adv_region(g, X, _phases_at(g, X), COND, max_delta=0.15)
+    assert x is not None and np.count_nonzero(x != X) == 2
+    assert np.all(np.abs(x - X) <= 0.15 + 1e-9)
+    assert holds(COND, evaluate(g, x)[None])[0]
+    assert mod2adv_region(g, X, _phases_at(g, X), COND, max_delta=0.09) is None
+
+
+def test_aigent_region_finds_adversarial_input():
+    g = toy()
+    res = aigent(g, X, COND, max_delta=0.5, relax="region")
+    assert res.status == "found"
+    assert np.all(np.abs(res.x_adv - X) <= 0.5 + 1e-9)
+    assert np.all((res.x_adv >= 0) & (res.x_adv <= 1))
+    assert holds(COND, evaluate(g, res.x_adv)[None])[0]
+
+
+def test_output_marks_follow_monotonicity():
+    from robustc.backends.patch.marks import output_marks
+    from robustc.ir.property import dnf, in_top_k
+    from robustc.patching import target_atoms
+
+    y = np.array([[3.0, 1.0, 2.0, 0.0]])
+    # "label 2 wins": raising y2 never hurts, lowering any other never hurts
+    assert list(output_marks(dnf(in_top_k(4, 2, 1))[0], y)) == [-1, -1, 1, -1]
+    # equality targets (both directions) leave a neuron unmarked; one-sided ones mark it
+    atoms = target_atoms(np.array([1.0, 2.0, 0.5, 0.0]), np.array([0, 1, -1, 0]))
+    assert list(output_marks(atoms, y)) == [0, 1, -1, 0]

@@ -246,13 +246,16 @@ def encode_patch_phases(graph: Graph, k: int, x: np.ndarray, atoms: list[Linear]
                         dict[str, np.ndarray], *, norm: str = "l1", cap: float | None = None,
                         biases: bool = False,
                         signs: tuple[np.ndarray, np.ndarray | None] | None = None,
-                        margin: float = 1e-4) -> PatchModel:
+                        margin: float = 1e-4, radius: float | None = None) -> PatchModel:
     """The patch model of one input with every ReLU after layer ``k`` fixed to a phase: an LP.
 
     AIGENT's modifyEdgeLayer (the paper's section on phases): each ReLU of the tail keeps
     the phase ``phases[relu_name]`` (True: active, its input ``>= 0``; False: inactive,
     ``<= 0``), so the tail is affine and the rows stating the phases make every solution
     exact for the real network (no relaxation). Infeasible when no patch keeps those phases.
+    With ``radius``, the ReLU right after the layer may instead be missing from ``phases``:
+    it is then free, encoded with one binary per neuron and big-M from the bounds
+    ``z0 +- radius`` (rows ``|z - z0| <= radius`` included), a MILP.
     ``atoms`` must be ``Linear``. Raises ``IRError`` for other atoms, a tail node other
     than Dense/ReLU/Reshape/Identity, or an unsupported norm.
     """
@@ -272,9 +275,16 @@ def encode_patch_phases(graph: Graph, k: int, x: np.ndarray, atoms: list[Linear]
     n = z0.size
     zv = builder.add_vars(np.full(n, -np.inf), np.full(n, np.inf), name="z")
     _link(builder, _FreeInputs(n), int(zv[0]), z0, acts[0], dw, db)
-    # the tail as an affine map of the patched outputs z: h = E z + c
-    E, c = sp.identity(n, format="csr"), np.zeros(n)
-    for t in tail.nodes[1:]:
+    # the tail as an affine map h = E v + c of the variables v = cols (first: z)
+    E, c, cols = sp.identity(n, format="csr"), np.zeros(n), zv
+    for pos, t in enumerate(tail.nodes[1:]):
+        if isinstance(t, Relu) and t.name not in phases:
+            if pos != 0 or radius is None or t.alpha != 0:
+                raise IRError(f"ReLU {t.name!r} has no phase: only the plain ReLU right "
+                              "after the patched layer may be free, and only with a radius")
+            cols = _free_relu(builder, zv, z0, radius)
+            E, c = sp.identity(n, format="csr"), np.zeros(n)
+            continue
         if isinstance(t, Dense):
             W = sp.csr_matrix(np.asarray(t.weight, np.float64))
             E, c = W @ E, W @ c + (0.0 if t.bias is None else np.asarray(t.bias, float).ravel())
@@ -282,7 +292,7 @@ def encode_patch_phases(graph: Graph, k: int, x: np.ndarray, atoms: list[Linear]
             if t.alpha != 0:
                 raise IRError("phase-fixed patches support plain ReLUs only")
             on = np.asarray(phases[t.name], bool).ravel()
-            rows = _cols(E, zv, builder.num_vars)
+            rows = _cols(E, cols, builder.num_vars)
             lo = np.where(on, -c, -np.inf)
             hi = np.where(on, np.inf, -c)
             builder.add_rows(rows, lo, hi)
@@ -292,11 +302,29 @@ def encode_patch_phases(graph: Graph, k: int, x: np.ndarray, atoms: list[Linear]
     for atom in atoms:
         row = sp.csr_matrix(np.asarray(atom.coeffs, float)[None]) @ E
         const = float(np.asarray(atom.coeffs, float) @ c + atom.const)
-        builder.add_rows(_cols(row, zv, builder.num_vars), [margin - const], [np.inf])
+        builder.add_rows(_cols(row, cols, builder.num_vars), [margin - const], [np.inf])
     objective = _objective(builder, dw, db, norm, signs)
     model = builder.build(objective, input_index=np.zeros(0, int), input_fixed=np.zeros(0),
                           stats={"variables": builder.num_vars, "phases_fixed": True})
     return PatchModel(model, node.name, dw, db, norm)
+
+
+def _free_relu(builder: MilpBuilder, zv: np.ndarray, z0: np.ndarray, radius: float
+               ) -> np.ndarray:
+    """``y = relu(z)`` for ``z`` in ``z0 +- radius`` (binaries where the phase can change)."""
+    n = len(zv)
+    lo, hi = z0 - radius, z0 + radius
+    Z = builder.unit(zv)
+    builder.add_rows(Z, lo, hi)
+    y = builder.add_vars(np.zeros(n), np.maximum(hi, 0.0), name="y")
+    d = builder.add_vars((lo >= 0).astype(float), (hi > 0).astype(float), integer=True,
+                         name="d")                      # fixed where the phase cannot change
+    Y, Z, D = builder.unit(y), builder.unit(zv), builder.unit(d)
+    inf = np.full(n, np.inf)
+    builder.add_rows(Y - Z, np.zeros(n), inf)                              # y >= z
+    builder.add_rows(Y - Z - sp.diags(lo) @ D, -inf, -lo)                  # y <= z - l(1-d)
+    builder.add_rows(Y - sp.diags(np.maximum(hi, 0.0)) @ D, -inf, np.zeros(n))   # y <= u d
+    return y
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """Increment/decrement marking (Elboher et al. 2020, as AIGENT uses it).
 
-An output neuron is marked *increment* (+1) when raising it helps the atoms that the given
-inputs violate and *decrement* (-1) when lowering it does (0: unmarked). Marks go back
+An output neuron is marked *increment* (+1) when raising it never hurts any atom of the
+condition (a conjunction) and helps at least one, *decrement* (-1) in the mirror case, and
+is unmarked (0) otherwise: the condition is monotone in each marked output, as Elboher et
+al.'s marking requires (an output raised by one atom and lowered by another, like a neuron
+whose target is an equality, stays unmarked). For "label t wins", t is +1 and every other
+output -1. Marks go back
 through the network: a ReLU passes its mark to its input (it is monotone); a neuron feeding
 a Dense layer is marked ``s`` when every non-zero outgoing weight ``W[o, i]`` reaches a
 marked neuron ``o`` with ``sign(W[o, i]) * mark[o] == s`` (then raising it moves every
@@ -22,14 +26,18 @@ from robustc.ir.property import AtLeast, Linear
 
 
 def output_marks(atoms: list[Linear | AtLeast], y: np.ndarray) -> np.ndarray:
-    """Marks of the outputs from the atoms violated at the outputs ``y`` (one row each)."""
-    total = np.zeros(y.shape[-1])
+    """Marks of the outputs (``y``: one row of outputs per input, for the size) for the
+    atoms, a conjunction: +1/-1 where every atom's coefficient has that sign or is 0, 0
+    where the signs differ or all are 0."""
+    n = y.shape[-1]
+    pos, neg = np.zeros(n, bool), np.zeros(n, bool)
     for atom in atoms:
         subs = atom.atoms if isinstance(atom, AtLeast) else (atom,)
         for sub in subs:
-            if np.any(np.atleast_2d(y) @ sub.coeffs + sub.const <= 0):
-                total += sub.coeffs
-    return np.sign(total)
+            c = np.asarray(sub.coeffs, float)
+            pos |= c > 0
+            neg |= c < 0
+    return np.where(pos & ~neg, 1.0, np.where(neg & ~pos, -1.0, 0.0))
 
 
 def propagate(graph: Graph, marks: np.ndarray, until: str) -> np.ndarray:
