@@ -234,11 +234,15 @@ def summarise(rows: list[dict]) -> dict:
         vals = [r[mode]["total_s"] for r in rows if r[mode]["verdict"] != "skipped"]
         return float(np.median(vals)) if vals else None
 
-    def ratio(a, b):
+    def ratio(a, b, key="total_s"):
         both = [r for r in rows if r[a]["verdict"] not in ("unknown", "skipped")
                 and r[b]["verdict"] not in ("unknown", "skipped")]
-        vals = [r[a]["total_s"] / max(r[b]["total_s"], 1e-6) for r in both]
+        vals = [r[a][key] / max(r[b][key], 1e-6) for r in both]
         return (float(np.median(vals)) if vals else None), len(both)
+
+    def med_part(mode, key):
+        vals = [r[mode][key] for r in rows if r[mode]["verdict"] != "skipped"]
+        return float(np.median(vals)) if vals else None
 
     disagree = [r["case"] for r in rows if len({r[m]["verdict"] for m in ("naive", "highs",
                 "gurobi")} - {"unknown", "skipped"}) > 1]
@@ -246,8 +250,14 @@ def summarise(rows: list[dict]) -> dict:
     bc, n_bc = ratio("highs", "gurobi")
     return {"cases": len(rows), "median_total_s": {m: med(m) for m in ("naive", "highs",
                                                                        "gurobi")},
+            "median_bound_s": {m: med_part(m, "bound_s") for m in ("naive", "highs",
+                                                                    "gurobi")},
+            "median_solve_s": {m: med_part(m, "solve_s") for m in ("naive", "highs",
+                                                                    "gurobi")},
             "ratio_naive_over_highs": ab, "ratio_cases": n_ab,
+            "ratio_naive_over_highs_solve": ratio("naive", "highs", "solve_s")[0],
             "ratio_highs_over_gurobi": bc, "gurobi_ratio_cases": n_bc,
+            "ratio_highs_over_gurobi_solve": ratio("highs", "gurobi", "solve_s")[0],
             "unknown": {m: sum(r[m]["verdict"] == "unknown" for r in rows)
                         for m in ("naive", "highs", "gurobi")},
             "disagreements": disagree}
