@@ -5,8 +5,10 @@ For each example multi-label classifier (no defence, L0, PGD) and each of the fi
 the chebyshev rings around it (``--rings``), keep ``present(b)``, uniform weights. Each
 method runs with the same verifier configuration (HiGHS, ``--bounds`` bounds, PGD first,
 ``--call-limit`` seconds per call; an unknown counts as not robust). The oracle methods stop
-after ``--max-failures`` refused optimiser steps (and their CEGIS cuts); ``--thorough`` also
-runs them with ``--thorough-failures`` (rows ``fixed+``, ``sensitivity+``). Each run's
+after ``--max-failures`` refused optimiser steps (and their CEGIS cuts) and size their steps
+so that the next proof is predicted to take at most ``--effort`` of the call limit;
+``--thorough`` also runs them without the effort cap and with ``--thorough-failures``
+(rows ``fixed+``, ``sensitivity+``). Each run's
 verifier calls are broken down by verdict (count and seconds: proofs, unknowns at the time
 limit, counterexamples) and the weakest-point searches. Prints one row per run and a
 summary (medians and ratios of the oracle methods to naive, per model medians and eps per
@@ -111,8 +113,23 @@ def _summary(rows: list[dict]) -> dict:
                        "total_verifier_time_ratio": float(
                            sum(r["runs"][method]["verifier_s"] for r in rows)
                            / max(sum(r["runs"]["naive"]["verifier_s"] for r in rows), 1e-12)),
+                       "total_wall_time_ratio": float(
+                           sum(r["runs"][method]["wall_s"] for r in rows)
+                           / max(sum(r["runs"]["naive"]["wall_s"] for r in rows), 1e-12)),
                        "share_size_ge_95pct": float(np.mean(np.array(size) >= 0.95)),
-                       "share_time_le_20pct": float(np.mean(np.array(vtime) <= 0.2))}
+                       "share_time_le_20pct": float(np.mean(np.array(vtime) <= 0.2)),
+                       "share_both_goals": float(np.mean((np.array(size) >= 0.95)
+                                                         & (np.array(vtime) <= 0.2)))}
+    out["profile"] = {}
+    for method in methods:
+        agg: dict = {}
+        for r in rows:
+            for k, v in r["runs"][method]["profile"].items():
+                n, sec = agg.get(k, (0, 0.0))
+                agg[k] = (n + v["count"], sec + v["seconds"])
+        out["profile"][method] = {k: {"count": n, "seconds": round(sec, 2),
+                                      "per_call_s": round(sec / max(n, 1), 3)}
+                                  for k, (n, sec) in agg.items()}
     for model in MODELS:
         mine = [r for r in rows if r["model"] == model]
         out[model] = {m: {"median_size": float(np.median([r["runs"][m]["weighted_size"]
@@ -123,6 +140,46 @@ def _summary(rows: list[dict]) -> dict:
                                                       for r in mine]))}
                       for m in methods} if mine else {}
     return out
+
+
+def markdown(data: dict) -> str:
+    """The benchmark's tables in Markdown (per run, per method, per model)."""
+    rows = data["rows"]
+    summary = _summary(rows)  # recomputed: older saved runs lack some entries
+    methods = list(rows[0]["runs"])
+    head = " | ".join(f"{m} size | calls | verifier s" for m in methods)
+    lines = [f"| model | image | {head} |", "|---|---|" + "---|---|---|" * len(methods)]
+    for r in rows:
+        cells = " | ".join(f"{r['runs'][m]['weighted_size']:.3f} | "
+                           f"{r['runs'][m]['verifier_calls']} | "
+                           f"{r['runs'][m]['verifier_s']:.1f}" for m in methods)
+        lines.append(f"| {r['model']} | {r['image']} | {cells} |")
+    lines += ["", "| method | size / naive (median) | verifier time / naive (median, mean, "
+              "total) | calls / naive (median) | runs with size >= 95 % | runs with time "
+              "<= 20 % | runs with both | total time / naive |",
+              "|---|---|---|---|---|---|---|---|"]
+    for m in methods[1:]:
+        q = summary[m]
+        lines.append(f"| {m} | {q['median_size_ratio']:.2f} | "
+                     f"{q['median_verifier_time_ratio']:.3f}, "
+                     f"{q['mean_verifier_time_ratio']:.3f}, "
+                     f"{q['total_verifier_time_ratio']:.3f} | {q['median_calls_ratio']:.2f} | "
+                     f"{q['share_size_ge_95pct']:.0%} | {q['share_time_le_20pct']:.0%} | "
+                     f"{q['share_both_goals']:.0%} | {q['total_wall_time_ratio']:.3f} |")
+    lines += ["", "| method | verifier calls by verdict: count, seconds, seconds per call |",
+              "|---|---|"]
+    for m in methods:
+        prof = summary["profile"][m]
+        lines.append(f"| {m} | " + "; ".join(
+            f"{k}: {v['count']}, {v['seconds']:.1f} s, {v['per_call_s']:.2f} s"
+            for k, v in sorted(prof.items())) + " |")
+    lines += ["", "| model | method | median size | mean size | median eps (rings 0..r) |",
+              "|---|---|---|---|---|"]
+    for model in MODELS:
+        for m, q in summary.get(model, {}).items():
+            lines.append(f"| {model} | {m} | {q['median_size']:.3f} | {q['mean_size']:.3f} | "
+                         f"{q['median_eps']} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -140,20 +197,29 @@ def main() -> None:
     parser.add_argument("--max-eps", type=float, default=0.32)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--max-failures", type=int, default=1)
+    parser.add_argument("--effort", type=float, default=0.5,
+                        help="oracle steps aim at proofs within this share of --call-limit "
+                        "(0: no cap)")
     parser.add_argument("--thorough", action="store_true",
                         help="also run the oracle methods with --thorough-failures")
     parser.add_argument("--thorough-failures", type=int, default=2)
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--heatmaps", action="store_true")
     parser.add_argument("--output", default=str(RESULTS / "layered.json"))
+    parser.add_argument("--report", metavar="JSON",
+                        help="only print the Markdown tables of a saved run")
     args = parser.parse_args()
+    if args.report:
+        print(markdown(json.loads(Path(args.report).read_text())), end="")
+        return
     options = MaximizeOptions(precision=args.precision, max_eps=args.max_eps,
                               iterations=args.iterations, call_time_limit=args.call_limit,
-                              bounds=args.bounds, threads=1, max_failures=args.max_failures)
+                              bounds=args.bounds, threads=1, max_failures=args.max_failures,
+                              effort=args.effort or None)
     variants = {"naive": ("naive", options), "fixed": ("fixed", options),
                 "sensitivity": ("sensitivity", options)}
     if args.thorough:
-        more = replace(options, max_failures=args.thorough_failures)
+        more = replace(options, max_failures=args.thorough_failures, effort=None)
         variants.update({"fixed+": ("fixed", more), "sensitivity+": ("sensitivity", more)})
     items = _problems(args)
     rows = []
@@ -183,6 +249,8 @@ def main() -> None:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(out, indent=1))
     print(f"saved {args.output}")
+    if rows:
+        print(markdown(out), end="")
 
 
 def _heatmaps(problem, item: dict, runs: dict) -> None:

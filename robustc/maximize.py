@@ -167,7 +167,9 @@ class MaximizeOptions:
     refusal costs up to ``call_time_limit``; the CEGIS cuts of the last one still run, then
     the search stops; None: no cap); ``max_calls`` caps all verifier calls of any
     method; ``timeout`` the whole search; ``call_time_limit`` each verifier call (an
-    unknown counts as not robust). ``weakest_milp`` adds the MILP maximiser of the
+    unknown counts as not robust). ``effort`` caps the optimiser's step so that the next
+    proof is predicted to take at most that share of ``call_time_limit`` (None: no cap; see
+    :func:`_effort_step`). ``weakest_milp`` adds the MILP maximiser of the
     violation objective to the weakest points (off by default: see :func:`weakest_points`).
     """
 
@@ -183,6 +185,7 @@ class MaximizeOptions:
     attack_restarts: int = 4
     max_cuts: int = 3
     max_failures: int | None = 2
+    effort: float | None = 0.5
     weakest_milp: bool = False
     weakest_time_limit: float = 0.5
     weakest: int = 6
@@ -246,6 +249,7 @@ class Oracle:
         self.calls, self.verifier_s = 0, 0.0
         self.start = time.perf_counter()
         self.history: list[dict] = []
+        self.last = None  # the last verify Result
         self._module = None
 
     def _charge(self) -> None:
@@ -274,6 +278,7 @@ class Oracle:
         t = time.perf_counter()
         result = verify(self.problem.verify_problem(eps), vo)
         spent = time.perf_counter() - t
+        self.last = result
         self.calls += 1
         self.verifier_s += spent
         self.history.append({"call": self.calls, "kind": "verify",
@@ -564,6 +569,8 @@ def _oracle_search(problem: LayeredProblem, oracle: Oracle, proved: list[np.ndar
     trust = o.step
     checks = failures = 0
     last = None
+    effort = {id(proved[-1]): effort_seconds(oracle.last)}  # of each proved vector
+    capped = False
     while checks < o.iterations:
         if o.max_failures is not None and failures >= o.max_failures:
             return "failure budget spent"
@@ -580,10 +587,16 @@ def _oracle_search(problem: LayeredProblem, oracle: Oracle, proved: list[np.ndar
             checks += 1
             if oracle.robust(trial):
                 proved.append(trial)
+                effort[id(trial)] = effort_seconds(oracle.last)
                 accepted = True
                 # a full step grows the next one; after a cut the boundary is near
-                trust = _reach(trial, best, direction) * (STEP_GROW if cut == 0
-                                                          else STEP_SHRINK)
+                moved = _reach(trial, best, direction)
+                trust = moved * (STEP_GROW if cut == 0 else STEP_SHRINK)
+                if o.effort is not None:
+                    limit = _effort_step(effort[id(best)], effort[id(trial)], moved,
+                                         o.effort * o.call_time_limit)
+                    capped = limit < trust
+                    trust = min(trust, limit)
                 break
             if cut == 0:
                 failures += 1  # a refused step; its cuts still run
@@ -593,8 +606,32 @@ def _oracle_search(problem: LayeredProblem, oracle: Oracle, proved: list[np.ndar
         if not accepted:  # the last (unchecked) cut bounds the next step
             trust = _reach(trial, best, direction) * STEP_SHRINK
         if trust < o.precision:
-            return "the step fell below the precision"
+            return ("the verifier's effort reached its share of the call time limit"
+                    if capped else "the step fell below the precision")
     return "iteration budget spent"
+
+
+def effort_seconds(result) -> float:
+    """The verifier's effort on a proof: its time less the attack's (at least 10 ms)."""
+    if result is None:
+        return 0.01
+    return max(0.01, float(result.time_s) - float(result.stats.get("attack_s", 0.0)))
+
+
+def _effort_step(before: float, after: float, moved: float, target: float) -> float:
+    """The step after which the next proof is predicted to take ``target`` seconds.
+
+    A MILP's time grows about exponentially with the box near the limit of what it can
+    prove, so the effort is extrapolated log-linearly along the step: ``after`` seconds
+    after moving ``moved`` from a vector proved in ``before`` seconds. Returns 0 when
+    ``after`` already exceeds ``target``, inf when the effort did not grow.
+    """
+    if after >= target:
+        return 0.0
+    if after <= before or moved <= 0:
+        return np.inf
+    rate = np.log(after / before) / moved
+    return float(np.log(target / after) / rate)
 
 
 def _reach(trial: np.ndarray, best: np.ndarray, direction: np.ndarray) -> float:

@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-failures", type=int, default=2,
                    help="oracle methods: stop after this many refused optimiser steps "
                    "(0: no limit)")
+    p.add_argument("--effort", type=float, default=0.5,
+                   help="oracle methods: size steps so that the next proof is predicted to "
+                   "take at most this share of --call-timeout (0: no cap)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
 
@@ -48,7 +51,8 @@ def run_maximize(args: argparse.Namespace) -> int:
     progress = None if args.quiet or args.json else _progress
     options = MaximizeOptions(solver=args.solver, timeout=args.timeout,
                               call_time_limit=args.call_timeout, bounds=args.bounds,
-                              max_failures=args.max_failures or None, progress=progress)
+                              max_failures=args.max_failures or None,
+                              effort=args.effort or None, progress=progress)
     runs = maximize_spec(spec, args.property or None, options)
     if not runs:
         raise SpecError(f"{args.spec}: no maximize property")

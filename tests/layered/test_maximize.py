@@ -210,8 +210,10 @@ def test_weakest_points_from_the_falsifier_and_from_the_milp(net):
 
 def test_failure_budget_ends_the_search_early(net):
     problem = make_problem(net, np.ones(3))
-    free = maximize(problem, replace(BASE, method=FIXED, precision=0.01, max_failures=None))
-    one = maximize(problem, replace(BASE, method=FIXED, precision=0.01, max_failures=1))
+    # no effort cap: its steps depend on measured proof times, the prefix would not hold
+    base = replace(BASE, method=FIXED, precision=0.01, effort=None)
+    free = maximize(problem, replace(base, max_failures=None))
+    one = maximize(problem, replace(base, max_failures=1))
     assert one.certified and exact_robust(net, problem, one.eps)
     assert one.verifier_calls <= free.verifier_calls
     # the same deterministic search, cut short: its verifier calls are a prefix
@@ -220,3 +222,13 @@ def test_failure_budget_ends_the_search_early(net):
     refused = [h for h in one.history if h["kind"] == "verify" and h["verdict"] != ROBUST]
     if one.stop_reason == "failure budget spent":
         assert refused
+
+
+def test_effort_step_extrapolates_the_proof_time():
+    from robustc.maximize import _effort_step
+
+    # 0.1 s -> 0.2 s over a step of 0.01: doubling per 0.01, so 0.4 s after another 0.01
+    assert _effort_step(0.1, 0.2, 0.01, 0.4) == pytest.approx(0.01)
+    assert _effort_step(0.1, 0.2, 0.01, 0.8) == pytest.approx(0.02)
+    assert _effort_step(0.1, 0.5, 0.01, 0.5) == 0.0      # the target is reached: stop
+    assert _effort_step(0.3, 0.2, 0.01, 0.5) == np.inf   # no growth: no cap
