@@ -10,7 +10,9 @@ reported only after replay, a part stopped by a limit is never a proof.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import time
 
 import numpy as np
 
@@ -48,11 +50,14 @@ def decide_by_splitting(run: _Run, box: Box, cases: list) -> Result | float:
     calls = Callbacks(attack=lambda part: _attack(run, module, part, next(seeds)),
                       gradient=lambda part: _gradient(run, module, part),
                       decide=lambda part, bounds, open_cases: _decide(run, part, bounds,
-                                                                      open_cases))
+                                                                      open_cases),
+                      check=lambda part, x: _check(run, part, x))
     run.say("splitting the input box")
-    with torch_threads(run.options.threads):
+    start = time.perf_counter()
+    with torch_threads(run.options.threads), _blas_threads(run.options.threads):
         out = branch_and_bound(run.graph, box, cases, calls, tol=MARGIN_TOL,
                                options=run.options.split, deadline=run.deadline)
+    out.stats["s"] = time.perf_counter() - start
     for key, value in out.stats.items():
         run.stats[f"split_{key}"] = run.stats.get(f"split_{key}", 0) + value
     if out.status == FOUND:
@@ -78,6 +83,31 @@ def _attack(run: _Run, module, part: Box, seed: int) -> Result | None:
         return None
     cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, "pgd (input split)")
     return run.result(NOT_ROBUST, "found by the PGD attack on an input part", cex, rep.margin)
+
+
+def _check(run: _Run, part: Box, x: np.ndarray) -> Result | None:
+    """A not-robust result when onnxruntime confirms that ``x`` violates the property."""
+    from robustc.runtime.replay import replay
+
+    rep = replay(run.problem.onnx_paths, x, part, run.problem.prop.condition)
+    if not rep.violated:
+        return None
+    cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, "input split")
+    return run.result(NOT_ROBUST, "found at a candidate point of an input part", cex,
+                      rep.margin)
+
+
+def _blas_threads(n: int | None):
+    """Limit numpy's BLAS to ``n`` threads for the block when threadpoolctl is installed
+    (the batched bounds multiply many small matrices; a thread pool on a loaded machine
+    makes them several times slower)."""
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=max(1, int(n)), user_api="blas")
 
 
 def _gradient(run: _Run, module, part: Box) -> np.ndarray:

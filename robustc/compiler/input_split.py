@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robustc.compiler import batch_bounds
 from robustc.compiler.bounds import Bounds, compute_bounds
 from robustc.errors import IRError
 from robustc.ir import Dense, Graph
@@ -50,6 +51,11 @@ class SplitOptions:
     max_dims: int = 16            # split only boxes with at most this many free inputs
     max_parts: int = 2_000_000    # give up (unknown) after this many parts
     attack_depth: int = 4         # attack parts up to this depth (deeper: every 6th level)
+    # Batched search (graphs of linear nodes and ReLUs, see robustc.compiler.batch_bounds):
+    # bound this many parts at once; 0 or 1 keeps the per-part search.
+    batch: int = 64
+    batch_max_unstable: int = 8   # the batched search decides a part exactly at or below this
+    batch_checks: int = 4         # candidate points replayed per batch at most
 
 
 @dataclass
@@ -149,12 +155,16 @@ class Callbacks:
     ``attack(box)``: a counterexample in ``box`` or None. ``gradient(box)``: the gradient
     of the property's margin (input-shaped) used for the influence estimate. ``decide(box,
     bounds, open_cases)``: ``(PROVED, None)``, ``(FOUND, witness)`` or ``(UNKNOWN,
-    reason)``, exactly (a MILP per case).
+    reason)``, exactly (a MILP per case). ``check(box, x)``: the caller's counterexample when
+    the point ``x`` (input-shaped, in ``box``) violates the property on the real network
+    (replayed), else None; used by the batched search on cheap candidate points (without
+    it, the batched search only attacks and decides).
     """
 
     attack: Callable[[Box], object]
     gradient: Callable[[Box], np.ndarray]
     decide: Callable[[Box, Bounds, list], tuple[str, object]]
+    check: Callable[[Box, np.ndarray], object] | None = None
 
 
 def branch_and_bound(graph: Graph, box: Box, cases: list[list], calls: Callbacks, *,
@@ -169,6 +179,8 @@ def branch_and_bound(graph: Graph, box: Box, cases: list[list], calls: Callbacks
     """
     atoms = case_atoms(cases)
     mgraph = margin_graph(graph, atoms)
+    if options.batch > 1 and batch_bounds.supports(mgraph):
+        return _batched_search(mgraph, box, cases, atoms, calls, tol, options, deadline)
     stack, stats = [(box, 0)], {"parts": 0, "refuted": 0, "exact": 0, "attacked": 0,
                                 "max_depth": 0}
     undecided = ""
@@ -215,6 +227,211 @@ def _visit(mgraph: Graph, part: Box, depth: int, cases: list, atoms: list, calls
         stats["exact"] += 1
         return calls.decide(part, bounds, open_cases)
     return "split", None
+
+
+# --------------------------------------------------------------------------------------
+# The batched search
+
+
+def _case_table(cases: list, atoms: list) -> list[list[tuple[np.ndarray, int]]]:
+    """Each case as ``(atom columns, k)`` pairs: at least ``k`` of those margins are >= 0
+    (a Linear atom is ``([col], 1)``)."""
+    col = {id(a): i for i, a in enumerate(atoms)}
+    return [[(np.array([col[id(a)] for a in atom.atoms]), atom.k) if isinstance(atom, AtLeast)
+             else (np.array([col[id(atom)]]), 1) for atom in case] for case in cases]
+
+
+def _kth_largest(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k``-th largest entry of each row (``-inf`` when ``k`` exceeds the row)."""
+    if k <= 0:
+        return np.full(values.shape[0], np.inf)
+    if k > values.shape[1]:
+        return np.full(values.shape[0], -np.inf)
+    return -np.sort(-values, axis=1)[:, k - 1]
+
+
+def _case_scores(table: list, margins: np.ndarray) -> np.ndarray:
+    """``(N, cases)``: for each point (rows of atom ``margins``) and case, the smallest
+    margin among the case's requirements (``>= 0`` when the point lies in the case)."""
+    out = np.empty((margins.shape[0], len(table)))
+    for c, case in enumerate(table):
+        score = np.full(margins.shape[0], np.inf)
+        for cols, k in case:
+            score = np.minimum(score, _kth_largest(margins[:, cols], k))
+        out[:, c] = score
+    return out
+
+
+def _open_cases(table: list, upper: np.ndarray, tol: float) -> np.ndarray:
+    """``(B, cases)`` bool: the cases that :func:`refuted` does not refute, per part."""
+    possible = (upper >= -tol).astype(np.int64)
+    out = np.ones((upper.shape[0], len(table)), dtype=bool)
+    for c, case in enumerate(table):
+        for cols, k in case:
+            out[:, c] &= possible[:, cols].sum(axis=1) >= k
+    return out
+
+
+def _candidates(table: list, lo: np.ndarray, hi: np.ndarray, coeffs: np.ndarray,
+                open_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cheap points of the open parts: each part's centre and, per open case, the vertex
+    that maximises the sum of the CROWN upper bounds (``coeffs @ x``) of its atoms (the
+    concretisation point of the relaxation). Returns the points and their part indices."""
+    points, owners = [0.5 * (lo + hi)], [np.arange(lo.shape[0])]
+    for c, case in enumerate(table):
+        rows = np.flatnonzero(open_[:, c])
+        if rows.size:
+            cols = np.concatenate([cols for cols, _ in case])
+            direction = coeffs[rows][:, cols, :].sum(axis=1)
+            points.append(np.where(direction > 0, hi[rows], lo[rows]))
+            owners.append(rows)
+    return np.concatenate(points), np.concatenate(owners)
+
+
+def _batched_search(mgraph: Graph, box: Box, cases: list, atoms: list, calls: Callbacks,
+                    tol: float, options: SplitOptions, deadline: float | None) -> Outcome:
+    """:func:`branch_and_bound` with parts bounded ``options.batch`` at a time.
+
+    Each round pops up to ``batch`` parts (depth first), bounds them in one computation
+    (:func:`batch_bounds.batch_symbolic_bounds`, the per-part bounds exactly), refutes
+    cases, evaluates the network at every open part's centre and concretisation vertices
+    (points whose margins show a violation are handed to ``calls.check``, which replays
+    them), attacks the shallow parts, decides parts with at most ``batch_max_unstable``
+    unstable ReLUs exactly, and bisects the rest on the input with the largest
+    ``width * |CROWN coefficient|`` summed over the open atoms.
+    """
+    shape = box.lower.shape
+    table = _case_table(cases, atoms)
+    stack = [(box.lower.ravel().astype(np.float64), box.upper.ravel().astype(np.float64), 0)]
+    stats = {"parts": 0, "refuted": 0, "exact": 0, "attacked": 0, "max_depth": 0,
+             "batches": 0, "checked": 0}
+    undecided = ""
+    rng = np.random.default_rng(0)
+    while stack:
+        if deadline is not None and time.perf_counter() > deadline:
+            return Outcome(UNKNOWN, "time limit reached while splitting", stats=stats)
+        if stats["parts"] >= options.max_parts:
+            return Outcome(UNKNOWN, f"more than {options.max_parts} input parts", stats=stats)
+        take = stack[-options.batch:]
+        del stack[-options.batch:]
+        lo = np.stack([t[0] for t in take])
+        hi = np.stack([t[1] for t in take])
+        depth = np.array([t[2] for t in take])
+        stats["parts"] += len(take)
+        stats["batches"] += 1
+        stats["max_depth"] = max(stats["max_depth"], int(depth.max()))
+        bb = batch_bounds.batch_symbolic_bounds(mgraph, lo, hi)
+        upper = bb.upper[MARGIN_NODE]
+        open_ = _open_cases(table, upper, tol)
+        alive = np.flatnonzero(open_.any(axis=1))
+        stats["refuted"] += len(take) - alive.size
+        if not alive.size:
+            continue
+        found = _check_candidates(mgraph, table, lo[alive], hi[alive],
+                                  bb.linear_upper[MARGIN_NODE][0][alive], open_[alive],
+                                  calls, shape, options, stats)
+        if found is not None:
+            return Outcome(FOUND, witness=found, stats=stats)
+        unstable = bb.num_unstable()
+        split = []
+        for b in alive:
+            part = Box(lo[b].reshape(shape), hi[b].reshape(shape))
+            if depth[b] <= options.attack_depth:
+                stats["attacked"] += 1
+                found = calls.attack(part)
+                if found is not None:
+                    return Outcome(FOUND, witness=found, stats=stats)
+            thin = float(np.max(hi[b] - lo[b])) < MIN_WIDTH
+            if unstable[b] <= options.batch_max_unstable or thin:
+                if deadline is not None and time.perf_counter() > deadline:
+                    return Outcome(UNKNOWN, "time limit reached while splitting", stats=stats)
+                stats["exact"] += 1
+                still = [c for c, o in zip(cases, open_[b], strict=True) if o]
+                status, payload = calls.decide(part, bb.part(b), still)
+                if status == FOUND:
+                    return Outcome(FOUND, witness=payload, stats=stats)
+                if status == UNKNOWN:
+                    undecided = undecided or str(payload)
+            else:
+                split.append(b)
+        if split:
+            split = np.array(split)
+            dims = _split_dimensions(mgraph, table, lo[split], hi[split], open_[split], rng)
+            for b, d in zip(split, dims, strict=True):
+                mid = lo[b, d] + (hi[b, d] - lo[b, d]) / 2
+                left_hi, right_lo = hi[b].copy(), lo[b].copy()
+                left_hi[d], right_lo[d] = mid, mid
+                stack += [(right_lo, hi[b], depth[b] + 1), (lo[b], left_hi, depth[b] + 1)]
+    if undecided:
+        return Outcome(UNKNOWN, undecided, stats=stats)
+    return Outcome(PROVED, stats=stats)
+
+
+#: Points per part (the centre and random ones) whose margin gradients estimate influences.
+GRADIENT_POINTS = 4
+
+
+def _binding(table: list, margins: np.ndarray, case: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the score of ``case`` (as :func:`_case_scores`) and the atom column
+    that sets it (the smallest requirement's k-th largest margin)."""
+    n = margins.shape[0]
+    score, col = np.full(n, np.inf), np.zeros(n, dtype=np.int64)
+    for cols, k in table[case]:
+        k = min(max(k, 1), cols.size)
+        order = np.argsort(-margins[:, cols], axis=1)[:, k - 1]
+        value = margins[np.arange(n), cols[order]]
+        better = value < score
+        score, col = np.where(better, value, score), np.where(better, cols[order], col)
+    return score, col
+
+
+def _split_dimensions(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray,
+                      open_: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The input to bisect for each part: the largest ``width * mean |gradient|`` of the
+    binding atom margin of the part's most nearly violated open case, at the centre and
+    random points of the part (as :func:`split_dimension` with the caller's gradients)."""
+    parts, n_in = lo.shape
+    t = rng.random((GRADIENT_POINTS, n_in))
+    t[0] = 0.5
+    points = (lo[:, None, :] + (hi - lo)[:, None, :] * t[None]).reshape(-1, n_in)
+    margins = batch_bounds.forward(mgraph, points)
+    owner_open = np.repeat(open_, GRADIENT_POINTS, axis=0)
+    best_score = np.full(points.shape[0], -np.inf)
+    best_col = np.zeros(points.shape[0], dtype=np.int64)
+    for c in range(len(table)):
+        score, col = _binding(table, margins, c)
+        better = owner_open[:, c] & (score > best_score)
+        best_score, best_col = np.where(better, score, best_score), np.where(better, col,
+                                                                             best_col)
+    weights = np.zeros_like(margins)
+    weights[np.arange(points.shape[0]), best_col] = 1.0
+    grad = np.abs(batch_bounds.gradient(mgraph, points, weights))
+    influence = grad.reshape(parts, GRADIENT_POINTS, n_in).mean(axis=1)
+    width = hi - lo
+    score = width * influence
+    score = np.where(np.any(score > 0, axis=1, keepdims=True), score, width)
+    return np.argmax(score, axis=1)
+
+
+def _check_candidates(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray,
+                      coeffs: np.ndarray, open_: np.ndarray, calls: Callbacks, shape: tuple,
+                      options: SplitOptions, stats: dict) -> object:
+    """Evaluate the candidate points of the open parts in one forward pass; replay (via
+    ``calls.check``) the few whose float64 margins put them in a violation case."""
+    if calls.check is None:
+        return None
+    points, owners = _candidates(table, lo, hi, coeffs, open_)
+    scores = _case_scores(table, batch_bounds.forward(mgraph, points)).max(axis=1)
+    order = np.argsort(-scores)
+    for i in order[:options.batch_checks]:
+        if scores[i] < 0:
+            break
+        stats["checked"] += 1
+        part = Box(lo[owners[i]].reshape(shape), hi[owners[i]].reshape(shape))
+        found = calls.check(part, points[i].reshape(shape))
+        if found is not None:
+            return found
+    return None
 
 
 __all__ = ["SplitOptions", "Outcome", "Callbacks", "branch_and_bound", "margin_graph",
