@@ -203,7 +203,7 @@ def run_problem(problem: AttackProblem, attack, device: str | None = None) -> At
     decoded, _ = _decode_onnx(problem, x_adv)
     metrics = summarize(problem.x0, x_adv, decoded, problem.target, result.iterations,
                         result.seconds, problem.untargeted,
-                        float(np.max(problem.upper - problem.lower)) or 1.0)
+                        float(np.max(problem.upper - problem.lower)) or 1.0, result.updates)
     same = (decoded == problem.target).all(axis=1)
     success = ~same if problem.untargeted else same
     metrics["claimed_not_replayed"] = int((result.success & ~success).sum())

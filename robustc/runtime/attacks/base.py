@@ -50,13 +50,17 @@ class AttackResult:
 
     ``success`` is the attack's own claim on the PyTorch module; the runner replays every
     claimed success on the ONNX file before it counts. ``iterations`` counts image updates
-    and search steps as the JMA paper does; ``seconds`` is the wall time of the whole batch.
+    and search steps as the JMA paper does (for ML-C&W: the updates at the final constant);
+    ``updates`` counts every gradient step or Jacobian the attack spent on the image (for
+    ML-C&W: all rounds of the binary search; for JMA and PGD it equals ``iterations``);
+    ``seconds`` is the wall time of the whole batch.
     """
 
     x_adv: np.ndarray
     success: np.ndarray
     iterations: np.ndarray
     seconds: float
+    updates: np.ndarray | None = None
 
 
 class Attack:
@@ -72,16 +76,19 @@ class Attack:
         start = time.perf_counter()
         x0 = victim.clip(x0.to(victim.device, torch.float32))
         target = target.to(victim.device, torch.bool)
-        x_adv, iterations = self._run(victim, x0, target, untargeted)
+        x_adv, iterations, *rest = self._run(victim, x0, target, untargeted)
+        updates = rest[0] if rest else iterations
         with torch.no_grad():
             ok = victim.success(victim.logits(x_adv), target, untargeted)
         if victim.device.type == "cuda":
             torch.cuda.synchronize()
         return AttackResult(x_adv.detach().cpu().numpy(), ok.cpu().numpy(),
-                            iterations.cpu().numpy(), time.perf_counter() - start)
+                            iterations.cpu().numpy(), time.perf_counter() - start,
+                            updates.cpu().numpy())
 
     def _run(self, victim: Victim, x0: torch.Tensor, target: torch.Tensor,
-             untargeted: bool) -> tuple[torch.Tensor, torch.Tensor]:
+             untargeted: bool) -> tuple[torch.Tensor, ...]:
+        """``(x_adv, iterations)`` or ``(x_adv, iterations, updates)``, all on the device."""
         raise NotImplementedError
 
 

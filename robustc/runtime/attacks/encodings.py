@@ -170,10 +170,9 @@ def _class_rows(book: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor,
     """Rows ``c_t - c_i`` for every class i != t (codewords ``book`` (L, n))."""
     labels = book.shape[0]
     t = target.to(torch.float32).argmax(dim=1)
-    others = torch.stack([torch.cat([torch.arange(i, device=book.device),
-                                     torch.arange(i + 1, labels, device=book.device)])
-                          for i in t.tolist()]) if len(t) else torch.zeros(0, labels - 1)
-    g = book[t][:, None, :] - book[others.long()]
+    j = torch.arange(labels - 1, device=book.device)
+    others = j[None, :] + (j[None, :] >= t[:, None]).long()  # every class but t, in order
+    g = book[t][:, None, :] - book[others]
     return g, torch.zeros(g.shape[:2], device=book.device)
 
 

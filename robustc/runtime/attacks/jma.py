@@ -17,8 +17,9 @@ recomputed. Iterations are counted as in the paper: ``(v - 1) + search_steps``.
 The paper assumes ``J`` has full row rank. The example multi-label networks end in a global
 max-pool, so logits fed only by inactive channels have a zero gradient and ``J J^T`` is
 singular; the dual then has no minimiser along directions of ``lambda`` that ``J^T A^T``
-maps to zero. Those directions do not change ``delta``, so the coordinate-wise solver is
-simply stopped after ``nnls_sweeps`` sweeps (or at its KKT tolerance, whichever is first).
+maps to zero. Those directions do not change ``delta``, so the coordinate-wise solver
+stops when ``delta`` has settled (``nnls_stall``), at its KKT tolerance (``nnls_tol``,
+relative), or after ``nnls_sweeps`` sweeps, whichever is first (see :mod:`.nnls`).
 """
 
 from __future__ import annotations
@@ -46,15 +47,19 @@ def scores_and_jacobian(victim: Victim, x: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def jma_direction(jac: torch.Tensor, g: torch.Tensor, margins: torch.Tensor,
-                  confidence: float, sweeps: int = 500) -> torch.Tensor:
+                  confidence: float, sweeps: int = 500, tol: float = 1e-7,
+                  stall: float = 0.0) -> torch.Tensor:
     """The perturbation ``delta = -J^T A^T lambda`` ``(B, m)`` of Theorem 1 for margin rows
-    ``g`` ``(B, r, n)`` with current margins ``(B, r)``, under the linearisation ``J``."""
-    a = -g
-    b = margins - confidence
-    jjt = jac @ jac.transpose(1, 2)
-    h = a @ jjt @ a.transpose(1, 2)
-    lam = scd_nnls(h.double(), b.double(), max_sweeps=sweeps).to(jac.dtype)
-    return -torch.einsum("bnm,bn->bm", jac, torch.einsum("brn,br->bn", a, lam))
+    ``g`` ``(B, r, n)`` with current margins ``(B, r)``, under the linearisation ``J``.
+
+    Computed in the Jacobian's dtype (float32 in the attack: the NNLS stops at a relative
+    tolerance far above float32 rounding, and every success is re-checked on the network).
+    """
+    ajac = torch.einsum("brn,bnm->brm", -g, jac)  # A J, (B, r, m)
+    h = ajac @ ajac.transpose(1, 2)                # A J J^T A^T
+    lam = scd_nnls(h, (margins - confidence).to(jac.dtype), max_sweeps=sweeps, tol=tol,
+                   stall=stall)
+    return -torch.einsum("brm,br->bm", ajac, lam)
 
 
 @dataclass
@@ -66,7 +71,9 @@ class JMA(Attack):
     step: float = 1.0
     confidence: float = 3.0
     search_steps: int = 6
-    nnls_sweeps: int = 100
+    nnls_sweeps: int = 40
+    nnls_tol: float = 1e-3
+    nnls_stall: float = 1e-2
     timeout: float | None = None
     name = "jma"
     norm = "l2"
@@ -101,7 +108,8 @@ class JMA(Attack):
         s, jac = scores_and_jacobian(victim, x)
         g, h = victim.encoding.margin_rows(goal)
         margins = torch.einsum("brn,bn->br", g, s) + h
-        return jma_direction(jac, g, margins, self.confidence, self.nnls_sweeps)
+        return jma_direction(jac, g, margins, self.confidence, self.nnls_sweeps,
+                             self.nnls_tol, self.nnls_stall)
 
     @torch.no_grad()
     def _search(self, victim, start, delta, target, untargeted, idx):

@@ -62,9 +62,11 @@ def ssim(a: np.ndarray, b: np.ndarray, value_range: float = 1.0, window: int = 7
 
 def summarize(x0: np.ndarray, x_adv: np.ndarray, decoded: np.ndarray, target: np.ndarray,
               iterations: np.ndarray, seconds: float, untargeted: bool = False,
-              value_range: float = 1.0) -> dict:
+              value_range: float = 1.0, updates: np.ndarray | None = None) -> dict:
     """The paper's table row: ASR, bASR, distortion means over the successful images
-    (NaN when none), mean and median iterations, and the batch's time per image."""
+    (NaN when none), iterations (mean and median over all images, and the paper's mean over
+    the successful ones), the mean of ``updates`` (every gradient step or Jacobian spent;
+    ``iterations`` when not given), and the batch's time per image."""
     decoded, target = np.asarray(decoded, bool), np.asarray(target, bool)
     same = (decoded == target).all(axis=1)
     ok = ~same if untargeted else same
@@ -75,6 +77,10 @@ def summarize(x0: np.ndarray, x_adv: np.ndarray, decoded: np.ndarray, target: np
         row[key] = float(np.mean(values[ok])) if ok.any() else float("nan")
     row["iterations_mean"] = float(np.mean(iterations)) if len(iterations) else float("nan")
     row["iterations_median"] = float(np.median(iterations)) if len(iterations) else float("nan")
+    row["iterations_success_mean"] = (float(np.mean(np.asarray(iterations)[ok])) if ok.any()
+                                      else float("nan"))
+    updates = iterations if updates is None else updates
+    row["updates_mean"] = float(np.mean(updates)) if len(updates) else float("nan")
     row["seconds_per_image"] = float(seconds) / max(len(x0), 1)
     row["seconds"] = float(seconds)
     return row
