@@ -2,9 +2,12 @@
 
 * :func:`solve_patch`: the smallest change of one Dense layer's weights making a condition
   hold on given inputs (:mod:`robustc.backends.patch.encode`), optionally sign-marked.
-* :func:`aigent`: patch the middle layer, cut the network after it, make the patched
-  activations the new target (relaxed to inequalities by the marks), repeat down to the
-  first layer; then :func:`mod2adv` turns the first-layer target into an input change.
+* :func:`aigent`: patch the middle layer (the phase-fixed LP first, then the MILP), cut
+  the network after it, make the patched activations the new target (relaxed to
+  inequalities by the marks), repeat down to the first layer; then :func:`mod2adv` turns
+  the first-layer target into an input change. ``relax="region"`` (:func:`aigent_region`,
+  :func:`mod2adv_region`) relaxes each target to the activations from which the rest of
+  the network, under the phases the patches fixed, satisfies the condition.
 * :func:`mod2adv`: one change and one binary per input value, ``|d_i| <= max_delta b_i``,
   ``x + d`` inside the input domain, minimise the number of changed values (then their L1
   size) so that the first layer reproduces its targets *and* the whole network satisfies
