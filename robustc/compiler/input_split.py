@@ -56,6 +56,8 @@ class SplitOptions:
     batch: int = 64
     batch_max_unstable: int = 8   # the batched search decides a part exactly at or below this
     batch_checks: int = 4         # candidate points replayed per batch at most
+    batch_attack_steps: int = 8   # gradient steps of the batched attack on every batch
+    batch_attack_depth: int = 1   # the batched search runs ``attack`` on parts this shallow
 
 
 @dataclass
@@ -241,27 +243,6 @@ def _case_table(cases: list, atoms: list) -> list[list[tuple[np.ndarray, int]]]:
              else (np.array([col[id(atom)]]), 1) for atom in case] for case in cases]
 
 
-def _kth_largest(values: np.ndarray, k: int) -> np.ndarray:
-    """The ``k``-th largest entry of each row (``-inf`` when ``k`` exceeds the row)."""
-    if k <= 0:
-        return np.full(values.shape[0], np.inf)
-    if k > values.shape[1]:
-        return np.full(values.shape[0], -np.inf)
-    return -np.sort(-values, axis=1)[:, k - 1]
-
-
-def _case_scores(table: list, margins: np.ndarray) -> np.ndarray:
-    """``(N, cases)``: for each point (rows of atom ``margins``) and case, the smallest
-    margin among the case's requirements (``>= 0`` when the point lies in the case)."""
-    out = np.empty((margins.shape[0], len(table)))
-    for c, case in enumerate(table):
-        score = np.full(margins.shape[0], np.inf)
-        for cols, k in case:
-            score = np.minimum(score, _kth_largest(margins[:, cols], k))
-        out[:, c] = score
-    return out
-
-
 def _open_cases(table: list, upper: np.ndarray, tol: float) -> np.ndarray:
     """``(B, cases)`` bool: the cases that :func:`refuted` does not refute, per part."""
     possible = (upper >= -tol).astype(np.int64)
@@ -336,7 +317,7 @@ def _batched_search(mgraph: Graph, box: Box, cases: list, atoms: list, calls: Ca
         split = []
         for b in alive:
             part = Box(lo[b].reshape(shape), hi[b].reshape(shape))
-            if depth[b] <= options.attack_depth:
+            if depth[b] <= options.batch_attack_depth:
                 stats["attacked"] += 1
                 found = calls.attack(part)
                 if found is not None:
@@ -416,19 +397,43 @@ def _split_dimensions(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray
 def _check_candidates(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray,
                       coeffs: np.ndarray, open_: np.ndarray, calls: Callbacks, shape: tuple,
                       options: SplitOptions, stats: dict) -> object:
-    """Evaluate the candidate points of the open parts in one forward pass; replay (via
-    ``calls.check``) the few whose float64 margins put them in a violation case."""
+    """A batched attack on the open parts, replayed via ``calls.check``.
+
+    Starts at every open part's centre and concretisation vertices (:func:`_candidates`)
+    and takes ``batch_attack_steps`` signed-gradient steps on the score of each point's
+    most nearly violated open case (float64, every point at once), each point kept in its
+    part. The few best points whose margins put them in a violation case are replayed.
+    """
     if calls.check is None:
         return None
-    points, owners = _candidates(table, lo, hi, coeffs, open_)
-    scores = _case_scores(table, batch_bounds.forward(mgraph, points)).max(axis=1)
-    order = np.argsort(-scores)
+    x, owners = _candidates(table, lo, hi, coeffs, open_)
+    plo, phi, live = lo[owners], hi[owners], open_[owners]
+    step = (phi - plo) / 4
+    best_x, best_s = x.copy(), np.full(x.shape[0], -np.inf)
+    rows = np.arange(x.shape[0])
+    for it in range(options.batch_attack_steps + 1):
+        margins = batch_bounds.forward(mgraph, x)
+        scores, cols = np.empty(live.shape), np.empty(live.shape, dtype=np.int64)
+        for c in range(len(table)):
+            scores[:, c], cols[:, c] = _binding(table, margins, c)
+        scores[~live] = -np.inf
+        case = np.argmax(scores, axis=1)
+        score = scores[rows, case]
+        better = score > best_s
+        best_s[better], best_x[better] = score[better], x[better]
+        if it == options.batch_attack_steps or np.sum(best_s >= 0) >= options.batch_checks:
+            break
+        weights = np.zeros_like(margins)
+        weights[rows, cols[rows, case]] = 1.0
+        x = np.clip(x + step * np.sign(batch_bounds.gradient(mgraph, x, weights)), plo, phi)
+        step *= 0.6
+    order = np.argsort(-best_s)
     for i in order[:options.batch_checks]:
-        if scores[i] < 0:
+        if best_s[i] < 0:
             break
         stats["checked"] += 1
         part = Box(lo[owners[i]].reshape(shape), hi[owners[i]].reshape(shape))
-        found = calls.check(part, points[i].reshape(shape))
+        found = calls.check(part, best_x[i].reshape(shape))
         if found is not None:
             return found
     return None
