@@ -55,7 +55,7 @@ def scd_nnls(h: torch.Tensor, f: torch.Tensor, *, max_sweeps: int = 500,
                           torch.zeros_like(diag))
     scale = (tol * f.abs().amax(dim=1)).clamp_min(torch.finfo(f.dtype).tiny)
     # Coordinates first, so that the loop below indexes contiguous rows and needs no views.
-    mu_t = f.T.contiguous()                                    # (r, B): mu = H x + f
+    mu_t = f.T.clone(memory_format=torch.contiguous_format)    # (r, B): mu = H x + f
     columns = h.permute(2, 1, 0).contiguous().unbind(0)        # r of (r, B): H[b, :, k]
     coords = [torch.zeros(batch, dtype=f.dtype, device=f.device) for _ in range(r)]
     inv = neg_inv.T.contiguous().unbind(0)
@@ -78,7 +78,9 @@ def scd_nnls(h: torch.Tensor, f: torch.Tensor, *, max_sweeps: int = 500,
             dx = x - start
             moved = torch.einsum("bi,bij,bj->b", dx, h, dx)
             size = (x * (mu - f)).sum(dim=1)  # x^T H x
-            done |= moved <= stall * stall * size
+            # (plus rounding: a delta that settles at zero is settled too)
+            noise = torch.finfo(f.dtype).eps * diag.amax(dim=1) * (x * x).sum(dim=1)
+            done |= moved <= stall * stall * size + noise
             start = x
         active &= ~done
         if not bool(active.any()):
