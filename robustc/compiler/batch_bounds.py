@@ -180,6 +180,16 @@ def _relu_backward(relax: tuple, a_lo: np.ndarray, a_hi: np.ndarray | None):
     """
     sl, su, tu, cols = relax
     a_hi_ = a_lo if a_hi is None else a_hi
+    if 2 * cols.size > sl.shape[1]:  # mostly unstable: the sign test on every column
+        l, u = sl[:, None, :], su[:, None, :]
+        pos_lo = a_lo >= 0.0
+        pos_hi = pos_lo if a_hi is None else a_hi_ >= 0.0
+        b_lo = np.where(pos_lo, l, u)
+        b_lo *= a_lo
+        b_hi = np.where(pos_hi, u, l)
+        b_hi *= a_hi_
+        return (b_lo, _apply(np.minimum(a_lo, 0.0), tu), b_hi,
+                _apply(np.maximum(a_hi_, 0.0), tu))
     b_lo = a_lo * sl[:, None, :]
     b_hi = b_lo if a_hi is None else a_hi * sl[:, None, :]
     if not cols.size:

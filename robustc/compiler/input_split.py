@@ -54,7 +54,7 @@ class SplitOptions:
     # Batched search (graphs of linear nodes and ReLUs, see robustc.compiler.batch_bounds):
     # bound this many parts at once; 0 or 1 keeps the per-part search.
     batch: int = 64
-    batch_max_unstable: int = 8   # the batched search decides a part exactly at or below this
+    batch_max_unstable: int = 3   # the batched search decides a part exactly at or below this
     batch_checks: int = 4         # candidate points replayed per batch at most
     batch_attack_steps: int = 8   # gradient steps of the batched attack on every batch
     batch_attack_depth: int = 1   # the batched search runs ``attack`` on parts this shallow
@@ -316,7 +316,8 @@ def _batched_search(mgraph: Graph, box: Box, cases: list, atoms: list, calls: Ca
         unstable = bb.num_unstable()
         split = []
         for b in alive:
-            part = Box(lo[b].reshape(shape), hi[b].reshape(shape))
+            part = None if depth[b] > options.batch_attack_depth and unstable[b] > \
+                options.batch_max_unstable else Box(lo[b].reshape(shape), hi[b].reshape(shape))
             if depth[b] <= options.batch_attack_depth:
                 stats["attacked"] += 1
                 found = calls.attack(part)
@@ -324,6 +325,7 @@ def _batched_search(mgraph: Graph, box: Box, cases: list, atoms: list, calls: Ca
                     return Outcome(FOUND, witness=found, stats=stats)
             thin = float(np.max(hi[b] - lo[b])) < MIN_WIDTH
             if unstable[b] <= options.batch_max_unstable or thin:
+                part = part or Box(lo[b].reshape(shape), hi[b].reshape(shape))
                 if deadline is not None and time.perf_counter() > deadline:
                     return Outcome(UNKNOWN, "time limit reached while splitting", stats=stats)
                 stats["exact"] += 1
