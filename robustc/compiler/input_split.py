@@ -18,6 +18,16 @@ The driver (:func:`branch_and_bound`) reads only the IR and the property IR; the
 the influence gradients and the exact decision are callbacks, so every property kind that
 lowers to boxes and atoms can use it. It returns ``proved`` only when every part is proved;
 a part stopped by a limit is never a proof.
+
+When the margin graph is made of linear nodes and ReLUs (MLPs such as ACAS Xu and
+MNIST-FC; :func:`robustc.compiler.batch_bounds.supports`), the search runs in batches
+(``SplitOptions.batch`` parts at a time, :func:`_batched_search`): one vectorised CROWN
+computation bounds the whole batch (the same bounds as per part), a batched attack starts
+at each open part's centre and concretisation vertices and hands points that violate a
+case in float64 to ``Callbacks.check`` (the caller replays them), parts with at most
+``batch_max_unstable`` unstable ReLUs are decided exactly, and the split input is chosen
+from margin gradients computed for the whole batch in numpy. Other graphs take the
+per-part search.
 """
 
 from __future__ import annotations
