@@ -304,10 +304,7 @@ def mod2adv_region(graph: Graph, x: np.ndarray, phases: dict[str, np.ndarray], c
         b = builder.add_vars(np.zeros(n), np.ones(n), integer=True, name="b")
         u = builder.add_vars(np.zeros(n), np.full(n, max_delta), name="u")
         X, B, U = builder.unit(xv), builder.unit(b), builder.unit(u)
-        builder.add_rows(X - max_delta * B, -np.inf, x0)           # x - x0 <= D b
-        builder.add_rows(X + max_delta * B, x0, np.inf)            # x0 - x <= D b
-        builder.add_rows(U - X, -x0, np.inf)                       # u >= x - x0
-        builder.add_rows(U + X, x0, np.inf)                        # u >= x0 - x
+        _change_rows(builder, X, B, U, x0, max_delta)
         E, c = sp.identity(n, format="csr"), np.zeros(n)
         for t in graph.nodes[1:]:
             if isinstance(t, Dense):
@@ -324,12 +321,7 @@ def mod2adv_region(graph: Graph, x: np.ndarray, phases: dict[str, np.ndarray], c
             coeffs = np.asarray(atom.coeffs, float)
             row = sp.csr_matrix(coeffs[None]) @ E
             builder.add_rows(row @ X, [margin - float(coeffs @ c + atom.const)], [np.inf])
-        if pixels is not None:
-            builder.add_rows(B.sum(axis=0), -np.inf, float(pixels))
-        obj = np.zeros(builder.num_vars)
-        obj[b], obj[u] = 1.0, 1e-3 / max(max_delta, 1e-12)
-        model = builder.build(obj, input_index=np.zeros(0, int), input_fixed=np.zeros(0))
-        out = _solver(solver).solve(model, SolveOptions(time_limit=time_limit, threads=1))
+        out = _solve_fewest_pixels(builder, b, u, pixels, max_delta, solver, time_limit)
         if out.solution is None:
             continue
         xs = out.solution[xv]
@@ -422,6 +414,27 @@ def mod2adv(graph: Graph, x: np.ndarray, values: np.ndarray, marks: np.ndarray, 
     return None if best is None else best[0].reshape(x.shape)
 
 
+def _change_rows(builder: MilpBuilder, X, B, U, x0: np.ndarray, max_delta: float) -> None:
+    """``|x - x0| <= max_delta * b`` and ``u >= |x - x0|`` per pixel (``X``: the rows of
+    ``x``'s free part, ``x0`` shifted by ``x``'s constant part)."""
+    builder.add_rows(X - max_delta * B, -np.inf, x0)           # x - x0 <= D b
+    builder.add_rows(X + max_delta * B, x0, np.inf)            # x0 - x <= D b
+    builder.add_rows(U - X, -x0, np.inf)                       # u >= x - x0
+    builder.add_rows(U + X, x0, np.inf)                        # u >= x0 - x
+
+
+def _solve_fewest_pixels(builder: MilpBuilder, b, u, pixels: int | None, max_delta: float,
+                         solver: str, time_limit: float | None):
+    """Minimise the changed pixels, then (weighted 1e-3 / max_delta) their L1 size, with at
+    most ``pixels`` changed when given."""
+    if pixels is not None:
+        builder.add_rows(builder.unit(b).sum(axis=0), -np.inf, float(pixels))
+    obj = np.zeros(builder.num_vars)
+    obj[b], obj[u] = 1.0, 1e-3 / max(max_delta, 1e-12)
+    model = builder.build(obj, input_index=np.zeros(0, int), input_fixed=np.zeros(0))
+    return _solver(solver).solve(model, SolveOptions(time_limit=time_limit, threads=1))
+
+
 def _mod2adv_solve(graph, node, x0, box, lower, upper, atoms, p_lo, p_hi, max_delta, pixels,
                    margin, time_limit, solver):
     net = encode(graph, lower, upper, box, list(atoms), tol=-margin)
@@ -436,20 +449,12 @@ def _mod2adv_solve(graph, node, x0, box, lower, upper, atoms, p_lo, p_hi, max_de
                       shape=(n, builder.num_vars))
     B, U = builder.unit(b), builder.unit(u)
     const = np.where(free, 0.0, net.input_fixed)
-    builder.add_rows(X - max_delta * B, -np.inf, x0 - const)      # x - x0 <= D b
-    builder.add_rows(X + max_delta * B, x0 - const, np.inf)       # x0 - x <= D b
-    builder.add_rows(U - X, -x0 + const, np.inf)                  # u >= x - x0
-    builder.add_rows(U + X, x0 - const, np.inf)                   # u >= x0 - x
+    _change_rows(builder, X, B, U, x0 - const, max_delta)
     W = sp.csr_matrix(np.asarray(node.weight, np.float64)) @ X
     bias = (0.0 if node.bias is None else np.asarray(node.bias, np.float64)) + \
         np.asarray(node.weight, np.float64) @ const
     builder.add_rows(W, p_lo - bias, p_hi - bias)
-    if pixels is not None:
-        builder.add_rows(B.sum(axis=0), -np.inf, float(pixels))
-    obj = np.zeros(builder.num_vars)
-    obj[b], obj[u] = 1.0, 1e-3 / max(max_delta, 1e-12)
-    model = builder.build(obj, input_index=np.zeros(0, int), input_fixed=np.zeros(0))
-    out = _solver(solver).solve(model, SolveOptions(time_limit=time_limit, threads=1))
+    out = _solve_fewest_pixels(builder, b, u, pixels, max_delta, solver, time_limit)
     if out.solution is None:
         return None
     xs = const + np.where(free, out.solution[np.maximum(xv, 0)], 0.0)

@@ -36,6 +36,7 @@ from robustc.compiler.bounds import (
     _LinearOp,
     _prepare,
     _Prepared,
+    _push,
     _reads_input,
     _relu_relaxation,
     _symbolic_targets,
@@ -156,16 +157,6 @@ def _interval_pass(graph: Graph, prep: _Prepared, box: tuple) -> tuple[dict, dic
 
 # --------------------------------------------------------------------------------------
 # Back-substitution
-
-
-def _push(pending: dict, name: str, a_lo: np.ndarray, a_hi: np.ndarray) -> None:
-    if name not in pending:
-        pending[name] = (a_lo, a_hi)
-        return
-    p_lo, p_hi = pending[name]
-    new_lo = p_lo + a_lo
-    new_hi = new_lo if (p_lo is p_hi and a_lo is a_hi) else p_hi + a_hi
-    pending[name] = (new_lo, new_hi)
 
 
 def _relu_backward(relax: tuple, a_lo: np.ndarray, a_hi: np.ndarray | None):
