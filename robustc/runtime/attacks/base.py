@@ -37,6 +37,15 @@ class Victim:
         hi = self.upper if index is None else self.upper[index]
         return torch.minimum(torch.maximum(x, lo), hi)
 
+    def hinge(self, z: torch.Tensor, target: torch.Tensor, untargeted: bool,
+              confidence: float) -> torch.Tensor:
+        """Per-image hinge loss of logits ``z``, zero once the goal is met by ``confidence``:
+        the encoding's targeted hinge, or (``untargeted``) how far the weakest margin of the
+        source vector ``target`` still is above ``-confidence``."""
+        if untargeted:
+            return torch.relu(self.encoding.margins(z, target).min(dim=1).values + confidence)
+        return self.encoding.hinge(z, target, confidence)
+
     def success(self, z: torch.Tensor, target: torch.Tensor, untargeted: bool) -> torch.Tensor:
         """Whether logits ``z`` meet the goal: decode to ``target``, or (``untargeted``)
         decode to anything but ``target`` (then the source label vector)."""

@@ -57,11 +57,7 @@ class MLCW(Attack):
     def _objective(self, victim, x, x0, target, untargeted, const):
         """Per-image loss, squared L2 distance and success of the points ``x``."""
         z = victim.logits(x)
-        if untargeted:
-            hinge = torch.relu(victim.encoding.margins(z, target).min(dim=1).values
-                               + self.confidence)
-        else:
-            hinge = victim.encoding.hinge(z, target, self.confidence)
+        hinge = victim.hinge(z, target, untargeted, self.confidence)
         l2 = (x - x0).flatten(1).pow(2).sum(dim=1)
         return l2 + const * hinge, l2.detach(), victim.success(z.detach(), target, untargeted)
 

@@ -36,11 +36,7 @@ class PGD(Attack):
 
     def _loss(self, victim: Victim, x, target, untargeted):
         z = victim.logits(x)
-        if untargeted:
-            loss = torch.relu(victim.encoding.margins(z, target).min(dim=1).values
-                              + self.confidence)
-        else:
-            loss = victim.encoding.hinge(z, target, self.confidence)
+        loss = victim.hinge(z, target, untargeted, self.confidence)
         return loss, victim.success(z.detach(), target, untargeted)
 
     def _run(self, victim, x0, target, untargeted):
