@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustc.compiler.spec_lower import Network, SpecContext, input_box
+from robustc.compiler.spec_lower import Network, SpecContext, input_box, select_properties
 from robustc.errors import SpecError
 from robustc.specs import ast as A
 from robustc.specs.checker import resolve_path
@@ -251,11 +251,9 @@ def run_attack_cli(args) -> int:
 
     spec = specs.load(args.spec, _overrides(args.set))
     ctx = SpecContext(spec)
-    props = [p for p in spec.properties if isinstance(p, A.AttackProperty)
-             and (not args.property or p.name in args.property)]
+    props = select_properties(spec, A.AttackProperty, "attack", args.property)
     if not props:
-        raise SpecError("no attack property to run" + (f" named {args.property}"
-                                                          if args.property else ""))
+        raise SpecError("the spec has no attack property to run")
     all_ok = True
     for prop in props:
         start = time.perf_counter()

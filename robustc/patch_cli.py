@@ -21,7 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from robustc.compiler.spec_lower import ConditionLowering, Network, SpecContext
+from robustc.compiler.spec_lower import (
+    ConditionLowering,
+    Network,
+    SpecContext,
+    select_properties,
+)
 from robustc.errors import IRError, ModelError, ReplayError, SpecError
 from robustc.ir import Graph
 from robustc.ir.property import holds
@@ -320,11 +325,9 @@ def run_patch_cli(args) -> int:
 
     spec = specs.load(args.spec, _overrides(args.set))
     ctx = SpecContext(spec)
-    props = [p for p in spec.properties if isinstance(p, A.PatchProperty)
-             and (not args.property or p.name in args.property)]
+    props = select_properties(spec, A.PatchProperty, "patch", args.property)
     if not props:
-        raise SpecError("no patch property to run" + (f" named {args.property}"
-                                                         if args.property else ""))
+        raise SpecError("the spec has no patch property to run")
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     all_ok = True
