@@ -85,30 +85,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_maximize)
 
     p = sub.add_parser("compile", help="write the MILP models of a spec's verify properties")
-    p.add_argument("spec", help="a .rspec file")
-    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--output", "-o", default="robustc-models", help="output directory")
+    _spec_arguments(p, output="robustc-models")
     p.add_argument("--format", action="append", choices=["lp", "mps", "gurobi", "smt2"],
                    help="file formats (default: lp, mps, gurobi; gurobi needs gurobipy; "
                         "smt2: SMT-LIB 2)")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("attack", help="run the attack properties of a .rspec file")
-    p.add_argument("spec", help="a .rspec file")
-    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--output", "-o", default="robustc-attacks", help="output directory")
+    _spec_arguments(p, output="robustc-attacks")
     p.add_argument("--json", action="store_true", help="one JSON report per property")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None,
                    help="default: cuda when available")
     p.set_defaults(func=_cmd_attack)
 
     p = sub.add_parser("patch", help="patch a layer's weights (and find adversarial inputs)")
-    p.add_argument("spec", help="a .rspec file")
-    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--output", "-o", default="robustc-patches", help="output directory")
+    _spec_arguments(p, output="robustc-patches")
     p.add_argument("--json", action="store_true", help="print one JSON report per property")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S",
                    help="solver time limit per MILP, in seconds (default 30)")
@@ -125,6 +116,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help="print the IR before the passes")
     p.set_defaults(func=_cmd_dump)
     return parser
+
+
+def _spec_arguments(p: argparse.ArgumentParser, output: str) -> None:
+    """The arguments every spec-running subcommand shares."""
+    p.add_argument("spec", help="a .rspec file")
+    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--output", "-o", default=output, help="output directory")
 
 
 def main(argv: list[str] | None = None) -> int:
