@@ -5,17 +5,23 @@ robustc pipeline in this process, maps the verdicts to the competition's answers
 (:mod:`robustc.vnnlib_cli`) and compares them to ``ground_truth/<suite>_expected.csv``. A
 ``sat`` answer always carries a counterexample replayed on onnxruntime. With ``--marabou``
 and ``maraboupy`` installed, Marabou runs the same instances (one subprocess each, same time
-limit) and the per-instance and total time ratios are printed.
+limit, one worker) and the per-instance and total time ratios are printed. Marabou's queue
+runs beside robustc's (``--parallel``, the default with ``--marabou``: one core each, so a
+2-core machine finishes both in the time of the slower) or after each robustc instance
+(``--no-parallel``).
 
     PYTHONPATH=. python benchmarks/vnncomp.py --suite acasxu [--only REGEX] [--limit N]
 
-Prints a table and saves JSON under ``benchmarks/results/vnncomp_<suite>.json``.
+Prints a table and saves JSON under ``benchmarks/results/vnncomp_<suite>.json`` after every
+instance; ``--resume`` keeps the answers already in that file and runs only the rest, so a
+long suite can be run in pieces (the summary then covers every saved instance).
 Time per instance includes loading the network and the VNN-LIB file (not Python start-up).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
 import json
 import os
@@ -131,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="regex on 'network/property' names")
     p.add_argument("--limit", type=int, help="first N matching instances")
     p.add_argument("--marabou", action="store_true", help="also run Marabou (maraboupy)")
+    p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=True,
+                   help="run Marabou's queue beside robustc's, one core each (default)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the answers already saved in the output file")
     p.add_argument("--threads", type=int, default=1, help="solver threads (default 1)")
     p.add_argument("--output", help="JSON path (default benchmarks/results/vnncomp_<suite>.json)")
     args = p.parse_args(argv)
@@ -142,39 +152,67 @@ def main(argv: list[str] | None = None) -> int:
     marabou = args.marabou and marabou_available()
     if args.marabou and not marabou:
         print("maraboupy not installed: Marabou comparison skipped")
-    rows = []
-    print(f"{'instance':44} {'expected':8} {'robustc':8} {'time_s':>8}" +
-          (f" {'marabou':8} {'time_s':>8} {'ratio':>6}" if marabou else ""), flush=True)
-    for inst in todo:
-        row = dict(inst, robustc=run_robustc(inst, args.threads))
-        if marabou:
-            row["marabou"] = run_marabou(inst)
-        rows.append(row)
-        print(_line(row, marabou), flush=True)
-    summary = {"robustc": score(rows, "robustc")}
-    if marabou:
-        summary["marabou"] = score(rows, "marabou")
-        summary["time_ratio_total"] = summary["robustc"]["total_s"] / max(
-            summary["marabou"]["total_s"], 1e-9)
-    _print_summary(summary)
     out = Path(args.output or ROOT / "benchmarks" / "results" / f"vnncomp_{args.suite}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"suite": args.suite, "only": args.only, "limit": args.limit,
-                               "cpu_count": os.cpu_count(), "summary": summary,
-                               "instances": rows}, indent=1))
+    saved = {}
+    if args.resume and out.is_file():
+        saved = {r["name"]: r for r in json.loads(out.read_text())["instances"]}
+    rows = [dict(inst, **{k: v for k, v in saved.get(inst["name"], {}).items()
+                          if k in ("robustc", "marabou")}) for inst in todo]
+    tools = ["robustc"] + (["marabou"] if marabou else [])
+    print(f"{'instance':44} {'expected':8} {'tool':8} {'answer':8} {'time_s':>8}", flush=True)
+
+    def save() -> dict:
+        done = [r for r in rows if all(t in r for t in tools)]
+        summary = {t: score(done, t) for t in tools}
+        if marabou:
+            summary["time_ratio_total"] = summary["robustc"]["total_s"] / max(
+                summary["marabou"]["total_s"], 1e-9)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"suite": args.suite, "only": args.only, "limit": args.limit,
+                                   "cpu_count": os.cpu_count(), "parallel": args.parallel,
+                                   "summary": summary,
+                                   "instances": [r for r in rows if "robustc" in r]}, indent=1))
+        return summary
+
+    def finish(row: dict, tool: str, result: dict) -> None:
+        row[tool] = result
+        print(_line(row, tool), flush=True)
+        save()
+
+    pool = concurrent.futures.ThreadPoolExecutor(1) if marabou and args.parallel else None
+    pending = []
+    for row in rows:
+        if marabou and "marabou" not in row and pool:
+            pending.append((row, pool.submit(run_marabou, row)))
+    for row in rows:
+        if "robustc" not in row:
+            finish(row, "robustc", run_robustc(row, args.threads))
+        if marabou and "marabou" not in row and not pool:
+            finish(row, "marabou", run_marabou(row))
+        while pending and pending[0][1].done():
+            finish(pending[0][0], "marabou", pending.pop(0)[1].result())
+    for row, future in pending:
+        finish(row, "marabou", future.result())
+    if marabou:
+        print(f"\n{'instance':44} {'expected':8} {'robustc':8} {'time_s':>8} {'marabou':8} "
+              f"{'time_s':>8} {'ratio':>6}")
+        for row in rows:
+            r, m = row["robustc"], row["marabou"]
+            print(f"{row['name'][:44]:44} {row['expected']:8} {r['answer']:8} "
+                  f"{r['time_s']:8.2f} {m['answer']:8} {m['time_s']:8.2f} "
+                  f"{r['time_s'] / max(m['time_s'], 1e-9):6.2f}")
+    summary = save()
+    _print_summary(summary)
     print(f"saved {out}")
     return 1 if summary["robustc"]["wrong"] else 0
 
 
-def _line(row: dict, marabou: bool) -> str:
-    r = row["robustc"]
+def _line(row: dict, tool: str) -> str:
+    r = row[tool]
     mark = " WRONG" if r["answer"] in DECIDED and row["expected"] in DECIDED and \
         r["answer"] != row["expected"] else ""
-    text = f"{row['name'][:44]:44} {row['expected']:8} {r['answer']:8} {r['time_s']:8.2f}"
-    if marabou:
-        m = row["marabou"]
-        text += f" {m['answer']:8} {m['time_s']:8.2f} {r['time_s'] / max(m['time_s'], 1e-9):6.2f}"
-    return text + mark
+    return f"{row['name'][:44]:44} {row['expected']:8} {tool:8} {r['answer']:8} " \
+        f"{r['time_s']:8.2f}{mark}"
 
 
 def _print_summary(summary: dict) -> None:
