@@ -93,8 +93,8 @@ def _check(run: _Run, part: Box, x: np.ndarray) -> Result | None:
     if not rep.violated:
         return None
     cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, "input split")
-    return run.result(NOT_ROBUST, "found at a candidate point of an input part", cex,
-                      rep.margin)
+    return run.result(NOT_ROBUST, "found at a candidate point of the input-split search",
+                      cex, rep.margin)
 
 
 def _blas_threads(n: int | None):

@@ -26,12 +26,17 @@ computation bounds the whole batch (the same bounds as per part), a batched atta
 at each open part's centre and concretisation vertices and hands points that violate a
 case in float64 to ``Callbacks.check`` (the caller replays them), parts with at most
 ``batch_max_unstable`` unstable ReLUs are decided exactly, and the split input is chosen
-from margin gradients computed for the whole batch in numpy. Other graphs take the
-per-part search.
+from margin gradients computed for the whole batch in numpy. Parts are taken best first by
+the best score their parent's attack reached, and a sampling local search over the whole
+box (:class:`LocalSearch`) takes a share of the time after the first second: it finds
+counterexamples in regions too thin for the attacks. Other graphs take the per-part
+search.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,8 +71,12 @@ class SplitOptions:
     batch: int = 64
     batch_max_unstable: int = 3   # the batched search decides a part exactly at or below this
     batch_checks: int = 4         # candidate points replayed per batch at most
-    batch_attack_steps: int = 8   # gradient steps of the batched attack on every batch
+    batch_attack_steps: int = 2   # gradient steps of the batched attack on every batch
     batch_attack_depth: int = 1   # the batched search runs ``attack`` on parts this shallow
+    # Sampling local search beside the batched search (:class:`LocalSearch`): it starts
+    # after ``search_after`` seconds and takes at most ``search_share`` of the time since.
+    search_after: float = 1.0
+    search_share: float = 0.1
 
 
 @dataclass
@@ -283,17 +292,29 @@ def _batched_search(mgraph: Graph, box: Box, cases: list, atoms: list, calls: Ca
                     tol: float, options: SplitOptions, deadline: float | None) -> Outcome:
     """:func:`branch_and_bound` with parts bounded ``options.batch`` at a time.
 
-    Each round pops up to ``batch`` parts (depth first), bounds them in one computation
+    Each round pops up to ``batch`` parts, bounds them in one computation
     (:func:`batch_bounds.batch_symbolic_bounds`, the per-part bounds exactly), refutes
     cases, evaluates the network at every open part's centre and concretisation vertices
     (points whose margins show a violation are handed to ``calls.check``, which replays
     them), attacks the shallow parts, decides parts with at most ``batch_max_unstable``
     unstable ReLUs exactly, and bisects the rest on the input with the largest
     ``width * |CROWN coefficient|`` summed over the open atoms.
+
+    Parts are taken best first by the score of the best point the batched attack found in
+    their parent (how nearly it violates the property), deepest first among equals. Which
+    parts a proof visits does not depend on this order (the split rule alone fixes the
+    tree), but a counterexample in a thin region (ACAS Xu 1_9 property 7: margins of
+    1e-5) is reached in a fraction of the parts that depth-first order needs.
     """
     shape = box.lower.shape
     table = _case_table(cases, atoms)
-    stack = [(box.lower.ravel().astype(np.float64), box.upper.ravel().astype(np.float64), 0)]
+    start = time.perf_counter()
+    search = LocalSearch(mgraph, table, box.lower.ravel(), box.upper.ravel(), seed=0) \
+        if options.search_share > 0 and calls.check is not None else None
+    tick = itertools.count()
+    # heap entries: (-parent score, -depth, tie, lower, upper, depth)
+    stack = [(np.inf, 0, next(tick), box.lower.ravel().astype(np.float64),
+              box.upper.ravel().astype(np.float64), 0)]
     stats = {"parts": 0, "refuted": 0, "exact": 0, "attacked": 0, "max_depth": 0,
              "batches": 0, "checked": 0}
     undecided = ""
@@ -303,11 +324,18 @@ def _batched_search(mgraph: Graph, box: Box, cases: list, atoms: list, calls: Ca
             return Outcome(UNKNOWN, "time limit reached while splitting", stats=stats)
         if stats["parts"] >= options.max_parts:
             return Outcome(UNKNOWN, f"more than {options.max_parts} input parts", stats=stats)
-        take = stack[-options.batch:]
-        del stack[-options.batch:]
-        lo = np.stack([t[0] for t in take])
-        hi = np.stack([t[1] for t in take])
-        depth = np.array([t[2] for t in take])
+        if search is not None and _search_due(search, start, options):
+            x = search.run(max(options.search_share * 0.2, 0.01))
+            if x is not None:
+                stats["checked"] += 1
+                found = calls.check(box, x.reshape(shape))
+                if found is not None:
+                    stats["search_s"] = search.spent
+                    return Outcome(FOUND, witness=found, stats=stats)
+        take = [heapq.heappop(stack) for _ in range(min(options.batch, len(stack)))]
+        lo = np.stack([t[3] for t in take])
+        hi = np.stack([t[4] for t in take])
+        depth = np.array([t[5] for t in take])
         stats["parts"] += len(take)
         stats["batches"] += 1
         stats["max_depth"] = max(stats["max_depth"], int(depth.max()))
@@ -318,9 +346,11 @@ def _batched_search(mgraph: Graph, box: Box, cases: list, atoms: list, calls: Ca
         stats["refuted"] += len(take) - alive.size
         if not alive.size:
             continue
-        found = _check_candidates(mgraph, table, lo[alive], hi[alive],
-                                  bb.linear_upper[MARGIN_NODE][0][alive], open_[alive],
-                                  calls, shape, options, stats)
+        found, part_score = _check_candidates(mgraph, table, lo[alive], hi[alive],
+                                              bb.linear_upper[MARGIN_NODE][0][alive],
+                                              open_[alive], calls, shape, options, stats)
+        score = np.full(len(take), -np.inf)
+        score[alive] = part_score
         if found is not None:
             return Outcome(FOUND, witness=found, stats=stats)
         unstable = bb.num_unstable()
@@ -354,10 +384,93 @@ def _batched_search(mgraph: Graph, box: Box, cases: list, atoms: list, calls: Ca
                 mid = lo[b, d] + (hi[b, d] - lo[b, d]) / 2
                 left_hi, right_lo = hi[b].copy(), lo[b].copy()
                 left_hi[d], right_lo[d] = mid, mid
-                stack += [(right_lo, hi[b], depth[b] + 1), (lo[b], left_hi, depth[b] + 1)]
+                for child in ((right_lo, hi[b]), (lo[b], left_hi)):
+                    heapq.heappush(stack, (-score[b], -depth[b] - 1, next(tick), *child,
+                                           depth[b] + 1))
     if undecided:
         return Outcome(UNKNOWN, undecided, stats=stats)
     return Outcome(PROVED, stats=stats)
+
+
+def _search_due(search: LocalSearch, start: float, options: SplitOptions) -> bool:
+    """Whether the local search's turn has come: after ``search_after`` seconds, while it
+    has used less than ``search_share`` of the time since."""
+    elapsed = time.perf_counter() - start - options.search_after
+    return elapsed > 0 and search.spent < options.search_share * elapsed
+
+
+class LocalSearch:
+    """Random sampling and a local search for a violation over the whole box, in float64.
+
+    Counterexamples in thin regions (ACAS Xu 1_9 property 7: margins of 1e-5 on a face of
+    the box) defeat gradient attacks, whose steps jump across them, and take the bisection
+    many parts to isolate. This search keeps the ``keep`` best of ``samples`` points
+    (uniform in the box, half of them with each coordinate moved to a bound with
+    probability 1/4) and improves each by a (1+``tries``) evolution strategy: Gaussian steps whose
+    per-point radius grows 1.5x after a success and shrinks 0.7x after a failure, clipped
+    to the box (so faces are reached). When the best score has not grown for ``patience``
+    generations, it starts over from fresh samples. The score of a point is that of its most nearly
+    violated case (>= 0: a violation in float64), as in the batched attack; a point is
+    offered only when its score is >= 0 and better than any offered before.
+    """
+
+    def __init__(self, mgraph: Graph, table: list, lower: np.ndarray, upper: np.ndarray, *,
+                 seed: int = 0, samples: int = 20_000, keep: int = 64, tries: int = 64,
+                 patience: int = 30):
+        self.mgraph, self.table = mgraph, table
+        self.lo, self.hi = lower.astype(np.float64), upper.astype(np.float64)
+        self.rng = np.random.default_rng(seed)
+        self.samples, self.keep, self.tries, self.patience = samples, keep, tries, patience
+        self.stale = 0
+        self.x = None
+        self.offered = -np.inf
+        self.spent = 0.0
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """The score of each row of ``x``: its most nearly violated case's binding margin."""
+        margins = batch_bounds.forward(self.mgraph, x)
+        return np.max([_binding(self.table, margins, c)[0] for c in range(len(self.table))],
+                      axis=0)
+
+    def _restart(self) -> None:
+        x = self.lo + (self.hi - self.lo) * self.rng.random((self.samples, self.lo.size))
+        # half the samples on faces: each coordinate at a bound with probability 1/4
+        half = slice(self.samples // 2, None)
+        snap = self.rng.random(x[half].shape) < 0.25
+        x[half] = np.where(snap, np.where(self.rng.random(snap.shape) < 0.5, self.lo, self.hi),
+                           x[half])
+        s = self.score(x)
+        top = np.argsort(-s)[:self.keep]
+        self.x, self.s = x[top], s[top]
+        self.radius = np.full(len(top), 0.1)
+        self.stale = 0
+
+    def run(self, seconds: float) -> np.ndarray | None:
+        """Search for about ``seconds``; the best point when it is a new best violation."""
+        t0 = time.perf_counter()
+        try:
+            while time.perf_counter() - t0 < seconds:
+                if self.x is None or self.stale >= self.patience:
+                    self._restart()
+                k, n = self.x.shape
+                step = (self.hi - self.lo) * self.radius[:, None, None]
+                cand = np.clip(self.x[:, None, :] + step * self.rng.standard_normal(
+                    (k, self.tries, n)), self.lo, self.hi)
+                cs = self.score(cand.reshape(-1, n)).reshape(k, self.tries)
+                j = cs.argmax(axis=1)
+                best = cs[np.arange(k), j]
+                better = best > self.s
+                self.stale = 0 if best.max() > self.s.max() + 1e-9 else self.stale + 1
+                self.x[better] = cand[np.arange(k), j][better]
+                self.s[better] = best[better]
+                self.radius = np.where(better, self.radius * 1.5, self.radius * 0.7)
+                i = int(np.argmax(self.s))
+                if self.s[i] >= 0 and self.s[i] > self.offered:
+                    self.offered = float(self.s[i])
+                    return self.x[i].copy()
+            return None
+        finally:
+            self.spent += time.perf_counter() - t0
 
 
 #: Points per part (the centre and random ones) whose margin gradients estimate influences.
@@ -415,9 +528,10 @@ def _check_candidates(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray
     and takes ``batch_attack_steps`` signed-gradient steps on the score of each point's
     most nearly violated open case (float64, every point at once), each point kept in its
     part. The few best points whose margins put them in a violation case are replayed.
+    Returns the replayed counterexample (or None) and each part's best score.
     """
     if calls.check is None:
-        return None
+        return None, np.zeros(lo.shape[0])
     x, owners = _candidates(table, lo, hi, coeffs, open_)
     plo, phi, live = lo[owners], hi[owners], open_[owners]
     step = (phi - plo) / 4
@@ -447,10 +561,12 @@ def _check_candidates(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray
         part = Box(lo[owners[i]].reshape(shape), hi[owners[i]].reshape(shape))
         found = calls.check(part, best_x[i].reshape(shape))
         if found is not None:
-            return found
-    return None
+            return found, None
+    part_score = np.full(lo.shape[0], -np.inf)
+    np.maximum.at(part_score, owners, best_s)
+    return None, part_score
 
 
 __all__ = ["SplitOptions", "Outcome", "Callbacks", "branch_and_bound", "margin_graph",
            "case_atoms", "refuted", "split_dimension", "bisect", "wants_split", "MARGIN_NODE",
-           "PROVED", "FOUND", "UNKNOWN"]
+           "LocalSearch", "PROVED", "FOUND", "UNKNOWN"]

@@ -14,6 +14,7 @@ the whole graph.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +58,7 @@ class Node:
     @property
     def size(self) -> int:
         """Number of scalar values in the output tensor."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return int(math.prod(self.shape))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -93,3 +93,68 @@ def test_other_graphs_take_the_per_part_search(tmp_path):
     out = branch_and_bound(graph, box, cases, _callbacks(PROVED), tol=1e-6,
                            options=SplitOptions(batch=64, max_unstable=10**6))
     assert out.status == PROVED and "batches" not in out.stats
+
+
+def _slab_onnx(offset: float):
+    """``y = relu(x0 - 0.9995) - 0.01 |x1 - 0.3| - offset`` on three inputs: for a small
+    ``offset`` it is positive only in a thin slab on the face ``x0 = 1`` (where gradients
+    that start inside the box are zero in ``x0``)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w1 = np.array([[1, 0, 0], [0, 1, 0], [0, -1, 0]], np.float32)
+    b1 = np.array([-0.9995, -0.3, 0.3], np.float32)
+    w2 = np.array([[1, -0.01, -0.01], [0, 0, 0]], np.float32)
+    b2 = np.array([-offset, 0], np.float32)
+    inits = [numpy_helper.from_array(a, n) for n, a in (("W1", w1), ("b1", b1), ("W2", w2),
+                                                        ("b2", b2))]
+    nodes = [helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], transB=1),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "W2", "b2"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "slab", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 3])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("offset", [1e-4, 6e-4])
+def test_local_search_finds_thin_violations_and_never_fakes_one(tmp_path, offset):
+    path = tmp_path / "slab.onnx"
+    graph = save_and_load(_slab_onnx(offset), path)
+    box = Box(np.zeros((1, 3)), np.ones((1, 3)))
+    cond = Linear(np.array([-1.0, 0.0]), 0.0)            # the property: y0 <= 0
+    problem = Problem("slab", graph, (str(path),), Property("slab", (box,), cond))
+    split = SplitOptions(min_unstable=0, batch=16, search_after=0.0, search_share=0.5)
+    result = verify(problem, VerifyOptions(attack=False, threads=1, split=split))
+    if offset > 5e-4:           # y0 <= 0.0005 - offset < 0 everywhere: a proof
+        assert result.verdict == ROBUST, result.reason
+        return
+    assert result.verdict == NOT_ROBUST, result.reason
+    x = result.counterexample.input.ravel()
+    assert box.contains(result.counterexample.input)
+    # the forward pass (float64, written out here) agrees: inside the slab, y0 > 0
+    y0 = max(x[0] - 0.9995, 0) - 0.01 * abs(x[1] - 0.3) - offset
+    assert y0 > 0 and x[0] > 0.9995 + offset
+
+
+def test_local_search_reaches_a_thin_region_on_a_face(tmp_path):
+    from robustc.compiler.input_split import LocalSearch, _case_table, case_atoms, margin_graph
+    from robustc.ir.property import dnf, negate
+
+    graph = save_and_load(_slab_onnx(1e-4), tmp_path / "slab.onnx")
+    cases = dnf(negate(Linear(np.array([-1.0, 0.0]), 0.0)))
+    atoms = case_atoms(cases)
+    search = LocalSearch(margin_graph(graph, atoms), _case_table(cases, atoms),
+                         np.zeros(3), np.ones(3), seed=3, samples=2000)
+    x = None
+    for _ in range(100):
+        x = search.run(0.05)
+        if x is not None:
+            break
+    assert x is not None
+    assert max(x[0] - 0.9995, 0) - 0.01 * abs(x[1] - 0.3) - 1e-4 > 0  # inside the slab
+    first = search.offered
+    again = search.run(0.2)                     # a point is offered again only if better
+    assert again is None or search.offered > first
