@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps({"suite": args.suite, "only": args.only, "limit": args.limit,
                                    "cpu_count": os.cpu_count(), "parallel": args.parallel,
                                    "summary": summary,
-                                   "instances": [r for r in rows if "robustc" in r]}, indent=1))
+                                   "instances": [r for r in rows
+                                                 if any(t in r for t in tools)]}, indent=1))
         return summary
 
     def finish(row: dict, tool: str, result: dict) -> None:
