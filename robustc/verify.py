@@ -176,7 +176,8 @@ def _falsify(run: _Run, box: Box) -> Counterexample | None:
         x, _ = pgd_falsify(run.graph, box, run.problem.prop.condition,
                            steps=run.options.attack_steps,
                            restarts=run.options.attack_restarts, seed=run.options.seed,
-                           device="cpu", start=run.problem.prop.meta.get("center", center))
+                           device="cpu", start=run.problem.prop.meta.get("center", center),
+                           targeted=True)
     rep = replay(run.problem.onnx_paths, x, box, run.problem.prop.condition)
     run.stats["attack_s"] += time.perf_counter() - t
     if rep.violated:
