@@ -298,13 +298,12 @@ def _batched_search(mgraph: Graph, box: Box, cases: list, atoms: list, calls: Ca
     (points whose margins show a violation are handed to ``calls.check``, which replays
     them), attacks the shallow parts, decides parts with at most ``batch_max_unstable``
     unstable ReLUs exactly, and bisects the rest on the input with the largest
-    ``width * |CROWN coefficient|`` summed over the open atoms.
+    ``width * mean |gradient|`` of the binding atom's margin (:func:`_split_dimensions`).
 
     Parts are taken best first by the score of the best point the batched attack found in
     their parent (how nearly it violates the property), deepest first among equals. Which
     parts a proof visits does not depend on this order (the split rule alone fixes the
-    tree), but a counterexample in a thin region (ACAS Xu 1_9 property 7: margins of
-    1e-5) is reached in a fraction of the parts that depth-first order needs.
+    tree), but it decides how soon a counterexample is met.
     """
     shape = box.lower.shape
     table = _case_table(cases, atoms)
@@ -402,16 +401,17 @@ def _search_due(search: LocalSearch, start: float, options: SplitOptions) -> boo
 class LocalSearch:
     """Random sampling and a local search for a violation over the whole box, in float64.
 
-    Counterexamples in thin regions (ACAS Xu 1_9 property 7: margins of 1e-5 on a face of
-    the box) defeat gradient attacks, whose steps jump across them, and take the bisection
-    many parts to isolate. This search keeps the ``keep`` best of ``samples`` points
-    (uniform in the box, half of them with each coordinate moved to a bound with
-    probability 1/4) and improves each by a (1+``tries``) evolution strategy: Gaussian steps whose
-    per-point radius grows 1.5x after a success and shrinks 0.7x after a failure, clipped
-    to the box (so faces are reached). When the best score has not grown for ``patience``
-    generations, it starts over from fresh samples. The score of a point is that of its most nearly
-    violated case (>= 0: a violation in float64), as in the batched attack; a point is
-    offered only when its score is >= 0 and better than any offered before.
+    Counterexamples in thin regions (ACAS Xu 1_9 property 7: margins below 5e-4 on a face
+    of the box) defeat gradient attacks, whose steps jump across them, and take the
+    bisection many parts to isolate. This search keeps the ``keep`` best of ``samples``
+    points (uniform in the box, half of them with each coordinate moved to a bound with
+    probability 1/4) and improves each by a (1+``tries``) evolution strategy: Gaussian
+    steps whose per-point radius grows 1.5x after a success and shrinks 0.7x after a
+    failure, clipped to the box (so faces are reached). When the best score has not grown
+    for ``patience`` generations, it starts over from fresh samples. The score of a point
+    is that of its most nearly violated case (>= 0: a violation in float64), as in the
+    batched attack; a point is offered only when its score is >= 0 and better than any
+    offered before.
     """
 
     def __init__(self, mgraph: Graph, table: list, lower: np.ndarray, upper: np.ndarray, *,

@@ -99,7 +99,6 @@ def _slab_onnx(offset: float):
     """``y = relu(x0 - 0.9995) - 0.01 |x1 - 0.3| - offset`` on three inputs: for a small
     ``offset`` it is positive only in a thin slab on the face ``x0 = 1`` (where gradients
     that start inside the box are zero in ``x0``)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w1 = np.array([[1, 0, 0], [0, 1, 0], [0, -1, 0]], np.float32)

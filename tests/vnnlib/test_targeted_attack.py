@@ -4,8 +4,6 @@ counterexample was found by an independent targeted PGD)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from robustc.runtime.falsify import pgd_falsify
 from robustc.runtime.replay import replay
 from robustc.vnnlib_cli import vnnlib_problems
