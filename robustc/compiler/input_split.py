@@ -428,9 +428,7 @@ class LocalSearch:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """The score of each row of ``x``: its most nearly violated case's binding margin."""
-        margins = batch_bounds.forward(self.mgraph, x)
-        return np.max([_binding(self.table, margins, c)[0] for c in range(len(self.table))],
-                      axis=0)
+        return _best_case(self.table, batch_bounds.forward(self.mgraph, x))[0]
 
     def _restart(self) -> None:
         x = self.lo + (self.hi - self.lo) * self.rng.random((self.samples, self.lo.size))
@@ -491,6 +489,21 @@ def _binding(table: list, margins: np.ndarray, case: int) -> tuple[np.ndarray, n
     return score, col
 
 
+def _best_case(table: list, margins: np.ndarray, open_: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the score of its most nearly violated case among the ``open_`` ones
+    (``(N, cases)`` bool; None: all) and the atom column that sets it (:func:`_binding`)."""
+    n = margins.shape[0]
+    scores, cols = np.empty((n, len(table))), np.empty((n, len(table)), dtype=np.int64)
+    for c in range(len(table)):
+        scores[:, c], cols[:, c] = _binding(table, margins, c)
+    if open_ is not None:
+        scores[~open_] = -np.inf
+    case = np.argmax(scores, axis=1)
+    rows = np.arange(n)
+    return scores[rows, case], cols[rows, case]
+
+
 def _split_dimensions(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray,
                       open_: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The input to bisect for each part: the largest ``width * mean |gradient|`` of the
@@ -501,14 +514,7 @@ def _split_dimensions(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray
     t[0] = 0.5
     points = (lo[:, None, :] + (hi - lo)[:, None, :] * t[None]).reshape(-1, n_in)
     margins = batch_bounds.forward(mgraph, points)
-    owner_open = np.repeat(open_, GRADIENT_POINTS, axis=0)
-    best_score = np.full(points.shape[0], -np.inf)
-    best_col = np.zeros(points.shape[0], dtype=np.int64)
-    for c in range(len(table)):
-        score, col = _binding(table, margins, c)
-        better = owner_open[:, c] & (score > best_score)
-        best_score, best_col = np.where(better, score, best_score), np.where(better, col,
-                                                                             best_col)
+    _, best_col = _best_case(table, margins, np.repeat(open_, GRADIENT_POINTS, axis=0))
     weights = np.zeros_like(margins)
     weights[np.arange(points.shape[0]), best_col] = 1.0
     grad = np.abs(batch_bounds.gradient(mgraph, points, weights))
@@ -539,18 +545,13 @@ def _check_candidates(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray
     rows = np.arange(x.shape[0])
     for it in range(options.batch_attack_steps + 1):
         margins = batch_bounds.forward(mgraph, x)
-        scores, cols = np.empty(live.shape), np.empty(live.shape, dtype=np.int64)
-        for c in range(len(table)):
-            scores[:, c], cols[:, c] = _binding(table, margins, c)
-        scores[~live] = -np.inf
-        case = np.argmax(scores, axis=1)
-        score = scores[rows, case]
+        score, col = _best_case(table, margins, live)
         better = score > best_s
         best_s[better], best_x[better] = score[better], x[better]
         if it == options.batch_attack_steps or np.sum(best_s >= 0) >= options.batch_checks:
             break
         weights = np.zeros_like(margins)
-        weights[rows, cols[rows, case]] = 1.0
+        weights[rows, col] = 1.0
         x = np.clip(x + step * np.sign(batch_bounds.gradient(mgraph, x, weights)), plo, phi)
         step *= 0.6
     order = np.argsort(-best_s)
