@@ -29,6 +29,7 @@ from robustc.backends import DEFAULT_SOLVER, solver_module
 from robustc.backends.milp.encode import MARGIN_TOL, encode
 from robustc.backends.solve import FEASIBLE, INFEASIBLE, LIMIT, SolveOptions, SolveOutcome
 from robustc.compiler.input_split import SplitOptions, wants_split
+from robustc.compiler.relu_split import ReluSplitOptions
 from robustc.errors import Error, LicenseLimit
 from robustc.ir import Graph, logits
 from robustc.ir.property import Box, Linear, Property, dnf, negate
@@ -75,6 +76,9 @@ class VerifyOptions:
     # Branch and bound over input splits for boxes with few free inputs and many unstable
     # ReLUs (robustc.compiler.input_split); None switches it off.
     split: SplitOptions | None = SplitOptions()
+    # Branch and bound over ReLU phases (beta-CROWN bounds) for chains of affine layers and
+    # ReLUs with many unstable ReLUs (robustc.compiler.relu_split); None switches it off.
+    relu_split: ReluSplitOptions | None = ReluSplitOptions()
     exact: bool = False             # decide in exact rational arithmetic (Z3, z3exact.py)
     progress: Callable[[str], None] | None = None
 
@@ -206,6 +210,15 @@ def _decide(run: _Run) -> Result:
             if isinstance(verdict, Result):
                 return verdict
             continue
+        relu = run.options.relu_split
+        if relu is not None and bounds.num_unstable() > relu.min_unstable:
+            from robustc.verify_relu import decide_by_relu_split
+
+            verdict = decide_by_relu_split(run, box, bounds, cases)
+            if isinstance(verdict, Result):
+                return verdict
+            if verdict is not None:
+                continue
         for i, case in enumerate(cases):
             run.say(f"deciding case {i + 1}/{len(cases)}")
             verdict = _decide_case(run, box, bounds, case)

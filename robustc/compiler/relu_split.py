@@ -1,0 +1,556 @@
+"""Branch and bound over ReLU phases with optimised linear bounds (beta-CROWN).
+
+Boxes over many inputs (MNIST-FC: 784 pixels) cannot be split on the input; what makes
+their MILPs slow is the number of unstable ReLUs. This pass splits ReLUs instead:
+
+1. the margin graph (:func:`robustc.compiler.input_split.margin_graph`) is flattened into a
+   *chain* of affine layers with ReLUs between them (:func:`chain`; graphs of linear nodes
+   and plain ReLUs in sequence: MLPs, and convolutions unrolled to dense matrices);
+2. a *domain* is a set of phase decisions (``z_j >= 0`` or ``z_j <= 0`` for some unstable
+   pre-activations ``z_j``). Its lower bound on ``-m`` for each atom margin ``m`` of the
+   violation case is a CROWN back-substitution through the chain with the intermediate
+   bounds of the root (clipped at 0 by the decisions), a lower ReLU slope ``alpha`` per
+   unstable neuron and a Lagrange multiplier ``beta >= 0`` per decision (Wang et al. 2021,
+   beta-CROWN): ``min f >= min f - sum beta_j s_j z_j`` on the domain, where ``s_j z_j >= 0``
+   is decision ``j``. Any ``alpha`` in ``[0, 1]`` and ``beta >= 0`` give a valid bound;
+   a few Adam steps per round push it up (warm-started from the parent domain);
+3. a domain is *refuted* when some atom's bound exceeds ``tol`` (no input of the domain
+   reaches the violation ``m >= -tol``: the MILP encoding's tolerance); otherwise the neuron
+   with the largest intercept score (how much its chord's intercept lowers the bound, the
+   BaBSR rule) is split and both children go back to the queue, the lowest bound first;
+4. every bounded domain contributes the input vertex that minimises its linear bound: a
+   point whose float64 margins violate the case goes to ``check`` (the caller replays it
+   on onnxruntime). Only a replayed point is a counterexample.
+
+The root's intermediate bounds (per hidden layer) come from the caller (CROWN bounds of the
+pipeline) and are tightened here by alpha-CROWN (:func:`tighten`: the same optimised
+back-substitution with every neuron of a layer as a row). Bounds are computed in float64;
+each final bound is widened by :func:`robustc.compiler.bounds.widen` before it counts.
+A domain with no unstable neuron left to split (every phase decided) is reported as
+undecided, never as a proof, and the search answers ``unknown``.
+
+This module reads only the IR (through :func:`robustc.compiler.bounds` linear operators)
+and uses PyTorch for the gradients of the bound; the attack and the replay are callbacks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robustc.compiler.bounds import _prepare, widen
+from robustc.compiler.input_split import FOUND, PROVED, UNKNOWN, Outcome
+from robustc.ir import Graph, Input, Relu
+
+
+#: Coefficient entries per chunk of the per-domain bound refresh (memory cap).
+REFRESH_ENTRIES = 1 << 22
+
+
+@dataclass(frozen=True)
+class ReluSplitOptions:
+    """How the ReLU branch and bound runs (see the module docstring)."""
+
+    min_unstable: int = 20      # verify uses it only for boxes with more unstable ReLUs
+    batch: int = 128            # domains split per round (2 * batch children bounded at once)
+    iterations: int = 20        # Adam steps on alpha and beta per round
+    root_iterations: int = 60   # alpha-CROWN steps per hidden layer at the root (0: none)
+    lr_alpha: float = 0.1
+    lr_beta: float = 0.05
+    max_domains: int = 400_000  # give up (unknown) when the queue grows beyond this
+    checks: int = 4             # candidate points handed to ``check`` per round at most
+    branch_candidates: int = 5  # neurons tried per split (filtered smart branching; 1: BaBSR)
+    refresh: bool = True        # recompute hidden bounds per domain after each split (CROWN)
+
+
+@dataclass
+class Chain:
+    """Affine layers ``z_k = W_k a_{k-1} + b_k`` with ``a_k = relu(z_k)`` between them.
+
+    ``weights[k]``/``biases[k]`` for ``k < L`` are the hidden layers (``a_0`` is the flat
+    input), the last pair maps the last hidden activation to the graph's output (the atom
+    margins). ``pre[k]`` names the IR node whose value is ``z_k`` (for its bounds).
+    """
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    pre: list[str]
+
+    @property
+    def hidden(self) -> list[int]:
+        return [w.shape[0] for w in self.weights[:-1]]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """The output (``(N, m)``) on flat inputs ``x`` (``(N, n_in)``), float64."""
+        a = np.asarray(x, dtype=np.float64)
+        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            a = a @ w.T + b
+            if k < len(self.weights) - 1:
+                a = np.maximum(a, 0.0)
+        return a
+
+
+def chain(graph: Graph) -> Chain | None:
+    """``graph`` as a :class:`Chain`, or None when it is not one: one input, then linear
+    nodes and ReLUs (slope 0 below zero) each reading the node before it."""
+    if len(graph.inputs) != 1 or not isinstance(graph.nodes[0], Input):
+        return None
+    prep = _prepare(graph)
+    nodes = graph.nodes
+    n = nodes[0].size
+    mat, off = np.eye(n), np.zeros(n)
+    weights, biases, pre = [], [], []
+    for prev, node in zip(nodes, nodes[1:]):
+        if tuple(node.inputs) != (prev.name,):
+            return None
+        if isinstance(node, Relu):
+            if node.alpha != 0.0:
+                return None
+            weights.append(mat)
+            biases.append(off)
+            pre.append(prev.name)
+            mat, off = np.eye(node.size), np.zeros(node.size)
+            continue
+        if not node.linear or len(prep.ops[node.name]) != 1:
+            return None
+        op = prep.ops[node.name][0]
+        mat = _apply_op(op, mat)
+        off = _apply_op(op, off[:, None])[:, 0] + prep.offsets[node.name]
+    if graph.outputs != (nodes[-1].name,) or isinstance(nodes[-1], Relu | Input):
+        return None
+    weights.append(mat)
+    biases.append(off)
+    return Chain(weights, biases, pre)
+
+
+def _apply_op(op, mat: np.ndarray) -> np.ndarray:
+    """``M @ mat`` for the operator ``M`` of a linear node (``mat``: ``(n_in, k)``)."""
+    if op.kind == "identity":
+        return mat
+    if op.kind == "diag":
+        return np.asarray(op.mat).reshape(-1, 1) * mat
+    if op.kind == "dense":
+        return op.mat @ mat
+    return np.asarray(op.mat @ mat)
+
+
+# --------------------------------------------------------------------------------------
+# The optimised bound (PyTorch, float64)
+
+
+class _Bounder:
+    """Back-substitution through a :class:`Chain` with ``alpha``/``beta`` parameters."""
+
+    def __init__(self, ch: Chain, lower: np.ndarray, upper: np.ndarray):
+        import torch
+
+        self.torch = torch
+        as64 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
+        self.W = [as64(w) for w in ch.weights]
+        self.b = [as64(b) for b in ch.biases]
+        lo, hi = np.asarray(lower, np.float64).ravel(), np.asarray(upper, np.float64).ravel()
+        self.center, self.radius = as64(0.5 * (lo + hi)), as64(0.5 * (hi - lo))
+        self.x_lo, self.x_hi = as64(lo), as64(hi)
+
+    def bound(self, obj_w, obj_b, lo: list, hi: list, signs: list | None, alpha: list,
+              beta: list | None, want_coefs: bool = False):
+        """Lower bounds of ``obj_w @ a_K + obj_b`` (``K = len(lo)`` hidden layers below).
+
+        ``obj_w``: ``(R, n_K)``; ``lo``/``hi``: per layer ``(B, n_k)`` (decisions already
+        clipped in); ``signs``: per layer ``(B, n_k)`` in ``{-1, 0, 1}`` (None: no
+        decisions); ``alpha``/``beta``: per layer ``(B, R, n_k)``. Returns ``(lb (B, R),
+        A (B, R, n_in), coefs)``: ``A`` the input coefficients and ``coefs[k]`` the
+        coefficients on ``a_k`` (with ``want_coefs``).
+        """
+        torch = self.torch
+        a = obj_w.unsqueeze(0)
+        const = obj_b.unsqueeze(0)
+        coefs: list = [None] * len(lo)
+        for k in reversed(range(len(lo))):
+            if want_coefs:
+                coefs[k] = a
+            l, u = lo[k].unsqueeze(1), hi[k].unsqueeze(1)
+            unstable = (l < 0) & (u > 0)
+            slope = torch.where(unstable, u / torch.where(unstable, u - l, 1.0), 0.0)
+            pos = a >= 0
+            lower_slope = torch.where(unstable, alpha[k], (l >= 0).to(a.dtype))
+            c = torch.where(pos, a * lower_slope,
+                            torch.where(unstable, a * slope, a * (l >= 0).to(a.dtype)))
+            const = const + torch.where(unstable & ~pos, -a * slope * l, 0.0).sum(-1)
+            if beta is not None:
+                c = c - beta[k] * signs[k].unsqueeze(1)
+            const = const + c @ self.b[k]
+            a = c @ self.W[k]
+        lb = const + a @ self.center - a.abs() @ self.radius
+        return lb, a, coefs
+
+
+def _adam(bounder: _Bounder, obj, lo, hi, signs, alpha, beta, steps: int,
+          options: ReluSplitOptions, deadline: float | None):
+    """``steps`` projected Adam steps on ``alpha`` (and ``beta``); returns the parameters
+    with the best bound seen per row (each row's bound depends on its own parameters)."""
+    torch = bounder.torch
+    params = [p.requires_grad_(True) for p in alpha]
+    groups = [{"params": params, "lr": options.lr_alpha}]
+    if beta is not None:
+        groups.append({"params": [p.requires_grad_(True) for p in beta],
+                       "lr": options.lr_beta})
+    opt = torch.optim.Adam(groups, maximize=True)
+    best = None
+    best_alpha = [p.detach().clone() for p in alpha]
+    best_beta = None if beta is None else [p.detach().clone() for p in beta]
+    for _ in range(steps):
+        lb, _, _ = bounder.bound(obj[0], obj[1], lo, hi, signs, alpha, beta)
+        with torch.no_grad():
+            if best is None:
+                best = lb.detach().clone()
+                improved = torch.ones_like(best, dtype=torch.bool)
+            else:
+                improved = lb > best
+                best = torch.where(improved, lb, best)
+            mask = improved.unsqueeze(-1)
+            best_alpha = [torch.where(mask, p, q) for p, q in zip(alpha, best_alpha)]
+            if beta is not None:
+                best_beta = [torch.where(mask, p, q) for p, q in zip(beta, best_beta)]
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        opt.zero_grad()
+        lb.sum().backward()
+        opt.step()
+        with torch.no_grad():
+            for p in alpha:
+                p.clamp_(0.0, 1.0)
+            for p in beta or ():
+                p.clamp_(min=0.0)
+    return best_alpha, best_beta
+
+
+def _initial_alpha(lo, hi, rows: int) -> list:
+    """CROWN's adaptive lower slope: 1 where ``u > -l``, else 0, for every row."""
+    return [(h > -l).to(l.dtype).unsqueeze(1).expand(-1, rows, -1).clone()
+            for l, h in zip(lo, hi)]
+
+
+def tighten(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_hi: list,
+            steps: int, options: ReluSplitOptions = ReluSplitOptions(),
+            deadline: float | None = None) -> tuple[list, list]:
+    """alpha-CROWN bounds of every hidden layer's pre-activations, layer by layer.
+
+    ``pre_lo``/``pre_hi`` are valid bounds (``(n_k,)`` each, e.g. CROWN's); the result is
+    their intersection with the optimised bounds (widened), so never looser.
+    """
+    import torch
+
+    bounder = _Bounder(ch, lower, upper)
+    lo = [np.asarray(v, np.float64).copy() for v in pre_lo]
+    hi = [np.asarray(v, np.float64).copy() for v in pre_hi]
+    for k in range(1, len(lo)):
+        rows = np.flatnonzero((lo[k] < 0) & (hi[k] > 0))
+        if rows.size == 0 or (deadline is not None and time.perf_counter() > deadline):
+            continue
+        w, b = ch.weights[k][rows], ch.biases[k][rows]
+        obj = (torch.as_tensor(np.concatenate([w, -w])), torch.as_tensor(np.concatenate([b, -b])))
+        tlo = [torch.as_tensor(v).unsqueeze(0) for v in lo[:k]]
+        thi = [torch.as_tensor(v).unsqueeze(0) for v in hi[:k]]
+        alpha = _initial_alpha(tlo, thi, 2 * rows.size)
+        alpha, _ = _adam(bounder, obj, tlo, thi, None, alpha, None, steps, options, deadline)
+        with torch.no_grad():
+            lb, _, _ = bounder.bound(obj[0], obj[1], tlo, thi, None, alpha, None)
+        lb = lb[0].numpy()
+        lo[k][rows] = np.maximum(lo[k][rows], _widen_lower(lb[:rows.size]))
+        hi[k][rows] = np.minimum(hi[k][rows], -_widen_lower(lb[rows.size:]))
+    return lo, hi
+
+
+def _widen_lower(v: np.ndarray) -> np.ndarray:
+    """A lower bound moved down by the pipeline's widening (absorbs float64 rounding)."""
+    return widen(v, v)[0]
+
+
+# --------------------------------------------------------------------------------------
+# The search
+
+
+@dataclass
+class _Batch:
+    """Bounded domains: decisions, parameters, widened bounds and the next split."""
+
+    signs: np.ndarray    # (N, total) int8
+    lo: np.ndarray       # (N, total) float32, rounded down: hidden pre-activation bounds
+    hi: np.ndarray       # (N, total) float32, rounded up
+    alpha: np.ndarray    # (N, R, total) float32
+    beta: np.ndarray     # (N, R, total) float32
+    lb: np.ndarray       # (N, R) widened lower bounds of -margin
+    choice: np.ndarray   # (N,) flat neuron to split next, -1 when none is left
+    found: object = None
+
+
+@dataclass
+class _Search:
+    ch: Chain
+    bounder: _Bounder
+    rows: np.ndarray
+    root_lo: np.ndarray
+    root_hi: np.ndarray
+    tol: float
+    check: Callable[[np.ndarray], object]
+    options: ReluSplitOptions
+    deadline: float | None
+    stats: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        import torch
+
+        self.offsets = np.cumsum([0] + self.ch.hidden)
+        w, b = self.ch.weights[-1][self.rows], self.ch.biases[-1][self.rows]
+        self.obj = (torch.as_tensor(-w), torch.as_tensor(-b))
+
+    def _layers(self, flat):
+        return [flat[:, a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+    def bound(self, signs: np.ndarray, lo: np.ndarray, hi: np.ndarray, alpha: np.ndarray,
+              beta: np.ndarray, steps: int) -> _Batch:
+        """Bound domains (decisions ``signs``, hidden bounds ``lo``/``hi`` with the
+        decisions clipped in): refresh the hidden bounds, optimise, choose the next split
+        and try the minimising vertices."""
+        import torch
+
+        if self.options.refresh:
+            lo, hi = self._refresh(lo, hi)
+        empty = (lo > hi).any(axis=1)  # valid bounds that cross: no input in the domain
+        lo, hi = np.where(empty[:, None], np.minimum(lo, hi), lo), np.maximum(lo, hi)
+        t = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
+        tlo, thi = self._layers(t(lo)), self._layers(t(hi))
+        tsign = self._layers(t(signs))
+        ta = [p.clone() for p in self._layers3(t(alpha))]
+        tb = [p.clone() for p in self._layers3(t(beta))]
+        ta, tb = _adam(self.bounder, self.obj, tlo, thi, tsign, ta, tb, steps, self.options,
+                       self.deadline)
+        with torch.no_grad():
+            lb, a, coefs = self.bounder.bound(*self.obj, tlo, thi, tsign, ta, tb,
+                                              want_coefs=True)
+        lb = _widen_lower(lb.numpy())
+        lb[empty] = np.inf
+        alpha = torch.cat(ta, -1).numpy()
+        beta = torch.cat(tb, -1).numpy()
+        open_ = lb.max(axis=1) <= self.tol
+        choice = self._choose(coefs, lo, hi, open_, (signs, lo, hi, alpha, beta))
+        out = _Batch(signs, _down32(lo), _up32(hi), alpha.astype(np.float32),
+                     beta.astype(np.float32), lb, choice)
+        out.found = self._candidates(a.numpy()[open_])
+        return out
+
+    def _refresh(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """CROWN bounds of every hidden layer after the first, per domain, through the
+        domain's own (clipped) bounds below it; intersected with the given ones."""
+        import torch
+
+        lo, hi = lo.copy(), hi.copy()
+        t = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
+        width = max(self.ch.hidden)
+        for k in range(1, len(self.ch.hidden)):
+            first, last = self.offsets[k], self.offsets[k + 1]
+            rows = np.flatnonzero(((lo[:, first:last] < 0) & (hi[:, first:last] > 0)).any(0))
+            if rows.size == 0:
+                continue
+            w, b = self.ch.weights[k][rows], self.ch.biases[k][rows]
+            obj = (t(np.concatenate([w, -w])), t(np.concatenate([b, -b])))
+            chunk = max(1, REFRESH_ENTRIES // (2 * rows.size * width))
+            for s in range(0, lo.shape[0], chunk):
+                part = slice(s, s + chunk)
+                tlo, thi = self._layers(t(lo[part]))[:k], self._layers(t(hi[part]))[:k]
+                alpha = [(h > -l).to(l.dtype).unsqueeze(1) for l, h in zip(tlo, thi)]
+                with torch.no_grad():
+                    lb, _, _ = self.bounder.bound(*obj, tlo, thi, None, alpha, None)
+                lb = lb.numpy()
+                cols = first + rows
+                lo[part, cols] = np.maximum(lo[part, cols], _widen_lower(lb[:, :rows.size]))
+                hi[part, cols] = np.minimum(hi[part, cols], -_widen_lower(lb[:, rows.size:]))
+        return lo, hi
+
+    def _layers3(self, flat):
+        return [flat[..., a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+    def _choose(self, coefs: list, lo: np.ndarray, hi: np.ndarray, open_: np.ndarray,
+                params: tuple) -> np.ndarray:
+        """The neuron to split next in each open domain (-1: none left, or refuted).
+
+        Candidates are the ``branch_candidates`` unstable neurons with the largest BaBSR
+        intercept score (``|negative coefficient| * -u l / (u - l)``; the coefficient size
+        times ``min(u, -l)`` when no intercept scores); each is tried by bounding both
+        children with the domain's parameters, and the candidate whose better child bound
+        is highest wins (filtered smart branching).
+        """
+        n = lo.shape[0]
+        choice = np.full(n, -1, dtype=np.int64)
+        unstable = (lo < 0) & (hi > 0)
+        rows = np.flatnonzero(open_ & unstable.any(axis=1))
+        if rows.size == 0:
+            return choice
+        lo, hi, unstable = lo[rows], hi[rows], unstable[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            intercept = np.where(unstable, -hi * lo / (hi - lo), 0.0)
+        coef = np.concatenate([np.broadcast_to(c.numpy(), (n,) + c.shape[1:])[rows]
+                               for c in coefs], axis=-1)  # (n_open, R, total)
+        score = (np.maximum(-coef, 0.0) * intercept[:, None, :]).sum(axis=1)
+        backup = np.abs(coef).sum(axis=1) * np.minimum(hi, -lo)
+        score = np.where(score > 0, score + backup.max(), backup)  # intercepts rank first
+        score = np.where(unstable, score, -1.0)
+        k = min(self.options.branch_candidates, score.shape[1])
+        top = np.argsort(-score, axis=1)[:, :k]
+        valid = np.take_along_axis(score, top, axis=1) >= 0
+        choice[rows] = top[:, 0]
+        if k > 1:
+            gain = self._try_splits(rows, top, params)
+            gain = np.where(valid, gain, -np.inf)
+            choice[rows] = top[np.arange(rows.size), np.argmax(gain, axis=1)]
+        return choice
+
+    def _try_splits(self, rows: np.ndarray, top: np.ndarray, params: tuple) -> np.ndarray:
+        """``(n_open, k)``: the better child bound of splitting each candidate, bounded
+        once with the parent's parameters (no optimisation)."""
+        signs, lo, hi, alpha, beta = params
+        n, k = top.shape
+        sel = np.repeat(rows, 2 * k)
+        idx = np.repeat(top.ravel(), 2)
+        s, lo, hi, b = _children(signs[sel], lo[sel], hi[sel], beta[sel], idx)
+        lb = self._bound_once(s, lo, hi, alpha[sel], b)
+        return lb.max(axis=1).reshape(n, k, 2).max(axis=2)
+
+    def _bound_once(self, signs: np.ndarray, lo, hi, alpha, beta) -> np.ndarray:
+        import torch
+
+        t = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
+        with torch.no_grad():
+            lb, _, _ = self.bounder.bound(*self.obj, self._layers(t(lo)), self._layers(t(hi)),
+                                          self._layers(t(signs)), self._layers3(t(alpha)),
+                                          self._layers3(t(beta)))
+        return lb.numpy()
+
+    def _candidates(self, a: np.ndarray):
+        """The input vertices minimising each bound; replays the best violating ones."""
+        x = np.where(a >= 0, self.bounder.x_lo.numpy(), self.bounder.x_hi.numpy())
+        x = x.reshape(-1, x.shape[-1])
+        margins = self.ch.forward(x)[:, self.rows].min(axis=1)
+        self.stats["vertices"] = self.stats.get("vertices", 0) + len(x)
+        for i in np.argsort(-margins)[:self.options.checks]:
+            if margins[i] < 0.0:
+                break
+            found = self.check(x[i])
+            if found is not None:
+                return found
+        return None
+
+
+def _children(signs, lo, hi, beta, idx):
+    """Rows in pairs: even rows decide neuron ``idx`` active, odd rows inactive (the
+    bounds clipped at 0, the new decision's multiplier reset). Modifies its arguments."""
+    both = np.arange(len(idx))
+    active = both % 2 == 0
+    signs[both, idx] = np.where(active, 1, -1)
+    lo[both, idx] = np.where(active, np.maximum(lo[both, idx], 0.0), lo[both, idx])
+    hi[both, idx] = np.where(active, hi[both, idx], np.minimum(hi[both, idx], 0.0))
+    beta[both, :, idx] = 0.0
+    return signs, lo, hi, beta
+
+
+def _down32(v: np.ndarray) -> np.ndarray:
+    """float32 values not above ``v`` (stored bounds stay valid)."""
+    out = v.astype(np.float32)
+    return np.where(out > v, np.nextafter(out, np.float32(-np.inf)), out)
+
+
+def _up32(v: np.ndarray) -> np.ndarray:
+    out = v.astype(np.float32)
+    return np.where(out < v, np.nextafter(out, np.float32(np.inf)), out)
+
+
+def branch_and_bound(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
+                     pre_hi: list, rows, *, tol: float, check: Callable[[np.ndarray], object],
+                     options: ReluSplitOptions = ReluSplitOptions(),
+                     deadline: float | None = None) -> Outcome:
+    """Decide one violation case, ``m_r >= 0`` for every output row ``r`` in ``rows`` of
+    ``ch`` (the atom margins), on the box ``[lower, upper]`` by splitting ReLUs.
+
+    ``pre_lo``/``pre_hi``: valid bounds of every hidden layer's pre-activations on the box
+    (tighten them first with :func:`tighten`; the search never changes them).
+    ``check(x)`` returns the caller's counterexample when the flat input ``x`` violates the
+    property on the real network (after replay), else None. Returns an
+    :class:`~robustc.compiler.input_split.Outcome`: ``proved`` when every domain is refuted
+    with tolerance ``tol``; ``found``; ``unknown`` at the deadline, past ``max_domains`` or
+    when a domain has every phase decided but is not refuted.
+    """
+    start = time.perf_counter()
+    rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+    stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0}
+    root_lo, root_hi = np.concatenate(pre_lo), np.concatenate(pre_hi)
+    stats["root_unstable"] = int(((root_lo < 0) & (root_hi > 0)).sum())
+    search = _Search(ch, _Bounder(ch, lower, upper), rows, root_lo, root_hi, tol, check,
+                     options, deadline, stats)
+    import torch
+
+    alpha0 = torch.cat(_initial_alpha([torch.as_tensor(root_lo)[None]],
+                                      [torch.as_tensor(root_hi)[None]], rows.size), -1)
+    alpha0 = alpha0.numpy().astype(np.float32)
+    signs0 = np.zeros((1, root_lo.size), np.int8)
+    batch = search.bound(signs0, root_lo[None], root_hi[None], alpha0, np.zeros_like(alpha0),
+                         options.root_iterations or 1)
+    stats["domains"] = 1
+    stats["root_bound"] = float(batch.lb.max())
+    counter = itertools.count()
+    heap: list = []
+    undecided = False
+
+    def take(b: _Batch, depth: np.ndarray) -> Outcome | None:
+        nonlocal undecided
+        if b.found is not None:
+            return Outcome(FOUND, witness=b.found, stats=stats)
+        best = b.lb.max(axis=1)
+        for i in range(len(best)):
+            if best[i] > tol:
+                stats["refuted"] += 1
+            elif b.choice[i] < 0:  # every phase decided, not refuted
+                stats["leaves"] += 1
+                undecided = True
+            else:
+                heapq.heappush(heap, (float(best[i]), next(counter), int(depth[i]),
+                                      int(b.choice[i]), b.signs[i], b.lo[i], b.hi[i],
+                                      b.alpha[i], b.beta[i]))
+        return None
+
+    out = take(batch, np.zeros(1, dtype=np.int64))
+    while out is None and heap:
+        if deadline is not None and time.perf_counter() > deadline:
+            out = Outcome(UNKNOWN, "time limit reached while splitting ReLUs", stats=stats)
+            break
+        if len(heap) > options.max_domains:
+            out = Outcome(UNKNOWN, f"more than {options.max_domains} open ReLU domains",
+                          stats=stats)
+            break
+        parents = [heapq.heappop(heap) for _ in range(min(options.batch, len(heap)))]
+        depth = np.repeat([p[2] + 1 for p in parents], 2)
+        idx = np.repeat([p[3] for p in parents], 2)
+        signs, lo, hi, alpha, beta = (np.repeat(np.stack([p[i] for p in parents]), 2, axis=0)
+                                      for i in range(4, 9))
+        signs, lo, hi, beta = _children(signs, lo.astype(np.float64), hi.astype(np.float64),
+                                        beta, idx)
+        stats["rounds"] += 1
+        stats["domains"] += len(idx)
+        stats["max_depth"] = max(stats["max_depth"], int(depth.max()))
+        out = take(search.bound(signs, lo, hi, alpha, beta, options.iterations), depth)
+    stats["s"] = time.perf_counter() - start
+    if out is not None:
+        out.stats = stats
+        return out
+    if undecided:
+        return Outcome(UNKNOWN, "a ReLU domain with every phase decided was not refuted",
+                       stats=stats)
+    return Outcome(PROVED, stats=stats)
+
+
+__all__ = ["ReluSplitOptions", "Chain", "chain", "tighten", "branch_and_bound"]

@@ -1,0 +1,81 @@
+"""The ReLU-split hook of :func:`robustc.verify.verify`.
+
+:func:`decide_by_relu_split` runs :func:`robustc.compiler.relu_split.branch_and_bound` on
+each violation case of one box when the network is a chain of affine layers and ReLUs and
+many ReLUs are unstable (MNIST-FC: 784 inputs, hundreds of unstable ReLUs, where one MILP
+per case does not finish). Candidate points are replayed on onnxruntime before they count;
+a case the search leaves undecided for a reason other than the time limit goes to the
+pipeline's MILP (:func:`robustc.verify._decide_case`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from robustc.backends.milp.encode import MARGIN_TOL
+from robustc.compiler.input_split import FOUND, PROVED, case_atoms, margin_graph
+from robustc.compiler.relu_split import branch_and_bound, chain, tighten
+from robustc.ir.property import Box, Linear
+from robustc.verify import NOT_ROBUST, Counterexample, Result, _decide_case, _Run
+
+
+def decide_by_relu_split(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
+    """Decide ``cases`` on ``box`` by ReLU splitting; None when it does not apply (the
+    graph is not a chain, or a case has a top-k atom), else a final :class:`Result` or
+    ``np.inf`` when every case is proved."""
+    options = run.options.relu_split
+    if any(not isinstance(a, Linear) for case in cases for a in case):
+        return None
+    atoms = case_atoms(cases)
+    ch = chain(margin_graph(run.graph, atoms))
+    if ch is None:
+        return None
+    column = {id(a): i for i, a in enumerate(atoms)}
+    pre_lo = [bounds.lower[name].ravel() for name in ch.pre]
+    pre_hi = [bounds.upper[name].ravel() for name in ch.pre]
+    lower, upper = box.lower.ravel(), box.upper.ravel()
+    if options.root_iterations > 0:
+        run.say("tightening the hidden layers' bounds (alpha-CROWN)")
+        start = time.perf_counter()
+        pre_lo, pre_hi = tighten(ch, lower, upper, pre_lo, pre_hi, options.root_iterations,
+                                 options, run.deadline)
+        run.stats["relu_split_tighten_s"] = time.perf_counter() - start
+        run.stats["relu_split_unstable"] = int(sum(((lo < 0) & (hi > 0)).sum()
+                                                   for lo, hi in zip(pre_lo, pre_hi)))
+    for i, case in enumerate(cases):
+        run.say(f"splitting ReLUs, case {i + 1}/{len(cases)}")
+        rows = [column[id(a)] for a in case]
+        start = time.perf_counter()
+        out = branch_and_bound(ch, lower, upper, pre_lo, pre_hi, rows, tol=MARGIN_TOL,
+                               check=lambda x: _check(run, box, x), options=options,
+                               deadline=run.deadline)
+        out.stats["s"] = time.perf_counter() - start
+        for key, value in out.stats.items():
+            if isinstance(value, int | float) and key != "root_bound":
+                run.stats[f"relu_split_{key}"] = run.stats.get(f"relu_split_{key}", 0) + value
+        if out.status == FOUND:
+            return out.witness
+        if out.status == PROVED:
+            continue
+        if run.deadline is not None and time.perf_counter() >= run.deadline:
+            return run.result("unknown", out.reason)
+        run.say(f"ReLU splitting left case {i + 1} open ({out.reason}); deciding it by MILP")
+        verdict = _decide_case(run, box, bounds, case)
+        if isinstance(verdict, Result):
+            return verdict
+    return np.inf
+
+
+def _check(run: _Run, box: Box, x: np.ndarray) -> Result | None:
+    """A not-robust result when onnxruntime confirms that ``x`` violates the property."""
+    from robustc.runtime.replay import replay
+
+    x = x.reshape(box.lower.shape)
+    rep = replay(run.problem.onnx_paths, x, box, run.problem.prop.condition)
+    if not rep.violated:
+        return None
+    cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, "ReLU split")
+    return run.result(NOT_ROBUST, "found at a vertex of the ReLU-split search", cex,
+                      rep.margin)
