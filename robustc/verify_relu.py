@@ -10,6 +10,7 @@ pipeline's MILP (:func:`robustc.verify._decide_case`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -24,7 +25,15 @@ from robustc.verify import NOT_ROBUST, Counterexample, Result, _decide_case, _Ru
 def decide_by_relu_split(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
     """Decide ``cases`` on ``box`` by ReLU splitting; None when it does not apply (the
     graph is not a chain, or a case has a top-k atom), else a final :class:`Result` or
-    ``np.inf`` when every case is proved."""
+    ``np.inf`` when every case is proved. PyTorch and BLAS keep to ``threads``."""
+    from robustc.runtime.torch_module import torch_threads
+    from robustc.verify_split import _blas_threads
+
+    with torch_threads(run.options.threads), _blas_threads(run.options.threads):
+        return _decide(run, box, bounds, cases)
+
+
+def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
     options = run.options.relu_split
     if any(not isinstance(a, Linear) for case in cases for a in case):
         return None
@@ -43,7 +52,8 @@ def decide_by_relu_split(run: _Run, box: Box, bounds, cases: list) -> Result | f
                                  options, run.deadline)
         run.stats["relu_split_tighten_s"] = time.perf_counter() - start
         run.stats["relu_split_unstable"] = int(sum(((lo < 0) & (hi > 0)).sum()
-                                                   for lo, hi in zip(pre_lo, pre_hi)))
+                                                   for lo, hi in zip(pre_lo, pre_hi, strict=True)))
+    tight = _with_bounds(bounds, ch.pre, pre_lo, pre_hi)
     for i, case in enumerate(cases):
         run.say(f"splitting ReLUs, case {i + 1}/{len(cases)}")
         rows = [column[id(a)] for a in case]
@@ -62,10 +72,19 @@ def decide_by_relu_split(run: _Run, box: Box, bounds, cases: list) -> Result | f
         if run.deadline is not None and time.perf_counter() >= run.deadline:
             return run.result("unknown", out.reason)
         run.say(f"ReLU splitting left case {i + 1} open ({out.reason}); deciding it by MILP")
-        verdict = _decide_case(run, box, bounds, case)
+        verdict = _decide_case(run, box, tight, case)
         if isinstance(verdict, Result):
             return verdict
     return np.inf
+
+
+def _with_bounds(bounds, names: list, lower: list, upper: list):
+    """``bounds`` with the pre-activation bounds of ``names`` replaced (tighter ones)."""
+    lo, hi = dict(bounds.lower), dict(bounds.upper)
+    for name, l, h in zip(names, lower, upper, strict=True):
+        lo[name] = np.maximum(lo[name], l.reshape(lo[name].shape))
+        hi[name] = np.minimum(hi[name], h.reshape(hi[name].shape))
+    return dataclasses.replace(bounds, lower=lo, upper=hi)
 
 
 def _check(run: _Run, box: Box, x: np.ndarray) -> Result | None:

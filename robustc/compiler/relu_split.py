@@ -47,7 +47,6 @@ from robustc.compiler.bounds import _prepare, widen
 from robustc.compiler.input_split import FOUND, PROVED, UNKNOWN, Outcome
 from robustc.ir import Graph, Input, Relu
 
-
 #: Coefficient entries per chunk of the per-domain bound refresh (memory cap).
 REFRESH_ENTRIES = 1 << 22
 
@@ -105,7 +104,7 @@ def chain(graph: Graph) -> Chain | None:
     n = nodes[0].size
     mat, off = np.eye(n), np.zeros(n)
     weights, biases, pre = [], [], []
-    for prev, node in zip(nodes, nodes[1:]):
+    for prev, node in zip(nodes, nodes[1:], strict=False):
         if tuple(node.inputs) != (prev.name,):
             return None
         if isinstance(node, Relu):
@@ -214,9 +213,9 @@ def _adam(bounder: _Bounder, obj, lo, hi, signs, alpha, beta, steps: int,
                 improved = lb > best
                 best = torch.where(improved, lb, best)
             mask = improved.unsqueeze(-1)
-            best_alpha = [torch.where(mask, p, q) for p, q in zip(alpha, best_alpha)]
+            best_alpha = [torch.where(mask, p, q) for p, q in zip(alpha, best_alpha, strict=True)]
             if beta is not None:
-                best_beta = [torch.where(mask, p, q) for p, q in zip(beta, best_beta)]
+                best_beta = [torch.where(mask, p, q) for p, q in zip(beta, best_beta, strict=True)]
         if deadline is not None and time.perf_counter() > deadline:
             break
         opt.zero_grad()
@@ -233,7 +232,7 @@ def _adam(bounder: _Bounder, obj, lo, hi, signs, alpha, beta, steps: int,
 def _initial_alpha(lo, hi, rows: int) -> list:
     """CROWN's adaptive lower slope: 1 where ``u > -l``, else 0, for every row."""
     return [(h > -l).to(l.dtype).unsqueeze(1).expand(-1, rows, -1).clone()
-            for l, h in zip(lo, hi)]
+            for l, h in zip(lo, hi, strict=True)]
 
 
 def tighten(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_hi: list,
@@ -311,17 +310,20 @@ class _Search:
         self.obj = (torch.as_tensor(-w), torch.as_tensor(-b))
 
     def _layers(self, flat):
-        return [flat[:, a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        return [flat[:, a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
 
     def bound(self, signs: np.ndarray, lo: np.ndarray, hi: np.ndarray, alpha: np.ndarray,
-              beta: np.ndarray, steps: int) -> _Batch:
+              beta: np.ndarray, steps: int, split: np.ndarray | None = None) -> _Batch:
         """Bound domains (decisions ``signs``, hidden bounds ``lo``/``hi`` with the
-        decisions clipped in): refresh the hidden bounds, optimise, choose the next split
-        and try the minimising vertices."""
+        decisions clipped in; ``split``: the flat neuron each was just split on, None at
+        the root): refresh the hidden bounds above the split, optimise, choose the next
+        split and try the minimising vertices."""
         import torch
 
         if self.options.refresh:
-            lo, hi = self._refresh(lo, hi)
+            layer = (np.zeros(len(lo), dtype=np.int64) if split is None else
+                     np.searchsorted(self.offsets, split, side="right") - 1)
+            lo, hi = self._refresh(lo, hi, layer)
         empty = (lo > hi).any(axis=1)  # valid bounds that cross: no input in the domain
         lo, hi = np.where(empty[:, None], np.minimum(lo, hi), lo), np.maximum(lo, hi)
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
@@ -345,8 +347,10 @@ class _Search:
         out.found = self._candidates(a.numpy()[open_])
         return out
 
-    def _refresh(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """CROWN bounds of every hidden layer after the first, per domain, through the
+    def _refresh(self, lo: np.ndarray, hi: np.ndarray, layer: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """CROWN bounds, per domain, of every hidden layer above ``layer`` (the layer of
+        the domain's newest decision; layers at or below it cannot change) through the
         domain's own (clipped) bounds below it; intersected with the given ones."""
         import torch
 
@@ -354,27 +358,34 @@ class _Search:
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
         width = max(self.ch.hidden)
         for k in range(1, len(self.ch.hidden)):
+            if self._late():
+                break  # the bounds so far are valid, only less tight
             first, last = self.offsets[k], self.offsets[k + 1]
-            rows = np.flatnonzero(((lo[:, first:last] < 0) & (hi[:, first:last] > 0)).any(0))
+            doms = np.flatnonzero(layer < k)
+            rows = np.flatnonzero(((lo[doms, first:last] < 0) &
+                                   (hi[doms, first:last] > 0)).any(0))
             if rows.size == 0:
                 continue
             w, b = self.ch.weights[k][rows], self.ch.biases[k][rows]
             obj = (t(np.concatenate([w, -w])), t(np.concatenate([b, -b])))
             chunk = max(1, REFRESH_ENTRIES // (2 * rows.size * width))
-            for s in range(0, lo.shape[0], chunk):
-                part = slice(s, s + chunk)
+            for s in range(0, doms.size, chunk):
+                part = doms[s:s + chunk]
                 tlo, thi = self._layers(t(lo[part]))[:k], self._layers(t(hi[part]))[:k]
-                alpha = [(h > -l).to(l.dtype).unsqueeze(1) for l, h in zip(tlo, thi)]
+                alpha = [(h > -l).to(l.dtype).unsqueeze(1) for l, h in zip(tlo, thi, strict=True)]
                 with torch.no_grad():
                     lb, _, _ = self.bounder.bound(*obj, tlo, thi, None, alpha, None)
                 lb = lb.numpy()
-                cols = first + rows
-                lo[part, cols] = np.maximum(lo[part, cols], _widen_lower(lb[:, :rows.size]))
-                hi[part, cols] = np.minimum(hi[part, cols], -_widen_lower(lb[:, rows.size:]))
+                cols = np.ix_(part, first + rows)
+                lo[cols] = np.maximum(lo[cols], _widen_lower(lb[:, :rows.size]))
+                hi[cols] = np.minimum(hi[cols], -_widen_lower(lb[:, rows.size:]))
         return lo, hi
 
+    def _late(self) -> bool:
+        return self.deadline is not None and time.perf_counter() > self.deadline
+
     def _layers3(self, flat):
-        return [flat[..., a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        return [flat[..., a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
 
     def _choose(self, coefs: list, lo: np.ndarray, hi: np.ndarray, open_: np.ndarray,
                 params: tuple) -> np.ndarray:
@@ -405,7 +416,7 @@ class _Search:
         top = np.argsort(-score, axis=1)[:, :k]
         valid = np.take_along_axis(score, top, axis=1) >= 0
         choice[rows] = top[:, 0]
-        if k > 1:
+        if k > 1 and not self._late():
             gain = self._try_splits(rows, top, params)
             gain = np.where(valid, gain, -np.inf)
             choice[rows] = top[np.arange(rows.size), np.argmax(gain, axis=1)]
@@ -542,7 +553,7 @@ def branch_and_bound(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: li
         stats["rounds"] += 1
         stats["domains"] += len(idx)
         stats["max_depth"] = max(stats["max_depth"], int(depth.max()))
-        out = take(search.bound(signs, lo, hi, alpha, beta, options.iterations), depth)
+        out = take(search.bound(signs, lo, hi, alpha, beta, options.iterations, idx), depth)
     stats["s"] = time.perf_counter() - start
     if out is not None:
         out.stats = stats

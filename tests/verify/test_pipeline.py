@@ -145,7 +145,8 @@ def test_node_limit_is_deterministic_and_never_a_proof():
     cond = AtLeast(tuple(output_gt(5, j, c) for j in range(5) if j != c), 4)
     box = Box(np.maximum(x0 - 0.05, -0.5), np.minimum(x0 + 0.05, 0.5))
     problem = _problem(graph, path, box, cond)
-    runs = [verify(problem, VerifyOptions(attack=False, node_limit=1, threads=1, split=None))
+    runs = [verify(problem, VerifyOptions(attack=False, node_limit=1, threads=1, split=None,
+                                          relu_split=None))
             for _ in range(2)]
     assert [r.verdict for r in runs] == [UNKNOWN, UNKNOWN]
     full = verify(problem, VerifyOptions(attack=False, threads=1, split=None))
