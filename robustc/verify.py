@@ -8,7 +8,9 @@ For each input box of the property:
 3. *decide*: the violation (the negated condition) is split into cases (its disjunctive
    normal form: "label set unchanged" becomes one small case per label); each case is one
    MILP, decided with early stopping (the first counterexample or the proof ends it), in
-   order, stopping at the first violation.
+   order, stopping at the first violation. Boxes with few free inputs and many unstable
+   ReLUs are split on the input instead (:mod:`robustc.verify_split`), chains of affine
+   layers and ReLUs with many unstable ReLUs on ReLU phases (:mod:`robustc.verify_relu`).
 
 Every counterexample is replayed on the original ONNX model with onnxruntime before it is
 reported; a solver witness whose replay does not violate the property yields ``unknown``

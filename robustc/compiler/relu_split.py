@@ -55,7 +55,7 @@ REFRESH_ENTRIES = 1 << 22
 class ReluSplitOptions:
     """How the ReLU branch and bound runs (see the module docstring)."""
 
-    min_unstable: int = 20      # verify uses it only for boxes with more unstable ReLUs
+    min_unstable: int = 40      # verify uses it only for boxes with more unstable ReLUs
     batch: int = 128            # domains split per round (2 * batch children bounded at once)
     iterations: int = 20        # Adam steps on alpha and beta per round
     root_iterations: int = 60   # alpha-CROWN steps per hidden layer at the root (0: none)
