@@ -294,8 +294,6 @@ class _Search:
     ch: Chain
     bounder: _Bounder
     rows: np.ndarray
-    root_lo: np.ndarray
-    root_hi: np.ndarray
     tol: float
     check: Callable[[np.ndarray], object]
     options: ReluSplitOptions
@@ -501,7 +499,7 @@ def branch_and_bound(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: li
     stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0}
     root_lo, root_hi = np.concatenate(pre_lo), np.concatenate(pre_hi)
     stats["root_unstable"] = int(((root_lo < 0) & (root_hi > 0)).sum())
-    search = _Search(ch, _Bounder(ch, lower, upper), rows, root_lo, root_hi, tol, check,
+    search = _Search(ch, _Bounder(ch, lower, upper), rows, tol, check,
                      options, deadline, stats)
     import torch
 
