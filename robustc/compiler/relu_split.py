@@ -149,12 +149,11 @@ class _Bounder:
         import torch
 
         self.torch = torch
-        as64 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
-        self.W = [as64(w) for w in ch.weights]
-        self.b = [as64(b) for b in ch.biases]
+        self.W = [_f64(w) for w in ch.weights]
+        self.b = [_f64(b) for b in ch.biases]
         lo, hi = np.asarray(lower, np.float64).ravel(), np.asarray(upper, np.float64).ravel()
-        self.center, self.radius = as64(0.5 * (lo + hi)), as64(0.5 * (hi - lo))
-        self.x_lo, self.x_hi = as64(lo), as64(hi)
+        self.center, self.radius = _f64(0.5 * (lo + hi)), _f64(0.5 * (hi - lo))
+        self.x_lo, self.x_hi = _f64(lo), _f64(hi)
 
     def bound(self, obj_w, obj_b, lo: list, hi: list, signs: list | None, alpha: list,
               beta: list | None, want_coefs: bool = False):
@@ -266,6 +265,13 @@ def tighten(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_h
     return lo, hi
 
 
+def _f64(a):
+    """A float64 (contiguous) torch tensor of ``a``."""
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))
+
+
 def _widen_lower(v: np.ndarray) -> np.ndarray:
     """A lower bound moved down by the pipeline's widening (absorbs float64 rounding)."""
     return widen(v, v)[0]
@@ -324,11 +330,10 @@ class _Search:
             lo, hi = self._refresh(lo, hi, layer)
         empty = (lo > hi).any(axis=1)  # valid bounds that cross: no input in the domain
         lo, hi = np.where(empty[:, None], np.minimum(lo, hi), lo), np.maximum(lo, hi)
-        t = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
-        tlo, thi = self._layers(t(lo)), self._layers(t(hi))
-        tsign = self._layers(t(signs))
-        ta = [p.clone() for p in self._layers3(t(alpha))]
-        tb = [p.clone() for p in self._layers3(t(beta))]
+        tlo, thi = self._layers(_f64(lo)), self._layers(_f64(hi))
+        tsign = self._layers(_f64(signs))
+        ta = [p.clone() for p in self._layers3(_f64(alpha))]
+        tb = [p.clone() for p in self._layers3(_f64(beta))]
         ta, tb = _adam(self.bounder, self.obj, tlo, thi, tsign, ta, tb, steps, self.options,
                        self.deadline)
         with torch.no_grad():
@@ -353,7 +358,6 @@ class _Search:
         import torch
 
         lo, hi = lo.copy(), hi.copy()
-        t = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
         width = max(self.ch.hidden)
         for k in range(1, len(self.ch.hidden)):
             if self._late():
@@ -365,11 +369,11 @@ class _Search:
             if rows.size == 0:
                 continue
             w, b = self.ch.weights[k][rows], self.ch.biases[k][rows]
-            obj = (t(np.concatenate([w, -w])), t(np.concatenate([b, -b])))
+            obj = (_f64(np.concatenate([w, -w])), _f64(np.concatenate([b, -b])))
             chunk = max(1, REFRESH_ENTRIES // (2 * rows.size * width))
             for s in range(0, doms.size, chunk):
                 part = doms[s:s + chunk]
-                tlo, thi = self._layers(t(lo[part]))[:k], self._layers(t(hi[part]))[:k]
+                tlo, thi = self._layers(_f64(lo[part]))[:k], self._layers(_f64(hi[part]))[:k]
                 alpha = [(h > -l).to(l.dtype).unsqueeze(1) for l, h in zip(tlo, thi, strict=True)]
                 with torch.no_grad():
                     lb, _, _ = self.bounder.bound(*obj, tlo, thi, None, alpha, None)
@@ -434,11 +438,10 @@ class _Search:
     def _bound_once(self, signs: np.ndarray, lo, hi, alpha, beta) -> np.ndarray:
         import torch
 
-        t = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
         with torch.no_grad():
-            lb, _, _ = self.bounder.bound(*self.obj, self._layers(t(lo)), self._layers(t(hi)),
-                                          self._layers(t(signs)), self._layers3(t(alpha)),
-                                          self._layers3(t(beta)))
+            lb, _, _ = self.bounder.bound(*self.obj, self._layers(_f64(lo)), self._layers(_f64(hi)),
+                                          self._layers(_f64(signs)), self._layers3(_f64(alpha)),
+                                          self._layers3(_f64(beta)))
         return lb.numpy()
 
     def _candidates(self, a: np.ndarray):
