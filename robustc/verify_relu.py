@@ -1,9 +1,9 @@
 """The ReLU-split hook of :func:`robustc.verify.verify`.
 
-:func:`decide_by_relu_split` runs :func:`robustc.compiler.relu_split.branch_and_bound` on
-each violation case of one box when the network is a chain of affine layers and ReLUs and
-many ReLUs are unstable (MNIST-FC: 784 inputs, hundreds of unstable ReLUs, where one MILP
-per case does not finish). Candidate points are replayed on onnxruntime before they count;
+:func:`decide_by_relu_split` runs :func:`robustc.compiler.relu_split.decide_cases` on
+the violation cases of one box (one search per case, the searches taking turns) when the
+network is a chain of affine layers and ReLUs and many ReLUs are unstable (MNIST-FC: 784
+inputs, hundreds of unstable ReLUs, where one MILP per case does not finish). Candidate points are replayed on onnxruntime before they count;
 a case the search leaves undecided for a reason other than the time limit goes to the
 pipeline's MILP (:func:`robustc.verify._decide_case`).
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 from robustc.backends.milp.encode import MARGIN_TOL
 from robustc.compiler.input_split import FOUND, PROVED, case_atoms, margin_graph
-from robustc.compiler.relu_split import branch_and_bound, chain, tighten
+from robustc.compiler.relu_split import chain, decide_cases, tighten
 from robustc.ir.property import Box, Linear
 from robustc.verify import NOT_ROBUST, Counterexample, Result, _decide_case, _Run
 
@@ -54,19 +54,19 @@ def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
         run.stats["relu_split_unstable"] = int(sum(((lo < 0) & (hi > 0)).sum()
                                                    for lo, hi in zip(pre_lo, pre_hi, strict=True)))
     tight = _with_bounds(bounds, ch.pre, pre_lo, pre_hi)
-    for i, case in enumerate(cases):
-        run.say(f"splitting ReLUs, case {i + 1}/{len(cases)}")
-        rows = [column[id(a)] for a in case]
-        start = time.perf_counter()
-        out = branch_and_bound(ch, lower, upper, pre_lo, pre_hi, rows, tol=MARGIN_TOL,
-                               check=lambda x: _check(run, box, x), options=options,
-                               deadline=run.deadline)
-        out.stats["s"] = time.perf_counter() - start
+    run.say(f"splitting ReLUs, {len(cases)} case(s) taking turns")
+    outs = decide_cases(ch, lower, upper, pre_lo, pre_hi,
+                        [[column[id(a)] for a in case] for case in cases], tol=MARGIN_TOL,
+                        check=lambda x: _check(run, box, x), options=options,
+                        deadline=run.deadline)
+    for out in outs:
         for key, value in out.stats.items():
             if isinstance(value, int | float) and key != "root_bound":
                 run.stats[f"relu_split_{key}"] = run.stats.get(f"relu_split_{key}", 0) + value
+    for out in outs:
         if out.status == FOUND:
             return out.witness
+    for i, (case, out) in enumerate(zip(cases, outs, strict=True)):
         if out.status == PROVED:
             continue
         if run.deadline is not None and time.perf_counter() >= run.deadline:

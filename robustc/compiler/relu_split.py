@@ -172,14 +172,17 @@ class _Bounder:
         for k in reversed(range(len(lo))):
             if want_coefs:
                 coefs[k] = a
+            # Slopes per domain and neuron ((B, 1, n_k)), shared by the rows; only the
+            # lower slope of an unstable neuron (alpha) is per row.
             l, u = lo[k].unsqueeze(1), hi[k].unsqueeze(1)
             unstable = (l < 0) & (u > 0)
-            slope = torch.where(unstable, u / torch.where(unstable, u - l, 1.0), 0.0)
-            pos = a >= 0
-            lower_slope = torch.where(unstable, alpha[k], (l >= 0).to(a.dtype))
-            c = torch.where(pos, a * lower_slope,
-                            torch.where(unstable, a * slope, a * (l >= 0).to(a.dtype)))
-            const = const + torch.where(unstable & ~pos, -a * slope * l, 0.0).sum(-1)
+            active = (l >= 0).to(a.dtype)
+            chord = torch.where(unstable, u / torch.where(unstable, u - l, 1.0), 0.0)
+            upper_slope = chord + active
+            lower_slope = torch.where(unstable, alpha[k], active)
+            neg = a.clamp(max=0.0)
+            c = (a - neg) * lower_slope + neg * upper_slope
+            const = const - (neg * (chord * l)).sum(-1)
             if beta is not None:
                 c = c - beta[k] * signs[k].unsqueeze(1)
             const = const + c @ self.b[k]
@@ -482,69 +485,69 @@ def _up32(v: np.ndarray) -> np.ndarray:
     return np.where(out < v, np.nextafter(out, np.float32(np.inf)), out)
 
 
-def branch_and_bound(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
-                     pre_hi: list, rows, *, tol: float, check: Callable[[np.ndarray], object],
-                     options: ReluSplitOptions = ReluSplitOptions(),
-                     deadline: float | None = None) -> Outcome:
-    """Decide one violation case, ``m_r >= 0`` for every output row ``r`` in ``rows`` of
-    ``ch`` (the atom margins), on the box ``[lower, upper]`` by splitting ReLUs.
+class _Tree:
+    """The open domains of one violation case and how its search stands."""
 
-    ``pre_lo``/``pre_hi``: valid bounds of every hidden layer's pre-activations on the box
-    (tighten them first with :func:`tighten`; the search never changes them).
-    ``check(x)`` returns the caller's counterexample when the flat input ``x`` violates the
-    property on the real network (after replay), else None. Returns an
-    :class:`~robustc.compiler.input_split.Outcome`: ``proved`` when every domain is refuted
-    with tolerance ``tol``; ``found``; ``unknown`` at the deadline, past ``max_domains`` or
-    when a domain has every phase decided but is not refuted.
-    """
-    start = time.perf_counter()
-    rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
-    stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0}
-    root_lo, root_hi = np.concatenate(pre_lo), np.concatenate(pre_hi)
-    stats["root_unstable"] = int(((root_lo < 0) & (root_hi > 0)).sum())
-    search = _Search(ch, _Bounder(ch, lower, upper), rows, tol, check,
-                     options, deadline, stats)
-    import torch
+    def __init__(self, search: _Search, tol: float):
+        self.search, self.tol = search, tol
+        self.heap: list = []
+        self.counter = itertools.count()
+        self.undecided = False   # a domain with every phase decided was not refuted
+        self.out: Outcome | None = None
+        self.start = time.perf_counter()
+        self.spent = 0.0
 
-    alpha0 = torch.cat(_initial_alpha([torch.as_tensor(root_lo)[None]],
-                                      [torch.as_tensor(root_hi)[None]], rows.size), -1)
-    alpha0 = alpha0.numpy().astype(np.float32)
-    signs0 = np.zeros((1, root_lo.size), np.int8)
-    batch = search.bound(signs0, root_lo[None], root_hi[None], alpha0, np.zeros_like(alpha0),
-                         options.root_iterations or 1)
-    stats["domains"] = 1
-    stats["root_bound"] = float(batch.lb.max())
-    counter = itertools.count()
-    heap: list = []
-    undecided = False
+    @property
+    def stats(self) -> dict:
+        return self.search.stats
 
-    def take(b: _Batch, depth: np.ndarray) -> Outcome | None:
-        nonlocal undecided
+    def root(self, root_lo: np.ndarray, root_hi: np.ndarray) -> None:
+        import torch
+
+        search, options = self.search, self.search.options
+        t = time.perf_counter()
+        alpha0 = torch.cat(_initial_alpha([torch.as_tensor(root_lo)[None]],
+                                          [torch.as_tensor(root_hi)[None]], search.rows.size), -1)
+        alpha0 = alpha0.numpy().astype(np.float32)
+        signs0 = np.zeros((1, root_lo.size), np.int8)
+        batch = search.bound(signs0, root_lo[None], root_hi[None], alpha0,
+                             np.zeros_like(alpha0), options.root_iterations or 1)
+        self.stats["domains"] = 1
+        self.stats["root_bound"] = float(batch.lb.max())
+        self._take(batch, np.zeros(1, dtype=np.int64))
+        self._settle(t)
+
+    def _take(self, b: _Batch, depth: np.ndarray) -> None:
+        stats = self.stats
         if b.found is not None:
-            return Outcome(FOUND, witness=b.found, stats=stats)
+            self.out = Outcome(FOUND, witness=b.found, stats=stats)
+            return
         best = b.lb.max(axis=1)
         for i in range(len(best)):
-            if best[i] > tol:
+            if best[i] > self.tol:
                 stats["refuted"] += 1
             elif b.choice[i] < 0:  # every phase decided, not refuted
                 stats["leaves"] += 1
-                undecided = True
+                self.undecided = True
             else:
-                heapq.heappush(heap, (float(best[i]), next(counter), int(depth[i]),
-                                      int(b.choice[i]), b.signs[i], b.lo[i], b.hi[i],
-                                      b.alpha[i], b.beta[i]))
-        return None
+                heapq.heappush(self.heap, (float(best[i]), next(self.counter), int(depth[i]),
+                                           int(b.choice[i]), b.signs[i], b.lo[i], b.hi[i],
+                                           b.alpha[i], b.beta[i]))
 
-    out = take(batch, np.zeros(1, dtype=np.int64))
-    while out is None and heap:
-        if deadline is not None and time.perf_counter() > deadline:
-            out = Outcome(UNKNOWN, "time limit reached while splitting ReLUs", stats=stats)
-            break
-        if len(heap) > options.max_domains:
-            out = Outcome(UNKNOWN, f"more than {options.max_domains} open ReLU domains",
-                          stats=stats)
-            break
-        parents = [heapq.heappop(heap) for _ in range(min(options.batch, len(heap)))]
+    def _settle(self, t: float) -> None:
+        """Close the search when no open domain is left; book the time since ``t``."""
+        self.spent += time.perf_counter() - t
+        self.stats["s"] = self.spent
+        if self.out is None and not self.heap:
+            self.out = (Outcome(UNKNOWN, "a ReLU domain with every phase decided was not "
+                                "refuted", stats=self.stats) if self.undecided
+                        else Outcome(PROVED, stats=self.stats))
+
+    def round(self) -> None:
+        """Split the ``batch`` open domains with the lowest bounds and bound the children."""
+        t = time.perf_counter()
+        search, stats, heap = self.search, self.stats, self.heap
+        parents = [heapq.heappop(heap) for _ in range(min(search.options.batch, len(heap)))]
         depth = np.repeat([p[2] + 1 for p in parents], 2)
         idx = np.repeat([p[3] for p in parents], 2)
         signs, lo, hi, alpha, beta = (np.repeat(np.stack([p[i] for p in parents]), 2, axis=0)
@@ -554,15 +557,80 @@ def branch_and_bound(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: li
         stats["rounds"] += 1
         stats["domains"] += len(idx)
         stats["max_depth"] = max(stats["max_depth"], int(depth.max()))
-        out = take(search.bound(signs, lo, hi, alpha, beta, options.iterations, idx), depth)
-    stats["s"] = time.perf_counter() - start
-    if out is not None:
-        out.stats = stats
-        return out
-    if undecided:
-        return Outcome(UNKNOWN, "a ReLU domain with every phase decided was not refuted",
-                       stats=stats)
-    return Outcome(PROVED, stats=stats)
+        self._take(search.bound(signs, lo, hi, alpha, beta, search.options.iterations, idx),
+                   depth)
+        self._settle(t)
+
+    def stop(self, reason: str) -> None:
+        self.out = Outcome(UNKNOWN, reason, stats=self.stats)
 
 
-__all__ = ["ReluSplitOptions", "Chain", "chain", "tighten", "branch_and_bound"]
+def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
+                 pre_hi: list, cases: list, *, tol: float, check: Callable[[np.ndarray], object],
+                 options: ReluSplitOptions = ReluSplitOptions(),
+                 deadline: float | None = None) -> list[Outcome]:
+    """Decide violation cases by splitting ReLUs, one search per case, taking turns.
+
+    ``cases[i]`` lists the output rows of ``ch`` (atom margins) of case ``i``: the case
+    holds where ``m_r >= 0`` for every row ``r`` of it. ``pre_lo``/``pre_hi``: valid bounds
+    of every hidden layer's pre-activations on the box ``[lower, upper]`` (tighten them
+    first with :func:`tighten`; the search never changes them). ``check(x)`` returns the
+    caller's counterexample when the flat input ``x`` violates the property on the real
+    network (after replay), else None.
+
+    The searches take turns a round at a time, the one that has used the least time going
+    next, so a counterexample to a later case is not kept waiting by an earlier case that
+    cannot be proved in time. Returns one
+    :class:`~robustc.compiler.input_split.Outcome` per case: ``proved`` when every domain
+    of the case is refuted with tolerance ``tol``; ``found`` (and every other unfinished
+    case ``unknown``); ``unknown`` at the deadline, when the open domains of all cases
+    together pass ``max_domains``, or when a domain has every phase decided but is not
+    refuted.
+    """
+    root_lo, root_hi = np.concatenate(pre_lo), np.concatenate(pre_hi)
+    bounder = _Bounder(ch, lower, upper)
+    trees = []
+    for rows in cases:
+        stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0,
+                 "root_unstable": int(((root_lo < 0) & (root_hi > 0)).sum())}
+        rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        trees.append(_Tree(_Search(ch, bounder, rows, tol, check, options, deadline, stats), tol))
+
+    def late() -> bool:
+        return deadline is not None and time.perf_counter() > deadline
+
+    for tree in trees:
+        if late():
+            break
+        tree.root(root_lo, root_hi)
+        if tree.out is not None and tree.out.status == FOUND:
+            break
+    while not any(t.out is not None and t.out.status == FOUND for t in trees):
+        open_ = [t for t in trees if t.out is None and t.heap]
+        if not open_ or late() or sum(len(t.heap) for t in open_) > options.max_domains:
+            break
+        min(open_, key=lambda t: t.spent).round()
+    found = any(t.out is not None and t.out.status == FOUND for t in trees)
+    domains = sum(len(t.heap) for t in trees if t.out is None)
+    for tree in trees:
+        if tree.out is not None:
+            continue
+        if found:
+            tree.stop("another case has a counterexample")
+        elif late() or not tree.heap:
+            tree.stop("time limit reached while splitting ReLUs")
+        else:
+            tree.stop(f"more than {options.max_domains} open ReLU domains ({domains} in all)")
+    return [t.out for t in trees]
+
+
+def branch_and_bound(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
+                     pre_hi: list, rows, *, tol: float, check: Callable[[np.ndarray], object],
+                     options: ReluSplitOptions = ReluSplitOptions(),
+                     deadline: float | None = None) -> Outcome:
+    """:func:`decide_cases` for one case, ``m_r >= 0`` for every row ``r`` in ``rows``."""
+    return decide_cases(ch, lower, upper, pre_lo, pre_hi, [rows], tol=tol, check=check,
+                        options=options, deadline=deadline)[0]
+
+
+__all__ = ["ReluSplitOptions", "Chain", "chain", "tighten", "decide_cases", "branch_and_bound"]

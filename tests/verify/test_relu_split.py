@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from robustc.compiler.bounds import compute_bounds
-from robustc.compiler.input_split import PROVED, UNKNOWN, margin_graph
+from robustc.compiler.input_split import FOUND, PROVED, UNKNOWN, margin_graph
 from robustc.compiler.relu_split import (
     ReluSplitOptions,
     _Bounder,
     branch_and_bound,
     chain,
+    decide_cases,
     tighten,
 )
 from robustc.ir import evaluate
@@ -173,3 +174,31 @@ def test_search_splits_and_is_never_a_proof_when_cut_short(tmp_path):
         assert result.verdict == ROBUST and result.stats["queries"] > 0  # decided by MILP
         return
     pytest.fail("no random case needed splitting")
+
+
+def test_cases_take_turns(tmp_path):
+    """Two violated cases, the first one never confirmed by ``check`` (so it can neither be
+    proved nor found): the second case's counterexample is still found, and the first
+    case is stopped open because of it, not left to run to the deadline first."""
+    rng, _, graph = _net(tmp_path, 3)
+    ch = chain(margin_graph(graph, [Linear(np.array([1.0, 0.0, 0.0]), 0.0),
+                                    Linear(np.array([0.0, 1.0, 0.0]), 0.0)]))
+    lo, hi = np.full(20, -1.0), np.full(20, 1.0)
+    y = ch.forward(rng.uniform(lo, hi, (4000, 20)))
+    t0, t1 = np.quantile(y[:, 0], 0.5), np.quantile(y[:, 1], 0.9)
+    ch.biases[-1] = ch.biases[-1] - np.array([t0, t1])  # case i: y_i >= t_i, both violated
+    bounds = compute_bounds(graph, lo.reshape(1, 20), hi.reshape(1, 20), "symbolic")
+    pre = ([bounds.lower[n].ravel() for n in ch.pre], [bounds.upper[n].ravel() for n in ch.pre])
+    seen = []
+
+    def check(x):
+        seen.append(x)
+        return x if ch.forward(x[None])[0, 1] >= 0 else None
+
+    import time
+    outs = decide_cases(ch, lo, hi, *pre, [[0], [1]], tol=1e-6, check=check,
+                        options=ReluSplitOptions(root_iterations=5, iterations=5),
+                        deadline=time.perf_counter() + 120)
+    assert outs[1].status == FOUND and ch.forward(outs[1].witness[None])[0, 1] >= 0
+    assert outs[0].status == UNKNOWN and "another case" in outs[0].reason
+    assert any(ch.forward(x[None])[0, 0] >= 0 for x in seen)  # case 0 was tried too
