@@ -3,9 +3,10 @@
 :func:`decide_by_relu_split` runs :func:`robustc.compiler.relu_split.decide_cases` on
 the violation cases of one box (one search per case, the searches taking turns) when the
 network is a chain of affine layers and ReLUs and many ReLUs are unstable (MNIST-FC: 784
-inputs, hundreds of unstable ReLUs, where one MILP per case does not finish). Candidate points are replayed on onnxruntime before they count;
-a case the search leaves undecided for a reason other than the time limit goes to the
-pipeline's MILP (:func:`robustc.verify._decide_case`).
+inputs, hundreds of unstable ReLUs, where one MILP per case does not finish). Candidate
+points are replayed on onnxruntime before they count; a case the search leaves undecided
+for a reason other than the time limit goes to the pipeline's MILP
+(:func:`robustc.verify._decide_case`).
 """
 
 from __future__ import annotations
