@@ -153,6 +153,19 @@ class _Run:
                       reason, cex, margin, self.stats)
 
 
+    def confirm(self, box: Box, x: np.ndarray, source: str, reason: str) -> Result | None:
+        """A not-robust result (``reason``; counterexample ``source``) when onnxruntime
+        confirms that the candidate ``x`` in ``box`` violates the property, else None."""
+        from robustc.runtime.replay import replay
+
+        rep = replay(self.problem.onnx_paths, np.reshape(x, box.lower.shape), box,
+                     self.problem.prop.condition)
+        if not rep.violated:
+            return None
+        cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, source)
+        return self.result(NOT_ROBUST, reason, cex, rep.margin)
+
+
 def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
     """Decide ``problem``; never raises for robustc errors (verdict ``error`` instead)."""
     run = _Run(problem, options or VerifyOptions())

@@ -20,7 +20,9 @@ from robustc.backends.milp.encode import MARGIN_TOL
 from robustc.compiler.input_split import FOUND, PROVED, case_atoms, margin_graph
 from robustc.compiler.relu_split import chain, decide_cases, tighten
 from robustc.ir.property import Box, Linear
-from robustc.verify import NOT_ROBUST, Counterexample, Result, _decide_case, _Run
+from robustc.verify import Result, _decide_case, _Run
+
+_FOUND = "found at a vertex of the ReLU-split search"
 
 
 def decide_by_relu_split(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
@@ -58,7 +60,7 @@ def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
     run.say(f"splitting ReLUs, {len(cases)} case(s) taking turns")
     outs = decide_cases(ch, lower, upper, pre_lo, pre_hi,
                         [[column[id(a)] for a in case] for case in cases], tol=MARGIN_TOL,
-                        check=lambda x: _check(run, box, x), options=options,
+                        check=lambda x: run.confirm(box, x, "ReLU split", _FOUND), options=options,
                         deadline=run.deadline)
     for out in outs:
         for key, value in out.stats.items():
@@ -86,16 +88,3 @@ def _with_bounds(bounds, names: list, lower: list, upper: list):
         lo[name] = np.maximum(lo[name], l.reshape(lo[name].shape))
         hi[name] = np.minimum(hi[name], h.reshape(hi[name].shape))
     return dataclasses.replace(bounds, lower=lo, upper=hi)
-
-
-def _check(run: _Run, box: Box, x: np.ndarray) -> Result | None:
-    """A not-robust result when onnxruntime confirms that ``x`` violates the property."""
-    from robustc.runtime.replay import replay
-
-    x = x.reshape(box.lower.shape)
-    rep = replay(run.problem.onnx_paths, x, box, run.problem.prop.condition)
-    if not rep.violated:
-        return None
-    cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, "ReLU split")
-    return run.result(NOT_ROBUST, "found at a vertex of the ReLU-split search", cex,
-                      rep.margin)

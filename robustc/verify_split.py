@@ -35,6 +35,9 @@ PART_ATTACK_RESTARTS = 3
 GRADIENT_POINTS = 4
 
 
+_FOUND = "found at a candidate point of the input-split search"
+
+
 def decide_by_splitting(run: _Run, box: Box, cases: list) -> Result | float:
     """Decide the violation ``cases`` on ``box`` by input splitting.
 
@@ -51,7 +54,7 @@ def decide_by_splitting(run: _Run, box: Box, cases: list) -> Result | float:
                       gradient=lambda part: _gradient(run, module, part),
                       decide=lambda part, bounds, open_cases: _decide(run, part, bounds,
                                                                       open_cases),
-                      check=lambda part, x: _check(run, part, x))
+                      check=lambda part, x: run.confirm(part, x, "input split", _FOUND))
     run.say("splitting the input box")
     start = time.perf_counter()
     with torch_threads(run.options.threads), _blas_threads(run.options.threads):
@@ -83,18 +86,6 @@ def _attack(run: _Run, module, part: Box, seed: int) -> Result | None:
         return None
     cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, "pgd (input split)")
     return run.result(NOT_ROBUST, "found by the PGD attack on an input part", cex, rep.margin)
-
-
-def _check(run: _Run, part: Box, x: np.ndarray) -> Result | None:
-    """A not-robust result when onnxruntime confirms that ``x`` violates the property."""
-    from robustc.runtime.replay import replay
-
-    rep = replay(run.problem.onnx_paths, x, part, run.problem.prop.condition)
-    if not rep.violated:
-        return None
-    cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, "input split")
-    return run.result(NOT_ROBUST, "found at a candidate point of the input-split search",
-                      cex, rep.margin)
 
 
 def _blas_threads(n: int | None):
