@@ -1,7 +1,9 @@
 """AIGENT (patch -> adversarial input) vs FGSM and PGD on the fully connected digit
-classifier, and the smallest patch per layer on ACAS Xu networks (AIGENT's Table III).
+classifier and on one of Marabou's MNIST networks (ERAN's MNIST test images), and the
+smallest patch per layer on ACAS Xu networks (AIGENT's Table III).
 
     PYTHONPATH=. python benchmarks/patching.py [--images 100] [--time-limit 3] [--eps 0.2]
+        [--mnist mnist10x10 --mnist-images 30] [--output benchmarks/results/patching.json]
 
 Every adversarial input is replayed on onnxruntime before it counts. Prints tables and
 saves JSON under benchmarks/results/patching.json.
@@ -28,7 +30,10 @@ from robustc.runtime.replay import run_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 FC = ROOT / "examples/models/fc_digits.onnx"
-ACAS = ROOT / "../shared/benchmarks/vnncomp2021/benchmarks/acasxu"
+SHARED = ROOT / "../shared/benchmarks"
+ACAS = SHARED / "vnncomp2021/benchmarks/acasxu"
+MARABOU_MNIST = SHARED / "marabou/resources/nnet/mnist"
+ERAN_MNIST = SHARED / "eran/data/mnist_test.csv"
 
 
 def pielou(labels: list[int], k: int = 10) -> float:
@@ -38,17 +43,17 @@ def pielou(labels: list[int], k: int = 10) -> float:
     return float(-(p * np.log(p)).sum() / np.log(k)) if len(p) else 0.0
 
 
-def _metrics(name, x0s, advs, ok, labels, times) -> dict:
+def _metrics(name, x0s, advs, ok, labels, times, pixels: int = 64) -> dict:
     """Success rate and, over the successes, pixels changed (median, mean, max), L2, L-inf
     (medians); median time per image; Pielou score of the new labels."""
     d = [a - x for a, x, s in zip(advs, x0s, ok, strict=True) if s]
     n = [int(np.count_nonzero(np.abs(v) > 1e-6)) for v in d]
     return {"method": name, "success": float(np.mean(ok)), "count": int(np.sum(ok)),
             "pixels": float(np.median(n)) if n else None,
-            "pixels_pct": float(np.median(n) / 64 * 100) if n else None,
+            "pixels_pct": float(np.median(n) / pixels * 100) if n else None,
             "pixels_mean": float(np.mean(n)) if n else None,
             "pixels_max": int(np.max(n)) if n else None,
-            "pixels_le_3pct": float(np.mean([k <= 0.03 * 64 for k in n])) if n else None,
+            "pixels_le_3pct": float(np.mean([k <= 0.03 * pixels for k in n])) if n else None,
             "l2": float(np.median([np.linalg.norm(v) for v in d])) if d else None,
             "linf": float(np.median([np.abs(v).max() for v in d])) if d else None,
             "time_s": float(np.median(times)),
@@ -56,7 +61,7 @@ def _metrics(name, x0s, advs, ok, labels, times) -> dict:
 
 
 def run_aigent(graph, xs, ys, time_limit: float, max_delta: float, relax: str = "marks",
-               name: str = "aigent") -> dict:
+               name: str = "aigent", onnx: Path = FC) -> dict:
     """AIGENT per image, the runner-up label as the target; every input replayed."""
     g, _ = logits(graph)
     advs, ok, labels, times, stages = [], [], [], [], Counter()
@@ -70,13 +75,13 @@ def run_aigent(graph, xs, ys, time_limit: float, max_delta: float, relax: str = 
         times.append(res.time_s)
         stages[res.status] += 1
         adv = res.x_adv if res.x_adv is not None else x
-        _, out = run_onnx((str(FC),), adv.astype(np.float32))
+        _, out = run_onnx((str(onnx),), adv.astype(np.float32))
         lab = int(np.argmax(out))
         inside = bool(np.all(adv >= 0) and np.all(adv <= 1))
         advs.append(adv)
         ok.append(res.x_adv is not None and lab != y and inside)
         labels.append(lab)
-    return {**_metrics(name, xs, advs, ok, labels, times), "stages": dict(stages)}
+    return {**_metrics(name, xs, advs, ok, labels, times, xs[0].size), "stages": dict(stages)}
 
 
 def reach_diagnosis(graph, xs) -> dict:
@@ -202,7 +207,7 @@ def _first_change(g, cand: np.ndarray, y: int) -> np.ndarray | None:
     return cand[hit[0]] if len(hit) else None
 
 
-def run_gradient(graph, xs, ys, eps: float, steps: int, name: str) -> dict:
+def run_gradient(graph, xs, ys, eps: float, steps: int, name: str, onnx: Path = FC) -> dict:
     import torch
 
     from robustc.runtime.attacks.base import Victim
@@ -212,7 +217,8 @@ def run_gradient(graph, xs, ys, eps: float, steps: int, name: str) -> dict:
 
     torch.set_num_threads(1)
     module = to_torch(graph, device="cpu", logits=True)
-    victim = Victim(module, OneHot(10), torch.zeros(1, 64), torch.ones(1, 64))
+    n = xs[0].size
+    victim = Victim(module, OneHot(10), torch.zeros(1, n), torch.ones(1, n))
     x0 = torch.tensor(np.stack(xs), dtype=torch.float32)
     target = np.eye(10, dtype=bool)[ys]
     attack = PGD(steps=steps, eps=eps, step_size=eps if steps == 1 else None)
@@ -220,9 +226,43 @@ def run_gradient(graph, xs, ys, eps: float, steps: int, name: str) -> dict:
     res = attack.run(victim, x0, torch.tensor(target), untargeted=True)
     per = (time.perf_counter() - start) / len(xs)
     advs = [a.astype(np.float64) for a in np.asarray(res.x_adv)]
-    labels = [int(np.argmax(run_onnx((str(FC),), a.astype(np.float32))[1])) for a in advs]
+    labels = [int(np.argmax(run_onnx((str(onnx),), a.astype(np.float32))[1])) for a in advs]
     ok = [lab != y for lab, y in zip(labels, ys, strict=True)]
-    return _metrics(name, xs, advs, ok, labels, [per] * len(xs))
+    return _metrics(name, xs, advs, ok, labels, [per] * len(xs), n)
+
+
+def mnist_section(name: str, images: int, time_limit: float, max_delta: float, eps: float
+                  ) -> dict:
+    """AIGENT, FGSM and PGD on one of Marabou's MNIST networks (``mnist10x10``: 784 pixels,
+    10 hidden layers of 10 ReLUs, the kind of network the AIGENT paper used: 5-10 hidden
+    layers of 10-50 neurons) with ERAN's MNIST test images, the first ``images`` that it
+    classifies correctly. The ``.nnet`` file is converted to ONNX (in a temporary folder)
+    and every adversarial input is replayed on that ONNX file."""
+    import tempfile
+
+    import onnx
+
+    from robustc.compiler.nnet import nnet_to_onnx, read_nnet
+
+    folder = Path(tempfile.mkdtemp(prefix="robustc-mnist-"))
+    path = folder / f"{name}.onnx"
+    onnx.save(nnet_to_onnx(read_nnet(MARABOU_MNIST / f"{name}.nnet"), (1, 784)), str(path))
+    graph = standard_passes().run(load_onnx(str(path)))
+    g, _ = logits(graph)
+    data = np.loadtxt(ERAN_MNIST, delimiter=",")
+    xs, ys = [], []
+    for row in data:
+        x = (row[1:] / 255.0).reshape(1, 784)
+        if int(np.argmax(evaluate(g, x))) == int(row[0]) and len(xs) < images:
+            xs.append(x)
+            ys.append(int(row[0]))
+    rows = [run_aigent(graph, xs, ys, time_limit, max_delta, onnx=path),
+            run_aigent(graph, xs, ys, time_limit, max_delta, "region", "aigent-region",
+                       onnx=path),
+            run_gradient(graph, xs, ys, eps, 1, "fgsm", onnx=path),
+            run_gradient(graph, xs, ys, eps, 40, "pgd", onnx=path)]
+    return {"network": name, "images": len(xs), "rows": rows,
+            "reach": reach_diagnosis(graph, xs)}
 
 
 def acas_table(networks: list[str], time_limit: float) -> list[dict]:
@@ -310,15 +350,9 @@ def _n(cell: dict) -> str:
     return "-" if cell["n"] is None else str(cell["n"])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--images", type=int, default=100)
-    ap.add_argument("--time-limit", type=float, default=3.0)
-    ap.add_argument("--max-delta", type=float, default=1.0)
-    ap.add_argument("--eps", type=float, default=0.2)
-    ap.add_argument("--acas", default="1_1,2_1,3_3,4_5")
-    ap.add_argument("--acas-time-limit", type=float, default=5.0)
-    args = ap.parse_args()
+def fc_section(args) -> tuple[list, dict, dict]:
+    """AIGENT, FGSM, PGD and the L0 grid on fc_digits; the exact one-pixel scan; the
+    reachability diagnosis."""
     graph = standard_passes().run(load_onnx(str(FC)))
     images, labels = digits("test")
     g, _ = logits(graph)
@@ -346,16 +380,50 @@ def main() -> None:
     print(f"AIGENT diagnosis: the phase-fixed patch of layer {reach['layer']} exists for "
           f"{reach['middle_patch_found']}/{reach['images']} images; its targets are reachable "
           f"from some activation of the layer below for {reach['targets_reachable']}")
+    return rows, exact, reach
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", type=int, default=100, help="fc_digits images (0: skip)")
+    ap.add_argument("--time-limit", type=float, default=3.0)
+    ap.add_argument("--max-delta", type=float, default=1.0)
+    ap.add_argument("--eps", type=float, default=0.2)
+    ap.add_argument("--acas", default="1_1,2_1,3_3,4_5")
+    ap.add_argument("--acas-time-limit", type=float, default=5.0)
+    ap.add_argument("--mnist", default="mnist10x10",
+                    help="Marabou MNIST network for the MNIST section ('' to skip)")
+    ap.add_argument("--mnist-images", type=int, default=30)
+    ap.add_argument("--output", default=str(ROOT / "benchmarks/results/patching.json"))
+    args = ap.parse_args()
+    rows, exact, reach = [], None, None
+    if args.images > 0:
+        rows, exact, reach = fc_section(args)
     acas = []
     if ACAS.exists() and args.acas:
         acas = acas_table(args.acas.split(","), args.acas_time_limit)
         _print_acas(acas)
     else:
         print(f"ACAS Xu skipped: {ACAS} not found" if args.acas else "ACAS Xu skipped")
-    out = ROOT / "benchmarks/results/patching.json"
+    mnist = None
+    if args.mnist and MARABOU_MNIST.exists() and ERAN_MNIST.exists():
+        mnist = mnist_section(args.mnist, args.mnist_images, args.time_limit, args.max_delta,
+                              args.eps)
+        print(f"\n{mnist['network']} (Marabou's MNIST network), ERAN's MNIST test images: "
+              f"{mnist['images']} correctly classified; <=3%: at most 23 of 784 pixels")
+        _print_fc(mnist["rows"])
+        reach = mnist["reach"]
+        print(f"AIGENT diagnosis: the phase-fixed patch of layer {reach['layer']} exists for "
+              f"{reach['middle_patch_found']}/{reach['images']} images; its targets are "
+              f"reachable from some activation of the layer below for "
+              f"{reach['targets_reachable']}")
+    else:
+        print(f"MNIST skipped: {MARABOU_MNIST} or {ERAN_MNIST} not found" if args.mnist
+              else "MNIST skipped")
+    out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "fc": rows, "one_pixel_exact": exact,
-                              "reach": reach, "acas": acas},
+                              "reach": reach, "acas": acas, "mnist": mnist},
                               indent=1,
                               default=float))
     print(f"saved {out}")
