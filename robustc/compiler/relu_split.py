@@ -320,11 +320,13 @@ class _Search:
         return [flat[:, a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
 
     def bound(self, signs: np.ndarray, lo: np.ndarray, hi: np.ndarray, alpha: np.ndarray,
-              beta: np.ndarray, steps: int, split: np.ndarray | None = None) -> _Batch:
+              beta: np.ndarray, steps: int, split: np.ndarray | None = None,
+              inherited: np.ndarray | None = None) -> _Batch:
         """Bound domains (decisions ``signs``, hidden bounds ``lo``/``hi`` with the
         decisions clipped in; ``split``: the flat neuron each was just split on, None at
-        the root): refresh the hidden bounds above the split, optimise, choose the next
-        split and try the minimising vertices."""
+        the root; ``inherited``: the parent's bounds ``(N, R)``, valid for the child too):
+        refresh the hidden bounds above the split, optimise, choose the next split and try
+        the minimising vertices."""
         import torch
 
         if self.options.refresh:
@@ -343,6 +345,11 @@ class _Search:
             lb, a, coefs = self.bounder.bound(*self.obj, tlo, thi, tsign, ta, tb,
                                               want_coefs=True)
         lb = _widen_lower(lb.numpy())
+        if inherited is not None:
+            # A child's domain lies inside its parent's, so the parent's bound holds for it;
+            # the optimised bound of a child can be lower (the relaxation is not monotone
+            # in the hidden bounds), and a domain left with it would be split again and again.
+            lb = np.maximum(lb, inherited)
         lb[empty] = np.inf
         alpha = torch.cat(ta, -1).numpy()
         beta = torch.cat(tb, -1).numpy()
@@ -532,7 +539,7 @@ class _Tree:
             else:
                 heapq.heappush(self.heap, (float(best[i]), next(self.counter), int(depth[i]),
                                            int(b.choice[i]), b.signs[i], b.lo[i], b.hi[i],
-                                           b.alpha[i], b.beta[i]))
+                                           b.alpha[i], b.beta[i], b.lb[i]))
 
     def _settle(self, t: float) -> None:
         """Close the search when no open domain is left; book the time since ``t``."""
@@ -550,15 +557,15 @@ class _Tree:
         parents = [heapq.heappop(heap) for _ in range(min(search.options.batch, len(heap)))]
         depth = np.repeat([p[2] + 1 for p in parents], 2)
         idx = np.repeat([p[3] for p in parents], 2)
-        signs, lo, hi, alpha, beta = (np.repeat(np.stack([p[i] for p in parents]), 2, axis=0)
-                                      for i in range(4, 9))
+        signs, lo, hi, alpha, beta, inherited = (
+            np.repeat(np.stack([p[i] for p in parents]), 2, axis=0) for i in range(4, 10))
         signs, lo, hi, beta = _children(signs, lo.astype(np.float64), hi.astype(np.float64),
                                         beta, idx)
         stats["rounds"] += 1
         stats["domains"] += len(idx)
         stats["max_depth"] = max(stats["max_depth"], int(depth.max()))
-        self._take(search.bound(signs, lo, hi, alpha, beta, search.options.iterations, idx),
-                   depth)
+        self._take(search.bound(signs, lo, hi, alpha, beta, search.options.iterations, idx,
+                                inherited), depth)
         self._settle(t)
 
     def stop(self, reason: str) -> None:

@@ -202,3 +202,27 @@ def test_cases_take_turns(tmp_path):
     assert outs[1].status == FOUND and ch.forward(outs[1].witness[None])[0, 1] >= 0
     assert outs[0].status == UNKNOWN and "another case" in outs[0].reason
     assert any(ch.forward(x[None])[0, 0] >= 0 for x in seen)  # case 0 was tried too
+
+
+def test_children_keep_the_parents_bound(tmp_path):
+    """A child's domain lies inside its parent's: a parent bound above the child's own
+    optimised bound is kept (and a child whose inherited bound refutes it is closed)."""
+    from robustc.compiler.relu_split import _Bounder, _Search
+
+    rng, _, graph = _net(tmp_path, 4)
+    ch = chain(graph)
+    lo, hi = np.full(20, -1.0), np.full(20, 1.0)
+    bounds = compute_bounds(graph, lo.reshape(1, 20), hi.reshape(1, 20), "symbolic")
+    pre_lo = np.concatenate([bounds.lower[n].ravel() for n in ch.pre])[None]
+    pre_hi = np.concatenate([bounds.upper[n].ravel() for n in ch.pre])[None]
+    search = _Search(ch, _Bounder(ch, lo, hi), np.array([0]), 1e-6, lambda x: None,
+                     ReluSplitOptions(), None, {})
+    alpha = np.full((1, 1, pre_lo.shape[1]), 0.5, np.float32)
+    args = (np.zeros(pre_lo.shape, np.int8), pre_lo, pre_hi, alpha, np.zeros_like(alpha), 3)
+    own = search.bound(*args).lb[0, 0]
+    assert own < 0  # not refuted on its own
+    assert search.bound(*args, inherited=np.array([[own + 0.5]])).lb[0, 0] == own + 0.5
+    kept = search.bound(*args, inherited=np.array([[own - 0.5]]))
+    assert kept.lb[0, 0] == own and kept.choice[0] >= 0
+    closed = search.bound(*args, inherited=np.array([[1.0]]))
+    assert closed.choice[0] == -1  # refuted by the inherited bound: nothing to split
