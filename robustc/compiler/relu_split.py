@@ -145,15 +145,27 @@ def _apply_op(op, mat: np.ndarray) -> np.ndarray:
 class _Bounder:
     """Back-substitution through a :class:`Chain` with ``alpha``/``beta`` parameters."""
 
-    def __init__(self, ch: Chain, lower: np.ndarray, upper: np.ndarray):
+    def __init__(self, ch: Chain, lower: np.ndarray, upper: np.ndarray, dtype=None):
         import torch
 
         self.torch = torch
-        self.W = [_f64(w) for w in ch.weights]
-        self.b = [_f64(b) for b in ch.biases]
+        self.dtype = dtype or torch.float64
+        cast = lambda a: _f64(a).to(self.dtype)  # noqa: E731
+        self.W = [cast(w) for w in ch.weights]
+        self.b = [cast(b) for b in ch.biases]
         lo, hi = np.asarray(lower, np.float64).ravel(), np.asarray(upper, np.float64).ravel()
-        self.center, self.radius = _f64(0.5 * (lo + hi)), _f64(0.5 * (hi - lo))
+        self.center, self.radius = cast(0.5 * (lo + hi)), cast(0.5 * (hi - lo))
         self.x_lo, self.x_hi = _f64(lo), _f64(hi)
+        self.args = (ch, lower, upper)
+        self._single = None
+
+    @property
+    def single(self) -> _Bounder:
+        """A float32 twin, for the optimisation of the parameters only (any parameters
+        give a valid bound; the bound that counts is computed again in float64)."""
+        if self._single is None:
+            self._single = _Bounder(*self.args, dtype=self.torch.float32)
+        return self._single
 
     def bound(self, obj_w, obj_b, lo: list, hi: list, signs: list | None, alpha: list,
               beta: list | None, want_coefs: bool = False):
@@ -194,14 +206,19 @@ class _Bounder:
 def _adam(bounder: _Bounder, obj, lo, hi, signs, alpha, beta, steps: int,
           options: ReluSplitOptions, deadline: float | None):
     """``steps`` projected Adam steps on ``alpha`` (and ``beta``); returns the parameters
-    with the best bound seen per row (each row's bound depends on its own parameters)."""
+    (float64) with the best bound seen per row (each row's bound depends on its own
+    parameters). The steps run in float32 (:attr:`_Bounder.single`): they only choose the
+    parameters, and the caller bounds with them in float64."""
     torch = bounder.torch
-    params = [p.requires_grad_(True) for p in alpha]
-    groups = [{"params": params, "lr": options.lr_alpha}]
+    bounder = bounder.single
+    single = lambda ts: None if ts is None else [t.to(torch.float32) for t in ts]  # noqa: E731
+    obj, lo, hi, signs = single(obj), single(lo), single(hi), single(signs)
+    alpha = [p.detach().to(torch.float32).requires_grad_(True) for p in alpha]
+    groups = [{"params": alpha, "lr": options.lr_alpha}]
     if beta is not None:
-        groups.append({"params": [p.requires_grad_(True) for p in beta],
-                       "lr": options.lr_beta})
-    opt = torch.optim.Adam(groups, maximize=True)
+        beta = [p.detach().to(torch.float32).requires_grad_(True) for p in beta]
+        groups.append({"params": beta, "lr": options.lr_beta})
+    opt = torch.optim.Adam(groups, maximize=True, foreach=True)
     best = None
     best_alpha = [p.detach().clone() for p in alpha]
     best_beta = None if beta is None else [p.detach().clone() for p in beta]
@@ -228,7 +245,8 @@ def _adam(bounder: _Bounder, obj, lo, hi, signs, alpha, beta, steps: int,
                 p.clamp_(0.0, 1.0)
             for p in beta or ():
                 p.clamp_(min=0.0)
-    return best_alpha, best_beta
+    double = lambda ts: None if ts is None else [t.to(torch.float64) for t in ts]  # noqa: E731
+    return double(best_alpha), double(best_beta)
 
 
 def _initial_alpha(lo, hi, rows: int) -> list:
@@ -446,12 +464,16 @@ class _Search:
         return lb.max(axis=1).reshape(n, k, 2).max(axis=2)
 
     def _bound_once(self, signs: np.ndarray, lo, hi, alpha, beta) -> np.ndarray:
+        """Bounds with the given parameters, in float32: they only rank branching
+        candidates (no domain is refuted by them)."""
         import torch
 
+        f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
+        obj = [t.to(torch.float32) for t in self.obj]
         with torch.no_grad():
-            lb, _, _ = self.bounder.bound(*self.obj, self._layers(_f64(lo)), self._layers(_f64(hi)),
-                                          self._layers(_f64(signs)), self._layers3(_f64(alpha)),
-                                          self._layers3(_f64(beta)))
+            lb, _, _ = self.bounder.single.bound(
+                *obj, self._layers(f32(lo)), self._layers(f32(hi)), self._layers(f32(signs)),
+                self._layers3(f32(alpha)), self._layers3(f32(beta)))
         return lb.numpy()
 
     def _candidates(self, a: np.ndarray):
