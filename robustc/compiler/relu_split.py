@@ -13,7 +13,8 @@ their MILPs slow is the number of unstable ReLUs. This pass splits ReLUs instead
    unstable neuron and a Lagrange multiplier ``beta >= 0`` per decision (Wang et al. 2021,
    beta-CROWN): ``min f >= min f - sum beta_j s_j z_j`` on the domain, where ``s_j z_j >= 0``
    is decision ``j``. Any ``alpha`` in ``[0, 1]`` and ``beta >= 0`` give a valid bound;
-   a few Adam steps per round push it up (warm-started from the parent domain);
+   a few Adam steps per round push it up (warm-started from the parent domain; a child
+   keeps its parent's bound where its own is lower);
 3. a domain is *refuted* when some atom's bound exceeds ``tol`` (no input of the domain
    reaches the violation ``m >= -tol``: the MILP encoding's tolerance); otherwise the neuron
    with the largest intercept score (how much its chord's intercept lowers the bound, the
@@ -24,10 +25,12 @@ their MILPs slow is the number of unstable ReLUs. This pass splits ReLUs instead
 
 The root's intermediate bounds (per hidden layer) come from the caller (CROWN bounds of the
 pipeline) and are tightened here by alpha-CROWN (:func:`tighten`: the same optimised
-back-substitution with every neuron of a layer as a row). Bounds are computed in float64;
-each final bound is widened by :func:`robustc.compiler.bounds.widen` before it counts.
+back-substitution with every neuron of a layer as a row). Bounds that count are computed
+in float64 and widened by :func:`robustc.compiler.bounds.widen`; the Adam steps and the
+branching trials run in float32 (they only choose parameters and rank candidates).
 A domain with no unstable neuron left to split (every phase decided) is reported as
-undecided, never as a proof, and the search answers ``unknown``.
+undecided, never as a proof, and the search answers ``unknown``. Each violation case has
+its own search; :func:`decide_cases` lets them take turns.
 
 This module reads only the IR (through :func:`robustc.compiler.bounds` linear operators)
 and uses PyTorch for the gradients of the bound; the attack and the replay are callbacks.
