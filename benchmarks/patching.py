@@ -237,30 +237,32 @@ def mnist_section(name: str, images: int, time_limit: float, max_delta: float, e
     10 hidden layers of 10 ReLUs, the kind of network the AIGENT paper used: 5-10 hidden
     layers of 10-50 neurons) with ERAN's MNIST test images, the first ``images`` that it
     classifies correctly. The ``.nnet`` file is converted to ONNX (in a temporary folder)
-    and every adversarial input is replayed on that ONNX file."""
+    and every adversarial input is replayed on that ONNX file (removed afterwards)."""
     import tempfile
 
     import onnx
 
     from robustc.compiler.nnet import nnet_to_onnx, read_nnet
 
-    folder = Path(tempfile.mkdtemp(prefix="robustc-mnist-"))
-    path = folder / f"{name}.onnx"
-    onnx.save(nnet_to_onnx(read_nnet(MARABOU_MNIST / f"{name}.nnet"), (1, 784)), str(path))
-    graph = standard_passes().run(load_onnx(str(path)))
-    g, _ = logits(graph)
-    data = np.loadtxt(ERAN_MNIST, delimiter=",")
-    xs, ys = [], []
-    for row in data:
-        x = (row[1:] / 255.0).reshape(1, 784)
-        if int(np.argmax(evaluate(g, x))) == int(row[0]) and len(xs) < images:
-            xs.append(x)
-            ys.append(int(row[0]))
-    rows = [run_aigent(graph, xs, ys, time_limit, max_delta, onnx=path),
-            run_aigent(graph, xs, ys, time_limit, max_delta, "region", "aigent-region",
-                       onnx=path),
-            run_gradient(graph, xs, ys, eps, 1, "fgsm", onnx=path),
-            run_gradient(graph, xs, ys, eps, 40, "pgd", onnx=path)]
+    with tempfile.TemporaryDirectory(prefix="robustc-mnist-") as folder:
+        path = Path(folder) / f"{name}.onnx"
+        onnx.save(nnet_to_onnx(read_nnet(MARABOU_MNIST / f"{name}.nnet"), (1, 784)),
+                  str(path))
+        graph = standard_passes().run(load_onnx(str(path)))
+        g, _ = logits(graph)
+        xs, ys = [], []
+        for row in np.loadtxt(ERAN_MNIST, delimiter=","):
+            x = (row[1:] / 255.0).reshape(1, 784)
+            if int(np.argmax(evaluate(g, x))) == int(row[0]):
+                xs.append(x)
+                ys.append(int(row[0]))
+                if len(xs) == images:
+                    break
+        rows = [run_aigent(graph, xs, ys, time_limit, max_delta, onnx=path),
+                run_aigent(graph, xs, ys, time_limit, max_delta, "region", "aigent-region",
+                           onnx=path),
+                run_gradient(graph, xs, ys, eps, 1, "fgsm", onnx=path),
+                run_gradient(graph, xs, ys, eps, 40, "pgd", onnx=path)]
     return {"network": name, "images": len(xs), "rows": rows,
             "reach": reach_diagnosis(graph, xs)}
 

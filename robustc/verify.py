@@ -152,7 +152,6 @@ class _Run:
         return Result(self.problem.name, verdict, time.perf_counter() - self.start, solver,
                       reason, cex, margin, self.stats)
 
-
     def confirm(self, box: Box, x: np.ndarray, source: str, reason: str) -> Result | None:
         """A not-robust result (``reason``; counterexample ``source``) when onnxruntime
         confirms that the candidate ``x`` in ``box`` violates the property, else None."""

@@ -22,7 +22,6 @@ from robustc.ir.property import Box
 from robustc.verify import (
     ERROR,
     NOT_ROBUST,
-    Counterexample,
     Result,
     _decide_case,
     _Run,
@@ -73,7 +72,6 @@ def decide_by_splitting(run: _Run, box: Box, cases: list) -> Result | float:
 
 def _attack(run: _Run, module, part: Box, seed: int) -> Result | None:
     from robustc.runtime.falsify import pgd_falsify
-    from robustc.runtime.replay import replay
 
     cond = run.problem.prop.condition
     x, m = pgd_falsify(run.graph, part, cond, steps=PART_ATTACK_STEPS,
@@ -81,11 +79,7 @@ def _attack(run: _Run, module, part: Box, seed: int) -> Result | None:
                        module=module, start=(part.lower + part.upper) / 2)
     if m > 0.0:  # float32 margin positive: onnxruntime would not see a violation either
         return None
-    rep = replay(run.problem.onnx_paths, x, part, cond)
-    if not rep.violated:
-        return None
-    cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, "pgd (input split)")
-    return run.result(NOT_ROBUST, "found by the PGD attack on an input part", cex, rep.margin)
+    return run.confirm(part, x, "pgd (input split)", "found by the PGD attack on an input part")
 
 
 def _blas_threads(n: int | None):

@@ -520,14 +520,13 @@ def _up32(v: np.ndarray) -> np.ndarray:
 class _Tree:
     """The open domains of one violation case and how its search stands."""
 
-    def __init__(self, search: _Search, tol: float):
-        self.search, self.tol = search, tol
+    def __init__(self, search: _Search):
+        self.search = search
         self.heap: list = []
         self.counter = itertools.count()
         self.undecided = False   # a domain with every phase decided was not refuted
         self.out: Outcome | None = None
-        self.start = time.perf_counter()
-        self.spent = 0.0
+        self.spent = 0.0         # seconds this search has run (the turns go by it)
 
     @property
     def stats(self) -> dict:
@@ -556,7 +555,7 @@ class _Tree:
             return
         best = b.lb.max(axis=1)
         for i in range(len(best)):
-            if best[i] > self.tol:
+            if best[i] > self.search.tol:
                 stats["refuted"] += 1
             elif b.choice[i] < 0:  # every phase decided, not refuted
                 stats["leaves"] += 1
@@ -626,7 +625,7 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
         stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0,
                  "root_unstable": int(((root_lo < 0) & (root_hi > 0)).sum())}
         rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
-        trees.append(_Tree(_Search(ch, bounder, rows, tol, check, options, deadline, stats), tol))
+        trees.append(_Tree(_Search(ch, bounder, rows, tol, check, options, deadline, stats)))
 
     def late() -> bool:
         return deadline is not None and time.perf_counter() > deadline
