@@ -18,11 +18,14 @@ import numpy as np
 
 from robustc.backends.milp.encode import MARGIN_TOL
 from robustc.compiler.input_split import FOUND, PROVED, case_atoms, margin_graph
+from robustc.compiler.relu_refine import refine
 from robustc.compiler.relu_split import chain, decide_cases, tighten
 from robustc.ir.property import Box, Linear
 from robustc.verify import Result, _decide_case, _Run
 
 _FOUND = "found at a vertex of the ReLU-split search"
+#: Seconds the refinement's timing assumes without a time limit (VNN-COMP's usual one).
+UNTIMED = 300.0
 
 
 def decide_by_relu_split(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
@@ -54,18 +57,33 @@ def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
         pre_lo, pre_hi = tighten(ch, lower, upper, pre_lo, pre_hi, options.root_iterations,
                                  options, run.deadline)
         run.stats["relu_split_tighten_s"] = time.perf_counter() - start
-        run.stats["relu_split_unstable"] = int(sum(((lo < 0) & (hi > 0)).sum()
-                                                   for lo, hi in zip(pre_lo, pre_hi, strict=True)))
-    tight = _with_bounds(bounds, ch.pre, pre_lo, pre_hi)
+        run.stats["relu_split_unstable"] = _unstable(pre_lo, pre_hi)
+    flat = [[column[id(a)] for a in case] for case in cases]
+    search = dict(tol=MARGIN_TOL, check=lambda x: run.confirm(box, x, "ReLU split", _FOUND),
+                  options=options)
     run.say(f"splitting ReLUs, {len(cases)} case(s) taking turns")
-    outs = decide_cases(ch, lower, upper, pre_lo, pre_hi,
-                        [[column[id(a)] for a in case] for case in cases], tol=MARGIN_TOL,
-                        check=lambda x: run.confirm(box, x, "ReLU split", _FOUND), options=options,
-                        deadline=run.deadline)
-    for out in outs:
-        for key, value in out.stats.items():
-            if isinstance(value, int | float) and key != "root_bound":
-                run.stats[f"relu_split_{key}"] = run.stats.get(f"relu_split_{key}", 0) + value
+    refining = options.refine_rounds > 0
+    outs = decide_cases(ch, lower, upper, pre_lo, pre_hi, flat,
+                        deadline=_first_phase(run, options) if refining else run.deadline,
+                        **search)
+    _book(run, outs)
+    open_ = [i for i, out in enumerate(outs) if out.status not in (PROVED, FOUND)]
+    if refining and open_ and not any(out.status == FOUND for out in outs) and not _late(run):
+        run.say("refining the hidden layers' bounds (a branch and bound per neuron)")
+        start, refined = time.perf_counter(), {}
+        until = start + options.refine_share * run.remaining() if run.deadline else None
+        pre_lo, pre_hi = refine(ch, lower, upper, pre_lo, pre_hi, options, until, run.deadline,
+                                refined)
+        run.stats["relu_refine_s"] = time.perf_counter() - start
+        run.stats["relu_refine_unstable"] = _unstable(pre_lo, pre_hi)
+        run.stats["relu_refine_layers"] = refined
+        run.say(f"splitting ReLUs again, {len(open_)} case(s) open")
+        again = decide_cases(ch, lower, upper, pre_lo, pre_hi, [flat[i] for i in open_],
+                             deadline=run.deadline, **search)
+        _book(run, again)
+        for i, out in zip(open_, again, strict=True):
+            outs[i] = out
+    tight = _with_bounds(bounds, ch.pre, pre_lo, pre_hi)
     for out in outs:
         if out.status == FOUND:
             return out.witness
@@ -79,6 +97,29 @@ def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
         if isinstance(verdict, Result):
             return verdict
     return np.inf
+
+
+def _book(run: _Run, outs: list) -> None:
+    """Add the searches' counters to the run's statistics."""
+    for out in outs:
+        for key, value in out.stats.items():
+            if isinstance(value, int | float) and key != "root_bound":
+                run.stats[f"relu_split_{key}"] = run.stats.get(f"relu_split_{key}", 0) + value
+
+
+def _first_phase(run: _Run, options) -> float:
+    """When the search without refinement stops: after ``refine_after`` of the time left
+    (of ``UNTIMED`` seconds without a time limit)."""
+    left = run.remaining()
+    return time.perf_counter() + options.refine_after * (UNTIMED if left is None else left)
+
+
+def _late(run: _Run) -> bool:
+    return run.deadline is not None and time.perf_counter() >= run.deadline
+
+
+def _unstable(lo: list, hi: list) -> int:
+    return int(sum(((l < 0) & (h > 0)).sum() for l, h in zip(lo, hi, strict=True)))
 
 
 def _with_bounds(bounds, names: list, lower: list, upper: list):

@@ -68,6 +68,14 @@ class ReluSplitOptions:
     checks: int = 4             # candidate points handed to ``check`` per round at most
     branch_candidates: int = 5  # neurons tried per split (filtered smart branching; 1: BaBSR)
     refresh: bool = True        # recompute hidden bounds per domain after each split (CROWN)
+    # Hidden bounds tightened by a branch and bound per neuron when the search has not
+    # decided every case after `refine_after` of the time left (robustc.compiler.relu_refine;
+    # verify then searches the open cases again): rounds per neuron (0: never), domains
+    # split per neuron and round, and the share of the time left the refinement may use.
+    refine_after: float = 0.05
+    refine_rounds: int = 8
+    refine_parents: int = 8
+    refine_share: float = 0.4
 
 
 @dataclass
@@ -174,15 +182,16 @@ class _Bounder:
               beta: list | None, want_coefs: bool = False):
         """Lower bounds of ``obj_w @ a_K + obj_b`` (``K = len(lo)`` hidden layers below).
 
-        ``obj_w``: ``(R, n_K)``; ``lo``/``hi``: per layer ``(B, n_k)`` (decisions already
+        ``obj_w``: ``(R, n_K)``, or ``(B, R, n_K)`` with ``obj_b`` ``(B, R)`` for an
+        objective per domain; ``lo``/``hi``: per layer ``(B, n_k)`` (decisions already
         clipped in); ``signs``: per layer ``(B, n_k)`` in ``{-1, 0, 1}`` (None: no
         decisions); ``alpha``/``beta``: per layer ``(B, R, n_k)``. Returns ``(lb (B, R),
         A (B, R, n_in), coefs)``: ``A`` the input coefficients and ``coefs[k]`` the
         coefficients on ``a_k`` (with ``want_coefs``).
         """
         torch = self.torch
-        a = obj_w.unsqueeze(0)
-        const = obj_b.unsqueeze(0)
+        a = obj_w if obj_w.dim() == 3 else obj_w.unsqueeze(0)
+        const = obj_b if obj_b.dim() == 2 else obj_b.unsqueeze(0)
         coefs: list = [None] * len(lo)
         for k in reversed(range(len(lo))):
             if want_coefs:
@@ -260,8 +269,9 @@ def _initial_alpha(lo, hi, rows: int) -> list:
 
 def tighten(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_hi: list,
             steps: int, options: ReluSplitOptions = ReluSplitOptions(),
-            deadline: float | None = None) -> tuple[list, list]:
-    """alpha-CROWN bounds of every hidden layer's pre-activations, layer by layer.
+            deadline: float | None = None, first: int = 1) -> tuple[list, list]:
+    """alpha-CROWN bounds of the hidden layers' pre-activations, layer by layer from
+    ``first`` (the first hidden layer's interval bounds are exact already).
 
     ``pre_lo``/``pre_hi`` are valid bounds (``(n_k,)`` each, e.g. CROWN's); the result is
     their intersection with the optimised bounds (widened), so never looser.
@@ -271,7 +281,7 @@ def tighten(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_h
     bounder = _Bounder(ch, lower, upper)
     lo = [np.asarray(v, np.float64).copy() for v in pre_lo]
     hi = [np.asarray(v, np.float64).copy() for v in pre_hi]
-    for k in range(1, len(lo)):
+    for k in range(max(first, 1), len(lo)):
         rows = np.flatnonzero((lo[k] < 0) & (hi[k] > 0))
         if rows.size == 0 or (deadline is not None and time.perf_counter() > deadline):
             continue
@@ -325,7 +335,7 @@ class _Search:
     bounder: _Bounder
     rows: np.ndarray
     tol: float
-    check: Callable[[np.ndarray], object]
+    check: Callable[[np.ndarray], object] | None  # None: no candidate points are tried
     options: ReluSplitOptions
     deadline: float | None
     stats: dict = field(default_factory=dict)
@@ -342,13 +352,16 @@ class _Search:
 
     def bound(self, signs: np.ndarray, lo: np.ndarray, hi: np.ndarray, alpha: np.ndarray,
               beta: np.ndarray, steps: int, split: np.ndarray | None = None,
-              inherited: np.ndarray | None = None) -> _Batch:
+              inherited: np.ndarray | None = None, obj: tuple | None = None) -> _Batch:
         """Bound domains (decisions ``signs``, hidden bounds ``lo``/``hi`` with the
         decisions clipped in; ``split``: the flat neuron each was just split on, None at
-        the root; ``inherited``: the parent's bounds ``(N, R)``, valid for the child too):
-        refresh the hidden bounds above the split, optimise, choose the next split and try
-        the minimising vertices."""
+        the root; ``inherited``: the parent's bounds ``(N, R)``, valid for the child too;
+        ``obj``: an objective per domain, ``(N, R, n)`` weights and ``(N, R)`` offsets,
+        instead of the search's rows): refresh the hidden bounds above the split,
+        optimise, choose the next split and try the minimising vertices."""
         import torch
+
+        obj = self.obj if obj is None else obj
 
         if self.options.refresh:
             layer = (np.zeros(len(lo), dtype=np.int64) if split is None else
@@ -360,11 +373,10 @@ class _Search:
         tsign = self._layers(_f64(signs))
         ta = [p.clone() for p in self._layers3(_f64(alpha))]
         tb = [p.clone() for p in self._layers3(_f64(beta))]
-        ta, tb = _adam(self.bounder, self.obj, tlo, thi, tsign, ta, tb, steps, self.options,
+        ta, tb = _adam(self.bounder, obj, tlo, thi, tsign, ta, tb, steps, self.options,
                        self.deadline)
         with torch.no_grad():
-            lb, a, coefs = self.bounder.bound(*self.obj, tlo, thi, tsign, ta, tb,
-                                              want_coefs=True)
+            lb, a, coefs = self.bounder.bound(*obj, tlo, thi, tsign, ta, tb, want_coefs=True)
         lb = _widen_lower(lb.numpy())
         if inherited is not None:
             # A child's domain lies inside its parent's, so the parent's bound holds for it;
@@ -375,7 +387,7 @@ class _Search:
         alpha = torch.cat(ta, -1).numpy()
         beta = torch.cat(tb, -1).numpy()
         open_ = lb.max(axis=1) <= self.tol
-        choice = self._choose(coefs, lo, hi, open_, (signs, lo, hi, alpha, beta))
+        choice = self._choose(coefs, lo, hi, open_, (signs, lo, hi, alpha, beta), obj)
         out = _Batch(signs, _down32(lo), _up32(hi), alpha.astype(np.float32),
                      beta.astype(np.float32), lb, choice)
         out.found = self._candidates(a.numpy()[open_])
@@ -421,7 +433,7 @@ class _Search:
         return [flat[..., a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
 
     def _choose(self, coefs: list, lo: np.ndarray, hi: np.ndarray, open_: np.ndarray,
-                params: tuple) -> np.ndarray:
+                params: tuple, obj: tuple) -> np.ndarray:
         """The neuron to split next in each open domain (-1: none left, or refuted).
 
         Candidates are the ``branch_candidates`` unstable neurons with the largest BaBSR
@@ -450,12 +462,13 @@ class _Search:
         valid = np.take_along_axis(score, top, axis=1) >= 0
         choice[rows] = top[:, 0]
         if k > 1 and not self._late():
-            gain = self._try_splits(rows, top, params)
+            gain = self._try_splits(rows, top, params, obj)
             gain = np.where(valid, gain, -np.inf)
             choice[rows] = top[np.arange(rows.size), np.argmax(gain, axis=1)]
         return choice
 
-    def _try_splits(self, rows: np.ndarray, top: np.ndarray, params: tuple) -> np.ndarray:
+    def _try_splits(self, rows: np.ndarray, top: np.ndarray, params: tuple, obj: tuple
+                    ) -> np.ndarray:
         """``(n_open, k)``: the better child bound of splitting each candidate, bounded
         once with the parent's parameters (no optimisation)."""
         signs, lo, hi, alpha, beta = params
@@ -463,16 +476,18 @@ class _Search:
         sel = np.repeat(rows, 2 * k)
         idx = np.repeat(top.ravel(), 2)
         s, lo, hi, b = _children(signs[sel], lo[sel], hi[sel], beta[sel], idx)
-        lb = self._bound_once(s, lo, hi, alpha[sel], b)
+        if obj[0].dim() == 3:  # an objective per domain
+            obj = (obj[0][sel], obj[1][sel])
+        lb = self._bound_once(s, lo, hi, alpha[sel], b, obj)
         return lb.max(axis=1).reshape(n, k, 2).max(axis=2)
 
-    def _bound_once(self, signs: np.ndarray, lo, hi, alpha, beta) -> np.ndarray:
+    def _bound_once(self, signs: np.ndarray, lo, hi, alpha, beta, obj: tuple) -> np.ndarray:
         """Bounds with the given parameters, in float32: they only rank branching
         candidates (no domain is refuted by them)."""
         import torch
 
         f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
-        obj = [t.to(torch.float32) for t in self.obj]
+        obj = [t.to(torch.float32) for t in obj]
         with torch.no_grad():
             lb, _, _ = self.bounder.single.bound(
                 *obj, self._layers(f32(lo)), self._layers(f32(hi)), self._layers(f32(signs)),
@@ -481,6 +496,8 @@ class _Search:
 
     def _candidates(self, a: np.ndarray):
         """The input vertices minimising each bound; replays the best violating ones."""
+        if self.check is None:
+            return None
         x = np.where(a >= 0, self.bounder.x_lo.numpy(), self.bounder.x_hi.numpy())
         x = x.reshape(-1, x.shape[-1])
         margins = self.ch.forward(x)[:, self.rows].min(axis=1)

@@ -1,0 +1,169 @@
+"""Hidden-layer bounds tightened by a small branch and bound per neuron.
+
+The ReLU-split search (:mod:`robustc.compiler.relu_split`) bounds every domain through the
+root's bounds of the hidden layers; where those are loose, hundreds of ReLUs stay unstable
+and the search cannot close. alpha-CROWN (:func:`~robustc.compiler.relu_split.tighten`)
+is as tight as the LP relaxation and no tighter. This pass goes further: the lower bound
+of each unstable pre-activation ``z_i`` of hidden layer ``k`` (and of ``-z_i``, its upper
+bound) is the objective of a branch and bound of its own over the ReLUs of layers
+``0..k-1``, with the same beta-CROWN bounds, branching rule and per-domain refresh as the
+main search. After ``refine_rounds`` rounds the new bound is the least bound over the
+leaves of that neuron's tree (its domains partition the box, so the least of their valid
+bounds is valid); a neuron whose leaves all show ``z_i > 0`` (or ``< 0``) becomes stable.
+
+The trees of all neurons of a layer are bounded together, one objective per domain. The
+layers are refined from the second hidden layer up (the first one's interval bounds are
+exact), and after each layer the layers above it are tightened again by alpha-CROWN
+through the new bounds. On MNIST-FC 256x4 at eps 0.05 this is what turns a search of
+thousands of domains per case into a proof at the root (see ``docs/vnnlib.md``).
+
+Like alpha-beta-CROWN's MILP refinement (``bab-refine``) this spends time before the
+search to make every later bound tighter; a per-neuron branch and bound reuses the
+batched bound instead of one MILP per neuron.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from robustc.compiler.relu_split import (
+    REFRESH_ENTRIES,
+    Chain,
+    ReluSplitOptions,
+    _Bounder,
+    _children,
+    _f64,
+    _initial_alpha,
+    _Search,
+    tighten,
+)
+
+
+def refine(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_hi: list,
+           options: ReluSplitOptions | None = None, until: float | None = None,
+           deadline: float | None = None, stats: dict | None = None) -> tuple[list, list]:
+    """Valid bounds of every hidden layer of ``ch`` on the box, at least as tight as
+    ``pre_lo``/``pre_hi`` (which must be valid).
+
+    Each unstable neuron of layers 1.. is bounded by a branch and bound of
+    ``options.refine_rounds`` rounds, and the layers above are tightened again by
+    alpha-CROWN after each layer. No refinement starts after ``until``; the alpha-CROWN
+    pass through the refined bounds still runs then (up to ``deadline``), since it is what
+    carries a refinement to the layers above. ``stats`` receives, per refined layer, its
+    unstable neurons before and after.
+    """
+    options = options or ReluSplitOptions()
+    lo = [np.asarray(v, np.float64).copy() for v in pre_lo]
+    hi = [np.asarray(v, np.float64).copy() for v in pre_hi]
+    stats = {} if stats is None else stats
+    for k in range(1, len(lo)):
+        rows = np.flatnonzero((lo[k] < 0) & (hi[k] > 0))
+        if rows.size == 0:
+            continue
+        if until is not None and time.perf_counter() > until:
+            break
+        best = _refine_layer(ch, k, rows, lower, upper, lo, hi, options, until)
+        lo[k][rows] = np.maximum(lo[k][rows], best[:rows.size])
+        hi[k][rows] = np.minimum(hi[k][rows], -best[rows.size:])
+        stats[f"layer{k}_unstable"] = (int(rows.size),
+                                       int(((lo[k] < 0) & (hi[k] > 0)).sum()))
+        if k + 1 < len(lo):
+            lo, hi = tighten(ch, lower, upper, lo, hi, options.root_iterations, options,
+                             deadline, first=k + 1)
+    return lo, hi
+
+
+class _Open:
+    """The open domains of all neurons' trees (one objective row each), as arrays."""
+
+    def __init__(self, row, lb, signs, lo, hi, alpha, beta, choice):
+        self.row, self.lb, self.signs, self.lo, self.hi = row, lb, signs, lo, hi
+        self.alpha, self.beta, self.choice = alpha, beta, choice
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def take(self, mask: np.ndarray) -> _Open:
+        return _Open(*(getattr(self, f)[mask] for f in _FIELDS))
+
+    @staticmethod
+    def join(a: _Open, b: _Open) -> _Open:
+        return _Open(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in _FIELDS))
+
+
+_FIELDS = ("row", "lb", "signs", "lo", "hi", "alpha", "beta", "choice")
+
+
+def _refine_layer(ch: Chain, k: int, rows: np.ndarray, lower, upper, lo: list, hi: list,
+                  options: ReluSplitOptions, until: float | None) -> np.ndarray:
+    """Lower bounds of ``z_i`` (first ``len(rows)``) and of ``-z_i`` (the rest) for the
+    neurons ``rows`` of hidden layer ``k``, each by its own branch and bound."""
+    import torch
+
+    w, b = ch.weights[k][rows], ch.biases[k][rows]
+    # The search bounds -(last layer): a last layer of [-w; w] makes its objectives
+    # z_i (the lower bounds) and -z_i (the upper bounds).
+    sub = Chain(ch.weights[:k] + [np.concatenate([-w, w])],
+                ch.biases[:k] + [np.concatenate([-b, b])], ch.pre[:k])
+    n = 2 * rows.size
+    search = _Search(sub, _Bounder(sub, lower, upper), np.arange(n), 0.0, None, options,
+                     until, {})
+    obj_w, obj_b = search.obj
+
+    def objective(row: np.ndarray) -> tuple:
+        idx = torch.as_tensor(row)
+        return obj_w[idx].unsqueeze(1), obj_b[idx].unsqueeze(1)
+
+    root_lo, root_hi = np.concatenate(lo[:k]), np.concatenate(hi[:k])
+    total = root_lo.size
+    alpha = _initial_alpha([_f64(root_lo)[None]], [_f64(root_hi)[None]], 1)[0].numpy()
+    row = np.arange(n)
+    batch = search.bound(np.zeros((n, total), np.int8), np.tile(root_lo, (n, 1)),
+                         np.tile(root_hi, (n, 1)), np.repeat(alpha, n, axis=0),
+                         np.zeros((n, 1, total)), options.iterations, obj=objective(row))
+    best = np.full(n, np.inf)
+    pool = _settle(row, batch, best)
+    for _ in range(options.refine_rounds):
+        if not len(pool) or (until is not None and time.perf_counter() > until):
+            break
+        order = np.lexsort((pool.lb, pool.row))
+        starts = np.searchsorted(pool.row[order], pool.row[order], side="left")
+        chosen = np.zeros(len(pool), dtype=bool)
+        chosen[order[np.arange(len(order)) - starts < options.refine_parents]] = True
+        parents, pool = pool.take(chosen), pool.take(~chosen)
+        # Chunks keep the branching trials (2 * branch_candidates bounds per child) to
+        # about REFRESH_ENTRIES entries per array.
+        step = max(1, REFRESH_ENTRIES // (4 * total * max(1, options.branch_candidates)))
+        for s in range(0, len(parents), step):
+            part = parents.take(np.arange(s, min(s + step, len(parents))))
+            crow, batch = _split(search, part, objective, options)
+            pool = _Open.join(pool, _settle(crow, batch, best))
+    np.minimum.at(best, pool.row, pool.lb)
+    return best
+
+
+def _split(search: _Search, parents: _Open, objective, options: ReluSplitOptions):
+    """Both children of every parent, bounded; returns their rows and the batch."""
+    two = lambda a: np.repeat(a, 2, axis=0)  # noqa: E731
+    idx = two(parents.choice)
+    signs, lo, hi, beta = _children(two(parents.signs), two(parents.lo).astype(np.float64),
+                                    two(parents.hi).astype(np.float64), two(parents.beta), idx)
+    row = two(parents.row)
+    return row, search.bound(signs, lo, hi, two(parents.alpha), beta, options.iterations,
+                             idx, two(parents.lb)[:, None], obj=objective(row))
+
+
+def _settle(row: np.ndarray, batch, best: np.ndarray) -> _Open:
+    """Close the domains of ``batch`` whose bound shows the sign (``> 0``) or that have no
+    neuron left to split (their bound goes into ``best``); returns the others."""
+    lb = batch.lb[:, 0]
+    done = (lb > 0.0) | (batch.choice < 0)
+    np.minimum.at(best, row[done], lb[done])
+    keep = ~done
+    return _Open(row[keep], lb[keep], batch.signs[keep], batch.lo[keep], batch.hi[keep],
+                 batch.alpha[keep], batch.beta[keep], batch.choice[keep])
+
+
+__all__ = ["refine"]
