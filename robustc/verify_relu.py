@@ -7,6 +7,10 @@ inputs, hundreds of unstable ReLUs, where one MILP per case does not finish). Ca
 points are replayed on onnxruntime before they count; a case the search leaves undecided
 for a reason other than the time limit goes to the pipeline's MILP
 (:func:`robustc.verify._decide_case`).
+
+Cases the search has not decided after ``refine_after`` of the time left are searched
+again after the hidden bounds are refined (:func:`robustc.compiler.relu_refine.refine`),
+with twice the refinement rounds each time, up to ``refine_max_rounds``.
 """
 
 from __future__ import annotations
@@ -67,22 +71,9 @@ def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
                         deadline=_first_phase(run, options) if refining else run.deadline,
                         **search)
     _book(run, outs)
-    open_ = [i for i, out in enumerate(outs) if out.status not in (PROVED, FOUND)]
-    if refining and open_ and not any(out.status == FOUND for out in outs) and not _late(run):
-        run.say("refining the hidden layers' bounds (a branch and bound per neuron)")
-        start, refined = time.perf_counter(), {}
-        until = start + options.refine_share * run.remaining() if run.deadline else None
-        pre_lo, pre_hi = refine(ch, lower, upper, pre_lo, pre_hi, options, until, run.deadline,
-                                refined)
-        run.stats["relu_refine_s"] = time.perf_counter() - start
-        run.stats["relu_refine_unstable"] = _unstable(pre_lo, pre_hi)
-        run.stats["relu_refine_layers"] = refined
-        run.say(f"splitting ReLUs again, {len(open_)} case(s) open")
-        again = decide_cases(ch, lower, upper, pre_lo, pre_hi, [flat[i] for i in open_],
-                             deadline=run.deadline, **search)
-        _book(run, again)
-        for i, out in zip(open_, again, strict=True):
-            outs[i] = out
+    if refining:
+        pre_lo, pre_hi = _refine_and_search(run, ch, lower, upper, pre_lo, pre_hi, flat, outs,
+                                            search)
     tight = _with_bounds(bounds, ch.pre, pre_lo, pre_hi)
     for out in outs:
         if out.status == FOUND:
@@ -97,6 +88,42 @@ def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
         if isinstance(verdict, Result):
             return verdict
     return np.inf
+
+
+def _refine_and_search(run: _Run, ch, lower, upper, pre_lo: list, pre_hi: list, flat: list,
+                       outs: list, search: dict) -> tuple[list, list]:
+    """While cases are open: refine the hidden bounds (:func:`refine`), search the open
+    cases again (``outs`` updated in place), and refine with twice the rounds next time.
+    Returns the refined bounds."""
+    options = run.options.relu_split
+    rounds = options.refine_rounds
+    while not _late(run) and not any(out.status == FOUND for out in outs):
+        open_ = [i for i, out in enumerate(outs) if out.status != PROVED]
+        if not open_:
+            break
+        run.say(f"refining the hidden layers' bounds ({rounds} rounds per neuron)")
+        start, before = time.perf_counter(), _unstable(pre_lo, pre_hi)
+        until = start + options.refine_share * run.remaining() if run.deadline else None
+        pre_lo, pre_hi = refine(ch, lower, upper, pre_lo, pre_hi,
+                                dataclasses.replace(options, refine_rounds=rounds), until,
+                                run.deadline, run.stats.setdefault("relu_refine_layers", {}))
+        run.stats["relu_refine_s"] = run.stats.get("relu_refine_s", 0.0) + \
+            time.perf_counter() - start
+        run.stats["relu_refine_unstable"] = _unstable(pre_lo, pre_hi)
+        # The last search gets the time left: once the rounds reach their cap, or when
+        # the refinement stabilised no neuron.
+        last = 2 * rounds > options.refine_max_rounds or _unstable(pre_lo, pre_hi) == before
+        run.say(f"splitting ReLUs again, {len(open_)} case(s) open")
+        again = decide_cases(ch, lower, upper, pre_lo, pre_hi, [flat[i] for i in open_],
+                             deadline=run.deadline if last else _first_phase(run, options),
+                             **search)
+        _book(run, again)
+        for i, out in zip(open_, again, strict=True):
+            outs[i] = out
+        if last:
+            break
+        rounds *= 2
+    return pre_lo, pre_hi
 
 
 def _book(run: _Run, outs: list) -> None:

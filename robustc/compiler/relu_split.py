@@ -69,11 +69,14 @@ class ReluSplitOptions:
     branch_candidates: int = 5  # neurons tried per split (filtered smart branching; 1: BaBSR)
     refresh: bool = True        # recompute hidden bounds per domain after each split (CROWN)
     # Hidden bounds tightened by a branch and bound per neuron when the search has not
-    # decided every case after `refine_after` of the time left (robustc.compiler.relu_refine;
-    # verify then searches the open cases again): rounds per neuron (0: never), domains
-    # split per neuron and round, and the share of the time left the refinement may use.
+    # decided every case after `refine_after` of the time left (robustc.compiler.relu_refine).
+    # verify then searches the open cases again for `refine_after` of the time left, and
+    # refines again with twice the rounds, up to `refine_max_rounds` (the last search gets
+    # all the time left). Rounds per neuron at first (0: never refine), domains split per
+    # neuron and round, and the share of the time left one refinement may use.
     refine_after: float = 0.05
     refine_rounds: int = 8
+    refine_max_rounds: int = 32
     refine_parents: int = 8
     refine_share: float = 0.4
 
