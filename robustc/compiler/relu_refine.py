@@ -6,8 +6,8 @@ and the search cannot close. alpha-CROWN (:func:`~robustc.compiler.relu_split.ti
 is as tight as the LP relaxation and no tighter. This pass goes further: the lower bound
 of each unstable pre-activation ``z_i`` of hidden layer ``k`` (and of ``-z_i``, its upper
 bound) is the objective of a branch and bound of its own over the ReLUs of layers
-``0..k-1``, with the same beta-CROWN bounds, branching rule and per-domain refresh as the
-main search. After ``refine_rounds`` rounds the new bound is the least bound over the
+``0..k-1``, with the main search's beta-CROWN bounds (branching by the BaBSR score, no
+per-domain refresh of the hidden bounds). After ``refine_rounds`` rounds the new bound is the least bound over the
 leaves of that neuron's tree (its domains partition the box, so the least of their valid
 bounds is valid); a neuron whose leaves all show ``z_i > 0`` (or ``< 0``) becomes stable.
 
@@ -24,6 +24,7 @@ batched bound instead of one MILP per neuron.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -108,7 +109,12 @@ def _refine_layer(ch: Chain, k: int, rows: np.ndarray, lower, upper, lo: list, h
     sub = Chain(ch.weights[:k] + [np.concatenate([-w, w])],
                 ch.biases[:k] + [np.concatenate([-b, b])], ch.pre[:k])
     n = 2 * rows.size
-    search = _Search(sub, _Bounder(sub, lower, upper), np.arange(n), 0.0, None, options,
+    # The trees branch by the BaBSR score alone and do not refresh hidden bounds per
+    # domain: on MNIST-FC 256x4 prop_2_0.05 (8 rounds) the refresh changed no refined
+    # bound and cost 45 % of the time, and BaBSR gave tighter bounds than filtered smart
+    # branching in a third of its time.
+    tree = dataclasses.replace(options, refresh=False, branch_candidates=1)
+    search = _Search(sub, _Bounder(sub, lower, upper), np.arange(n), 0.0, None, tree,
                      until, {})
     obj_w, obj_b = search.obj
 
@@ -133,9 +139,8 @@ def _refine_layer(ch: Chain, k: int, rows: np.ndarray, lower, upper, lo: list, h
         chosen = np.zeros(len(pool), dtype=bool)
         chosen[order[np.arange(len(order)) - starts < options.refine_parents]] = True
         parents, pool = pool.take(chosen), pool.take(~chosen)
-        # Chunks keep the branching trials (2 * branch_candidates bounds per child) to
-        # about REFRESH_ENTRIES entries per array.
-        step = max(1, REFRESH_ENTRIES // (4 * total * max(1, options.branch_candidates)))
+        # Chunks keep the arrays of a bound to about REFRESH_ENTRIES entries.
+        step = max(1, REFRESH_ENTRIES // (4 * total))
         for s in range(0, len(parents), step):
             part = parents.take(np.arange(s, min(s + step, len(parents))))
             crow, batch = _split(search, part, objective, options)
