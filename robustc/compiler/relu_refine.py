@@ -7,9 +7,11 @@ is as tight as the LP relaxation and no tighter. This pass goes further: the low
 of each unstable pre-activation ``z_i`` of hidden layer ``k`` (and of ``-z_i``, its upper
 bound) is the objective of a branch and bound of its own over the ReLUs of layers
 ``0..k-1``, with the main search's beta-CROWN bounds (branching by the BaBSR score, no
-per-domain refresh of the hidden bounds). After ``refine_rounds`` rounds the new bound is the least bound over the
-leaves of that neuron's tree (its domains partition the box, so the least of their valid
-bounds is valid); a neuron whose leaves all show ``z_i > 0`` (or ``< 0``) becomes stable.
+per-domain refresh of the hidden bounds). After ``refine_rounds`` rounds the new bound is
+the least bound over the leaves of that neuron's tree (its domains partition the box, so
+the least of their valid bounds is valid); a neuron whose leaves all show ``z_i > 0`` (or
+``< 0``) becomes stable, and the tree of its other bound is closed then (a stable
+neuron's relaxation does not depend on it).
 
 The trees of all neurons of a layer are bounded together, one objective per domain. The
 layers are refined from the second hidden layer up (the first one's interval bounds are
@@ -41,6 +43,8 @@ from robustc.compiler.relu_split import (
     tighten,
 )
 
+_DEBUG = False
+
 
 def refine(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_hi: list,
            options: ReluSplitOptions | None = None, until: float | None = None,
@@ -65,11 +69,13 @@ def refine(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_hi
             continue
         if until is not None and time.perf_counter() > until:
             break
+        start = time.perf_counter()
         best = _refine_layer(ch, k, rows, lower, upper, lo, hi, options, until)
         lo[k][rows] = np.maximum(lo[k][rows], best[:rows.size])
         hi[k][rows] = np.minimum(hi[k][rows], -best[rows.size:])
-        stats[f"layer{k}_unstable"] = (int(rows.size),
-                                       int(((lo[k] < 0) & (hi[k] > 0)).sum()))
+        stats[f"layer{k}"] = {"unstable": [int(rows.size),
+                                           int(((lo[k] < 0) & (hi[k] > 0)).sum())],
+                              "s": round(time.perf_counter() - start, 2)}
         if k + 1 < len(lo):
             lo, hi = tighten(ch, lower, upper, lo, hi, options.root_iterations, options,
                              deadline, first=k + 1)
@@ -145,8 +151,30 @@ def _refine_layer(ch: Chain, k: int, rows: np.ndarray, lower, upper, lo: list, h
             part = parents.take(np.arange(s, min(s + step, len(parents))))
             crow, batch = _split(search, part, objective, options)
             pool = _Open.join(pool, _settle(crow, batch, best))
+        pool = _drop_settled(pool, best, rows.size)
+        if _DEBUG:
+            cur = best.copy()
+            np.minimum.at(cur, pool.row, pool.lb)
+            print(f"  layer {k} round {_}: rows open {len(np.unique(pool.row))} "
+                  f"width {np.sum(np.minimum(cur, 0)):.2f}", flush=True)
     np.minimum.at(best, pool.row, pool.lb)
     return best
+
+
+def _drop_settled(pool: _Open, best: np.ndarray, m: int) -> _Open:
+    """Close the trees of the other side of every neuron whose sign is proved (rows ``r``
+    and ``r + m`` are the two sides of neuron ``r``): a stable neuron's relaxation is exact
+    whatever its other bound, so that tree's work would be wasted. Its bound so far goes
+    into ``best``."""
+    open_rows = np.zeros(best.size, dtype=bool)
+    open_rows[pool.row] = True
+    proved = ~open_rows & (best > 0.0)
+    other = np.concatenate([proved[m:], proved[:m]])  # rows whose sibling is proved
+    drop = other[pool.row]
+    if not drop.any():
+        return pool
+    np.minimum.at(best, pool.row[drop], pool.lb[drop])
+    return pool.take(~drop)
 
 
 def _split(search: _Search, parents: _Open, objective, options: ReluSplitOptions):

@@ -75,8 +75,8 @@ class ReluSplitOptions:
     # all the time left). Rounds per neuron at first (0: never refine), domains split per
     # neuron and round, and the share of the time left one refinement may use.
     refine_after: float = 0.05
-    refine_rounds: int = 8
-    refine_max_rounds: int = 32
+    refine_rounds: int = 16
+    refine_max_rounds: int = 64
     refine_parents: int = 8
     refine_share: float = 0.4
 
