@@ -94,7 +94,7 @@ def test_refined_bounds_hold_and_are_tighter(tmp_path, seed):
         assert np.all(l >= l0) and np.all(h <= h0)
     width = lambda a, b: sum((v - u).sum() for u, v in zip(a, b, strict=True))  # noqa: E731
     assert width(r_lo, r_hi) < 0.85 * width(t_lo, t_hi)  # about 0.7 on these networks
-    assert set(stats) == {"layer1_unstable", "layer2_unstable"}  # every layer above the first
+    assert set(stats) == {"layer1", "layer2"}  # every layer above the first
 
 
 @pytest.mark.parametrize("seed", range(2))
