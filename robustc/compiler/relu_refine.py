@@ -43,8 +43,6 @@ from robustc.compiler.relu_split import (
     tighten,
 )
 
-_DEBUG = False
-
 
 def refine(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_hi: list,
            options: ReluSplitOptions | None = None, until: float | None = None,
@@ -115,11 +113,12 @@ def _refine_layer(ch: Chain, k: int, rows: np.ndarray, lower, upper, lo: list, h
     sub = Chain(ch.weights[:k] + [np.concatenate([-w, w])],
                 ch.biases[:k] + [np.concatenate([-b, b])], ch.pre[:k])
     n = 2 * rows.size
-    # The trees branch by the BaBSR score alone and do not refresh hidden bounds per
-    # domain: on MNIST-FC 256x4 prop_2_0.05 (8 rounds) the refresh changed no refined
-    # bound and cost 45 % of the time, and BaBSR gave tighter bounds than filtered smart
-    # branching in a third of its time.
-    tree = dataclasses.replace(options, refresh=False, branch_candidates=1)
+    # By default the trees branch by the BaBSR score alone and do not refresh hidden
+    # bounds per domain (benchmarks/refine.py: on MNIST-FC 256x4 prop_2_0.05 the refresh
+    # changed no refined bound and cost about half the time, and BaBSR gave tighter
+    # bounds than filtered smart branching).
+    tree = dataclasses.replace(options, refresh=options.refine_refresh,
+                               branch_candidates=options.refine_candidates)
     search = _Search(sub, _Bounder(sub, lower, upper), np.arange(n), 0.0, None, tree,
                      until, {})
     obj_w, obj_b = search.obj
@@ -145,18 +144,14 @@ def _refine_layer(ch: Chain, k: int, rows: np.ndarray, lower, upper, lo: list, h
         chosen = np.zeros(len(pool), dtype=bool)
         chosen[order[np.arange(len(order)) - starts < options.refine_parents]] = True
         parents, pool = pool.take(chosen), pool.take(~chosen)
-        # Chunks keep the arrays of a bound to about REFRESH_ENTRIES entries.
-        step = max(1, REFRESH_ENTRIES // (4 * total))
+        # Chunks keep the arrays of a bound (and of the branching trials, 2 per candidate)
+        # to about REFRESH_ENTRIES entries.
+        step = max(1, REFRESH_ENTRIES // (4 * total * max(1, options.refine_candidates)))
         for s in range(0, len(parents), step):
             part = parents.take(np.arange(s, min(s + step, len(parents))))
             crow, batch = _split(search, part, objective, options)
             pool = _Open.join(pool, _settle(crow, batch, best))
         pool = _drop_settled(pool, best, rows.size)
-        if _DEBUG:
-            cur = best.copy()
-            np.minimum.at(cur, pool.row, pool.lb)
-            print(f"  layer {k} round {_}: rows open {len(np.unique(pool.row))} "
-                  f"width {np.sum(np.minimum(cur, 0)):.2f}", flush=True)
     np.minimum.at(best, pool.row, pool.lb)
     return best
 

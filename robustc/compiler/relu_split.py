@@ -79,6 +79,10 @@ class ReluSplitOptions:
     refine_max_rounds: int = 64
     refine_parents: int = 8
     refine_share: float = 0.4
+    # How the refinement's trees branch and whether they refresh hidden bounds per domain
+    # (see relu_refine: BaBSR alone and no refresh measured best).
+    refine_candidates: int = 1
+    refine_refresh: bool = False
 
 
 @dataclass

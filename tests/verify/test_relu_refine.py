@@ -56,9 +56,10 @@ def _extremes(ch, lo, hi, pre_lo, pre_hi, k: int) -> tuple[np.ndarray, np.ndarra
             rows.append(row)
             r_lo.append(ch.biases[j][i])
             r_hi.append(ch.biases[j][i])
-            for coef, bound in (({a[i]: 1, z[i]: -1}, (0, np.inf)),              # a >= z
-                                ({a[i]: 1, z[i]: -1, d[i]: -l[i]}, (-np.inf, -l[i])),  # a <= z - l(1-d)
-                                ({a[i]: 1, d[i]: -max(u[i], 0.0)}, (-np.inf, 0))):  # a <= u d
+            # a >= z;  a <= z - l (1 - d);  a <= u d
+            for coef, bound in (({a[i]: 1, z[i]: -1}, (0, np.inf)),
+                                ({a[i]: 1, z[i]: -1, d[i]: -l[i]}, (-np.inf, -l[i])),
+                                ({a[i]: 1, d[i]: -max(u[i], 0.0)}, (-np.inf, 0))):
                 row = np.zeros(n_var)
                 for c, v in coef.items():
                     row[c] = v
