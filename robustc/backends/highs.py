@@ -1,12 +1,15 @@
 """HiGHS (highspy): the default MILP solver; needs no license.
 
-HiGHS fixes its thread count per process (its scheduler starts once), so robustc sets
-``threads`` on the first solve and later requests for another count only log a notice.
+HiGHS runs every solve of a process on one global task scheduler whose thread count is fixed
+when it starts; a later solve that asks for another count fails with model status "Not Set".
+robustc therefore remembers the count the scheduler was started with and, when a solve asks
+for another one, shuts the scheduler down first (``Highs.resetGlobalScheduler``; robustc never
+runs two HiGHS solves of one process at once). A solve that leaves ``threads`` unset keeps the
+running scheduler's count, or HiGHS's default when none runs yet.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -26,7 +29,8 @@ from robustc.backends.solve import (
 
 NAME = "highs"
 REQUIRED_MODULES = ("highspy",)
-_THREADS: list[int] = []  # the thread count this process's HiGHS scheduler started with
+_DEFAULT = 0  # HiGHS's own choice of thread count (its option value 0)
+_THREADS: list[int] = []  # the count this process's HiGHS scheduler started with, once started
 
 
 def available() -> bool:
@@ -92,14 +96,18 @@ def make_highs(model: MilpModel, options: SolveOptions):
 
 
 def _set_threads(h, threads: int | None) -> None:
+    """Give ``h`` the thread count of the scheduler it will run on, restarting the scheduler
+    when ``threads`` asks for another count than the running one."""
     if threads is None:
-        return
+        wanted = _THREADS[0] if _THREADS else _DEFAULT
+    else:
+        wanted = max(1, int(threads))
+    if _THREADS and _THREADS[0] != wanted:
+        type(h).resetGlobalScheduler(True)
+        _THREADS.clear()
     if not _THREADS:
-        _THREADS.append(int(threads))
-    elif _THREADS[0] != threads:
-        print(f"robustc: notice: HiGHS keeps {_THREADS[0]} thread(s) for this process "
-              f"(asked for {threads})", file=sys.stderr)
-    h.setOptionValue("threads", _THREADS[0])
+        _THREADS.append(wanted)
+    h.setOptionValue("threads", wanted)
 
 
 def solve(model: MilpModel, options: SolveOptions) -> SolveOutcome:
