@@ -1,11 +1,12 @@
 """HiGHS (highspy): the default MILP solver; needs no license.
 
 HiGHS runs every solve of a process on one global task scheduler whose thread count is fixed
-when it starts; a later solve that asks for another count fails with model status "Not Set".
-robustc therefore remembers the count the scheduler was started with and, when a solve asks
-for another one, shuts the scheduler down first (``Highs.resetGlobalScheduler``; robustc never
-runs two HiGHS solves of one process at once). A solve that leaves ``threads`` unset keeps the
-running scheduler's count, or HiGHS's default when none runs yet.
+when it starts; a solve whose ``threads`` option names another count fails at once with model
+status "Not Set". The scheduler may have been started by anyone in the process (robustc's LP
+bound tightening, a user's own highspy code), so a solve that asks for a thread count and
+fails that way shuts the scheduler down (``Highs.resetGlobalScheduler``) and runs once more;
+robustc never runs two HiGHS solves of one process at once. A solve that leaves ``threads``
+unset runs on whatever scheduler is running, or starts one with HiGHS's default count.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from robustc.backends.solve import (
 
 NAME = "highs"
 REQUIRED_MODULES = ("highspy",)
-_DEFAULT = 0  # HiGHS's own choice of thread count (its option value 0)
-_THREADS: list[int] = []  # the count this process's HiGHS scheduler started with, once started
 
 
 def available() -> bool:
@@ -80,7 +79,8 @@ def make_highs(model: MilpModel, options: SolveOptions):
     hs = _highspy()
     h = hs.Highs()
     h.setOptionValue("output_flag", bool(options.verbose))
-    _set_threads(h, options.threads)
+    if options.threads is not None:
+        h.setOptionValue("threads", max(1, int(options.threads)))
     h.setOptionValue("random_seed", int(options.seed))
     h.setOptionValue("mip_feasibility_tolerance", 1e-7)
     if options.time_limit is not None:
@@ -95,19 +95,14 @@ def make_highs(model: MilpModel, options: SolveOptions):
     return h
 
 
-def _set_threads(h, threads: int | None) -> None:
-    """Give ``h`` the thread count of the scheduler it will run on, restarting the scheduler
-    when ``threads`` asks for another count than the running one."""
-    if threads is None:
-        wanted = _THREADS[0] if _THREADS else _DEFAULT
-    else:
-        wanted = max(1, int(threads))
-    if _THREADS and _THREADS[0] != wanted:
-        type(h).resetGlobalScheduler(True)
-        _THREADS.clear()
-    if not _THREADS:
-        _THREADS.append(wanted)
-    h.setOptionValue("threads", wanted)
+def _run(h, hs, threads: int | None) -> None:
+    """``h.run()``, restarting the global scheduler once when it runs on another thread count
+    than ``threads``, the count ``h`` asks for (see the module docstring)."""
+    status = h.run()
+    if (threads is not None and status == hs.HighsStatus.kError
+            and h.getModelStatus() == hs.HighsModelStatus.kNotset):
+        hs.Highs.resetGlobalScheduler(True)
+        h.run()
 
 
 def solve(model: MilpModel, options: SolveOptions) -> SolveOutcome:
@@ -118,7 +113,7 @@ def solve(model: MilpModel, options: SolveOptions) -> SolveOutcome:
     start = time.perf_counter()
     try:
         h = make_highs(model, options)
-        h.run()
+        _run(h, hs, options.threads)
     except Exception as exc:  # highspy raises plain exceptions on internal failures
         return SolveOutcome(ERROR, NAME, reason=f"HiGHS failed: {exc}",
                             time_s=time.perf_counter() - start)
