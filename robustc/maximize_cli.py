@@ -87,6 +87,10 @@ def _write(folder: Path, problem, result) -> None:
     h, w = problem.rings.shape
     image = problem.x0.reshape(problem.chw).mean(axis=0)
     objects = [(problem.meta["region"], "perturbed object")] if "region" in problem.meta else []
-    save_heatmap(folder / f"{result.name}.png", image.reshape(h, w), problem.rings,
-                 np.asarray(result.eps), objects,
-                 title=f"{result.name} ({result.method}): size {result.weighted_size:.3g}")
+    try:
+        save_heatmap(folder / f"{result.name}.png", image.reshape(h, w), problem.rings,
+                     np.asarray(result.eps), objects,
+                     title=f"{result.name} ({result.method}): size {result.weighted_size:.3g}")
+    except ImportError as exc:  # the JSON is written; the picture needs matplotlib
+        print(f"robustc: notice: no heatmap for {result.name}: {exc} "
+              f"(pip install matplotlib)", file=sys.stderr)

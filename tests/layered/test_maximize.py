@@ -9,6 +9,7 @@ the table covers every grid vector.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -162,7 +163,7 @@ def test_unknown_method_is_an_error(net):
     assert set(METHODS) == {NAIVE, FIXED, SENSITIVITY}
 
 
-def test_cli_maximize_writes_json_and_heatmap(net, tmp_path, capsys):
+def test_cli_maximize_writes_json_and_heatmap(net, tmp_path, capsys, monkeypatch):
     from robustc.cli import main
 
     params, path, _, _, region = net
@@ -184,6 +185,15 @@ def test_cli_maximize_writes_json_and_heatmap(net, tmp_path, capsys):
     assert data["certified"] and exact_robust(net, problem, data["eps"])
     png = (tmp_path / "out" / "keep_a.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # without matplotlib the JSON is still written and the missing picture is named
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code = main(["maximize", str(tmp_path / "t.rspec"), "--output", str(tmp_path / "bare"),
+                 "--call-timeout", "20"])
+    assert code == 0
+    assert json.loads((tmp_path / "bare" / "keep_a.json").read_text())["certified"]
+    assert not (tmp_path / "bare" / "keep_a.png").exists()
+    assert "no heatmap for keep_a" in capsys.readouterr().err
 
 
 def test_weakest_points_from_the_falsifier_and_from_the_milp(net):
