@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "format", "unset") is None:
         args.format = ["lp", "mps", "gurobi"]
     try:
+        if args.command not in ("check", "fmt", "dump"):  # the ones that may run HiGHS
+            from robustc.backends.highs import banner_to_stderr
+
+            banner_to_stderr()
         return args.func(args)
     except Error as exc:
         print(f"robustc: error: {exc}", file=sys.stderr)

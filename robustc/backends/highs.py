@@ -11,6 +11,8 @@ unset runs on whatever scheduler is running, or starts one with HiGHS's default 
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import numpy as np
@@ -35,6 +37,25 @@ REQUIRED_MODULES = ("highspy",)
 def available() -> bool:
     """Whether highspy can be imported."""
     return can_import("highspy")
+
+
+def banner_to_stderr() -> None:
+    """Make this process's first ``Highs`` object with standard output sent to standard
+    error, so that HiGHS's once-a-process banner goes there. Does nothing without highspy."""
+    if not available():
+        return
+    import ctypes
+
+    hs = _highspy()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        hs.Highs()
+        ctypes.CDLL(None).fflush(None)  # the banner may sit in C's stdout buffer
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _highspy():

@@ -132,6 +132,21 @@ def test_cli_json_and_exit_codes(small, tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+def test_cli_json_stdout_is_only_json_when_highs_solves(small, tmp_path):
+    """HiGHS prints a banner on stdout at a process's first solver object; the CLI sends it
+    to stderr so that ``--json`` output stays one JSON object a line."""
+    spec = tmp_path / "p.rspec"
+    spec.write_text(SPEC.format(t=0.0))
+    run = subprocess.run([sys.executable, "-m", "robustc.cli", "verify", str(spec), "--json",
+                          "--no-attack", "--bounds", "interval"],
+                         capture_output=True, text=True, timeout=600)
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(r["name"], r["verdict"]) for r in lines] == [("holds", ROBUST),
+                                                          ("fails", NOT_ROBUST)], run.stderr
+    assert lines[1]["solver"] == "highs" and lines[1]["stats"]["queries"] >= 1
+    assert run.returncode == 1
+
+
 def test_node_limit_is_deterministic_and_never_a_proof():
     from robustc.compiler import load_onnx, standard_passes
     from robustc.ir import evaluate
