@@ -32,7 +32,7 @@ from robustc.ir import Graph
 from robustc.ir.property import holds
 from robustc.specs import ast as A
 
-ADVERSARIAL_OPTIONS = {"pixels", "delta"}
+ADVERSARIAL_OPTIONS = {"pixels", "delta", "relax"}
 CHANGED = 1e-9  # smaller solver values are round-off, not changes (the ONNX file keeps them)
 
 
@@ -78,7 +78,8 @@ def _number(ctx: SpecContext, expr, where: A.Node) -> float:
 def _adversarial_options(ctx: SpecContext, adv: A.AdversarialInput | None) -> dict | None:
     if adv is None:
         return None
-    options = {o.name: _number(ctx, o.value, o) for o in adv.options}
+    options = {o.name: o.value.value if isinstance(o.value, A.Str) else _number(ctx, o.value, o)
+               for o in adv.options}
     unknown = sorted(set(options) - ADVERSARIAL_OPTIONS)
     if unknown:
         raise ctx.fail(adv, f"unknown adversarial option(s) {', '.join(unknown)} "
@@ -232,7 +233,8 @@ def run_adversarial(problem: PatchProblem, time_limit: float) -> list[dict]:
     pixels = None if "pixels" not in opts else int(opts["pixels"])
     for i, (x, domain) in enumerate(zip(problem.xs, problem.domains, strict=True)):
         res = aigent(problem.graph, x, problem.condition, max_delta=opts.get("delta", 0.5),
-                     pixels=pixels, domain=domain, norm=problem.norm, time_limit=time_limit)
+                     pixels=pixels, domain=domain, norm=problem.norm, time_limit=time_limit,
+                     relax=opts.get("relax", "marks"))
         entry = {"index": i, "found": res.x_adv is not None, "status": res.status,
                  "time_s": res.time_s, "x_adv": res.x_adv}
         if res.x_adv is not None:
@@ -290,7 +292,7 @@ def _write_adversarial(outcome: PatchOutcome, out_dir: Path, png) -> dict:
     p = outcome.problem
     entries = [{k: v for k, v in a.items() if k != "x_adv"} for a in outcome.adversarial]
     found = [a for a in outcome.adversarial if a["found"]]
-    data = {"options": p.adversarial, "inputs": entries}
+    data = {"options": {"relax": "marks", **p.adversarial}, "inputs": entries}
     if found:
         stack = np.stack([a["x_adv"] for a in found])
         np.save(out_dir / f"{p.name}_adv.npy", stack)

@@ -22,8 +22,10 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "jma": ("max_iter", "confidence", "step", "timeout"),
     "mlcw": ("max_iter", "confidence", "c", "learning_rate", "binary_steps", "timeout"),
     "pgd": ("steps", "step_size", "restarts", "eps", "timeout"),
-    "adversarial": ("pixels", "delta"),
+    "adversarial": ("pixels", "delta", "relax"),
 }
+#: Options whose value is one of a few words, written as a string (``relax="region"``).
+WORD_OPTIONS: dict[str, tuple[str, ...]] = {"relax": ("marks", "region")}
 _SET_CONDITIONS = (A.Present, A.Absent, A.Unchanged, A.LabelSetIs)
 
 
@@ -58,6 +60,11 @@ class _Checker:
         self.diags.append(make(node.pos, message, self.spec.source))
 
     # ------------------------------------------------------------------ value helpers
+    def word(self, expr, what: str, words: tuple[str, ...]) -> None:
+        """Report a problem unless ``expr`` is a string literal naming one of ``words``."""
+        if not isinstance(expr, A.Str) or expr.value not in words:
+            self.error(expr, f"{what} must be one of " + ", ".join(f'"{w}"' for w in words))
+
     def number(self, expr, what: str, *, low=None, high=None, integer=False, strict=False):
         """Return the value of a numeric expression, or None after reporting a problem."""
         if not isinstance(expr, A.Number) or isinstance(expr.value, bool):
@@ -306,6 +313,9 @@ class _Checker:
                 self.error(option, f"option '{option.name}' given twice")
             else:
                 given[option.name] = option.value
+                if option.name in WORD_OPTIONS:
+                    self.word(option.value, option.name, WORD_OPTIONS[option.name])
+                    continue
                 integer = option.name in ("pixels", "steps", "restarts", "iterations",
                                           "max_iter", "binary_steps")
                 self.number(option.value, option.name, low=0, integer=integer)

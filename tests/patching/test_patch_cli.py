@@ -114,17 +114,32 @@ def test_cli_bad_layer_is_exit_2_without_traceback(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def test_cli_adversarial_input_is_replayed_and_written(tmp_path, capsys):
+@pytest.mark.parametrize("relax", [None, "marks", "region"])
+def test_cli_adversarial_input_is_replayed_and_written(tmp_path, capsys, relax):
     toy_onnx(tmp_path / "toy.onnx")
     np.save(tmp_path / "x.npy", X.astype(np.float32))
     text = SPEC.format(layer=2).replace("y[1] - y[0] >= 0.1", "argmax == 1")
-    (tmp_path / "toy.rspec").write_text(text + "    then adversarial(pixels=2, delta=0.5)\n")
+    option = "" if relax is None else f', relax="{relax}"'
+    text += f"    then adversarial(pixels=2, delta=0.5{option})\n"
+    (tmp_path / "toy.rspec").write_text(text)
     out = tmp_path / "out"
     assert main(["patch", str(tmp_path / "toy.rspec"), "-o", str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert data["adversarial"]["options"]["relax"] == (relax or "marks")
     assert data["adversarial"]["inputs"][0]["found"]
     x_adv = np.load(out / "flip_adv.npy")[0]
     assert np.all(np.abs(x_adv - X.reshape(1, 2)) <= 0.5 + 1e-6)
     _, y = run_onnx((str(tmp_path / "toy.onnx"),), x_adv.astype(np.float32))
     assert int(np.argmax(y)) == 1
     assert (out / "flip_adv_0.png").exists()
+
+
+def test_relax_must_be_a_known_word(tmp_path, capsys):
+    toy_onnx(tmp_path / "toy.onnx")
+    np.save(tmp_path / "x.npy", X.astype(np.float32))
+    text = SPEC.format(layer=2) + '    then adversarial(pixels=2, relax="bogus")\n'
+    (tmp_path / "toy.rspec").write_text(text)
+    assert main(["patch", str(tmp_path / "toy.rspec"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert 'relax must be one of "marks", "region"' in err and "toy.rspec:" in err
+    assert "Traceback" not in err
