@@ -48,11 +48,17 @@ def banner_to_stderr() -> None:
 
     hs = _highspy()
     sys.stdout.flush()
-    saved = os.dup(1)
+    try:
+        saved = os.dup(1)
+    except OSError:  # no standard output to protect
+        return
     try:
         os.dup2(2, 1)
         hs.Highs()
-        ctypes.CDLL(None).fflush(None)  # the banner may sit in C's stdout buffer
+        try:
+            ctypes.CDLL(None).fflush(None)  # the banner may sit in C's stdout buffer
+        except (OSError, AttributeError):  # no C library to flush by name (Windows)
+            pass
     finally:
         os.dup2(saved, 1)
         os.close(saved)
