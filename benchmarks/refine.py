@@ -34,8 +34,7 @@ VARIANTS = {"default": {}, "refresh": {"refine_refresh": True},
 def _setup(name: str):
     """Chain, box, tightened bounds and violation cases of one instance."""
     from robustc.compiler.bounds import compute_bounds
-    from robustc.compiler.input_split import case_atoms, margin_graph
-    from robustc.compiler.relu_split import chain, tighten
+    from robustc.compiler.relu_split import case_chain, tighten
     from robustc.ir import logits
     from robustc.ir.property import dnf, negate
     from robustc.vnnlib_cli import vnnlib_problems
@@ -45,15 +44,12 @@ def _setup(name: str):
                               MNIST / "onnx" / f"mnist-net_{net}.onnx")[0]
     graph, _ = logits(problem.graph)
     box = problem.prop.boxes[0]
-    cases = dnf(negate(problem.prop.condition))
-    atoms = case_atoms(cases)
-    ch = chain(margin_graph(graph, atoms))
-    column = {id(a): i for i, a in enumerate(atoms)}
+    ch, cases = case_chain(graph, dnf(negate(problem.prop.condition)))
     bounds = compute_bounds(graph, box.lower, box.upper, "symbolic")
     lower, upper = box.lower.ravel(), box.upper.ravel()
     lo, hi = tighten(ch, lower, upper, [bounds.lower[n].ravel() for n in ch.pre],
                      [bounds.upper[n].ravel() for n in ch.pre], 60)
-    return ch, lower, upper, lo, hi, [[column[id(a)] for a in case] for case in cases]
+    return ch, lower, upper, lo, hi, cases
 
 
 def _unstable(lo, hi) -> list[int]:

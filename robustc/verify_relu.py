@@ -21,9 +21,9 @@ import time
 import numpy as np
 
 from robustc.backends.milp.encode import MARGIN_TOL
-from robustc.compiler.input_split import FOUND, PROVED, case_atoms, margin_graph
+from robustc.compiler.input_split import FOUND, PROVED
 from robustc.compiler.relu_refine import refine
-from robustc.compiler.relu_split import chain, decide_cases, tighten
+from robustc.compiler.relu_split import case_chain, decide_cases, tighten
 from robustc.ir.property import Box, Linear
 from robustc.verify import Result, _decide_case, _Run
 
@@ -47,11 +47,9 @@ def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
     options = run.options.relu_split
     if any(not isinstance(a, Linear) for case in cases for a in case):
         return None
-    atoms = case_atoms(cases)
-    ch = chain(margin_graph(run.graph, atoms))
+    ch, flat = case_chain(run.graph, cases)
     if ch is None:
         return None
-    column = {id(a): i for i, a in enumerate(atoms)}
     pre_lo = [bounds.lower[name].ravel() for name in ch.pre]
     pre_hi = [bounds.upper[name].ravel() for name in ch.pre]
     lower, upper = box.lower.ravel(), box.upper.ravel()
@@ -62,7 +60,6 @@ def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
                                  options, run.deadline)
         run.stats["relu_split_tighten_s"] = time.perf_counter() - start
         run.stats["relu_split_unstable"] = _unstable(pre_lo, pre_hi)
-    flat = [[column[id(a)] for a in case] for case in cases]
     search = dict(tol=MARGIN_TOL, check=lambda x: run.confirm(box, x, "ReLU split", _FOUND),
                   options=options)
     run.say(f"splitting ReLUs, {len(cases)} case(s) taking turns")

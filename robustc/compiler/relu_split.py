@@ -47,7 +47,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robustc.compiler.bounds import _prepare, widen
-from robustc.compiler.input_split import FOUND, PROVED, UNKNOWN, Outcome
+from robustc.compiler.input_split import (
+    FOUND,
+    PROVED,
+    UNKNOWN,
+    Outcome,
+    case_atoms,
+    margin_graph,
+)
 from robustc.ir import Graph, Input, Relu
 
 #: Coefficient entries per chunk of the per-domain bound refresh (memory cap).
@@ -111,6 +118,16 @@ class Chain:
             if k < len(self.weights) - 1:
                 a = np.maximum(a, 0.0)
         return a
+
+
+def case_chain(graph: Graph, cases: list) -> tuple[Chain | None, list[list[int]]]:
+    """The chain of ``graph`` with one output per atom of ``cases`` (their margins, see
+    :func:`~robustc.compiler.input_split.margin_graph`), and each case as the list of its
+    atoms' output columns; the chain is None when the graph is not one."""
+    atoms = case_atoms(cases)
+    column = {id(a): i for i, a in enumerate(atoms)}
+    return (chain(margin_graph(graph, atoms)),
+            [[column[id(a)] for a in case] for case in cases])
 
 
 def chain(graph: Graph) -> Chain | None:
