@@ -3,7 +3,7 @@
 Multi-label: mlc_plain, mlc_l0, mlc_pgd, 100 correctly classified double-digit test images,
 targets flipping 1, 2 and 5 random labels of the true label vector. ECOC and one-hot
 (digits_softmax): 100 correctly classified test digits, a random other class as target.
-Every success is replayed on onnxruntime (robustc.attack.run_problem); metrics come from
+Every success is replayed on onnxruntime (robustc.analyses.attack.run_problem); metrics come from
 robustc.runtime.attacks.metrics. Time is the batch's wall time divided by the images.
 
     PYTHONPATH=. python benchmarks/attacks.py [--images 100] [--threads 1]
@@ -44,7 +44,7 @@ def _network(name: str):
 
 
 def _problem(net, decoder, codebook, x, target, source):
-    from robustc.attack import AttackProblem
+    from robustc.analyses.attack import AttackProblem
 
     x = x.reshape((len(x),) + tuple(net.graph.input.shape)).astype(np.float32)
     return AttackProblem(net.name, net, decoder, codebook, x, target, source, False, "", {},
@@ -53,7 +53,7 @@ def _problem(net, decoder, codebook, x, target, source):
 
 def multilabel_cases(n: int, rng) -> list:
     """(label, problem) for each multi-label model and number of flipped labels."""
-    from robustc.attack import _decode_onnx
+    from robustc.analyses.attack import decode_onnx
     from robustc.runtime import datasets
     from robustc.specs import ast as A
 
@@ -63,7 +63,7 @@ def multilabel_cases(n: int, rng) -> list:
     for model in ("mlc_plain", "mlc_l0", "mlc_pgd"):
         net = _network(model)
         probe = _problem(net, decoder, None, images[: 3 * n], labels[: 3 * n], labels[: 3 * n])
-        decoded, _ = _decode_onnx(probe, probe.x0)
+        decoded, _ = decode_onnx(probe, probe.x0)
         right = np.flatnonzero((decoded == labels[: 3 * n].astype(bool)).all(axis=1))[:n]
         source = labels[right].astype(bool)
         for k in (1, 2, 5):
@@ -78,7 +78,7 @@ def multilabel_cases(n: int, rng) -> list:
 
 def class_cases(n: int, rng) -> list:
     """(label, problem) for the ECOC and the one-hot digit classifiers."""
-    from robustc.attack import _decode_onnx
+    from robustc.analyses.attack import decode_onnx
     from robustc.runtime import datasets
     from robustc.specs import ast as A
 
@@ -91,7 +91,7 @@ def class_cases(n: int, rng) -> list:
         eye = np.eye(10, dtype=bool)
         probe = _problem(net, decoder, codebook, images[: 3 * n], eye[labels[: 3 * n]],
                          eye[labels[: 3 * n]])
-        decoded, _ = _decode_onnx(probe, probe.x0)
+        decoded, _ = decode_onnx(probe, probe.x0)
         right = np.flatnonzero(decoded.argmax(axis=1) == labels[: 3 * n])[:n]
         other = (labels[right] + rng.integers(1, 10, len(right))) % 10
         cases.append((f"{model} target class", _problem(net, decoder, codebook, images[right],
@@ -102,7 +102,7 @@ def class_cases(n: int, rng) -> list:
 def run(n: int, cases: str | None = None, save=None) -> list[dict]:
     """Every case (whose label contains ``cases``) with every attack; one row each;
     ``save(rows)`` after every row."""
-    from robustc.attack import run_problem
+    from robustc.analyses.attack import run_problem
     from robustc.runtime.attacks import ATTACKS
 
     rng = np.random.default_rng(0)

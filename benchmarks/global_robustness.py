@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from robustc import global_robustness as G
+from robustc.analyses import global_robustness as G
 from robustc import specs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -62,8 +62,8 @@ def _layered(model: str, item: dict, rings: int):
     from robustc.compiler.onnx_import import load_onnx
     from robustc.compiler.passes import standard_passes
     from robustc.ir import property as P
-    from robustc.maximize import LayeredProblem
-    from robustc.specs.layers import layer_indices
+    from robustc.analyses.maximize import LayeredProblem
+    from robustc.specs.rings import layer_indices
 
     path = ROOT / "examples" / "models" / f"{model}.onnx"
     graph = standard_passes().run(load_onnx(str(path)))
@@ -75,7 +75,7 @@ def _layered(model: str, item: dict, rings: int):
 
 
 def _run(problem, options, method: str) -> dict:
-    from robustc.maximize import maximize
+    from robustc.analyses.maximize import maximize
 
     t = time.perf_counter()
     result = maximize(problem, replace(options, method=method))
@@ -186,7 +186,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from robustc.maximize import MaximizeOptions
+    from robustc.analyses.maximize import MaximizeOptions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10)

@@ -24,7 +24,7 @@ import numpy as np
 from robustc.compiler import load_onnx, standard_passes
 from robustc.ir import evaluate, logits
 from robustc.ir.property import in_top_k, output_gt
-from robustc.patching import aigent, solve_patch
+from robustc.analyses.patch.algorithms import aigent, solve_patch
 from robustc.runtime.datasets import digits
 from robustc.runtime.replay import run_onnx
 
@@ -94,7 +94,7 @@ def reach_diagnosis(graph, xs) -> dict:
     from scipy.optimize import linprog
 
     from robustc.ir import cut
-    from robustc.patching import patched
+    from robustc.analyses.patch.algorithms import patched
 
     g, _ = logits(graph)
     m = (len(g.layers()) - 1) // 2
@@ -303,7 +303,7 @@ def acas_table(networks: list[str], time_limit: float) -> list[dict]:
 def _acas_replay(graph, res, x, cond) -> bool | None:
     """Whether the patched IR satisfies the condition (the ONNX replay is in the tests)."""
     from robustc.ir.property import holds
-    from robustc.patching import patched
+    from robustc.analyses.patch.algorithms import patched
 
     if res.dw is None:
         return None

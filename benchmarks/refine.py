@@ -1,7 +1,7 @@
-"""Hidden-bound refinement (robustc.compiler.relu_refine) on MNIST-FC 2022 instances.
+"""Hidden-bound refinement (robustc.verify.relu_split.refine) on MNIST-FC 2022 instances.
 
 For each instance: CROWN bounds, alpha-CROWN (``tighten``, 60 steps), then
-:func:`~robustc.compiler.relu_refine.refine` with each number of rounds and each variant
+:func:`~robustc.verify.relu_split.refine.refine` with each number of rounds and each variant
 of its trees; prints, per run, the unstable ReLUs per hidden layer, the refinement's time
 (and per layer) and the root bound of every violation case through the refined bounds
 (the case is proved at the root when its bound is above 0).
@@ -34,10 +34,11 @@ VARIANTS = {"default": {}, "refresh": {"refine_refresh": True},
 def _setup(name: str):
     """Chain, box, tightened bounds and violation cases of one instance."""
     from robustc.compiler.bounds import compute_bounds
-    from robustc.compiler.relu_split import case_chain, tighten
+    from robustc.verify.relu_split.bounder import tighten
+    from robustc.verify.relu_split.chain import case_chain
     from robustc.ir import logits
     from robustc.ir.property import dnf, negate
-    from robustc.vnnlib_cli import vnnlib_problems
+    from robustc.compiler.vnnlib import vnnlib_problems
 
     net, prop = name.split("/")
     problem = vnnlib_problems(MNIST / "vnnlib" / f"{prop}.vnnlib",
@@ -59,7 +60,8 @@ def _unstable(lo, hi) -> list[int]:
 def _roots(ch, lower, upper, lo, hi, cases) -> list[float]:
     """The root bound of every case (no splitting: ``max_domains=0``)."""
     from robustc.backends.milp.encode import MARGIN_TOL
-    from robustc.compiler.relu_split import ReluSplitOptions, decide_cases
+    from robustc.verify.relu_split.options import ReluSplitOptions
+    from robustc.verify.relu_split.search import decide_cases
 
     outs = decide_cases(ch, lower, upper, lo, hi, cases, tol=MARGIN_TOL,
                         check=lambda x: None, options=ReluSplitOptions(max_domains=0))
@@ -67,8 +69,8 @@ def _roots(ch, lower, upper, lo, hi, cases) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from robustc.compiler.relu_refine import refine
-    from robustc.compiler.relu_split import ReluSplitOptions
+    from robustc.verify.relu_split.refine import refine
+    from robustc.verify.relu_split.options import ReluSplitOptions
     from robustc.runtime.torch_module import torch_threads
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -32,9 +32,10 @@ def expected(net: str, prop: str) -> str:
 
 
 def main(argv=None) -> int:
-    from robustc.compiler.input_split import SplitOptions
+    from robustc.verify.input_split.search import SplitOptions
     from robustc.verify import VerifyOptions, verify
-    from robustc.vnnlib_cli import vnncomp_answer, vnnlib_problems
+    from robustc.compiler.vnnlib import vnnlib_problems
+    from robustc.verify.vnncomp import vnncomp_answer
 
     ap = argparse.ArgumentParser()
     ap.add_argument("instances", nargs="*")

@@ -2,7 +2,7 @@
 
 Runs every instance of a suite's instances CSV (network, property, time limit) through the
 robustc pipeline in this process, maps the verdicts to the competition's answers
-(:mod:`robustc.vnnlib_cli`) and compares them to ``ground_truth/<suite>_expected.csv``. A
+(:mod:`robustc.verify.vnncomp`) and compares them to ``ground_truth/<suite>_expected.csv``. A
 ``sat`` answer always carries a counterexample replayed on onnxruntime. With ``--marabou``
 and ``maraboupy`` installed, Marabou runs the same instances (one subprocess each, same time
 limit, one worker) and the per-instance and total time ratios are printed. Marabou's queue
@@ -66,7 +66,8 @@ def instances(suite: str) -> list[dict]:
 def run_robustc(inst: dict, threads: int) -> dict:
     """One instance through robustc; returns answer, time and the verdict details."""
     from robustc.verify import VerifyOptions, verify
-    from robustc.vnnlib_cli import vnncomp_answer, vnnlib_problems
+    from robustc.compiler.vnnlib import vnnlib_problems
+    from robustc.verify.vnncomp import vnncomp_answer
 
     start = time.perf_counter()
     deadline = start + inst["timeout"]

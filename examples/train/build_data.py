@@ -15,19 +15,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from robustc.runtime import datasets  # noqa: E402
+from robustc.runtime.images import save_png  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 N_DOUBLE = 6
-
-
-def save_png(image: np.ndarray, path: Path) -> None:
-    """Write a [H, W] image in [0, 1] as an 8-bit grey PNG at native size."""
-    Image.fromarray((image * 255).round().astype(np.uint8), mode="L").save(path)
 
 
 def write_double_samples() -> list[dict]:

@@ -33,13 +33,13 @@ from robustc.compiler.bounds import (
     BLOCK_ENTRIES,
     Bounds,
     BoundsError,
-    _LinearOp,
-    _prepare,
-    _Prepared,
-    _push,
-    _reads_input,
-    _relu_relaxation,
-    _symbolic_targets,
+    LinearOp,
+    LinearOps,
+    prepare_linear_ops,
+    push_coefficients,
+    reads_input,
+    relu_relaxation,
+    symbolic_targets,
     widen,
 )
 from robustc.errors import ShapeError
@@ -95,7 +95,7 @@ def supports(graph: Graph) -> bool:
 # rows (backward).
 
 
-def _forward(op: _LinearOp, x: np.ndarray, absolute: bool = False) -> np.ndarray:
+def _forward(op: LinearOp, x: np.ndarray, absolute: bool = False) -> np.ndarray:
     """``x @ M.T`` (or ``x @ |M|.T``) for ``x`` of shape ``(B, n_in)``."""
     mat = op.abs_mat if absolute else op.mat
     if op.kind == "identity":
@@ -107,7 +107,7 @@ def _forward(op: _LinearOp, x: np.ndarray, absolute: bool = False) -> np.ndarray
     return np.asarray((mat @ x.T).T)
 
 
-def _backward(op: _LinearOp, a: np.ndarray) -> np.ndarray:
+def _backward(op: LinearOp, a: np.ndarray) -> np.ndarray:
     """``a @ M`` for coefficients ``a`` of shape ``(rows, n)`` or ``(B, rows, n)``."""
     if op.kind == "identity":
         return a
@@ -130,7 +130,7 @@ def _apply(a: np.ndarray, v: np.ndarray) -> np.ndarray:
 # Interval pass
 
 
-def _interval_node(node: Node, prep: _Prepared, lo: dict, hi: dict, batch: int):
+def _interval_node(node: Node, prep: LinearOps, lo: dict, hi: dict, batch: int):
     if not node.inputs and node.linear:  # a constant
         value = np.broadcast_to(prep.offsets[node.name], (batch, node.size)).copy()
         return value, value.copy()
@@ -146,7 +146,7 @@ def _interval_node(node: Node, prep: _Prepared, lo: dict, hi: dict, batch: int):
             np.maximum(hi[src], node.alpha * hi[src]))
 
 
-def _interval_pass(graph: Graph, prep: _Prepared, box: tuple) -> tuple[dict, dict]:
+def _interval_pass(graph: Graph, prep: LinearOps, box: tuple) -> tuple[dict, dict]:
     batch = box[0].shape[0]
     lo, hi = {graph.inputs[0]: box[0]}, {graph.inputs[0]: box[1]}
     for node in graph.nodes:
@@ -199,7 +199,7 @@ def _relu_backward(relax: tuple, a_lo: np.ndarray, a_hi: np.ndarray | None):
     return b_lo, d_lo, b_hi, d_hi
 
 
-def _backsubstitute(graph: Graph, prep: _Prepared, target: str, rows: np.ndarray,
+def _backsubstitute(graph: Graph, prep: LinearOps, target: str, rows: np.ndarray,
                     box: tuple, relax: dict, keep_linear: bool):
     """Linear bounds of ``target``'s neurons ``rows`` for every box, concretised; with
     ``keep_linear`` also the upper linear bound ``(A, c)`` in terms of the input."""
@@ -212,7 +212,7 @@ def _backsubstitute(graph: Graph, prep: _Prepared, target: str, rows: np.ndarray
     out_hi += prep.offsets[target][rows]
     for src, op in zip(node.inputs, first, strict=True):  # I[rows] @ M, sliced exactly
         b = op.rows(rows, graph[src].size)
-        _push(pending, src, b, b)
+        push_coefficients(pending, src, b, b)
     linear = None
     for node in reversed(graph.nodes[:prep.position[target]]):
         if node.name not in pending:
@@ -233,18 +233,18 @@ def _backsubstitute(graph: Graph, prep: _Prepared, target: str, rows: np.ndarray
             out_hi += a_hi @ offset
             for src, op in zip(node.inputs, prep.ops[node.name], strict=True):
                 b_lo = _backward(op, a_lo)
-                _push(pending, src, b_lo, b_lo if shared else _backward(op, a_hi))
+                push_coefficients(pending, src, b_lo, b_lo if shared else _backward(op, a_hi))
         else:
             b_lo, d_lo, b_hi, d_hi = _relu_backward(relax[node.name], a_lo,
                                                      None if shared else a_hi)
             out_lo += d_lo
             out_hi += d_hi
-            _push(pending, node.inputs[0], b_lo, b_hi)
+            push_coefficients(pending, node.inputs[0], b_lo, b_hi)
     lo, hi = widen(out_lo, out_hi)
     return lo, hi, linear
 
 
-def _crown(graph: Graph, prep: _Prepared, target: str, box: tuple, relax: dict,
+def _crown(graph: Graph, prep: LinearOps, target: str, box: tuple, relax: dict,
            rows: np.ndarray, keep_linear: bool):
     """Back-substitution of ``rows`` in blocks small enough for memory."""
     batch = box[0].shape[0]
@@ -261,10 +261,10 @@ def _crown(graph: Graph, prep: _Prepared, target: str, box: tuple, relax: dict,
     return lo, hi, linear
 
 
-def _refine_mask(graph: Graph, prep: _Prepared, node: Node, hi: np.ndarray) -> np.ndarray | None:
+def _refine_mask(graph: Graph, prep: LinearOps, node: Node, hi: np.ndarray) -> np.ndarray | None:
     """Per box, the rows of target ``node`` that ``bounds._rows_to_refine`` refines (a bool
     ``(B, size)`` array), or None for none at all."""
-    if node.linear and len(node.inputs) == 1 and _reads_input(graph, prep, node.inputs[0]):
+    if node.linear and len(node.inputs) == 1 and reads_input(graph, prep, node.inputs[0]):
         return None
     if node.name in graph.outputs:
         return np.ones(hi.shape, dtype=bool)
@@ -305,11 +305,11 @@ def batch_symbolic_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray) ->
     if not supports(graph):
         raise ValueError(f"graph {graph.name!r} has nodes the batched bounds do not handle")
     start = time.perf_counter()
-    prep = _prepare(graph)
+    prep = prepare_linear_ops(graph)
     box = _check_box(graph, lower, upper)
     batch = box[0].shape[0]
     int_lo, int_hi = _interval_pass(graph, prep, box)
-    targets = _symbolic_targets(graph)
+    targets = symbolic_targets(graph)
     lo, hi = {graph.inputs[0]: box[0]}, {graph.inputs[0]: box[1]}
     relax: dict[str, tuple] = {}
     linear: dict[str, tuple] = {}
@@ -319,7 +319,7 @@ def batch_symbolic_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray) ->
         if isinstance(node, Relu):
             src = node.inputs[0]
             cols = np.flatnonzero(((lo[src] < 0.0) & (hi[src] > 0.0)).any(axis=0))
-            relax[node.name] = (*_relu_relaxation(node.alpha, lo[src], hi[src]), cols)
+            relax[node.name] = (*relu_relaxation(node.alpha, lo[src], hi[src]), cols)
         l, u = _interval_node(node, prep, lo, hi, batch)
         if node.name in targets:
             l, u = np.maximum(l, int_lo[node.name]), np.minimum(u, int_hi[node.name])
@@ -342,7 +342,7 @@ def batch_symbolic_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray) ->
 def forward(graph: Graph, x: np.ndarray, keep_all: bool = False):
     """The flat output of ``graph`` (float64) on the flat inputs ``x`` (``(B, n_in)``), for
     graphs that :func:`supports` accepts (every node's value with ``keep_all``)."""
-    prep = _prepare(graph)
+    prep = prepare_linear_ops(graph)
     values = {graph.inputs[0]: np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)}
     for node in graph.nodes:
         if isinstance(node, Input):
@@ -361,7 +361,7 @@ def forward(graph: Graph, x: np.ndarray, keep_all: bool = False):
 def gradient(graph: Graph, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``d (weights[p] . output(x[p])) / d x[p]`` for every point ``p`` (``(N, n_in)``): one
     forward and one backward pass for all points (a ReLU's derivative at 0 is taken as 0)."""
-    prep = _prepare(graph)
+    prep = prepare_linear_ops(graph)
     values = forward(graph, x, keep_all=True)
     pending = {graph.outputs[0]: np.asarray(weights, dtype=np.float64)}
     for node in reversed(graph.nodes):

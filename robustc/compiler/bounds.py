@@ -98,7 +98,7 @@ def widen(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # Linear operators: a node's affine map in the cheapest form for products.
 
 
-class _LinearOp:
+class LinearOp:
     """One matrix ``M`` of an affine map, stored as identity, diagonal, dense or sparse."""
 
     def __init__(self, mat: sp.csr_matrix):
@@ -151,10 +151,10 @@ class _LinearOp:
 
 
 @dataclass
-class _Prepared:
+class LinearOps:
     """Per-graph data reused across boxes: linear operators, offsets and pool windows."""
 
-    ops: dict[str, list[_LinearOp]]
+    ops: dict[str, list[LinearOp]]
     offsets: dict[str, np.ndarray]
     pools: dict[str, np.ndarray]
     position: dict[str, int]
@@ -163,7 +163,7 @@ class _Prepared:
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _prepare(graph: Graph) -> _Prepared:
+def prepare_linear_ops(graph: Graph) -> LinearOps:
     """Build (once per graph) the affine maps of its linear nodes and its pool windows."""
     if graph in _PREPARED:
         return _PREPARED[graph]
@@ -172,10 +172,10 @@ def _prepare(graph: Graph) -> _Prepared:
         in_shapes = [graph[i].shape for i in node.inputs]
         if node.linear:
             mats, offsets[node.name] = affine_map(node, in_shapes)
-            ops[node.name] = [_LinearOp(m) for m in mats]
+            ops[node.name] = [LinearOp(m) for m in mats]
         elif isinstance(node, MaxPool):
             pools[node.name] = pool_index(node, in_shapes[0])
-    prep = _Prepared(ops, offsets, pools, {n.name: i for i, n in enumerate(graph.nodes)})
+    prep = LinearOps(ops, offsets, pools, {n.name: i for i, n in enumerate(graph.nodes)})
     _PREPARED[graph] = prep
     return prep
 
@@ -231,7 +231,7 @@ def _finish(graph: Graph, lo: dict, hi: dict, method: str, start: float) -> Boun
 # Interval arithmetic
 
 
-def _interval_node(node: Node, prep: _Prepared, lo: dict, hi: dict) -> tuple[np.ndarray, ...]:
+def _interval_node(node: Node, prep: LinearOps, lo: dict, hi: dict) -> tuple[np.ndarray, ...]:
     """Interval bounds (flat) of one non-input node from the bounds of its inputs."""
     if isinstance(node, Constant):
         value = np.asarray(node.value, dtype=np.float64).ravel()
@@ -284,7 +284,7 @@ def _output_map_interval(node: OutputMap, lo: np.ndarray, hi: np.ndarray):
 
 
 def _interval_pass(graph: Graph, box: dict) -> tuple[dict, dict]:
-    prep = _prepare(graph)
+    prep = prepare_linear_ops(graph)
     lo = {name: b[0] for name, b in box.items()}
     hi = {name: b[1] for name, b in box.items()}
     for node in graph.nodes:
@@ -309,7 +309,7 @@ def interval_bounds(graph: Graph, lower: Box, upper: Box) -> Bounds:
 # Symbolic (CROWN) bounds
 
 
-def _symbolic_targets(graph: Graph) -> set[str]:
+def symbolic_targets(graph: Graph) -> set[str]:
     """Nodes whose bounds decide a relaxation (inputs of ReLU, MaxPool and output maps)
     and the graph outputs; inputs, constants, ReLUs and output maps need no back-substitution
     (their interval bounds are as tight as the bounds of what they read)."""
@@ -318,7 +318,7 @@ def _symbolic_targets(graph: Graph) -> set[str]:
     return {n for n in names if not isinstance(graph[n], Input | Constant | Relu | OutputMap)}
 
 
-def _relu_relaxation(alpha: float, lo: np.ndarray, hi: np.ndarray):
+def relu_relaxation(alpha: float, lo: np.ndarray, hi: np.ndarray):
     """Slopes and offset with ``sl * x <= relu(x) <= su * x + tu`` on ``[lo, hi]``."""
     unstable = (lo < 0.0) & (hi > 0.0)
     sl = np.where(lo >= 0.0, 1.0, alpha)
@@ -353,10 +353,10 @@ def _pool_relaxation(index: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return p_lo, p_up, offset
 
 
-def _relaxation(node: Node, prep: _Prepared, lo: dict, hi: dict) -> tuple:
+def _relaxation(node: Node, prep: LinearOps, lo: dict, hi: dict) -> tuple:
     src = node.inputs[0]
     if isinstance(node, Relu):
-        return ("relu", *_relu_relaxation(node.alpha, lo[src], hi[src]))
+        return ("relu", *relu_relaxation(node.alpha, lo[src], hi[src]))
     return ("pool", *_pool_relaxation(prep.pools[node.name], lo[src], hi[src]))
 
 
@@ -376,7 +376,7 @@ def _backward_nonlinear(relax: tuple, a_lo: np.ndarray, a_hi: np.ndarray):
     return b_lo, b_hi, neg_lo @ offset, pos_hi @ offset
 
 
-def _push(pending: dict, name: str, a_lo: np.ndarray, a_hi: np.ndarray) -> None:
+def push_coefficients(pending: dict, name: str, a_lo: np.ndarray, a_hi: np.ndarray) -> None:
     """Add coefficients for node ``name``; keeps lower and upper shared while they agree."""
     if name not in pending:
         pending[name] = (a_lo, a_hi)
@@ -387,7 +387,7 @@ def _push(pending: dict, name: str, a_lo: np.ndarray, a_hi: np.ndarray) -> None:
     pending[name] = (new_lo, new_hi)
 
 
-def _backsubstitute(graph: Graph, prep: _Prepared, target: str, rows: np.ndarray,
+def _backsubstitute(graph: Graph, prep: LinearOps, target: str, rows: np.ndarray,
                     box: dict, relax: dict) -> tuple[np.ndarray, np.ndarray]:
     """Linear bounds of ``target``'s neurons ``rows``, propagated back to the input box."""
     eye = np.zeros((rows.size, graph[target].size))
@@ -411,16 +411,16 @@ def _backsubstitute(graph: Graph, prep: _Prepared, target: str, rows: np.ndarray
             start = node.name == target  # a_lo is I[rows]: slice M instead of multiplying
             for src, op in zip(node.inputs, prep.ops[node.name], strict=True):
                 b_lo = op.rows(rows, graph[src].size) if start else op.backward(a_lo)
-                _push(pending, src, b_lo, b_lo if shared else op.backward(a_hi))
+                push_coefficients(pending, src, b_lo, b_lo if shared else op.backward(a_hi))
         else:
             b_lo, b_hi, d_lo, d_hi = _backward_nonlinear(relax[node.name], a_lo, a_hi)
             out_lo += d_lo
             out_hi += d_hi
-            _push(pending, node.inputs[0], b_lo, b_hi)
+            push_coefficients(pending, node.inputs[0], b_lo, b_hi)
     return widen(out_lo, out_hi)
 
 
-def _crown(graph: Graph, prep: _Prepared, target: str, box: dict, relax: dict,
+def _crown(graph: Graph, prep: LinearOps, target: str, box: dict, relax: dict,
            wanted: np.ndarray):
     """Symbolic bounds of the neurons ``wanted`` of ``target``, in blocks of rows."""
     widest = max(node.size for node in graph.nodes[:prep.position[target] + 1])
@@ -432,7 +432,7 @@ def _crown(graph: Graph, prep: _Prepared, target: str, box: dict, relax: dict,
     return lo, hi
 
 
-def _rows_to_refine(graph: Graph, prep: _Prepared, node: Node, lo: np.ndarray,
+def _rows_to_refine(graph: Graph, prep: LinearOps, node: Node, lo: np.ndarray,
                     hi: np.ndarray) -> np.ndarray:
     """The neurons of target ``node`` whose bounds can change a relaxation or a result.
 
@@ -445,7 +445,7 @@ def _rows_to_refine(graph: Graph, prep: _Prepared, node: Node, lo: np.ndarray,
     are refined: their bounds carry forward into the interval bounds of later layers.
     Graph outputs and inputs of output maps are always refined.
     """
-    if node.linear and len(node.inputs) == 1 and _reads_input(graph, prep, node.inputs[0]):
+    if node.linear and len(node.inputs) == 1 and reads_input(graph, prep, node.inputs[0]):
         return np.arange(0)
     if node.name in graph.outputs:
         return np.arange(node.size)
@@ -466,7 +466,7 @@ def _rows_to_refine(graph: Graph, prep: _Prepared, node: Node, lo: np.ndarray,
     return np.flatnonzero(wanted)
 
 
-def _reads_input(graph: Graph, prep: _Prepared, name: str) -> bool:
+def reads_input(graph: Graph, prep: LinearOps, name: str) -> bool:
     """Whether node ``name`` is a graph input or an identity map of one (a reshape)."""
     node = graph[name]
     while not isinstance(node, Input):
@@ -481,9 +481,9 @@ def _reads_input(graph: Graph, prep: _Prepared, name: str) -> bool:
 def _symbolic_pass(graph: Graph, box: dict) -> tuple[dict, dict]:
     """Forward over the nodes: interval bounds, refined by back-substitution at targets and
     intersected with the plain interval bounds."""
-    prep = _prepare(graph)
+    prep = prepare_linear_ops(graph)
     int_lo, int_hi = _interval_pass(graph, box)
-    targets = _symbolic_targets(graph)
+    targets = symbolic_targets(graph)
     lo = {name: b[0] for name, b in box.items()}
     hi = {name: b[1] for name, b in box.items()}
     relax: dict[str, tuple] = {}
@@ -594,7 +594,7 @@ class _LpModel:
         return float(rows + cols)
 
 
-def _lp_linear(model: _LpModel, node: Node, prep: _Prepared, cols: dict, lo: dict, hi: dict):
+def _lp_linear(model: _LpModel, node: Node, prep: LinearOps, cols: dict, lo: dict, hi: dict):
     """Columns of a linear node, aliased for pure data movement, else with equality rows."""
     if isinstance(node, Reshape | Identity):
         cols[node.name] = cols[node.inputs[0]]
@@ -612,7 +612,7 @@ def _lp_linear(model: _LpModel, node: Node, prep: _Prepared, cols: dict, lo: dic
                    offset, offset)
 
 
-def _csr_maps(node: Node, prep: _Prepared) -> list[sp.csr_matrix]:
+def _csr_maps(node: Node, prep: LinearOps) -> list[sp.csr_matrix]:
     out = []
     for op in prep.ops[node.name]:
         if op.kind == "identity":
@@ -633,7 +633,7 @@ def _lp_relu(model: _LpModel, node: Relu, cols: dict, lo: dict, hi: dict) -> Non
     hi[node.name] = np.minimum(hi[node.name], np.maximum(u, node.alpha * u))
     y = model.add_cols(lo[node.name], hi[node.name])
     cols[node.name] = y
-    sl, su, tu = _relu_relaxation(node.alpha, l, u)
+    sl, su, tu = relu_relaxation(node.alpha, l, u)
     stable = ~((l < 0.0) & (u > 0.0))
     n = node.size
     inf = np.full(n, np.inf)
@@ -651,7 +651,7 @@ def _lp_relu(model: _LpModel, node: Relu, cols: dict, lo: dict, hi: dict) -> Non
                            np.concatenate([np.ones(k.size), -slope[k]]), row_lo[k], row_hi[k])
 
 
-def _lp_pool(model: _LpModel, node: MaxPool, prep: _Prepared, cols: dict, lo: dict,
+def _lp_pool(model: _LpModel, node: MaxPool, prep: LinearOps, cols: dict, lo: dict,
              hi: dict) -> None:
     """``y >= x_k`` for every window member, ``y <= max_k l_k + sum_k (x_k - l_k)``."""
     src = node.inputs[0]
@@ -693,7 +693,7 @@ def _lp_optimise(model: _LpModel, cols: np.ndarray, which: np.ndarray, lo: np.nd
 
 def _refine_pass(graph: Graph, lo: dict, hi: dict) -> None:
     """Intersect every node's bounds with the interval bounds of its (tightened) inputs."""
-    prep = _prepare(graph)
+    prep = prepare_linear_ops(graph)
     for node in graph.nodes:
         if not isinstance(node, Input):
             l, u = _interval_node(node, prep, lo, hi)
@@ -715,7 +715,7 @@ def lp_tighten(graph: Graph, bounds: Bounds, *, time_limit: float | None = None,
     start = time.perf_counter()
     deadline = start + (np.inf if time_limit is None else time_limit)
     model = _LpModel(_import_highspy())
-    prep = _prepare(graph)
+    prep = prepare_linear_ops(graph)
     lo = {n: bounds.lower[n].ravel().copy() for n in bounds.lower}
     hi = {n: bounds.upper[n].ravel().copy() for n in bounds.upper}
     cols: dict[str, np.ndarray] = {}

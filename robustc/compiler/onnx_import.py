@@ -1,7 +1,7 @@
 """ONNX import: an ``.onnx`` file to a verified IR :class:`~robustc.ir.Graph`.
 
 One lowering function per ONNX op type, in the table :data:`LOWERINGS`. Each reads its
-attributes through :class:`_Attrs`, which raises for any attribute the function did not
+attributes through :class:`Attrs`, which raises for any attribute the function did not
 consume (unless it is at its default), so no attribute is ever ignored silently. Nodes whose
 inputs are all constants are folded with the ONNX reference evaluator; ``Shape`` of a tensor
 is folded from its static shape. Every unsupported node is collected and reported in one
@@ -17,103 +17,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from robustc.compiler.onnx_context import Attrs, Importer, Unsupported
+from robustc.compiler.onnx_ops import LOWERINGS
 from robustc.errors import IRError, ModelError, UnsupportedOperator
-from robustc.ir import Graph, Input, Node, OutputMap
-
-MIN_OPSET, MAX_OPSET = 7, 21
-
-
-class _Unsupported(Exception):
-    """Raised by a lowering for one node; collected by the importer."""
-
-
-class _Attrs:
-    """Attribute reader that remembers which attributes were consumed."""
-
-    def __init__(self, node):
-        from onnx import helper
-
-        self.node = node
-        self.values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        self.used: set[str] = set()
-
-    def get(self, name: str, default=None):
-        """The attribute's value (bytes decoded), or ``default``."""
-        self.used.add(name)
-        value = self.values.get(name, default)
-        return value.decode() if isinstance(value, bytes) else value
-
-    def unused(self) -> list[str]:
-        """Names of attributes present on the node but never read."""
-        return [k for k in self.values if k not in self.used]
-
-
-class _Importer:
-    """State of one import: constants, the IR nodes so far, and the ONNX-name mapping."""
-
-    def __init__(self, model, path: str):
-        self.model = model
-        self.path = path
-        self.opset = _opset(model, path)
-        self.consts: dict[str, np.ndarray] = {}
-        self.values: dict[str, str] = {}  # ONNX tensor name -> IR node name
-        self.nodes: dict[str, Node] = {}
-        self.names: set[str] = set()
-
-    # -- bookkeeping -------------------------------------------------------------------
-    def fresh(self, base: str) -> str:
-        """A node name not used yet, derived from ``base``."""
-        base = base or "n"
-        name, k = base, 1
-        while name in self.names:
-            k += 1
-            name = f"{base}_{k}"
-        self.names.add(name)
-        return name
-
-    def add(self, cls, base: str, inputs: tuple[str, ...], shape=None, **fields) -> str:
-        """Create an IR node and return its name; its shape is inferred unless given."""
-        name = self.fresh(base)
-        if shape is None:
-            probe = cls(name, inputs, (), **fields)
-            shape = probe.infer_shape([self.nodes[i].shape for i in inputs])
-        self.nodes[name] = cls(name, inputs, tuple(int(d) for d in shape), **fields)
-        return name
-
-    def is_const(self, onnx_name: str) -> bool:
-        return onnx_name == "" or onnx_name in self.consts
-
-    def const(self, onnx_name: str, what: str) -> np.ndarray:
-        """The constant value of an input; raises ``_Unsupported`` if it is a tensor."""
-        if onnx_name not in self.consts:
-            raise _Unsupported(f"{what} must be a constant")
-        return self.consts[onnx_name]
-
-    def tensor(self, onnx_name: str) -> str:
-        """The IR node for an input, materialising a constant as a Constant node."""
-        if onnx_name in self.values:
-            return self.values[onnx_name]
-        from robustc.ir import Constant, frozen_array
-
-        value = frozen_array(self.consts[onnx_name])
-        self.values[onnx_name] = self.add(Constant, f"const_{onnx_name}", (), value=value)
-        return self.values[onnx_name]
-
-    def shape(self, onnx_name: str) -> tuple[int, ...]:
-        if onnx_name in self.consts:
-            return tuple(self.consts[onnx_name].shape)
-        return self.nodes[self.values[onnx_name]].shape
-
-
-def _opset(model, path: str) -> int:
-    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
-    if not versions:
-        raise ModelError(f"{path}: the model declares no default-domain opset")
-    opset = versions[0]
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ModelError(f"{path}: opset {opset} is not supported "
-                         f"(robustc reads opsets {MIN_OPSET} to {MAX_OPSET})")
-    return opset
+from robustc.ir import Graph, Input, OutputMap
 
 
 def _read_model(path: str | os.PathLike):
@@ -132,7 +39,7 @@ def _read_model(path: str | os.PathLike):
     return model
 
 
-def _input_shapes(imp: _Importer, input_shape) -> None:
+def _input_shapes(imp: Importer, input_shape) -> None:
     """Create IR inputs; a symbolic leading dimension becomes 1 (the batch), others fail."""
     from onnx import numpy_helper
 
@@ -148,7 +55,7 @@ def _input_shapes(imp: _Importer, input_shape) -> None:
         imp.values[inp.name] = name
 
 
-def _static_dims(imp: _Importer, inp, override) -> tuple[int, ...]:
+def _static_dims(imp: Importer, inp, override) -> tuple[int, ...]:
     ttype = inp.type.tensor_type
     if not ttype.HasField("shape"):
         if override is None:
@@ -172,7 +79,7 @@ def _static_dims(imp: _Importer, inp, override) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def _fold(imp: _Importer, node) -> None:
+def _fold(imp: Importer, node) -> None:
     """Evaluate a node whose inputs are all constants (ONNX reference evaluator)."""
     from onnx import helper
     from onnx.reference import ReferenceEvaluator
@@ -186,7 +93,7 @@ def _fold(imp: _Importer, node) -> None:
     try:
         results = ReferenceEvaluator(model).run(None, feeds)
     except Exception as exc:
-        raise _Unsupported(f"constant folding failed: {type(exc).__name__}: {exc}") from None
+        raise Unsupported(f"constant folding failed: {type(exc).__name__}: {exc}") from None
     for name, value in zip([o for o in node.output if o], results, strict=True):
         imp.consts[name] = np.asarray(value)
 
@@ -198,10 +105,8 @@ def load_onnx(path: str | os.PathLike, *, input_shape=None, name: str | None = N
     Raises ``ModelError`` (missing/corrupt file, bad opset, dynamic shapes) or
     ``UnsupportedOperator`` listing every node robustc cannot lower.
     """
-    from robustc.compiler.onnx_ops import LOWERINGS
-
     model = _read_model(path)
-    imp = _Importer(model, os.fspath(path))
+    imp = Importer(model, os.fspath(path))
     _input_shapes(imp, input_shape)
     problems: list[tuple[str, str, str]] = []
     poisoned: set[str] = set()
@@ -220,7 +125,7 @@ def load_onnx(path: str | os.PathLike, *, input_shape=None, name: str | None = N
     return graph.replace_nodes(graph.nodes).verify()
 
 
-def _import_node(imp: _Importer, node, table: dict[str, Callable], problems: list,
+def _import_node(imp: Importer, node, table: dict[str, Callable], problems: list,
                  poisoned: set[str]) -> None:
     label = node.name or (node.output[0] if node.output else node.op_type)
     if node.domain not in ("", "ai.onnx"):
@@ -238,21 +143,21 @@ def _import_node(imp: _Importer, node, table: dict[str, Callable], problems: lis
             return
         lower = table.get(node.op_type)
         if lower is None:
-            raise _Unsupported("operator not supported")
-        attrs = _Attrs(node)
+            raise Unsupported("operator not supported")
+        attrs = Attrs(node)
         outs = lower(imp, node, attrs)
         leftover = attrs.unused()
         if leftover:
-            raise _Unsupported(f"attribute(s) {leftover} not supported")
+            raise Unsupported(f"attribute(s) {leftover} not supported")
         for onnx_name, ir_name in zip(node.output, outs, strict=False):
             if onnx_name and ir_name is not None:
                 imp.values[onnx_name] = ir_name
-    except (_Unsupported, IRError) as exc:
+    except (Unsupported, IRError) as exc:
         problems.append((node.op_type, label, str(exc)))
         poisoned.update(node.output)
 
 
-def _outputs(imp: _Importer, problems: list, poisoned: set[str]) -> tuple[str, ...]:
+def _outputs(imp: Importer, problems: list, poisoned: set[str]) -> tuple[str, ...]:
     names = []
     for out in imp.model.graph.output:
         if out.name in poisoned:
@@ -264,7 +169,7 @@ def _outputs(imp: _Importer, problems: list, poisoned: set[str]) -> tuple[str, .
     return tuple(names)
 
 
-def _hidden_output_maps(imp: _Importer, problems: list) -> None:
+def _hidden_output_maps(imp: Importer, problems: list) -> None:
     """Sigmoid, Softmax and Tanh are supported only as output activations."""
     for node in imp.nodes.values():
         for src in node.inputs:

@@ -1,7 +1,7 @@
 """One lowering function per ONNX op type: ``fn(importer, onnx_node, attrs) -> [ir_names]``.
 
 Each function returns the IR node names of the ONNX node's outputs (``None`` for an output
-that was folded to a constant). It raises ``_Unsupported`` with the reason when a case is
+that was folded to a constant). It raises ``Unsupported`` with the reason when a case is
 outside what robustc can lower exactly; the importer collects those into one error.
 """
 
@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from robustc.compiler.onnx_import import _Attrs, _Importer, _Unsupported
+from robustc.compiler.onnx_context import Attrs, Importer, Unsupported
 from robustc.ir import (
     Add,
     Concat,
@@ -26,7 +26,7 @@ from robustc.ir import (
     Select,
     frozen_array,
 )
-from robustc.ir.nodes import _window_out
+from robustc.ir.nodes import window_out
 
 _HUGE = 1e38  # Clip bounds beyond this count as infinite (ONNX's float limits)
 
@@ -35,26 +35,26 @@ def _base(node) -> str:
     return node.name or (node.output[0] if node.output else node.op_type.lower())
 
 
-def _affine(imp: _Importer, base: str, x: str, scale=1.0, shift=0.0) -> str:
+def _affine(imp: Importer, base: str, x: str, scale=1.0, shift=0.0) -> str:
     return imp.add(ElementwiseAffine, base, (x,), scale=frozen_array(scale),
                    shift=frozen_array(shift))
 
 
 def _no_extra_outputs(node, what: str) -> None:
     if any(o for o in node.output[1:]):
-        raise _Unsupported(f"the {what} output is not supported")
+        raise Unsupported(f"the {what} output is not supported")
 
 
 # -- affine layers ---------------------------------------------------------------------
 
-def gemm(imp: _Importer, node, a: _Attrs):
+def gemm(imp: Importer, node, a: Attrs):
     alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
     if a.get("transA", 0):
-        raise _Unsupported("attribute transA=1 is not supported")
+        raise Unsupported("attribute transA=1 is not supported")
     trans_b = a.get("transB", 0)
     shape = imp.shape(node.input[0])
     if len(shape) != 2:
-        raise _Unsupported(f"input A must be 2-D, got shape {list(shape)}")
+        raise Unsupported(f"input A must be 2-D, got shape {list(shape)}")
     b = imp.const(node.input[1], "input B").astype(np.float64)
     weight = (b if trans_b else b.T) * alpha
     bias = None
@@ -62,31 +62,31 @@ def gemm(imp: _Importer, node, a: _Attrs):
         c = np.broadcast_to(imp.const(node.input[2], "input C") * beta,
                             (shape[0], weight.shape[0]))
         if not np.all(c == c[:1]):
-            raise _Unsupported("input C varies along the rows of A")
+            raise Unsupported("input C varies along the rows of A")
         bias = frozen_array(c[0])
     x = imp.tensor(node.input[0])
     return [imp.add(Dense, _base(node), (x,), weight=frozen_array(weight), bias=bias, axis=-1)]
 
 
-def matmul(imp: _Importer, node, a: _Attrs):
+def matmul(imp: Importer, node, a: Attrs):
     xa, xb = node.input
     if imp.is_const(xb) and not imp.is_const(xa):
         w = imp.const(xb, "input B").astype(np.float64)
         if w.ndim != 2:
-            raise _Unsupported(f"constant operand of rank {w.ndim} (only 2-D is supported)")
+            raise Unsupported(f"constant operand of rank {w.ndim} (only 2-D is supported)")
         return [imp.add(Dense, _base(node), (imp.tensor(xa),), weight=frozen_array(w.T),
                         bias=None, axis=-1)]
     if imp.is_const(xa):
         w = imp.const(xa, "input A").astype(np.float64)
         if w.ndim != 2:
-            raise _Unsupported(f"constant operand of rank {w.ndim} (only 2-D is supported)")
+            raise Unsupported(f"constant operand of rank {w.ndim} (only 2-D is supported)")
         axis = -2 if len(imp.shape(xb)) >= 2 else -1
         return [imp.add(Dense, _base(node), (imp.tensor(xb),), weight=frozen_array(w),
                         bias=None, axis=axis)]
-    raise _Unsupported("product of two variable tensors (not piecewise linear)")
+    raise Unsupported("product of two variable tensors (not piecewise linear)")
 
 
-def _conv_fields(imp: _Importer, node, a: _Attrs, in_hw, kernel) -> dict:
+def _conv_fields(imp: Importer, node, a: Attrs, in_hw, kernel) -> dict:
     nd = len(kernel)
     strides = tuple(a.get("strides", [1] * nd))
     dilations = tuple(a.get("dilations", [1] * nd))
@@ -94,7 +94,7 @@ def _conv_fields(imp: _Importer, node, a: _Attrs, in_hw, kernel) -> dict:
     return {"strides": strides, "dilations": dilations, "pads": pads}
 
 
-def _pads(a: _Attrs, in_hw, kernel, strides, dilations) -> tuple[int, ...]:
+def _pads(a: Attrs, in_hw, kernel, strides, dilations) -> tuple[int, ...]:
     nd = len(kernel)
     auto_pad = a.get("auto_pad", "NOTSET")
     if auto_pad in ("NOTSET", ""):
@@ -111,24 +111,24 @@ def _pads(a: _Attrs, in_hw, kernel, strides, dilations) -> tuple[int, ...]:
     return tuple(begin + end)
 
 
-def _to_2d(imp: _Importer, node, x: str) -> str:
+def _to_2d(imp: Importer, node, x: str) -> str:
     """View a [1, C, L] tensor as [1, C, 1, L] so 1-D windows reuse the 2-D nodes."""
     shape = imp.shape(node.input[0])
     return imp.add(Reshape, _base(node) + "_as2d", (x,), shape=(shape[0], shape[1], 1, shape[2]))
 
 
-def _from_2d(imp: _Importer, node, y: str) -> str:
+def _from_2d(imp: Importer, node, y: str) -> str:
     s = imp.nodes[y].shape
     return imp.add(Reshape, _base(node) + "_as1d", (y,), shape=(s[0], s[1], s[3]))
 
 
-def conv(imp: _Importer, node, a: _Attrs):
+def conv(imp: Importer, node, a: Attrs):
     w = imp.const(node.input[1], "the weight input").astype(np.float64)
     if w.ndim not in (3, 4):
-        raise _Unsupported(f"only 1-D and 2-D convolutions are supported (weight rank {w.ndim})")
+        raise Unsupported(f"only 1-D and 2-D convolutions are supported (weight rank {w.ndim})")
     kernel = tuple(a.get("kernel_shape", list(w.shape[2:])))
     if kernel != tuple(w.shape[2:]):
-        raise _Unsupported(f"kernel_shape {list(kernel)} differs from the weight's "
+        raise Unsupported(f"kernel_shape {list(kernel)} differs from the weight's "
                            f"{list(w.shape[2:])}")
     bias = None
     if len(node.input) > 2 and node.input[2]:
@@ -153,7 +153,7 @@ def _fields_1d_to_2d(fields: dict) -> dict:
 
 # -- element-wise ----------------------------------------------------------------------
 
-def _binary(imp: _Importer, node, kind: str):
+def _binary(imp: Importer, node, kind: str):
     xa, xb = node.input
     ca, cb = imp.is_const(xa), imp.is_const(xb)
     if not ca and not cb:
@@ -161,7 +161,7 @@ def _binary(imp: _Importer, node, kind: str):
     x, c = (xb, imp.const(xa, "")) if ca else (xa, imp.const(xb, ""))
     shape = imp.shape(x)
     if np.broadcast_shapes(c.shape, shape) != tuple(shape):
-        raise _Unsupported(f"the constant of shape {list(c.shape)} would enlarge the tensor "
+        raise Unsupported(f"the constant of shape {list(c.shape)} would enlarge the tensor "
                            f"of shape {list(shape)}")
     c = c.astype(np.float64)
     if kind == "Add":
@@ -172,37 +172,37 @@ def _binary(imp: _Importer, node, kind: str):
         scale, shift = c, 0.0
     else:  # Div
         if ca:
-            raise _Unsupported("division by a variable tensor (not piecewise linear)")
+            raise Unsupported("division by a variable tensor (not piecewise linear)")
         if np.any(c == 0):
-            raise _Unsupported("division by a constant containing zeros")
+            raise Unsupported("division by a constant containing zeros")
         scale, shift = 1.0 / c, 0.0
     return [_affine(imp, _base(node), imp.tensor(x), scale, shift)]
 
 
-def _binary_tensors(imp: _Importer, node, kind: str) -> str:
+def _binary_tensors(imp: Importer, node, kind: str) -> str:
     if kind in ("Mul", "Div"):
-        raise _Unsupported(f"{kind} of two variable tensors (not piecewise linear)")
+        raise Unsupported(f"{kind} of two variable tensors (not piecewise linear)")
     sa, sb = imp.shape(node.input[0]), imp.shape(node.input[1])
     if sa != sb:
-        raise _Unsupported(f"broadcasting between variable tensors {list(sa)} and {list(sb)}")
+        raise Unsupported(f"broadcasting between variable tensors {list(sa)} and {list(sb)}")
     ta, tb = imp.tensor(node.input[0]), imp.tensor(node.input[1])
     if kind == "Sub":
         tb = _affine(imp, _base(node) + "_neg", tb, -1.0, 0.0)
     return imp.add(Add, _base(node), (ta, tb))
 
 
-def relu(imp: _Importer, node, a: _Attrs):
+def relu(imp: Importer, node, a: Attrs):
     return [imp.add(Relu, _base(node), (imp.tensor(node.input[0]),), alpha=0.0)]
 
 
-def leaky_relu(imp: _Importer, node, a: _Attrs):
+def leaky_relu(imp: Importer, node, a: Attrs):
     alpha = float(a.get("alpha", 0.01))
     if not 0.0 <= alpha < 1.0:
-        raise _Unsupported(f"attribute alpha={alpha} (only 0 <= alpha < 1 is supported)")
+        raise Unsupported(f"attribute alpha={alpha} (only 0 <= alpha < 1 is supported)")
     return [imp.add(Relu, _base(node), (imp.tensor(node.input[0]),), alpha=alpha)]
 
 
-def clip(imp: _Importer, node, a: _Attrs):
+def clip(imp: Importer, node, a: Attrs):
     if imp.opset < 11:
         lo, hi = float(a.get("min", -math.inf)), float(a.get("max", math.inf))
     else:
@@ -212,7 +212,7 @@ def clip(imp: _Importer, node, a: _Attrs):
             else math.inf
     lo, hi = (-math.inf if lo <= -_HUGE else lo), (math.inf if hi >= _HUGE else hi)
     if lo > hi:
-        raise _Unsupported(f"min {lo} is larger than max {hi}")
+        raise Unsupported(f"min {lo} is larger than max {hi}")
     x, base = imp.tensor(node.input[0]), _base(node)
     if math.isinf(lo) and math.isinf(hi):
         return [imp.add(Identity, base, (x,))]
@@ -229,12 +229,12 @@ def clip(imp: _Importer, node, a: _Attrs):
     return [_affine(imp, base, diff, 1.0, lo)]
 
 
-def batchnorm(imp: _Importer, node, a: _Attrs):
+def batchnorm(imp: Importer, node, a: Attrs):
     _no_extra_outputs(node, "running statistics")
     if a.get("training_mode", 0):
-        raise _Unsupported("attribute training_mode=1 is not supported")
+        raise Unsupported("attribute training_mode=1 is not supported")
     if not a.get("spatial", 1):
-        raise _Unsupported("attribute spatial=0 is not supported")
+        raise Unsupported("attribute spatial=0 is not supported")
     a.get("momentum")
     eps = float(a.get("epsilon", 1e-5))
     scale, bias, mean, var = (imp.const(n, what).astype(np.float64) for n, what in
@@ -247,13 +247,13 @@ def batchnorm(imp: _Importer, node, a: _Attrs):
 
 
 def output_map(kind: str):
-    def lower(imp: _Importer, node, a: _Attrs):
+    def lower(imp: Importer, node, a: Attrs):
         axis = -1
         if kind == "softmax":
             rank = len(imp.shape(node.input[0]))
             axis = int(a.get("axis", 1 if imp.opset < 13 else -1)) % rank
             if imp.opset < 13 and axis != rank - 1:
-                raise _Unsupported(f"Softmax over axes {axis}.. of a rank-{rank} tensor "
+                raise Unsupported(f"Softmax over axes {axis}.. of a rank-{rank} tensor "
                                    "(opset < 13 flattens them); only the last axis is supported")
         return [imp.add(OutputMap, _base(node), (imp.tensor(node.input[0]),), kind=kind,
                         axis=axis)]
@@ -262,10 +262,10 @@ def output_map(kind: str):
 
 # -- pooling ---------------------------------------------------------------------------
 
-def _pool_fields(imp: _Importer, node, a: _Attrs):
+def _pool_fields(imp: Importer, node, a: Attrs):
     in_shape = imp.shape(node.input[0])
     if len(in_shape) not in (3, 4):
-        raise _Unsupported(f"only 1-D and 2-D pooling is supported (input {list(in_shape)})")
+        raise Unsupported(f"only 1-D and 2-D pooling is supported (input {list(in_shape)})")
     kernel = tuple(a.get("kernel_shape"))
     fields = _conv_fields(imp, node, a, in_shape[2:], kernel)
     if a.get("ceil_mode", 0):
@@ -282,11 +282,11 @@ def _check_ceil_mode(in_hw, kernel, fields) -> None:
         pad = fields["pads"][i] + fields["pads"][i + nd]
         span = in_hw[i] + pad - fields["dilations"][i] * (kernel[i] - 1) - 1
         if span % fields["strides"][i]:
-            raise _Unsupported("attribute ceil_mode=1 changes the output size here "
+            raise Unsupported("attribute ceil_mode=1 changes the output size here "
                                "(only floor mode is supported)")
 
 
-def maxpool(imp: _Importer, node, a: _Attrs):
+def maxpool(imp: Importer, node, a: Attrs):
     _no_extra_outputs(node, "Indices")
     a.get("storage_order")  # only affects the Indices output, rejected above
     in_shape, kernel, fields = _pool_fields(imp, node, a)
@@ -297,22 +297,22 @@ def maxpool(imp: _Importer, node, a: _Attrs):
     return [_from_2d(imp, node, y) if len(in_shape) == 3 else y]
 
 
-def avgpool(imp: _Importer, node, a: _Attrs):
+def avgpool(imp: Importer, node, a: Attrs):
     in_shape, kernel, fields = _pool_fields(imp, node, a)
     include_pad = bool(a.get("count_include_pad", 0))
     return [_average(imp, node, in_shape, kernel, fields, include_pad)]
 
 
-def global_avgpool(imp: _Importer, node, a: _Attrs):
+def global_avgpool(imp: Importer, node, a: Attrs):
     in_shape = imp.shape(node.input[0])
     if len(in_shape) not in (3, 4):
-        raise _Unsupported(f"only 1-D and 2-D pooling is supported (input {list(in_shape)})")
+        raise Unsupported(f"only 1-D and 2-D pooling is supported (input {list(in_shape)})")
     kernel = (1,) * (4 - len(in_shape)) + tuple(in_shape[2:])
     fields = {"strides": (1, 1), "dilations": (1, 1), "pads": (0, 0, 0, 0)}
     return [_average(imp, node, in_shape, kernel, fields, True)]
 
 
-def _average(imp: _Importer, node, in_shape, kernel, fields, include_pad: bool) -> str:
+def _average(imp: Importer, node, in_shape, kernel, fields, include_pad: bool) -> str:
     """Average pooling as a depthwise convolution (plus a border correction)."""
     channels = in_shape[1]
     weight = np.full((channels, 1) + tuple(kernel), 1.0 / np.prod(kernel))
@@ -332,8 +332,8 @@ def _border_scale(in_shape, kernel, fields) -> np.ndarray:
     t, l, b, r = fields["pads"]
     ones = np.pad(np.ones(in_shape[2:]), ((t, b), (l, r)))
     (kh, kw), (sh, sw), (dh, dw) = kernel, fields["strides"], fields["dilations"]
-    ho = _window_out(in_shape[2], kh, sh, t + b, dh)
-    wo = _window_out(in_shape[3], kw, sw, l + r, dw)
+    ho = window_out(in_shape[2], kh, sh, t + b, dh)
+    wo = window_out(in_shape[3], kw, sw, l + r, dw)
     counts = np.zeros((ho, wo))
     for i in range(kh):
         for j in range(kw):
@@ -344,32 +344,32 @@ def _border_scale(in_shape, kernel, fields) -> np.ndarray:
 
 # -- shape and data movement -----------------------------------------------------------
 
-def _reshape_to(imp: _Importer, node, shape) -> list[str]:
+def _reshape_to(imp: Importer, node, shape) -> list[str]:
     return [imp.add(Reshape, _base(node), (imp.tensor(node.input[0]),), shape=tuple(shape))]
 
 
-def flatten(imp: _Importer, node, a: _Attrs):
+def flatten(imp: Importer, node, a: Attrs):
     shape = imp.shape(node.input[0])
     axis = int(a.get("axis", 1)) % (len(shape) + 1) if shape else 0
     return _reshape_to(imp, node, (int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))))
 
 
-def reshape(imp: _Importer, node, a: _Attrs):
+def reshape(imp: Importer, node, a: Attrs):
     shape = imp.shape(node.input[0])
     target = [int(d) for d in imp.const(node.input[1], "the shape input")]
     if not a.get("allowzero", 0):
         target = [shape[i] if d == 0 else d for i, d in enumerate(target)]
     if target.count(-1) > 1:
-        raise _Unsupported(f"target shape {target} has more than one -1")
+        raise Unsupported(f"target shape {target} has more than one -1")
     if -1 in target:
         known = int(np.prod([d for d in target if d != -1]))
         target[target.index(-1)] = int(np.prod(shape)) // max(known, 1)
     if int(np.prod(target)) != int(np.prod(shape)):
-        raise _Unsupported(f"cannot reshape {list(shape)} to {target}")
+        raise Unsupported(f"cannot reshape {list(shape)} to {target}")
     return _reshape_to(imp, node, target)
 
 
-def _axes(imp: _Importer, node, a: _Attrs) -> list[int] | None:
+def _axes(imp: Importer, node, a: Attrs) -> list[int] | None:
     if imp.opset < 13:
         axes = a.get("axes")
         return None if axes is None else [int(x) for x in axes]
@@ -378,55 +378,55 @@ def _axes(imp: _Importer, node, a: _Attrs) -> list[int] | None:
     return None
 
 
-def squeeze(imp: _Importer, node, a: _Attrs):
+def squeeze(imp: Importer, node, a: Attrs):
     shape = imp.shape(node.input[0])
     axes = _axes(imp, node, a)
     axes = [i for i, d in enumerate(shape) if d == 1] if axes is None else \
         [x % len(shape) for x in axes]
     if any(shape[x] != 1 for x in axes):
-        raise _Unsupported(f"cannot squeeze axes {axes} of shape {list(shape)}")
+        raise Unsupported(f"cannot squeeze axes {axes} of shape {list(shape)}")
     return _reshape_to(imp, node, [d for i, d in enumerate(shape) if i not in axes])
 
 
-def unsqueeze(imp: _Importer, node, a: _Attrs):
+def unsqueeze(imp: Importer, node, a: Attrs):
     shape = list(imp.shape(node.input[0]))
     axes = _axes(imp, node, a)
     if axes is None:
-        raise _Unsupported("axes are missing")
+        raise Unsupported("axes are missing")
     rank = len(shape) + len(axes)
     for x in sorted(x % rank for x in axes):
         shape.insert(x, 1)
     return _reshape_to(imp, node, shape)
 
 
-def _select(imp: _Importer, node, index: np.ndarray, fill: float = 0.0, note: str = "") -> list:
+def _select(imp: Importer, node, index: np.ndarray, fill: float = 0.0, note: str = "") -> list:
     return [imp.add(Select, _base(node), (imp.tensor(node.input[0]),),
                     index=frozen_array(index, dtype=np.int64), fill=float(fill), note=note)]
 
 
-def _positions(imp: _Importer, node) -> np.ndarray:
+def _positions(imp: Importer, node) -> np.ndarray:
     shape = imp.shape(node.input[0])
     return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
 
 
-def transpose(imp: _Importer, node, a: _Attrs):
+def transpose(imp: Importer, node, a: Attrs):
     pos = _positions(imp, node)
     perm = a.get("perm", list(range(pos.ndim))[::-1])
     return _select(imp, node, pos.transpose(perm), note=f"transpose perm={list(perm)}")
 
 
-def gather(imp: _Importer, node, a: _Attrs):
+def gather(imp: Importer, node, a: Attrs):
     pos = _positions(imp, node)
     indices = imp.const(node.input[1], "indices").astype(np.int64)
     axis = int(a.get("axis", 0))
     try:
         index = np.take(pos, indices, axis=axis)
     except IndexError as exc:
-        raise _Unsupported(f"indices out of range: {exc}") from None
+        raise Unsupported(f"indices out of range: {exc}") from None
     return _select(imp, node, index, note="gather")
 
 
-def slice_(imp: _Importer, node, a: _Attrs):
+def slice_(imp: Importer, node, a: Attrs):
     pos = _positions(imp, node)
     if imp.opset < 10:
         starts, ends = a.get("starts"), a.get("ends")
@@ -439,7 +439,7 @@ def slice_(imp: _Importer, node, a: _Attrs):
         steps = imp.const(inp[4], "steps").tolist() if inp[4] else [1] * len(starts)
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         if step == 0:
-            raise _Unsupported("a step of 0")
+            raise Unsupported("a step of 0")
         pos = np.take(pos, _slice_indices(pos.shape[axis], start, end, step), axis=axis)
     return _select(imp, node, pos, note="slice")
 
@@ -455,7 +455,7 @@ def _slice_indices(dim: int, start: int, end: int, step: int) -> np.ndarray:
     return np.arange(start, end, step, dtype=np.int64)
 
 
-def pad(imp: _Importer, node, a: _Attrs):
+def pad(imp: Importer, node, a: Attrs):
     pos = _positions(imp, node)
     mode = a.get("mode", "constant")
     if imp.opset < 11:
@@ -465,48 +465,48 @@ def pad(imp: _Importer, node, a: _Attrs):
         value = float(imp.const(node.input[2], "constant_value")) \
             if len(node.input) > 2 and node.input[2] else 0.0
         if len(node.input) > 3 and node.input[3]:
-            raise _Unsupported("the axes input is not supported")
+            raise Unsupported("the axes input is not supported")
     if any(p < 0 for p in pads):
-        raise _Unsupported("negative pads (cropping) are not supported")
+        raise Unsupported("negative pads (cropping) are not supported")
     width = list(zip(pads[: pos.ndim], pads[pos.ndim:], strict=True))
     if mode == "constant":
         return _select(imp, node, np.pad(pos, width, constant_values=-1), value, "pad")
     if mode in ("edge", "reflect"):
         return _select(imp, node, np.pad(pos, width, mode=mode), note=f"pad {mode}")
-    raise _Unsupported(f"attribute mode={mode!r} is not supported")
+    raise Unsupported(f"attribute mode={mode!r} is not supported")
 
 
-def concat(imp: _Importer, node, a: _Attrs):
+def concat(imp: Importer, node, a: Attrs):
     axis = int(a.get("axis"))
     inputs = tuple(imp.tensor(i) for i in node.input)
     return [imp.add(Concat, _base(node), inputs, axis=axis)]
 
 
-def identity(imp: _Importer, node, a: _Attrs):
+def identity(imp: Importer, node, a: Attrs):
     return [imp.add(Identity, _base(node), (imp.tensor(node.input[0]),))]
 
 
-def dropout(imp: _Importer, node, a: _Attrs):
+def dropout(imp: Importer, node, a: Attrs):
     _no_extra_outputs(node, "mask")
     a.get("ratio")
     a.get("seed")
     if len(node.input) > 2 and node.input[2]:
         if imp.is_const(node.input[2]) and not bool(imp.const(node.input[2], "")):
             return identity(imp, node, a)
-        raise _Unsupported("training_mode must be a constant false")
+        raise Unsupported("training_mode must be a constant false")
     return identity(imp, node, a)
 
 
-def cast(imp: _Importer, node, a: _Attrs):
+def cast(imp: Importer, node, a: Attrs):
     from onnx import TensorProto
 
     a.get("saturate")
     if a.get("to") not in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16):
-        raise _Unsupported("Cast of a variable tensor to a non-float type")
+        raise Unsupported("Cast of a variable tensor to a non-float type")
     return identity(imp, node, a)
 
 
-def shape_(imp: _Importer, node, a: _Attrs):
+def shape_(imp: Importer, node, a: Attrs):
     shape = np.array(imp.shape(node.input[0]), dtype=np.int64)
     start, end = a.get("start", 0), a.get("end", None)
     imp.consts[node.output[0]] = shape[start:end]

@@ -27,10 +27,11 @@ from robustc.compiler.passes import standard_passes
 from robustc.errors import Error, SpecError
 from robustc.ir import Graph, compose, evaluate, logits
 from robustc.ir import property as P
+from robustc.ir.problem import Problem
 from robustc.specs import ast as A
 from robustc.specs.checker import resolve_path
 from robustc.specs.diagnostics import make, render
-from robustc.specs.layers import as_chw, layer_budgets, layer_indices, load_input, region_mask
+from robustc.specs.rings import as_chw, layer_budgets, layer_indices, load_input, region_mask
 
 DEFAULT_DOMAIN = (0.0, 1.0)
 
@@ -194,6 +195,21 @@ def ring_indices(ctx: SpecContext, pset: A.LayeredNeighbourhood) -> np.ndarray:
 
 # -- conditions ------------------------------------------------------------------------
 
+def spec_number(expr: A.Node) -> float:
+    """The value of a resolved numeric expression (a number, possibly negated)."""
+    if isinstance(expr, A.Neg):
+        return -spec_number(expr.operand)
+    return float(expr.value)
+
+
+def logit_threshold(decoder: A.MultiLabelDecoder) -> float:
+    """A multi-label decoder's decision threshold on the logits: label ``i`` is present when
+    logit ``i`` exceeds it. A ``sigmoid`` threshold ``p`` (a probability, in (0, 1): the
+    checker's rule) maps to ``log(p / (1 - p))``; a ``logit`` threshold is used as it is."""
+    value = spec_number(decoder.threshold)
+    return math.log(value / (1.0 - value)) if decoder.score == "sigmoid" else value
+
+
 class ConditionLowering:
     """Lowers spec conditions to :mod:`robustc.ir.property` conditions on the logits."""
 
@@ -231,13 +247,12 @@ class ConditionLowering:
         return P.in_top_k(self.n, t, 1, label)
 
     def threshold(self) -> float:
+        """The multi-label decoder's threshold on the logits (:func:`logit_threshold`)."""
         d = self.decoder
-        value = float(d.threshold.value)
-        if d.score == "sigmoid":
-            if not 0.0 < value < 1.0:
-                raise self.ctx.fail(d, f"a sigmoid threshold must lie in (0, 1), got {value}")
-            return math.log(value / (1.0 - value))
-        return value
+        value = spec_number(d.threshold)
+        if d.score == "sigmoid" and not 0.0 < value < 1.0:
+            raise self.ctx.fail(d, f"a sigmoid threshold must lie in (0, 1), got {value}")
+        return logit_threshold(d)
 
     def reference_set(self) -> list[int]:
         """The labels decoded from the unperturbed input."""
@@ -310,10 +325,8 @@ class ConditionLowering:
 
 # -- problems --------------------------------------------------------------------------
 
-def verify_problem(ctx: SpecContext, prop: A.VerifyProperty):
-    """The :class:`robustc.verify.Problem` of one verify property."""
-    from robustc.verify import Problem
-
+def verify_problem(ctx: SpecContext, prop: A.VerifyProperty) -> Problem:
+    """The :class:`~robustc.ir.problem.Problem` of one verify property."""
     network = ctx.network(prop.network, prop)
     box, x0 = input_box(ctx, prop.domain, network.graph)
     lowering = ConditionLowering(ctx, network, x0)
@@ -321,6 +334,8 @@ def verify_problem(ctx: SpecContext, prop: A.VerifyProperty):
     meta = {"network": network.name, "labels": lowering.labels, "center": x0,
             "reference_set": [lowering.name(t) for t in lowering.reference_set()],
             "decoder": type(lowering.decoder).__name__, "perturbed": box.perturbed}
+    if isinstance(lowering.decoder, A.MultiLabelDecoder):
+        meta["logit_threshold"] = lowering.threshold()
     return Problem(prop.name, network.graph, network.paths,
                    P.Property(prop.name, (box,), condition, meta), network.name)
 

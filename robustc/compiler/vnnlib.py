@@ -40,7 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+from robustc.compiler.onnx_import import load_onnx
+from robustc.compiler.passes import standard_passes
 from robustc.errors import SpecError
+from robustc.ir import logits
+from robustc.ir.problem import Problem
 from robustc.ir.property import (
     And,
     AtLeast,
@@ -507,5 +511,20 @@ def write_vnnlib(prop: Property, path: str | Path) -> Path:
     return path
 
 
+def vnnlib_problems(vnnlib: str | Path, network: str | Path | None) -> list[Problem]:
+    """The problems of a VNN-LIB file on ``network``; raises ``SpecError`` (bad file or no
+    network) or ``ModelError`` (bad network)."""
+
+    if not network:
+        raise SpecError(f"{vnnlib}: a .vnnlib property needs --network NET.onnx")
+    query = read_vnnlib(vnnlib)
+    graph = standard_passes().run(load_onnx(str(network)))
+    if logits(graph)[1]:
+        raise SpecError(f"{network}: the network ends with an output activation (sigmoid, "
+                        f"softmax or tanh); VNN-LIB constraints on its outputs are not linear")
+    props = to_properties(query, tuple(graph.input.shape), graph.output.size)
+    return [Problem(p.name, graph, (str(network),), p, Path(network).name) for p in props]
+
+
 __all__ = ["Query", "Pos", "MAX_CASES", "tokenize", "read_sexprs", "parse_vnnlib", "read_vnnlib",
-           "to_properties", "load_vnnlib", "format_vnnlib", "write_vnnlib"]
+           "to_properties", "load_vnnlib", "format_vnnlib", "write_vnnlib", "vnnlib_problems"]

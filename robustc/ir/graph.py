@@ -3,7 +3,7 @@
 A :class:`Graph` holds its nodes in a tuple in topological order, the names of its inputs and
 outputs, and a name. ``verify()`` checks the whole graph (names, order, shapes, output maps);
 passes build new graphs with :meth:`Graph.replace_nodes` and ``dataclasses.replace`` on nodes.
-``networkx`` gives the topology (``Graph.digraph()``).
+``networkx`` sorts the nodes topologically.
 """
 
 from __future__ import annotations
@@ -71,15 +71,6 @@ class Graph:
             for src in node.inputs:
                 users.setdefault(src, []).append(node.name)
         return {k: tuple(v) for k, v in users.items()}
-
-    def digraph(self) -> nx.DiGraph:
-        """The topology as a networkx DiGraph (node attribute ``node`` holds the IR node)."""
-        g = nx.DiGraph()
-        for node in self.nodes:
-            g.add_node(node.name, node=node)
-            for src in node.inputs:
-                g.add_edge(src, node.name)
-        return g
 
     def replace_nodes(self, nodes: Iterable[Node], outputs: tuple[str, ...] | None = None
                       ) -> Graph:

@@ -146,9 +146,9 @@ class Conv(Node):
                               f"{list(self.weight.shape)} with groups={self.groups}")
         if self.bias is not None and self.bias.shape != (out_c,):
             raise _fail(self, f"bias shape {self.bias.shape} != ({out_c},)")
-        h = _window_out(shape[2], kh, self.strides[0], self.pads[0] + self.pads[2],
+        h = window_out(shape[2], kh, self.strides[0], self.pads[0] + self.pads[2],
                         self.dilations[0])
-        w = _window_out(shape[3], kw, self.strides[1], self.pads[1] + self.pads[3],
+        w = window_out(shape[3], kw, self.strides[1], self.pads[1] + self.pads[3],
                         self.dilations[1])
         if h <= 0 or w <= 0:
             raise _fail(self, f"kernel larger than the padded input {list(shape)}")
@@ -223,9 +223,9 @@ class MaxPool(Node):
         (shape,) = _arity(self, in_shapes, 1)
         if len(shape) != 4 or shape[0] != 1:
             raise _fail(self, f"input must have shape [1, C, H, W], got {list(shape)}")
-        h = _window_out(shape[2], self.kernel[0], self.strides[0],
+        h = window_out(shape[2], self.kernel[0], self.strides[0],
                         self.pads[0] + self.pads[2], self.dilations[0])
-        w = _window_out(shape[3], self.kernel[1], self.strides[1],
+        w = window_out(shape[3], self.kernel[1], self.strides[1],
                         self.pads[1] + self.pads[3], self.dilations[1])
         if h <= 0 or w <= 0:
             raise _fail(self, f"kernel larger than the padded input {list(shape)}")
@@ -348,10 +348,7 @@ def _axis(node: Node, axis: int, rank: int) -> int:
     return axis % rank
 
 
-def _window_out(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
+def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
     """Output length of a sliding window (floor mode)."""
     return (size + pad - dilation * (kernel - 1) - 1) // stride + 1
 
-
-NODE_TYPES = (Input, Constant, Dense, Conv, ElementwiseAffine, Add, Relu, MaxPool, Reshape,
-              Select, Concat, Identity, OutputMap)

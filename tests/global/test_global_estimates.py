@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import oracle  # noqa: E402
 
-from robustc import global_robustness as G  # noqa: E402
+from robustc.analyses import global_robustness as G  # noqa: E402
 from robustc import specs  # noqa: E402
 
 torch = pytest.importorskip("torch")

@@ -18,7 +18,7 @@ import pytest
 from robustc.compiler.onnx_import import load_onnx
 from robustc.compiler.passes import standard_passes
 from robustc.ir import property as P
-from robustc.maximize import (
+from robustc.analyses.maximize import (
     FIXED,
     METHODS,
     NAIVE,
@@ -29,7 +29,7 @@ from robustc.maximize import (
     maximize,
     sensitivity_cutting_weights,
 )
-from robustc.specs.layers import layer_indices
+from robustc.specs.rings import layer_indices
 from robustc.verify import ROBUST, VerifyOptions, verify
 from tests.layered import tiny
 
@@ -197,7 +197,7 @@ def test_cli_maximize_writes_json_and_heatmap(net, tmp_path, capsys, monkeypatch
 
 
 def test_weakest_points_from_the_falsifier_and_from_the_milp(net):
-    from robustc.maximize import weakest_points
+    from robustc.analyses.maximize import weakest_points
     from robustc.runtime.torch_module import to_torch
 
     problem = make_problem(net, np.ones(3))
@@ -235,7 +235,7 @@ def test_failure_budget_ends_the_search_early(net):
 
 
 def test_effort_step_extrapolates_the_proof_time():
-    from robustc.maximize import _effort_step
+    from robustc.analyses.maximize import _effort_step
 
     # 0.1 s -> 0.2 s over a step of 0.01: doubling per 0.01, so 0.4 s after another 0.01
     assert _effort_step(0.1, 0.2, 0.01, 0.4) == pytest.approx(0.01)

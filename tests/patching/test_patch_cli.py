@@ -15,8 +15,8 @@ from robustc.cli import main
 from robustc.compiler import load_onnx, standard_passes
 from robustc.errors import ModelError
 from robustc.ir.property import holds
-from robustc.patch_cli import check_onnx, find_layer, write_patched_onnx
-from robustc.patching import solve_patch
+from robustc.analyses.patch.problem import check_onnx, find_layer, write_patched_onnx
+from robustc.analyses.patch.algorithms import solve_patch
 from robustc.runtime.replay import run_onnx
 
 from .test_patching import COND, W1, W2, W3, X

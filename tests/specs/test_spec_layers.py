@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from robustc.specs import layer_indices, load_input, parse_text, region_mask, resolve
-from robustc.specs.layers import layer_budgets
+from robustc.specs.rings import layer_budgets
 
 DIST = {
     "chebyshev": lambda a, b: max(abs(a[0] - b[0]), abs(a[1] - b[1])),

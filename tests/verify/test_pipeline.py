@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-import robustc.verify as V
+import robustc.verify.milp as V
 from robustc.backends.solve import LIMIT, SolveOutcome
 from robustc.ir.property import Box, Linear, Property, output_gt
 from robustc.verify import ERROR, NOT_ROBUST, ROBUST, UNKNOWN, Problem, VerifyOptions, verify

@@ -1,4 +1,4 @@
-"""Hidden bounds refined by a branch and bound per neuron (robustc.compiler.relu_refine).
+"""Hidden bounds refined by a branch and bound per neuron (robustc.verify.relu_split.refine).
 
 Oracles: sampled and vertex inputs through a forward pass (the bounds must contain every
 pre-activation), and the exact extreme values of each hidden neuron from a big-M MILP
@@ -15,8 +15,10 @@ from scipy.optimize import Bounds as SciBounds
 from scipy.optimize import LinearConstraint, milp
 
 from robustc.compiler.bounds import compute_bounds
-from robustc.compiler.relu_refine import refine
-from robustc.compiler.relu_split import ReluSplitOptions, chain, tighten
+from robustc.verify.relu_split.refine import refine
+from robustc.verify.relu_split.bounder import tighten
+from robustc.verify.relu_split.chain import chain
+from robustc.verify.relu_split.options import ReluSplitOptions
 from robustc.verify import NOT_ROBUST, ROBUST, VerifyOptions, verify
 from tests.verify.test_relu_split import _net, _pre_activations, _problem
 

@@ -1,4 +1,4 @@
-"""ReLU splitting (robustc.compiler.relu_split) against forward passes and a second solver.
+"""ReLU splitting (robustc.verify.relu_split.search) against forward passes and a second solver.
 
 The chain form must compute the network; the alpha-CROWN and beta-CROWN bounds must hold
 on sampled points (of the domain, for bounds under phase decisions); ``verify`` with ReLU
@@ -13,15 +13,11 @@ import numpy as np
 import pytest
 
 from robustc.compiler.bounds import compute_bounds
-from robustc.compiler.input_split import FOUND, PROVED, UNKNOWN, margin_graph
-from robustc.compiler.relu_split import (
-    ReluSplitOptions,
-    _Bounder,
-    branch_and_bound,
-    chain,
-    decide_cases,
-    tighten,
-)
+from robustc.verify.cases import FOUND, PROVED, UNKNOWN, margin_graph
+from robustc.verify.relu_split.bounder import Bounder, tighten
+from robustc.verify.relu_split.chain import chain
+from robustc.verify.relu_split.options import ReluSplitOptions
+from robustc.verify.relu_split.search import branch_and_bound, decide_cases
 from robustc.ir import evaluate
 from robustc.ir.property import And, Box, Linear, Property
 from robustc.verify import NOT_ROBUST, ROBUST, Problem, VerifyOptions, verify
@@ -106,7 +102,7 @@ def test_beta_bound_holds_on_the_domain(tmp_path, seed):
             l[j], h[j] = (max(l[j], 0.0), h[j]) if s[j] > 0 else (l[j], min(h[j], 0.0))
         signs.append(s)
     assert keep.sum() > 100
-    bounder = _Bounder(ch, lo, hi)
+    bounder = Bounder(ch, lo, hi)
     t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))[None]  # noqa: E731
     obj = (torch.as_tensor(-ch.weights[-1][:1]), torch.as_tensor(-ch.biases[-1][:1]))
     alpha = [t(rng.random((1, n))) for n in ch.hidden]
@@ -207,7 +203,8 @@ def test_cases_take_turns(tmp_path):
 def test_children_keep_the_parents_bound(tmp_path):
     """A child's domain lies inside its parent's: a parent bound above the child's own
     optimised bound is kept (and a child whose inherited bound refutes it is closed)."""
-    from robustc.compiler.relu_split import _Bounder, _Search
+    from robustc.verify.relu_split.bounder import Bounder
+    from robustc.verify.relu_split.search import Search
 
     rng, _, graph = _net(tmp_path, 4)
     ch = chain(graph)
@@ -215,7 +212,7 @@ def test_children_keep_the_parents_bound(tmp_path):
     bounds = compute_bounds(graph, lo.reshape(1, 20), hi.reshape(1, 20), "symbolic")
     pre_lo = np.concatenate([bounds.lower[n].ravel() for n in ch.pre])[None]
     pre_hi = np.concatenate([bounds.upper[n].ravel() for n in ch.pre])[None]
-    search = _Search(ch, _Bounder(ch, lo, hi), np.array([0]), 1e-6, lambda x: None,
+    search = Search(ch, Bounder(ch, lo, hi), np.array([0]), 1e-6, lambda x: None,
                      ReluSplitOptions(), None, {})
     alpha = np.full((1, 1, pre_lo.shape[1]), 0.5, np.float32)
     args = (np.zeros(pre_lo.shape, np.int8), pre_lo, pre_hi, alpha, np.zeros_like(alpha), 3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from robustc.runtime.falsify import pgd_falsify
 from robustc.runtime.replay import replay
-from robustc.vnnlib_cli import vnnlib_problems
+from robustc.compiler.vnnlib import vnnlib_problems
 from tests.conftest import shared_benchmarks
 
 MNIST = "vnncomp2022_benchmarks/benchmarks/mnist_fc"

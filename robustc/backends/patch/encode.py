@@ -15,6 +15,7 @@ When the patched layer is the last one the tail is empty and the model is an LP.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +23,13 @@ import scipy.sparse as sp
 
 from robustc.backends.milp.encode import encode as encode_tail
 from robustc.backends.milp.model import MilpBuilder, MilpModel
-from robustc.compiler.bounds import compute_bounds
 from robustc.errors import IRError
 from robustc.ir import Dense, Graph, Input, evaluate
 from robustc.ir.property import AtLeast, Box, Linear
 
 BIG = 1e4  # box of a last layer's outputs when no cap is given (only an LP bound)
+#: ``tail_bounds(tail, lower, upper) -> (lower, upper)``: bounds of every node of ``tail``.
+TailBounds = Callable[[Graph, np.ndarray, np.ndarray], tuple[dict, dict]]
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def layer_inputs(graph: Graph, node: Dense, xs: list[np.ndarray]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-def _absorb(builder: MilpBuilder, model: MilpModel) -> int:
+def absorb_model(builder: MilpBuilder, model: MilpModel) -> int:
     """Copy ``model``'s variables and rows into ``builder``; returns the column offset."""
     off = builder.num_vars
     cuts = np.flatnonzero(np.diff(model.integer.astype(int))) + 1
@@ -106,22 +108,22 @@ def _change_bounds(signs: np.ndarray | None, shape, cap: float) -> tuple[np.ndar
     return lo, hi
 
 
-def _tail_model(tail: Graph, z0: np.ndarray, radius: np.ndarray, atoms, margin: float
-                ) -> MilpModel:
+def _tail_model(tail: Graph, z0: np.ndarray, radius: np.ndarray, atoms, margin: float,
+                tail_bounds: TailBounds) -> MilpModel:
     """The MILP of the tail for one input whose patched outputs lie in ``z0 +- radius``."""
     box = Box((z0 - radius).reshape(tail.input.shape), (z0 + radius).reshape(tail.input.shape))
     if len(tail.nodes) == 1:
         lower, upper = {tail.input.name: box.lower}, {tail.input.name: box.upper}
     else:
-        bounds = compute_bounds(tail, box.lower, box.upper, "symbolic")
-        lower, upper = bounds.lower, bounds.upper
+        lower, upper = tail_bounds(tail, box.lower, box.upper)
     return encode_tail(tail, lower, upper, box, list(atoms), tol=-margin)
 
 
 def encode_patch(graph: Graph, k: int, xs: list[np.ndarray], atoms: list[Linear | AtLeast], *,
                  norm: str = "l1", cap: float | None = None, biases: bool = False,
                  signs: tuple[np.ndarray, np.ndarray | None] | None = None,
-                 margin: float = 1e-4, radius: float | None = None) -> PatchModel:
+                 margin: float = 1e-4, radius: float | None = None,
+                 tail_bounds: TailBounds) -> PatchModel:
     """The model of the smallest change of layer ``k``'s weights making ``atoms`` hold.
 
     ``graph`` ends at the logits (for a cut network: at the cut) and ``atoms`` is one
@@ -132,7 +134,10 @@ def encode_patch(graph: Graph, k: int, xs: list[np.ndarray], atoms: list[Linear 
     tail bounds, so fewer unstable ReLUs and smaller big-M; see :func:`radius_bound`).
     ``signs``
     = ``(sw, sb)`` from :func:`robustc.backends.patch.marks.change_signs` (+1, -1, 0 = fixed
-    at zero, nan = free). Raises ``IRError`` for an unsupported layer or norm.
+    at zero, nan = free). ``tail_bounds(tail, lower, upper)`` gives the bounds (dicts by node
+    name) of the layers after ``k`` on a box of the layer's outputs (the caller's bound
+    propagation: a backend reads only the IR). Raises ``IRError`` for an unsupported layer or
+    norm.
     """
     if norm not in ("l1", "linf"):
         raise IRError(f"patch norm {norm!r}: only l1 and linf are supported")
@@ -149,8 +154,8 @@ def encode_patch(graph: Graph, k: int, xs: list[np.ndarray], atoms: list[Linear 
         radius_j = np.full(z.shape, BIG) if cap is None else cap * (np.abs(a).sum() + biases)
         if radius is not None:
             radius_j = np.minimum(radius_j, radius)
-        model = _tail_model(tail, z, radius_j, atoms, margin)
-        off = _absorb(builder, model)
+        model = _tail_model(tail, z, radius_j, atoms, margin, tail_bounds)
+        off = absorb_model(builder, model)
         _link(builder, model, off, z, a, dw, db)
     objective = _objective(builder, dw, db, norm, signs)
     model = builder.build(objective, input_index=np.zeros(0, int), input_fixed=np.zeros(0),

@@ -17,7 +17,6 @@ A target is a 0/1 label vector ``(B, L)``; for one-hot and ECOC it has exactly o
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,11 +84,6 @@ class MultiLabel(Encoding):
     @property
     def labels(self) -> int:
         return self.outputs
-
-    @staticmethod
-    def from_sigmoid(outputs: int, p: float) -> MultiLabel:
-        """The encoding for ``sigmoid(z) > p``."""
-        return MultiLabel(outputs, math.log(p / (1.0 - p)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return z > self.threshold

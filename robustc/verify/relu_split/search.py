@@ -3,7 +3,7 @@
 Boxes over many inputs (MNIST-FC: 784 pixels) cannot be split on the input; what makes
 their MILPs slow is the number of unstable ReLUs. This pass splits ReLUs instead:
 
-1. the margin graph (:func:`robustc.compiler.input_split.margin_graph`) is flattened into a
+1. the margin graph (:func:`robustc.verify.input_split.search.margin_graph`) is flattened into a
    *chain* of affine layers with ReLUs between them (:func:`chain`; graphs of linear nodes
    and plain ReLUs in sequence: MLPs, and convolutions unrolled to dense matrices);
 2. a *domain* is a set of phase decisions (``z_j >= 0`` or ``z_j <= 0`` for some unstable
@@ -46,302 +46,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robustc.compiler.bounds import _prepare, widen
-from robustc.compiler.input_split import (
-    FOUND,
-    PROVED,
-    UNKNOWN,
-    Outcome,
-    case_atoms,
-    margin_graph,
+from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome
+from robustc.verify.relu_split.bounder import (
+    Bounder,
+    as_float64,
+    initial_alpha,
+    optimise_parameters,
+    widen_lower,
 )
-from robustc.ir import Graph, Input, Relu
+from robustc.verify.relu_split.chain import Chain
+from robustc.verify.relu_split.options import ReluSplitOptions
 
 #: Coefficient entries per chunk of the per-domain bound refresh (memory cap).
 REFRESH_ENTRIES = 1 << 22
-
-
-@dataclass(frozen=True)
-class ReluSplitOptions:
-    """How the ReLU branch and bound runs (see the module docstring)."""
-
-    min_unstable: int = 40      # verify uses it only for boxes with more unstable ReLUs
-    batch: int = 128            # domains split per round (2 * batch children bounded at once)
-    iterations: int = 20        # Adam steps on alpha and beta per round
-    root_iterations: int = 60   # alpha-CROWN steps per hidden layer at the root (0: none)
-    lr_alpha: float = 0.1
-    lr_beta: float = 0.05
-    max_domains: int = 400_000  # give up (unknown) when the queue grows beyond this
-    checks: int = 4             # candidate points handed to ``check`` per round at most
-    branch_candidates: int = 5  # neurons tried per split (filtered smart branching; 1: BaBSR)
-    refresh: bool = True        # recompute hidden bounds per domain after each split (CROWN)
-    # Hidden bounds tightened by a branch and bound per neuron when the search has not
-    # decided every case after `refine_after` of the time left (robustc.compiler.relu_refine).
-    # verify then searches the open cases again for `refine_after` of the time left, and
-    # refines again with twice the rounds, up to `refine_max_rounds` (the last search gets
-    # all the time left). Rounds per neuron at first (0: never refine), domains split per
-    # neuron and round, and the share of the time left one refinement may use (32 rounds
-    # and 70 % prove MNIST-FC 256x6 prop_12_0.05 in 300 s, 16 and 40 % do not; docs/vnnlib.md).
-    refine_after: float = 0.05
-    refine_rounds: int = 32
-    refine_max_rounds: int = 64
-    refine_parents: int = 8
-    refine_share: float = 0.7
-    # How the refinement's trees branch and whether they refresh hidden bounds per domain
-    # (see relu_refine: BaBSR alone and no refresh measured best).
-    refine_candidates: int = 1
-    refine_refresh: bool = False
-
-
-@dataclass
-class Chain:
-    """Affine layers ``z_k = W_k a_{k-1} + b_k`` with ``a_k = relu(z_k)`` between them.
-
-    ``weights[k]``/``biases[k]`` for ``k < L`` are the hidden layers (``a_0`` is the flat
-    input), the last pair maps the last hidden activation to the graph's output (the atom
-    margins). ``pre[k]`` names the IR node whose value is ``z_k`` (for its bounds).
-    """
-
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
-    pre: list[str]
-
-    @property
-    def hidden(self) -> list[int]:
-        return [w.shape[0] for w in self.weights[:-1]]
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """The output (``(N, m)``) on flat inputs ``x`` (``(N, n_in)``), float64."""
-        a = np.asarray(x, dtype=np.float64)
-        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            a = a @ w.T + b
-            if k < len(self.weights) - 1:
-                a = np.maximum(a, 0.0)
-        return a
-
-
-def case_chain(graph: Graph, cases: list) -> tuple[Chain | None, list[list[int]]]:
-    """The chain of ``graph`` with one output per atom of ``cases`` (their margins, see
-    :func:`~robustc.compiler.input_split.margin_graph`), and each case as the list of its
-    atoms' output columns; the chain is None when the graph is not one."""
-    atoms = case_atoms(cases)
-    column = {id(a): i for i, a in enumerate(atoms)}
-    return (chain(margin_graph(graph, atoms)),
-            [[column[id(a)] for a in case] for case in cases])
-
-
-def chain(graph: Graph) -> Chain | None:
-    """``graph`` as a :class:`Chain`, or None when it is not one: one input, then linear
-    nodes and ReLUs (slope 0 below zero) each reading the node before it."""
-    if len(graph.inputs) != 1 or not isinstance(graph.nodes[0], Input):
-        return None
-    prep = _prepare(graph)
-    nodes = graph.nodes
-    n = nodes[0].size
-    mat, off = np.eye(n), np.zeros(n)
-    weights, biases, pre = [], [], []
-    for prev, node in zip(nodes, nodes[1:], strict=False):
-        if tuple(node.inputs) != (prev.name,):
-            return None
-        if isinstance(node, Relu):
-            if node.alpha != 0.0:
-                return None
-            weights.append(mat)
-            biases.append(off)
-            pre.append(prev.name)
-            mat, off = np.eye(node.size), np.zeros(node.size)
-            continue
-        if not node.linear or len(prep.ops[node.name]) != 1:
-            return None
-        op = prep.ops[node.name][0]
-        mat = _apply_op(op, mat)
-        off = _apply_op(op, off[:, None])[:, 0] + prep.offsets[node.name]
-    if graph.outputs != (nodes[-1].name,) or isinstance(nodes[-1], Relu | Input):
-        return None
-    weights.append(mat)
-    biases.append(off)
-    return Chain(weights, biases, pre)
-
-
-def _apply_op(op, mat: np.ndarray) -> np.ndarray:
-    """``M @ mat`` for the operator ``M`` of a linear node (``mat``: ``(n_in, k)``)."""
-    if op.kind == "identity":
-        return mat
-    if op.kind == "diag":
-        return np.asarray(op.mat).reshape(-1, 1) * mat
-    if op.kind == "dense":
-        return op.mat @ mat
-    return np.asarray(op.mat @ mat)
-
-
-# --------------------------------------------------------------------------------------
-# The optimised bound (PyTorch, float64)
-
-
-class _Bounder:
-    """Back-substitution through a :class:`Chain` with ``alpha``/``beta`` parameters."""
-
-    def __init__(self, ch: Chain, lower: np.ndarray, upper: np.ndarray, dtype=None):
-        import torch
-
-        self.torch = torch
-        self.dtype = dtype or torch.float64
-        cast = lambda a: _f64(a).to(self.dtype)  # noqa: E731
-        self.W = [cast(w) for w in ch.weights]
-        self.b = [cast(b) for b in ch.biases]
-        lo, hi = np.asarray(lower, np.float64).ravel(), np.asarray(upper, np.float64).ravel()
-        self.center, self.radius = cast(0.5 * (lo + hi)), cast(0.5 * (hi - lo))
-        self.x_lo, self.x_hi = _f64(lo), _f64(hi)
-        self.args = (ch, lower, upper)
-        self._single = None
-
-    @property
-    def single(self) -> _Bounder:
-        """A float32 twin, for the optimisation of the parameters only (any parameters
-        give a valid bound; the bound that counts is computed again in float64)."""
-        if self._single is None:
-            self._single = _Bounder(*self.args, dtype=self.torch.float32)
-        return self._single
-
-    def bound(self, obj_w, obj_b, lo: list, hi: list, signs: list | None, alpha: list,
-              beta: list | None, want_coefs: bool = False):
-        """Lower bounds of ``obj_w @ a_K + obj_b`` (``K = len(lo)`` hidden layers below).
-
-        ``obj_w``: ``(R, n_K)``, or ``(B, R, n_K)`` with ``obj_b`` ``(B, R)`` for an
-        objective per domain; ``lo``/``hi``: per layer ``(B, n_k)`` (decisions already
-        clipped in); ``signs``: per layer ``(B, n_k)`` in ``{-1, 0, 1}`` (None: no
-        decisions); ``alpha``/``beta``: per layer ``(B, R, n_k)``. Returns ``(lb (B, R),
-        A (B, R, n_in), coefs)``: ``A`` the input coefficients and ``coefs[k]`` the
-        coefficients on ``a_k`` (with ``want_coefs``).
-        """
-        torch = self.torch
-        a = obj_w if obj_w.dim() == 3 else obj_w.unsqueeze(0)
-        const = obj_b if obj_b.dim() == 2 else obj_b.unsqueeze(0)
-        coefs: list = [None] * len(lo)
-        for k in reversed(range(len(lo))):
-            if want_coefs:
-                coefs[k] = a
-            # Slopes per domain and neuron ((B, 1, n_k)), shared by the rows; only the
-            # lower slope of an unstable neuron (alpha) is per row.
-            l, u = lo[k].unsqueeze(1), hi[k].unsqueeze(1)
-            unstable = (l < 0) & (u > 0)
-            active = (l >= 0).to(a.dtype)
-            chord = torch.where(unstable, u / torch.where(unstable, u - l, 1.0), 0.0)
-            upper_slope = chord + active
-            lower_slope = torch.where(unstable, alpha[k], active)
-            neg = a.clamp(max=0.0)
-            c = (a - neg) * lower_slope + neg * upper_slope
-            const = const - (neg * (chord * l)).sum(-1)
-            if beta is not None:
-                c = c - beta[k] * signs[k].unsqueeze(1)
-            const = const + c @ self.b[k]
-            a = c @ self.W[k]
-        lb = const + a @ self.center - a.abs() @ self.radius
-        return lb, a, coefs
-
-
-def _adam(bounder: _Bounder, obj, lo, hi, signs, alpha, beta, steps: int,
-          options: ReluSplitOptions, deadline: float | None):
-    """``steps`` projected Adam steps on ``alpha`` (and ``beta``); returns the parameters
-    (float64) with the best bound seen per row (each row's bound depends on its own
-    parameters). The steps run in float32 (:attr:`_Bounder.single`): they only choose the
-    parameters, and the caller bounds with them in float64."""
-    torch = bounder.torch
-    bounder = bounder.single
-    single = lambda ts: None if ts is None else [t.to(torch.float32) for t in ts]  # noqa: E731
-    obj, lo, hi, signs = single(obj), single(lo), single(hi), single(signs)
-    alpha = [p.detach().to(torch.float32).requires_grad_(True) for p in alpha]
-    groups = [{"params": alpha, "lr": options.lr_alpha}]
-    if beta is not None:
-        beta = [p.detach().to(torch.float32).requires_grad_(True) for p in beta]
-        groups.append({"params": beta, "lr": options.lr_beta})
-    opt = torch.optim.Adam(groups, maximize=True, foreach=True)
-    best = None
-    best_alpha = [p.detach().clone() for p in alpha]
-    best_beta = None if beta is None else [p.detach().clone() for p in beta]
-    for _ in range(steps):
-        lb, _, _ = bounder.bound(obj[0], obj[1], lo, hi, signs, alpha, beta)
-        with torch.no_grad():
-            if best is None:
-                best = lb.detach().clone()
-                improved = torch.ones_like(best, dtype=torch.bool)
-            else:
-                improved = lb > best
-                best = torch.where(improved, lb, best)
-            mask = improved.unsqueeze(-1)
-            best_alpha = [torch.where(mask, p, q) for p, q in zip(alpha, best_alpha, strict=True)]
-            if beta is not None:
-                best_beta = [torch.where(mask, p, q) for p, q in zip(beta, best_beta, strict=True)]
-        if deadline is not None and time.perf_counter() > deadline:
-            break
-        opt.zero_grad()
-        lb.sum().backward()
-        opt.step()
-        with torch.no_grad():
-            for p in alpha:
-                p.clamp_(0.0, 1.0)
-            for p in beta or ():
-                p.clamp_(min=0.0)
-    double = lambda ts: None if ts is None else [t.to(torch.float64) for t in ts]  # noqa: E731
-    return double(best_alpha), double(best_beta)
-
-
-def _initial_alpha(lo, hi, rows: int) -> list:
-    """CROWN's adaptive lower slope: 1 where ``u > -l``, else 0, for every row."""
-    return [(h > -l).to(l.dtype).unsqueeze(1).expand(-1, rows, -1).clone()
-            for l, h in zip(lo, hi, strict=True)]
-
-
-def tighten(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_hi: list,
-            steps: int, options: ReluSplitOptions = ReluSplitOptions(),
-            deadline: float | None = None, first: int = 1) -> tuple[list, list]:
-    """alpha-CROWN bounds of the hidden layers' pre-activations, layer by layer from
-    ``first`` (the first hidden layer's interval bounds are exact already).
-
-    ``pre_lo``/``pre_hi`` are valid bounds (``(n_k,)`` each, e.g. CROWN's); the result is
-    their intersection with the optimised bounds (widened), so never looser.
-    """
-    import torch
-
-    bounder = _Bounder(ch, lower, upper)
-    lo = [np.asarray(v, np.float64).copy() for v in pre_lo]
-    hi = [np.asarray(v, np.float64).copy() for v in pre_hi]
-    for k in range(max(first, 1), len(lo)):
-        rows = np.flatnonzero((lo[k] < 0) & (hi[k] > 0))
-        if rows.size == 0 or (deadline is not None and time.perf_counter() > deadline):
-            continue
-        w, b = ch.weights[k][rows], ch.biases[k][rows]
-        obj = (torch.as_tensor(np.concatenate([w, -w])), torch.as_tensor(np.concatenate([b, -b])))
-        tlo = [torch.as_tensor(v).unsqueeze(0) for v in lo[:k]]
-        thi = [torch.as_tensor(v).unsqueeze(0) for v in hi[:k]]
-        alpha = _initial_alpha(tlo, thi, 2 * rows.size)
-        alpha, _ = _adam(bounder, obj, tlo, thi, None, alpha, None, steps, options, deadline)
-        with torch.no_grad():
-            lb, _, _ = bounder.bound(obj[0], obj[1], tlo, thi, None, alpha, None)
-        lb = lb[0].numpy()
-        lo[k][rows] = np.maximum(lo[k][rows], _widen_lower(lb[:rows.size]))
-        hi[k][rows] = np.minimum(hi[k][rows], -_widen_lower(lb[rows.size:]))
-    return lo, hi
-
-
-def _f64(a):
-    """A float64 (contiguous) torch tensor of ``a``."""
-    import torch
-
-    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))
-
-
-def _widen_lower(v: np.ndarray) -> np.ndarray:
-    """A lower bound moved down by the pipeline's widening (absorbs float64 rounding)."""
-    return widen(v, v)[0]
-
 
 # --------------------------------------------------------------------------------------
 # The search
 
 
 @dataclass
-class _Batch:
+class DomainBatch:
     """Bounded domains: decisions, parameters, widened bounds and the next split."""
 
     signs: np.ndarray    # (N, total) int8
@@ -355,9 +79,9 @@ class _Batch:
 
 
 @dataclass
-class _Search:
+class Search:
     ch: Chain
-    bounder: _Bounder
+    bounder: Bounder
     rows: np.ndarray
     tol: float
     check: Callable[[np.ndarray], object] | None  # None: no candidate points are tried
@@ -377,7 +101,7 @@ class _Search:
 
     def bound(self, signs: np.ndarray, lo: np.ndarray, hi: np.ndarray, alpha: np.ndarray,
               beta: np.ndarray, steps: int, split: np.ndarray | None = None,
-              inherited: np.ndarray | None = None, obj: tuple | None = None) -> _Batch:
+              inherited: np.ndarray | None = None, obj: tuple | None = None) -> DomainBatch:
         """Bound domains (decisions ``signs``, hidden bounds ``lo``/``hi`` with the
         decisions clipped in; ``split``: the flat neuron each was just split on, None at
         the root; ``inherited``: the parent's bounds ``(N, R)``, valid for the child too;
@@ -394,15 +118,15 @@ class _Search:
             lo, hi = self._refresh(lo, hi, layer)
         empty = (lo > hi).any(axis=1)  # valid bounds that cross: no input in the domain
         lo, hi = np.where(empty[:, None], np.minimum(lo, hi), lo), np.maximum(lo, hi)
-        tlo, thi = self._layers(_f64(lo)), self._layers(_f64(hi))
-        tsign = self._layers(_f64(signs))
-        ta = [p.clone() for p in self._layers3(_f64(alpha))]
-        tb = [p.clone() for p in self._layers3(_f64(beta))]
-        ta, tb = _adam(self.bounder, obj, tlo, thi, tsign, ta, tb, steps, self.options,
-                       self.deadline)
+        tlo, thi = self._layers(as_float64(lo)), self._layers(as_float64(hi))
+        tsign = self._layers(as_float64(signs))
+        ta = [p.clone() for p in self._layers3(as_float64(alpha))]
+        tb = [p.clone() for p in self._layers3(as_float64(beta))]
+        ta, tb = optimise_parameters(self.bounder, obj, tlo, thi, tsign, ta, tb, steps,
+                                     self.options, self.deadline)
         with torch.no_grad():
             lb, a, coefs = self.bounder.bound(*obj, tlo, thi, tsign, ta, tb, want_coefs=True)
-        lb = _widen_lower(lb.numpy())
+        lb = widen_lower(lb.numpy())
         if inherited is not None:
             # A child's domain lies inside its parent's, so the parent's bound holds for it;
             # the optimised bound of a child can be lower (the relaxation is not monotone
@@ -413,7 +137,7 @@ class _Search:
         beta = torch.cat(tb, -1).numpy()
         open_ = lb.max(axis=1) <= self.tol
         choice = self._choose(coefs, lo, hi, open_, (signs, lo, hi, alpha, beta), obj)
-        out = _Batch(signs, _down32(lo), _up32(hi), alpha.astype(np.float32),
+        out = DomainBatch(signs, _down32(lo), _up32(hi), alpha.astype(np.float32),
                      beta.astype(np.float32), lb, choice)
         out.found = self._candidates(a.numpy()[open_])
         return out
@@ -437,18 +161,19 @@ class _Search:
             if rows.size == 0:
                 continue
             w, b = self.ch.weights[k][rows], self.ch.biases[k][rows]
-            obj = (_f64(np.concatenate([w, -w])), _f64(np.concatenate([b, -b])))
+            obj = (as_float64(np.concatenate([w, -w])), as_float64(np.concatenate([b, -b])))
             chunk = max(1, REFRESH_ENTRIES // (2 * rows.size * width))
             for s in range(0, doms.size, chunk):
                 part = doms[s:s + chunk]
-                tlo, thi = self._layers(_f64(lo[part]))[:k], self._layers(_f64(hi[part]))[:k]
+                tlo = self._layers(as_float64(lo[part]))[:k]
+                thi = self._layers(as_float64(hi[part]))[:k]
                 alpha = [(h > -l).to(l.dtype).unsqueeze(1) for l, h in zip(tlo, thi, strict=True)]
                 with torch.no_grad():
                     lb, _, _ = self.bounder.bound(*obj, tlo, thi, None, alpha, None)
                 lb = lb.numpy()
                 cols = np.ix_(part, first + rows)
-                lo[cols] = np.maximum(lo[cols], _widen_lower(lb[:, :rows.size]))
-                hi[cols] = np.minimum(hi[cols], -_widen_lower(lb[:, rows.size:]))
+                lo[cols] = np.maximum(lo[cols], widen_lower(lb[:, :rows.size]))
+                hi[cols] = np.minimum(hi[cols], -widen_lower(lb[:, rows.size:]))
         return lo, hi
 
     def _late(self) -> bool:
@@ -500,7 +225,7 @@ class _Search:
         n, k = top.shape
         sel = np.repeat(rows, 2 * k)
         idx = np.repeat(top.ravel(), 2)
-        s, lo, hi, b = _children(signs[sel], lo[sel], hi[sel], beta[sel], idx)
+        s, lo, hi, b = split_children(signs[sel], lo[sel], hi[sel], beta[sel], idx)
         if obj[0].dim() == 3:  # an objective per domain
             obj = (obj[0][sel], obj[1][sel])
         lb = self._bound_once(s, lo, hi, alpha[sel], b, obj)
@@ -536,7 +261,7 @@ class _Search:
         return None
 
 
-def _children(signs, lo, hi, beta, idx):
+def split_children(signs, lo, hi, beta, idx):
     """Rows in pairs: even rows decide neuron ``idx`` active, odd rows inactive (the
     bounds clipped at 0, the new decision's multiplier reset). Modifies its arguments."""
     both = np.arange(len(idx))
@@ -559,10 +284,10 @@ def _up32(v: np.ndarray) -> np.ndarray:
     return np.where(out < v, np.nextafter(out, np.float32(np.inf)), out)
 
 
-class _Tree:
+class SearchTree:
     """The open domains of one violation case and how its search stands."""
 
-    def __init__(self, search: _Search):
+    def __init__(self, search: Search):
         self.search = search
         self.heap: list = []
         self.counter = itertools.count()
@@ -579,7 +304,7 @@ class _Tree:
 
         search, options = self.search, self.search.options
         t = time.perf_counter()
-        alpha0 = torch.cat(_initial_alpha([torch.as_tensor(root_lo)[None]],
+        alpha0 = torch.cat(initial_alpha([torch.as_tensor(root_lo)[None]],
                                           [torch.as_tensor(root_hi)[None]], search.rows.size), -1)
         alpha0 = alpha0.numpy().astype(np.float32)
         signs0 = np.zeros((1, root_lo.size), np.int8)
@@ -590,7 +315,7 @@ class _Tree:
         self._take(batch, np.zeros(1, dtype=np.int64))
         self._settle(t)
 
-    def _take(self, b: _Batch, depth: np.ndarray) -> None:
+    def _take(self, b: DomainBatch, depth: np.ndarray) -> None:
         stats = self.stats
         if b.found is not None:
             self.out = Outcome(FOUND, witness=b.found, stats=stats)
@@ -625,7 +350,7 @@ class _Tree:
         idx = np.repeat([p[3] for p in parents], 2)
         signs, lo, hi, alpha, beta, inherited = (
             np.repeat(np.stack([p[i] for p in parents]), 2, axis=0) for i in range(4, 10))
-        signs, lo, hi, beta = _children(signs, lo.astype(np.float64), hi.astype(np.float64),
+        signs, lo, hi, beta = split_children(signs, lo.astype(np.float64), hi.astype(np.float64),
                                         beta, idx)
         stats["rounds"] += 1
         stats["domains"] += len(idx)
@@ -654,20 +379,20 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
     The searches take turns a round at a time, the one that has used the least time going
     next, so a counterexample to a later case is not kept waiting by an earlier case that
     cannot be proved in time. Returns one
-    :class:`~robustc.compiler.input_split.Outcome` per case: ``proved`` when every domain
+    :class:`~robustc.verify.input_split.search.Outcome` per case: ``proved`` when every domain
     of the case is refuted with tolerance ``tol``; ``found`` (and every other unfinished
     case ``unknown``); ``unknown`` at the deadline, when the open domains of all cases
     together pass ``max_domains``, or when a domain has every phase decided but is not
     refuted.
     """
     root_lo, root_hi = np.concatenate(pre_lo), np.concatenate(pre_hi)
-    bounder = _Bounder(ch, lower, upper)
+    bounder = Bounder(ch, lower, upper)
     trees = []
     for rows in cases:
         stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0,
                  "root_unstable": int(((root_lo < 0) & (root_hi > 0)).sum())}
         rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
-        trees.append(_Tree(_Search(ch, bounder, rows, tol, check, options, deadline, stats)))
+        trees.append(SearchTree(Search(ch, bounder, rows, tol, check, options, deadline, stats)))
 
     def late() -> bool:
         return deadline is not None and time.perf_counter() > deadline
@@ -706,4 +431,5 @@ def branch_and_bound(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: li
                         options=options, deadline=deadline)[0]
 
 
-__all__ = ["ReluSplitOptions", "Chain", "chain", "tighten", "decide_cases", "branch_and_bound"]
+__all__ = ["REFRESH_ENTRIES", "Search", "SearchTree", "DomainBatch", "split_children",
+           "decide_cases", "branch_and_bound"]

@@ -39,22 +39,27 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from robustc.compiler import batch_bounds
 from robustc.compiler.bounds import Bounds, compute_bounds
-from robustc.errors import IRError
-from robustc.ir import Dense, Graph
-from robustc.ir.property import AtLeast, Box, Linear
-
-MARGIN_NODE = "robustc.split.margins"
+from robustc.ir import Graph
+from robustc.ir.property import AtLeast, Box
+from robustc.verify.cases import (
+    FOUND,
+    MARGIN_NODE,
+    PROVED,
+    UNKNOWN,
+    Outcome,
+    case_atoms,
+    margin_graph,
+    refuted,
+)
 
 #: Parts whose widest side is below this are never bisected (decided exactly instead).
 MIN_WIDTH = 1e-9
-
-PROVED, FOUND, UNKNOWN = "proved", "found", "unknown"
 
 
 @dataclass(frozen=True)
@@ -77,70 +82,6 @@ class SplitOptions:
     # after ``search_after`` seconds and takes at most ``search_share`` of the time since.
     search_after: float = 1.0
     search_share: float = 0.1
-
-
-@dataclass
-class Outcome:
-    """The verdict of :func:`branch_and_bound`: ``proved``, ``found`` (``witness`` holds the
-    caller's counterexample) or ``unknown`` (``reason``); with search statistics."""
-
-    status: str
-    reason: str = ""
-    witness: object = None
-    stats: dict = field(default_factory=dict)
-
-
-def margin_graph(graph: Graph, atoms: list[Linear]) -> Graph:
-    """``graph`` plus a Dense node :data:`MARGIN_NODE` whose outputs are the atoms' margins.
-
-    Every original node keeps its name, so bounds of the margin graph are bounds of
-    ``graph`` too. Raises ``IRError`` when ``atoms`` is empty.
-    """
-    if not atoms:
-        raise IRError("margin_graph needs at least one atom")
-    out = graph.output
-    weight = np.stack([a.coeffs for a in atoms]).astype(np.float64)
-    bias = np.array([a.const for a in atoms], dtype=np.float64)
-    flat = out
-    nodes = list(graph.nodes)
-    if len(out.shape) != 2 or out.shape[0] != 1:
-        from robustc.ir import Reshape
-
-        flat = Reshape(f"{MARGIN_NODE}.flat", (out.name,), (1, out.size))
-        nodes.append(flat)
-    nodes.append(Dense(MARGIN_NODE, (flat.name,), (1, len(atoms)), weight=weight, bias=bias))
-    return graph.replace_nodes(nodes, outputs=(MARGIN_NODE,))
-
-
-def case_atoms(cases: list[list]) -> list[Linear]:
-    """Every distinct Linear atom of the violation cases (AtLeast sub-atoms included)."""
-    seen, out = set(), []
-    for case in cases:
-        for atom in case:
-            for lin in (atom.atoms if isinstance(atom, AtLeast) else (atom,)):
-                if id(lin) not in seen:
-                    seen.add(id(lin))
-                    out.append(lin)
-    return out
-
-
-def refuted(case: list, upper: dict[int, float], tol: float) -> bool:
-    """Whether the bounds (``upper[id(atom)]``: an upper bound of the atom's margin) prove
-    that no input satisfies every atom of the violation ``case``.
-
-    An atom ``m >= 0`` is impossible when ``upper(m) < -tol``; callers pass the MILP
-    encoding's tolerance, so a proof by bounds means what a proof by MILP means.
-    """
-    def possible(lin: Linear) -> bool:
-        return upper[id(lin)] >= -tol
-
-    for atom in case:
-        if isinstance(atom, AtLeast):
-            if sum(possible(a) for a in atom.atoms) < atom.k:
-                return True
-        elif not possible(atom):
-            return True
-    return False
 
 
 def split_dimension(box: Box, gradient: np.ndarray) -> int:
@@ -568,6 +509,5 @@ def _check_candidates(mgraph: Graph, table: list, lo: np.ndarray, hi: np.ndarray
     return None, part_score
 
 
-__all__ = ["SplitOptions", "Outcome", "Callbacks", "branch_and_bound", "margin_graph",
-           "case_atoms", "refuted", "split_dimension", "bisect", "wants_split", "MARGIN_NODE",
-           "LocalSearch", "PROVED", "FOUND", "UNKNOWN"]
+__all__ = ["SplitOptions", "Callbacks", "branch_and_bound", "split_dimension", "bisect",
+           "wants_split", "LocalSearch"]

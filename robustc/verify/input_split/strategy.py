@@ -1,31 +1,27 @@
 """The input-split hook of :func:`robustc.verify.verify`.
 
-:func:`decide_by_splitting` runs :func:`robustc.compiler.input_split.branch_and_bound` on
+:func:`decide_by_splitting` runs :func:`robustc.verify.input_split.search.branch_and_bound` on
 one box with the pipeline's own parts: PGD on each part (one PyTorch module for the whole
 search) with onnxruntime replay, gradients of the property's margin for the split choice,
-and the pipeline's per-case decision MILPs (:func:`robustc.verify._decide_case`) for parts
+and the pipeline's per-case decision MILPs (:func:`robustc.verify.milp.decide_case`) for parts
 with few unstable ReLUs. The verdict semantics are those of ``verify``: a counterexample is
 reported only after replay, a part stopped by a limit is never a proof.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
 
 import numpy as np
 
 from robustc.backends.milp.encode import MARGIN_TOL
-from robustc.compiler.input_split import FOUND, PROVED, UNKNOWN, Callbacks, branch_and_bound
 from robustc.ir.property import Box
-from robustc.verify import (
-    ERROR,
-    NOT_ROBUST,
-    Result,
-    _decide_case,
-    _Run,
-)
+from robustc.verify.cases import FOUND, PROVED, UNKNOWN
+from robustc.verify.input_split.search import Callbacks, branch_and_bound
+from robustc.verify.milp import decide_case
+from robustc.verify.results import ERROR, NOT_ROBUST, Result
+from robustc.verify.run import Run
 
 #: PGD effort on each part (the whole box was already attacked harder by ``verify``).
 PART_ATTACK_STEPS = 12
@@ -37,7 +33,7 @@ GRADIENT_POINTS = 4
 _FOUND = "found at a candidate point of the input-split search"
 
 
-def decide_by_splitting(run: _Run, box: Box, cases: list) -> Result | float:
+def decide_by_splitting(run: Run, box: Box, cases: list) -> Result | float:
     """Decide the violation ``cases`` on ``box`` by input splitting.
 
     Returns a final :class:`Result` (not robust with a replayed counterexample, unknown, or
@@ -45,18 +41,18 @@ def decide_by_splitting(run: _Run, box: Box, cases: list) -> Result | float:
     """
     import torch
 
-    from robustc.runtime.torch_module import to_torch, torch_threads
+    from robustc.runtime.torch_module import to_torch
 
     module = to_torch(run.graph, device="cpu", dtype=torch.float32)
     seeds = itertools.count(run.options.seed + 1)  # a fresh attack seed for every part
     calls = Callbacks(attack=lambda part: _attack(run, module, part, next(seeds)),
                       gradient=lambda part: _gradient(run, module, part),
-                      decide=lambda part, bounds, open_cases: _decide(run, part, bounds,
-                                                                      open_cases),
+                      decide=lambda part, bounds, open_cases: _decide_parts(run, part, bounds,
+                                                                            open_cases),
                       check=lambda part, x: run.confirm(part, x, "input split", _FOUND))
     run.say("splitting the input box")
     start = time.perf_counter()
-    with torch_threads(run.options.threads), _blas_threads(run.options.threads):
+    with run.limit_threads():
         out = branch_and_bound(run.graph, box, cases, calls, tol=MARGIN_TOL,
                                options=run.options.split, deadline=run.deadline)
     out.stats["s"] = time.perf_counter() - start
@@ -70,7 +66,7 @@ def decide_by_splitting(run: _Run, box: Box, cases: list) -> Result | float:
     return np.inf
 
 
-def _attack(run: _Run, module, part: Box, seed: int) -> Result | None:
+def _attack(run: Run, module, part: Box, seed: int) -> Result | None:
     from robustc.runtime.falsify import pgd_falsify
 
     cond = run.problem.prop.condition
@@ -82,20 +78,7 @@ def _attack(run: _Run, module, part: Box, seed: int) -> Result | None:
     return run.confirm(part, x, "pgd (input split)", "found by the PGD attack on an input part")
 
 
-def _blas_threads(n: int | None):
-    """Limit numpy's BLAS to ``n`` threads for the block when threadpoolctl is installed
-    (the batched bounds multiply many small matrices; a thread pool on a loaded machine
-    makes them several times slower)."""
-    if n is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=max(1, int(n)), user_api="blas")
-
-
-def _gradient(run: _Run, module, part: Box) -> np.ndarray:
+def _gradient(run: Run, module, part: Box) -> np.ndarray:
     """Mean absolute gradient of the property's margin at a few points of ``part``."""
     import torch
 
@@ -112,10 +95,10 @@ def _gradient(run: _Run, module, part: Box) -> np.ndarray:
     return grad.abs().mean(dim=0).numpy().astype(np.float64)
 
 
-def _decide(run: _Run, part: Box, bounds, open_cases: list) -> tuple[str, object]:
+def _decide_parts(run: Run, part: Box, bounds, open_cases: list) -> tuple[str, object]:
     """Every open case of ``part`` by the pipeline's decision MILP."""
     for case in open_cases:
-        verdict = _decide_case(run, part, bounds, case)
+        verdict = decide_case(run, part, bounds, case)
         if isinstance(verdict, Result):
             if verdict.verdict in (NOT_ROBUST, ERROR):
                 return FOUND, verdict

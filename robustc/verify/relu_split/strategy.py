@@ -1,15 +1,15 @@
 """The ReLU-split hook of :func:`robustc.verify.verify`.
 
-:func:`decide_by_relu_split` runs :func:`robustc.compiler.relu_split.decide_cases` on
+:func:`decide_by_relu_split` runs :func:`robustc.verify.relu_split.search.decide_cases` on
 the violation cases of one box (one search per case, the searches taking turns) when the
 network is a chain of affine layers and ReLUs and many ReLUs are unstable (MNIST-FC: 784
 inputs, hundreds of unstable ReLUs, where one MILP per case does not finish). Candidate
 points are replayed on onnxruntime before they count; a case the search leaves undecided
 for a reason other than the time limit goes to the pipeline's MILP
-(:func:`robustc.verify._decide_case`).
+(:func:`robustc.verify.milp.decide_case`).
 
 Cases the search has not decided after ``refine_after`` of the time left are searched
-again after the hidden bounds are refined (:func:`robustc.compiler.relu_refine.refine`),
+again after the hidden bounds are refined (:func:`robustc.verify.relu_split.refine.refine`),
 with twice the refinement rounds each time, up to ``refine_max_rounds``.
 """
 
@@ -21,29 +21,30 @@ import time
 import numpy as np
 
 from robustc.backends.milp.encode import MARGIN_TOL
-from robustc.compiler.input_split import FOUND, PROVED
-from robustc.compiler.relu_refine import refine
-from robustc.compiler.relu_split import case_chain, decide_cases, tighten
 from robustc.ir.property import Box, Linear
-from robustc.verify import Result, _decide_case, _Run
+from robustc.verify.cases import FOUND, PROVED
+from robustc.verify.milp import decide_case
+from robustc.verify.relu_split.bounder import tighten
+from robustc.verify.relu_split.chain import case_chain
+from robustc.verify.relu_split.refine import refine
+from robustc.verify.relu_split.search import decide_cases
+from robustc.verify.results import Result
+from robustc.verify.run import Run
 
 _FOUND = "found at a vertex of the ReLU-split search"
 #: Seconds the refinement's timing assumes without a time limit (VNN-COMP's usual one).
 UNTIMED = 300.0
 
 
-def decide_by_relu_split(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
+def decide_by_relu_split(run: Run, box: Box, bounds, cases: list) -> Result | float | None:
     """Decide ``cases`` on ``box`` by ReLU splitting; None when it does not apply (the
     graph is not a chain, or a case has a top-k atom), else a final :class:`Result` or
     ``np.inf`` when every case is proved. PyTorch and BLAS keep to ``threads``."""
-    from robustc.runtime.torch_module import torch_threads
-    from robustc.verify_split import _blas_threads
-
-    with torch_threads(run.options.threads), _blas_threads(run.options.threads):
-        return _decide(run, box, bounds, cases)
+    with run.limit_threads():
+        return _search_cases(run, box, bounds, cases)
 
 
-def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
+def _search_cases(run: Run, box: Box, bounds, cases: list) -> Result | float | None:
     options = run.options.relu_split
     if any(not isinstance(a, Linear) for case in cases for a in case):
         return None
@@ -81,20 +82,20 @@ def _decide(run: _Run, box: Box, bounds, cases: list) -> Result | float | None:
         if run.deadline is not None and time.perf_counter() >= run.deadline:
             return run.result("unknown", out.reason)
         run.say(f"ReLU splitting left case {i + 1} open ({out.reason}); deciding it by MILP")
-        verdict = _decide_case(run, box, tight, case)
+        verdict = decide_case(run, box, tight, case)
         if isinstance(verdict, Result):
             return verdict
     return np.inf
 
 
-def _refine_and_search(run: _Run, ch, lower, upper, pre_lo: list, pre_hi: list, flat: list,
+def _refine_and_search(run: Run, ch, lower, upper, pre_lo: list, pre_hi: list, flat: list,
                        outs: list, search: dict) -> tuple[list, list]:
     """While cases are open: refine the hidden bounds (:func:`refine`), search the open
     cases again (``outs`` updated in place), and refine with twice the rounds next time.
     Returns the refined bounds."""
     options = run.options.relu_split
     rounds = options.refine_rounds
-    while not _late(run) and not any(out.status == FOUND for out in outs):
+    while not run.late() and not any(out.status == FOUND for out in outs):
         open_ = [i for i, out in enumerate(outs) if out.status != PROVED]
         if not open_:
             break
@@ -123,7 +124,7 @@ def _refine_and_search(run: _Run, ch, lower, upper, pre_lo: list, pre_hi: list, 
     return pre_lo, pre_hi
 
 
-def _book(run: _Run, outs: list) -> None:
+def _book(run: Run, outs: list) -> None:
     """Add the searches' counters to the run's statistics."""
     for out in outs:
         for key, value in out.stats.items():
@@ -131,15 +132,11 @@ def _book(run: _Run, outs: list) -> None:
                 run.stats[f"relu_split_{key}"] = run.stats.get(f"relu_split_{key}", 0) + value
 
 
-def _first_phase(run: _Run, options) -> float:
+def _first_phase(run: Run, options) -> float:
     """When the search without refinement stops: after ``refine_after`` of the time left
     (of ``UNTIMED`` seconds without a time limit)."""
     left = run.remaining()
     return time.perf_counter() + options.refine_after * (UNTIMED if left is None else left)
-
-
-def _late(run: _Run) -> bool:
-    return run.deadline is not None and time.perf_counter() >= run.deadline
 
 
 def _unstable(lo: list, hi: list) -> int:

@@ -1,6 +1,7 @@
-"""``patch`` properties: lowering a spec's patch to :func:`robustc.patching.solve_patch` (and
-:func:`robustc.patching.aigent` for ``then adversarial(...)``), writing the patched network
-as a new ONNX file, the table of changed weights and a JSON report.
+"""``patch`` properties: lowering a spec's patch to
+:func:`~robustc.analyses.patch.algorithms.solve_patch` (and
+:func:`~robustc.analyses.patch.algorithms.aigent` for ``then adversarial(...)``), writing the
+patched network as a new ONNX file, the table of changed weights and a JSON report.
 
 The patched layer is mapped back to the ONNX file by value: the Gemm or MatMul node whose
 weight initializer equals the IR layer's weight (as is or transposed) before patching. A
@@ -15,7 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +25,11 @@ from robustc.compiler.spec_lower import (
     ConditionLowering,
     Network,
     SpecContext,
-    select_properties,
 )
-from robustc.errors import IRError, ModelError, ReplayError, SpecError
+from robustc.errors import IRError, ModelError, ReplayError
 from robustc.ir import Graph
 from robustc.ir.property import holds
+from robustc.runtime.images import save_png
 from robustc.specs import ast as A
 
 ADVERSARIAL_OPTIONS = {"pixels", "delta", "relax"}
@@ -227,7 +227,7 @@ def _image(x: np.ndarray) -> np.ndarray:
 def run_adversarial(problem: PatchProblem, time_limit: float) -> list[dict]:
     """AIGENT on every input; each adversarial input is replayed on the original ONNX file
     (a claimed one that fails the condition there raises ``ReplayError``)."""
-    from robustc.patching import aigent
+    from robustc.analyses.patch.algorithms import aigent
 
     opts, found = problem.adversarial, []
     pixels = None if "pixels" not in opts else int(opts["pixels"])
@@ -248,8 +248,8 @@ def run_adversarial(problem: PatchProblem, time_limit: float) -> list[dict]:
 
 def run_problem(problem: PatchProblem, out_dir: Path, time_limit: float) -> PatchOutcome:
     """Solve the patch, write and check the patched ONNX file, then (when asked) AIGENT."""
+    from robustc.analyses.patch.algorithms import solve_patch
     from robustc.backends.patch.encode import layer_node
-    from robustc.patching import solve_patch
 
     result = solve_patch(problem.graph, problem.k, problem.xs, problem.condition,
                          norm=problem.norm, time_limit=time_limit)
@@ -268,7 +268,6 @@ def run_problem(problem: PatchProblem, out_dir: Path, time_limit: float) -> Patc
 def write_report(outcome: PatchOutcome, out_dir: Path) -> dict:
     """Write ``<name>_changes.csv``, ``<name>_adv.npy`` + PNGs (when found) and
     ``<name>.json``; returns the JSON data."""
-    from robustc.attack import _png
     from robustc.backends.patch.encode import layer_node
 
     p, res = outcome.problem, outcome.result
@@ -283,12 +282,12 @@ def write_report(outcome: PatchOutcome, out_dir: Path) -> dict:
         data["table"] = str(out_dir / f"{p.name}_changes.csv")
         _write_table(rows, out_dir / f"{p.name}_changes.csv")
     if p.adversarial is not None:
-        data["adversarial"] = _write_adversarial(outcome, out_dir, _png)
+        data["adversarial"] = _write_adversarial(outcome, out_dir)
     (out_dir / f"{p.name}.json").write_text(json.dumps(data, indent=1, default=float))
     return data
 
 
-def _write_adversarial(outcome: PatchOutcome, out_dir: Path, png) -> dict:
+def _write_adversarial(outcome: PatchOutcome, out_dir: Path) -> dict:
     p = outcome.problem
     entries = [{k: v for k, v in a.items() if k != "x_adv"} for a in outcome.adversarial]
     found = [a for a in outcome.adversarial if a["found"]]
@@ -299,51 +298,12 @@ def _write_adversarial(outcome: PatchOutcome, out_dir: Path, png) -> dict:
         data["npy"] = str(out_dir / f"{p.name}_adv.npy")
         for a in found:
             png_path = out_dir / f"{p.name}_adv_{a['index']}.png"
-            png(_image(a["x_adv"]), png_path)
+            save_png(_image(a["x_adv"]), png_path)
             a_entry = entries[a["index"]]
             a_entry["png"] = str(png_path)
     return data
 
 
-def _summary(data: dict) -> str:
-    if not data["found"]:
-        text = f"{data['property']}: no patch of layer {data['layer']} ({data['status']})"
-    else:
-        text = (f"{data['property']}: layer {data['layer']} patched, {data['changed']} "
-                f"weight(s), {data['norm']} {data['objective']:.4g}"
-                f"{'' if data['optimal'] else ' (not proven optimal)'}, {data['time_s']:.1f} s")
-    adv = data.get("adversarial")
-    if adv is not None:
-        n = sum(a["found"] for a in adv["inputs"])
-        text += f"; adversarial inputs {n}/{len(adv['inputs'])}"
-    return text
 
 
-def run_patch_cli(args) -> int:
-    """``robustc patch``: run the spec's patch properties; 0 when every patch (and asked-for
-    adversarial input) was found and replayed, 1 otherwise. Errors raise."""
-    from robustc import specs
-    from robustc.verify_cli import _overrides
-
-    spec = specs.load(args.spec, _overrides(args.set))
-    ctx = SpecContext(spec)
-    props = select_properties(spec, A.PatchProperty, "patch", args.property)
-    if not props:
-        raise SpecError("the spec has no patch property to run")
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    all_ok = True
-    for prop in props:
-        start = time.perf_counter()
-        try:
-            outcome = run_problem(lower_patch(ctx, prop), out_dir, args.timeout)
-        except (ModelError, ReplayError) as exc:
-            raise type(exc)(f"{prop.name}: {exc}") from None
-        data = write_report(outcome, out_dir)
-        all_ok &= outcome.ok
-        if args.json:
-            print(json.dumps(data, default=float))
-        else:
-            print(f"{_summary(data)} [{time.perf_counter() - start:.1f} s] -> {out_dir}")
-    return 0 if all_ok else 1
 

@@ -683,7 +683,7 @@ def layered_problem(ctx, prop) -> LayeredProblem:
     Raises a positioned ``SpecError`` for anything that does not fit the network.
     """
     from robustc.compiler.spec_lower import ConditionLowering, ring_indices
-    from robustc.specs.layers import as_chw
+    from robustc.specs.rings import as_chw
 
     network = ctx.network(prop.network, prop)
     hood = prop.neighbourhood

@@ -10,14 +10,19 @@ k labels closest to the threshold. torch is imported only when an attack runs.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from robustc.compiler.spec_lower import Network, SpecContext, input_box, select_properties
-from robustc.errors import SpecError
+from robustc.compiler.spec_lower import (
+    Network,
+    SpecContext,
+    input_box,
+    logit_threshold,
+    spec_number,
+)
+from robustc.runtime.images import save_png
 from robustc.specs import ast as A
 from robustc.specs.checker import resolve_path
 
@@ -53,12 +58,6 @@ class AttackReport:
     metrics: dict = field(default_factory=dict)
 
 
-def _value(expr) -> float:
-    if isinstance(expr, A.Neg):
-        return -_value(expr.operand)
-    return float(expr.value)
-
-
 def lower_attack(ctx: SpecContext, prop: A.AttackProperty) -> AttackProblem:
     """Lower ``prop``; raises a positioned SpecError for what attacks cannot do."""
     net = ctx.network(prop.network, prop)
@@ -70,7 +69,7 @@ def lower_attack(ctx: SpecContext, prop: A.AttackProperty) -> AttackProblem:
         raise ctx.fail(decoder, "attacks support argmax, multilabel and ecoc decoders, not topk")
     x0 = _inputs(ctx, prop, net)
     lower, upper = _box(ctx, prop, net, x0)
-    options = {o.name: _value(o.value) for o in prop.method.options}
+    options = {o.name: spec_number(o.value) for o in prop.method.options}
     if prop.method.kind in ("jma", "mlcw") and prop.norm != "l2":
         raise ctx.fail(prop, f"{prop.method.kind} minimises the l2 norm; write 'norm l2'")
     if prop.method.kind == "pgd" and prop.norm not in ("l2", "linf"):
@@ -78,7 +77,7 @@ def lower_attack(ctx: SpecContext, prop: A.AttackProperty) -> AttackProblem:
     problem = AttackProblem(prop.name, net, decoder, codebook, x0, np.zeros(0), np.zeros(0),
                             isinstance(prop.goal, A.Untargeted), prop.method.kind, options,
                             lower, upper, labels)
-    problem.source, logits = _decode_onnx(problem, x0)
+    problem.source, logits = decode_onnx(problem, x0)
     problem.target = _targets(ctx, prop, problem, logits)
     return problem
 
@@ -113,10 +112,11 @@ def _targets(ctx, prop, problem: AttackProblem, logits: np.ndarray) -> np.ndarra
     if isinstance(goal, A.FlipLabels):
         if not isinstance(problem.decoder, A.MultiLabelDecoder):
             raise ctx.fail(goal, "'flip k labels' needs a multilabel decoder")
-        closest = np.argsort(np.abs(logits - _threshold(problem.decoder)), axis=1, kind="stable")
+        threshold = logit_threshold(problem.decoder)
+        closest = np.argsort(np.abs(logits - threshold), axis=1, kind="stable")
         target = source.copy()
         rows = np.arange(len(target))[:, None]
-        k = int(_value(goal.count))
+        k = int(spec_number(goal.count))
         target[rows, closest[:, :k]] ^= True
         return target
     if isinstance(goal, A.TargetLabels):
@@ -124,7 +124,7 @@ def _targets(ctx, prop, problem: AttackProblem, logits: np.ndarray) -> np.ndarra
         for item in goal.labels:
             vector[_label(ctx, problem, item)] = True
     else:
-        vector = np.array([_value(v) for v in goal.vector.items]) != 0
+        vector = np.array([spec_number(v) for v in goal.vector.items]) != 0
         if vector.size != n_labels:
             raise ctx.fail(goal, f"target vector has {vector.size} entries for {n_labels} labels")
     if not isinstance(problem.decoder, A.MultiLabelDecoder) and vector.sum() != 1:
@@ -140,12 +140,7 @@ def _label(ctx, problem, item) -> int:
     return int(item.value)
 
 
-def _threshold(decoder: A.MultiLabelDecoder) -> float:
-    value = _value(decoder.threshold)
-    return float(np.log(value / (1 - value))) if decoder.score == "sigmoid" else value
-
-
-def _decode_onnx(problem: AttackProblem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def decode_onnx(problem: AttackProblem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Decoded label vectors ``(B, L)`` and logits ``(B, n)`` of ``x`` by onnxruntime."""
     from robustc.runtime.replay import run_onnx
 
@@ -154,7 +149,7 @@ def _decode_onnx(problem: AttackProblem, x: np.ndarray) -> tuple[np.ndarray, np.
     outputs = np.stack([np.asarray(o, np.float64).reshape(-1) for o, _ in outs])
     d = problem.decoder
     if isinstance(d, A.MultiLabelDecoder):
-        return logits > _threshold(d), logits
+        return logits > logit_threshold(d), logits
     if isinstance(d, A.EcocDecoder):
         cls = np.argmax(outputs @ problem.codebook.T.astype(np.float64), axis=1)
         return np.eye(problem.codebook.shape[0], dtype=bool)[cls], logits
@@ -167,7 +162,7 @@ def make_encoding(problem: AttackProblem):
 
     n = int(np.prod(problem.network.graph.output.shape))
     if isinstance(problem.decoder, A.MultiLabelDecoder):
-        return MultiLabel(n, _threshold(problem.decoder))
+        return MultiLabel(n, logit_threshold(problem.decoder))
     if isinstance(problem.decoder, A.EcocDecoder):
         return Ecoc(problem.codebook)
     return OneHot(n)
@@ -200,7 +195,7 @@ def run_problem(problem: AttackProblem, attack, device: str | None = None) -> At
     result = attack.run(victim, torch.tensor(problem.x0), torch.tensor(problem.target),
                         problem.untargeted)
     x_adv = np.clip(result.x_adv.astype(np.float32), problem.lower, problem.upper)
-    decoded, _ = _decode_onnx(problem, x_adv)
+    decoded, _ = decode_onnx(problem, x_adv)
     metrics = summarize(problem.x0, x_adv, decoded, problem.target, result.iterations,
                         result.seconds, problem.untargeted,
                         float(np.max(problem.upper - problem.lower)) or 1.0, result.updates)
@@ -217,7 +212,7 @@ def write_report(report: AttackReport, out_dir: str | Path) -> dict:
     p = report.problem
     np.save(out / f"{p.name}_adv.npy", report.x_adv)
     for i, image in enumerate(report.x_adv):
-        _png(image, out / f"{p.name}_{i}.png")
+        save_png(image, out / f"{p.name}_{i}.png")
     names = p.labels or [str(i) for i in range(p.target.shape[1])]
     data = {"property": p.name, "network": p.network.name, "method": p.method,
             "options": p.options, "untargeted": p.untargeted, "metrics": report.metrics,
@@ -234,39 +229,5 @@ def _names(bits: np.ndarray, names: list[str]) -> list[str]:
     return [names[i] for i in np.flatnonzero(bits)]
 
 
-def _png(image: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    chw = image.reshape((-1,) + image.shape[-2:])
-    pixels = np.clip(np.rint(chw * 255), 0, 255).astype(np.uint8)
-    img = pixels[0] if len(pixels) == 1 else pixels[:3].transpose(1, 2, 0)
-    Image.fromarray(img).save(path)
 
 
-def run_attack_cli(args) -> int:
-    """``robustc attack``: run the spec's attack properties; exit 0 when every image of every
-    property was attacked successfully (replayed), 1 otherwise."""
-    from robustc import specs
-    from robustc.verify_cli import _overrides
-
-    spec = specs.load(args.spec, _overrides(args.set))
-    ctx = SpecContext(spec)
-    props = select_properties(spec, A.AttackProperty, "attack", args.property)
-    if not props:
-        raise SpecError("the spec has no attack property to run")
-    all_ok = True
-    for prop in props:
-        start = time.perf_counter()
-        problem = lower_attack(ctx, prop)
-        report = run_problem(problem, make_attack(problem, prop.norm), args.device)
-        data = write_report(report, args.output)
-        all_ok &= bool(report.success.all())
-        m = report.metrics
-        if args.json:
-            print(json.dumps(data, default=float))
-        else:
-            print(f"{prop.name}: {problem.method} on {problem.network.name}, "
-                  f"{len(problem.x0)} image(s): ASR {m['asr']:.3f}, MSE {m['mse']:.4g}, "
-                  f"{m['iterations_mean']:.1f} it, {time.perf_counter() - start:.1f} s "
-                  f"-> {args.output}")
-    return 0 if all_ok else 1

@@ -7,16 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-EXIT = {"met": 0, "not_met": 1, "undecided": 3}
+from robustc.cli.common import EXIT_OK, add_spec_arguments, load_spec, verdict_exit
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``robustc global``."""
-    p.add_argument("spec", help="a .rspec file")
-    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME",
-                   help="run only this global property (repeatable)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a spec parameter (repeatable)")
+    add_spec_arguments(p, what="global",
+                       output_help="write the JSON result and PNG pairs of witnesses to DIR",
+                       json_help="one JSON object per property")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise and the searches")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
@@ -30,51 +28,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-timeout", type=float, default=60.0, metavar="S",
                    help="time limit of one verifier check, a safety net behind --verify-nodes "
                         "(unknown counts as not proved)")
-    p.add_argument("--output", "-o", default=None, metavar="DIR",
-                   help="write the JSON result and PNG pairs of witnesses to DIR")
-    p.add_argument("--json", action="store_true", help="one JSON object per property")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def _overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        try:
-            out[name] = json.loads(value)
-        except json.JSONDecodeError:
-            out[name] = value
-    return out
+def run(args: argparse.Namespace) -> int:
+    """Run the command; the exit code is the worst verdict's (0 met, 1 not met, 3 undecided;
+    :mod:`robustc.cli.common`)."""
+    from robustc.analyses import global_robustness as G
 
-
-def run_global(args: argparse.Namespace) -> int:
-    """Run the command; the exit code is the worst verdict (0 met, 1 not met, 3 undecided)."""
-    from robustc import global_robustness as G
-    from robustc import specs
-
-    spec = specs.load(args.spec, _overrides(args.set))
+    spec = load_spec(args)
     tasks = G.global_tasks(spec, args.property or None, seed=args.seed,
                            verify_samples=args.verify_samples,
                            verify_time_limit=args.verify_timeout,
                            verify_node_limit=args.verify_nodes)
     if not tasks:
         print("no global properties in the spec", file=sys.stderr)
-        return 0
+        return EXIT_OK
     progress = None if args.quiet else (lambda line: print(f"  ... {line}", file=sys.stderr))
     executor = G.make_executor(args.workers, args.ray)
-    codes = []
+    verdicts = []
     try:
         for task in tasks:
             result = G.estimate(task, executor, progress)
-            codes.append(EXIT[result.verdict])
+            verdicts.append(result.verdict)
             _report(task, result, args)
     finally:
         executor.close()
-    return max(codes)
+    return verdict_exit(verdicts)
 
 
 def _report(task, result, args: argparse.Namespace) -> None:
-    from robustc import global_robustness as G
+    from robustc.analyses import global_robustness as G
 
     print(json.dumps(result.to_json()) if args.json else G.summary(result))
     if args.output:

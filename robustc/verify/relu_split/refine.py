@@ -1,8 +1,8 @@
 """Hidden-layer bounds tightened by a small branch and bound per neuron.
 
-The ReLU-split search (:mod:`robustc.compiler.relu_split`) bounds every domain through the
+The ReLU-split search (:mod:`robustc.verify.relu_split.search`) bounds every domain through the
 root's bounds of the hidden layers; where those are loose, hundreds of ReLUs stay unstable
-and the search cannot close. alpha-CROWN (:func:`~robustc.compiler.relu_split.tighten`)
+and the search cannot close. alpha-CROWN (:func:`~robustc.verify.relu_split.search.tighten`)
 is as tight as the LP relaxation and no tighter. This pass goes further: the lower bound
 of each unstable pre-activation ``z_i`` of hidden layer ``k`` (and of ``-z_i``, its upper
 bound) is the objective of a branch and bound of its own over the ReLUs of layers
@@ -31,17 +31,10 @@ import time
 
 import numpy as np
 
-from robustc.compiler.relu_split import (
-    REFRESH_ENTRIES,
-    Chain,
-    ReluSplitOptions,
-    _Bounder,
-    _children,
-    _f64,
-    _initial_alpha,
-    _Search,
-    tighten,
-)
+from robustc.verify.relu_split.bounder import Bounder, as_float64, initial_alpha, tighten
+from robustc.verify.relu_split.chain import Chain
+from robustc.verify.relu_split.options import ReluSplitOptions
+from robustc.verify.relu_split.search import REFRESH_ENTRIES, Search, split_children
 
 
 def refine(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list, pre_hi: list,
@@ -119,7 +112,7 @@ def _refine_layer(ch: Chain, k: int, rows: np.ndarray, lower, upper, lo: list, h
     # looser bounds after 8 rounds and about the same after 16, 1.3-1.4x slower).
     tree = dataclasses.replace(options, refresh=options.refine_refresh,
                                branch_candidates=options.refine_candidates)
-    search = _Search(sub, _Bounder(sub, lower, upper), np.arange(n), 0.0, None, tree,
+    search = Search(sub, Bounder(sub, lower, upper), np.arange(n), 0.0, None, tree,
                      until, {})
     obj_w, obj_b = search.obj
 
@@ -129,7 +122,7 @@ def _refine_layer(ch: Chain, k: int, rows: np.ndarray, lower, upper, lo: list, h
 
     root_lo, root_hi = np.concatenate(lo[:k]), np.concatenate(hi[:k])
     total = root_lo.size
-    alpha = _initial_alpha([_f64(root_lo)[None]], [_f64(root_hi)[None]], 1)[0].numpy()
+    alpha = initial_alpha([as_float64(root_lo)[None]], [as_float64(root_hi)[None]], 1)[0].numpy()
     row = np.arange(n)
     batch = search.bound(np.zeros((n, total), np.int8), np.tile(root_lo, (n, 1)),
                          np.tile(root_hi, (n, 1)), np.repeat(alpha, n, axis=0),
@@ -172,11 +165,11 @@ def _drop_settled(pool: _Open, best: np.ndarray, m: int) -> _Open:
     return pool.take(~drop)
 
 
-def _split(search: _Search, parents: _Open, objective, options: ReluSplitOptions):
+def _split(search: Search, parents: _Open, objective, options: ReluSplitOptions):
     """Both children of every parent, bounded; returns their rows and the batch."""
     two = lambda a: np.repeat(a, 2, axis=0)  # noqa: E731
     idx = two(parents.choice)
-    signs, lo, hi, beta = _children(two(parents.signs), two(parents.lo).astype(np.float64),
+    signs, lo, hi, beta = split_children(two(parents.signs), two(parents.lo).astype(np.float64),
                                     two(parents.hi).astype(np.float64), two(parents.beta), idx)
     row = two(parents.row)
     return row, search.bound(signs, lo, hi, two(parents.alpha), beta, options.iterations,

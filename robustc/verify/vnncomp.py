@@ -1,8 +1,8 @@
-"""VNN-LIB on the command line: ``robustc verify PROP.vnnlib --network NET.onnx``.
+"""VNN-COMP answers: the results of ``robustc verify PROP.vnnlib --network NET.onnx``.
 
-A VNN-LIB file becomes one or more :class:`~robustc.verify.Problem` (one per distinct
-output constraint, see :mod:`robustc.compiler.vnnlib`); the file is ``unsat`` when every
-problem is robust and ``sat`` when one is not robust. :func:`vnncomp_answer` and
+A VNN-LIB file becomes one or more :class:`~robustc.ir.problem.Problem` (one per
+distinct output constraint, :func:`robustc.compiler.vnnlib.vnnlib_problems`); the file is
+``unsat`` when every problem is robust and ``sat`` when one is not robust. :func:`vnncomp_answer` and
 :func:`write_vnncomp_result` give the competition's result file: ``sat`` followed by the
 replayed witness ``((X_0 v) ... (Y_0 v) ...)`` (the Y values are onnxruntime's outputs for
 exactly the X values printed), ``unsat``, ``timeout`` or ``unknown``.
@@ -14,28 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from robustc.errors import SpecError
-from robustc.verify import NOT_ROBUST, ROBUST, UNKNOWN, Problem, Result
+from robustc.verify.results import NOT_ROBUST, ROBUST, UNKNOWN, Result
 
 SAT, UNSAT, TIMEOUT, UNKNOWN_ANSWER = "sat", "unsat", "timeout", "unknown"
-
-
-def vnnlib_problems(vnnlib: str | Path, network: str | Path | None) -> list[Problem]:
-    """The problems of a VNN-LIB file on ``network``; raises ``SpecError`` (bad file or no
-    network) or ``ModelError`` (bad network)."""
-    from robustc.compiler import load_onnx, standard_passes
-    from robustc.compiler.vnnlib import read_vnnlib, to_properties
-    from robustc.ir import logits
-
-    if not network:
-        raise SpecError(f"{vnnlib}: a .vnnlib property needs --network NET.onnx")
-    query = read_vnnlib(vnnlib)
-    graph = standard_passes().run(load_onnx(str(network)))
-    if logits(graph)[1]:
-        raise SpecError(f"{network}: the network ends with an output activation (sigmoid, "
-                        f"softmax or tanh); VNN-LIB constraints on its outputs are not linear")
-    props = to_properties(query, tuple(graph.input.shape), graph.output.size)
-    return [Problem(p.name, graph, (str(network),), p, Path(network).name) for p in props]
 
 
 def vnncomp_answer(results: list[Result], timeout: float | None) -> str:
@@ -78,5 +59,5 @@ def write_vnncomp_result(path: str | Path, results: list[Result],
     return answer
 
 
-__all__ = ["vnnlib_problems", "vnncomp_answer", "witness_text", "write_vnncomp_result",
+__all__ = ["vnncomp_answer", "witness_text", "write_vnncomp_result",
            "SAT", "UNSAT", "TIMEOUT", "UNKNOWN_ANSWER"]

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from robustc.cli.common import EXIT_ERROR, EXIT_OK, add_spec_arguments, load_spec
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``maximize`` subcommand's arguments."""
-    p.add_argument("spec", help="a .rspec file")
-    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--output", "-o", default=None, help="write NAME.json and NAME.png here")
-    p.add_argument("--json", action="store_true", help="print results as JSON lines")
+    add_spec_arguments(p, what="maximize", output_help="write NAME.json and NAME.png here",
+                       json_help="print results as JSON lines")
     p.add_argument("--solver", default="highs", choices=["highs", "gurobi"])
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds for the whole search of one property")
@@ -40,14 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
 
-def run_maximize(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the selected maximize properties; returns the exit code."""
-    from robustc import specs
+    from robustc.analyses.maximize import MaximizeOptions, maximize_spec
     from robustc.errors import SpecError
-    from robustc.maximize import MaximizeOptions, maximize_spec
-    from robustc.specs.cli import _overrides
 
-    spec = specs.load(args.spec, _overrides(args.set))
+    spec = load_spec(args)
     progress = None if args.quiet or args.json else _progress
     options = MaximizeOptions(solver=args.solver, timeout=args.timeout,
                               call_time_limit=args.call_timeout, bounds=args.bounds,
@@ -63,7 +60,7 @@ def run_maximize(args: argparse.Namespace) -> int:
             print(json.dumps(result.to_json()), flush=True)
         else:
             print(describe(result), flush=True)
-    return 0 if all(r.certified for _, r in runs) else 2
+    return EXIT_OK if all(r.certified for _, r in runs) else EXIT_ERROR
 
 
 def _progress(message: str) -> None:

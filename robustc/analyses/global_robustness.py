@@ -344,10 +344,6 @@ def _verify_one(task: GlobalTask, z: np.ndarray, has_witness: bool,
 
 # -- executors ---------------------------------------------------------------------------
 
-def _run_pair(args: tuple[GlobalTask, Chunk]) -> ChunkResult:
-    return run_chunk(*args)
-
-
 class SerialExecutor:
     """Runs chunks one after the other in this process."""
 
@@ -531,9 +527,8 @@ def save_pairs(task: GlobalTask, result: GlobalResult, out_dir, limit: int = 8) 
     """
     from pathlib import Path
 
-    from PIL import Image
-
     from robustc.ir import evaluate
+    from robustc.runtime.images import save_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -545,11 +540,8 @@ def save_pairs(task: GlobalTask, result: GlobalResult, out_dir, limit: int = 8) 
         side = [_to_grey(im) for im in imgs]
         gap = np.ones((side[0].shape[0], 2))
         row = np.concatenate([side[0], gap, side[1]], axis=1)
-        scale = max(1, 128 // row.shape[0])
-        image = Image.fromarray((row * 255).round().astype(np.uint8)).resize(
-            (row.shape[1] * scale, row.shape[0] * scale), Image.NEAREST)
         path = out / f"{task.name}_{sample}_{task.label_name}_to_{cls}_{source}.png"
-        image.save(path)
+        save_png(row, path, scale=max(1, 128 // row.shape[0]))
         paths.append(str(path))
     return paths
 

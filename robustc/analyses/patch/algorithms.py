@@ -14,7 +14,7 @@
   the condition (the check the AIGENT code drops; kept here, as in the paper).
 
 Every adversarial input and patched network is replayed on onnxruntime by the callers
-(:func:`robustc.patch_cli.run_patch_cli`, ``benchmarks/patching.py``) before it counts.
+(:func:`robustc.analyses.patch.problem.run_patch_cli`, ``benchmarks/patching.py``) before it counts.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from robustc.backends.milp.encode import encode
 from robustc.backends.milp.model import MilpBuilder
 from robustc.backends.patch import marks as M
 from robustc.backends.patch.encode import (
-    _absorb,
+    absorb_model,
     encode_patch,
     encode_patch_phases,
     layer_inputs,
@@ -101,7 +101,8 @@ def solve_patch(graph: Graph, k: int, xs: list[np.ndarray], condition, *, norm: 
                                      biases=biases, signs=signs, margin=margin, radius=radius)
         else:
             pm = encode_patch(graph, k, xs, atoms, norm=norm, cap=cap, biases=biases,
-                              signs=signs, margin=margin, radius=radius)
+                              signs=signs, margin=margin, radius=radius,
+                              tail_bounds=symbolic_bounds_of)
         out = _solver(solver).solve(pm.model, SolveOptions(time_limit=time_limit, threads=1))
         statuses.append(out.status)
         if out.solution is None:
@@ -439,7 +440,7 @@ def _mod2adv_solve(graph, node, x0, box, lower, upper, atoms, p_lo, p_hi, max_de
                    margin, time_limit, solver):
     net = encode(graph, lower, upper, box, list(atoms), tol=-margin)
     builder = MilpBuilder()
-    off = _absorb(builder, net)
+    off = absorb_model(builder, net)
     n = x0.size
     xv = np.where(net.input_index >= 0, off + net.input_index, -1)
     free = xv >= 0
@@ -460,3 +461,11 @@ def _mod2adv_solve(graph, node, x0, box, lower, upper, atoms, p_lo, p_hi, max_de
     xs = const + np.where(free, out.solution[np.maximum(xv, 0)], 0.0)
     xs = np.where(np.abs(xs - x0) <= 1e-9, x0, xs)
     return np.clip(xs, box.lower.ravel(), box.upper.ravel()), out.objective
+
+
+def symbolic_bounds_of(graph: Graph, lower: np.ndarray, upper: np.ndarray
+                       ) -> tuple[dict, dict]:
+    """Symbolic (CROWN) bounds of every node of ``graph`` on the box, as (lower, upper)
+    dicts by node name: the tail bounds :func:`encode_patch` asks for."""
+    bounds = compute_bounds(graph, lower, upper, "symbolic")
+    return bounds.lower, bounds.upper

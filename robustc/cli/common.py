@@ -1,0 +1,99 @@
+"""What every subcommand shares: the exit-code table, ``--set`` overrides, the common
+arguments, progress lines and loading a spec.
+
+Exit codes (one table for every subcommand):
+
+* 0: every property holds (or the command succeeded)
+* 1: some property does not hold (a validated counterexample exists)
+* 2: error (bad input, missing file, solver failure)
+* 3: the worst result is unknown (time limit, incomplete method)
+
+When results differ, the worst decides, in the order error, violated, unknown, ok.
+
+This module imports nothing heavy: ``robustc --version`` and ``robustc check`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterable
+
+from robustc.errors import SpecError
+
+EXIT_OK, EXIT_VIOLATED, EXIT_ERROR, EXIT_UNKNOWN = 0, 1, 2, 3
+
+#: The exit code of each verdict: ``verify``'s and ``global``'s.
+EXIT_CODES = {
+    "robust": EXIT_OK, "not_robust": EXIT_VIOLATED, "error": EXIT_ERROR,
+    "unknown": EXIT_UNKNOWN,
+    "met": EXIT_OK, "not_met": EXIT_VIOLATED, "undecided": EXIT_UNKNOWN,
+}
+_SEVERITY = {EXIT_OK: 0, EXIT_UNKNOWN: 1, EXIT_VIOLATED: 2, EXIT_ERROR: 3}
+
+
+def worst_exit(codes: Iterable[int]) -> int:
+    """The exit code of several results: the worst one (error, violated, unknown, ok);
+    ``EXIT_OK`` for none."""
+    return max(codes, key=_SEVERITY.__getitem__, default=EXIT_OK)
+
+
+def verdict_exit(verdicts: Iterable[str]) -> int:
+    """The exit code of several verdicts (:data:`EXIT_CODES`, then :func:`worst_exit`)."""
+    return worst_exit(EXIT_CODES[v] for v in verdicts)
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``--set NAME=VALUE`` items as a dict of stripped names and value texts (the spec's
+    resolver parses each value as a spec expression: ``3``, ``eps/2``, ``[0.1, 0]``,
+    ``'"8"'`` for a string). Raises ``SpecError`` for an item without ``=`` or a name."""
+    found: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SpecError(f"--set expects NAME=VALUE, got {item!r}")
+        found[name.strip()] = value.strip()
+    return found
+
+
+def add_spec_arguments(p: argparse.ArgumentParser, *, what: str, with_output: bool = True,
+                       output: str | None = None, output_help: str = "output directory",
+                       json_help: str = "one JSON object per property on stdout",
+                       spec_help: str = "a .rspec file") -> None:
+    """The arguments every spec-running subcommand shares: the spec, ``--property``,
+    ``--set``, ``--json`` and (``with_output``; default ``output``) ``--output``."""
+    p.add_argument("spec", help=spec_help)
+    p.add_argument("--property", "-p", action="append", default=[], metavar="NAME",
+                   help=f"run only this {what} property (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a spec parameter (repeatable)")
+    p.add_argument("--json", action="store_true", help=json_help)
+    if with_output:
+        p.add_argument("--output", "-o", default=output, metavar="DIR", help=output_help)
+
+
+def load_spec(args: argparse.Namespace):
+    """The resolved spec of ``args.spec`` with ``args.set``; raises ``SpecError``."""
+    from robustc import specs
+
+    return specs.load(args.spec, parse_overrides(args.set))
+
+
+class Progress:
+    """Progress lines on stderr, only for work that has run longer than a second."""
+
+    def __init__(self, name: str, enabled: bool = True):
+        self.name, self.enabled = name, enabled
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        now = time.perf_counter()
+        if self.enabled and now - self.start > 1.0 and now - self.last > 1.0:
+            print(f"  ... {self.name}: {message} ({now - self.start:.0f} s)", file=sys.stderr)
+            self.last = now
+
+
+__all__ = ["EXIT_OK", "EXIT_VIOLATED", "EXIT_ERROR", "EXIT_UNKNOWN", "EXIT_CODES",
+           "worst_exit", "verdict_exit", "parse_overrides", "add_spec_arguments", "load_spec",
+           "Progress"]

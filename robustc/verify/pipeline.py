@@ -1,0 +1,179 @@
+"""The verification pipeline: one property of one network to one trusted verdict.
+
+For each input box of the property:
+
+1. *falsify*: PGD on the IR's PyTorch module (unless switched off); a witness it finds is
+   replayed on the ONNX file and, if it violates the property there, reported at once;
+2. *bounds*: symbolic (CROWN-style) bounds of every neuron over the box;
+3. *decide*: the violation (the negated condition) is split into cases (its disjunctive
+   normal form: "label set unchanged" becomes one small case per label); each case is one
+   MILP, decided with early stopping (the first counterexample or the proof ends it), in
+   order, stopping at the first violation. Boxes with few free inputs and many unstable
+   ReLUs are split on the input instead (:mod:`robustc.verify.input_split`), chains of affine layers
+   and ReLUs with many unstable ReLUs on ReLU phases (:mod:`robustc.verify.relu_split`).
+
+Every counterexample is replayed on the original ONNX model with onnxruntime before it is
+reported; a solver witness whose replay does not violate the property yields ``unknown``
+when its margin is within the numerical tolerance and ``error`` otherwise. The verdict is
+``robust`` only when every case of every box is proved infeasible.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from robustc.backends.milp.encode import encode
+from robustc.backends.solve import FEASIBLE, LIMIT
+from robustc.errors import Error
+from robustc.ir import logits
+from robustc.ir.problem import Problem
+from robustc.ir.property import Box, dnf, negate
+from robustc.verify.input_split.search import wants_split
+from robustc.verify.input_split.strategy import decide_by_splitting
+from robustc.verify.milp import decide_case
+from robustc.verify.relu_split.strategy import decide_by_relu_split
+from robustc.verify.results import (
+    ERROR,
+    NOT_ROBUST,
+    ROBUST,
+    UNKNOWN,
+    Counterexample,
+    Result,
+    VerifyOptions,
+)
+from robustc.verify.run import Run
+
+
+def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
+    """Decide ``problem``; never raises for robustc errors (verdict ``error`` instead)."""
+    run = Run(problem, options or VerifyOptions())
+    try:
+        prop = problem.prop
+        prop.check_against(run.graph.input.shape, run.graph.output.size)
+        if run.options.attack:
+            for box in prop.boxes:
+                found = _falsify(run, box)
+                if found is not None:
+                    return run.result(NOT_ROBUST, "found by the PGD attack", found,
+                                      found.margin)
+        return _decide_exact(run) if run.options.exact else _decide(run)
+    except Error as exc:
+        return run.result(ERROR, str(exc))
+
+
+def _falsify(run: Run, box: Box) -> Counterexample | None:
+    from robustc.runtime.falsify import pgd_falsify
+    from robustc.runtime.replay import replay
+    from robustc.runtime.torch_module import torch_threads
+
+    t = time.perf_counter()
+    run.say("attacking (PGD)")
+    center = (box.lower + box.upper) / 2
+    with torch_threads(run.options.threads):
+        x, _ = pgd_falsify(run.graph, box, run.problem.prop.condition,
+                           steps=run.options.attack_steps,
+                           restarts=run.options.attack_restarts, seed=run.options.seed,
+                           device="cpu", start=run.problem.prop.meta.get("center", center),
+                           targeted=True)
+    rep = replay(run.problem.onnx_paths, x, box, run.problem.prop.condition)
+    run.stats["attack_s"] += time.perf_counter() - t
+    if rep.violated:
+        return Counterexample(rep.input, rep.output, rep.logits, rep.margin, "pgd")
+    return None
+
+
+def _decide(run: Run) -> Result:
+    from robustc.compiler.bounds import compute_bounds
+
+    prop = run.problem.prop
+    cases = dnf(negate(prop.condition))
+    run.stats["cases"] = len(cases) * len(prop.boxes)
+    worst = np.inf
+    for box in prop.boxes:
+        t = time.perf_counter()
+        run.say("computing bounds")
+        bounds = compute_bounds(run.graph, box.lower, box.upper, run.options.bounds,
+                                time_limit=run.remaining())
+        run.stats["bounds_s"] += time.perf_counter() - t
+        run.stats["unstable_relus"] = max(run.stats["unstable_relus"], bounds.num_unstable())
+        if run.options.split is not None and wants_split(box, bounds, run.options.split):
+            verdict = decide_by_splitting(run, box, cases)
+            if isinstance(verdict, Result):
+                return verdict
+            continue
+        relu = run.options.relu_split
+        if relu is not None and bounds.num_unstable() > relu.min_unstable:
+            verdict = decide_by_relu_split(run, box, bounds, cases)
+            if isinstance(verdict, Result):
+                return verdict
+            if verdict is not None:
+                continue
+        for i, case in enumerate(cases):
+            run.say(f"deciding case {i + 1}/{len(cases)}")
+            verdict = decide_case(run, box, bounds, case)
+            if isinstance(verdict, Result):
+                return verdict
+            worst = min(worst, verdict)
+    margin = None if not np.isfinite(worst) else float(worst)
+    return run.result(ROBUST, "every violation case is infeasible", margin=margin)
+
+
+def _decide_exact(run: Run) -> Result:
+    """Exact mode: each box decided by Z3 over the rationals; a witness is replayed."""
+    from robustc.backends.z3exact import NAME, decide_exact
+    from robustc.runtime.replay import replay
+
+    cond = run.problem.prop.condition
+    for box in run.problem.prop.boxes:
+        run.say("deciding exactly (Z3)")
+        out = decide_exact(run.graph, box, cond, time_limit=run.remaining(),
+                           seed=run.options.seed)
+        run.solvers_used.add(NAME)
+        run.stats["queries"] += 1
+        run.stats["solve_s"] += out.time_s
+        run.stats["unstable_relus"] = max(run.stats["unstable_relus"],
+                                          out.stats.get("unstable_relus", 0))
+        if out.status == LIMIT:
+            return run.result(UNKNOWN, out.reason or "Z3 limit reached")
+        if out.status == FEASIBLE:
+            rep = replay(run.problem.onnx_paths, out.solution, box, cond)
+            if rep.violated:
+                cex = Counterexample(rep.input, rep.output, rep.logits, rep.margin, NAME)
+                return run.result(NOT_ROBUST, "counterexample found in exact arithmetic", cex,
+                                  rep.margin)
+            return run.result(UNKNOWN, f"exact counterexample (margin "
+                              f"{out.stats['margin_exact']}) does not violate the float32 "
+                              f"network (onnxruntime margin {rep.margin:.3g})")
+    return run.result(ROBUST, "no input violates the property in exact rational arithmetic")
+
+
+def export_problem(problem: Problem, out_dir, formats=("lp", "mps", "gurobi"),
+                   bounds_method: str = "symbolic") -> list:
+    """Write the MILP of every violation case of ``problem`` to ``out_dir``; returns paths.
+
+    Files are named ``<property>[_box<b>]_case<i>.<ext>``; each model's solutions are the
+    inputs that violate the property in that case (see :mod:`robustc.backends.milp.encode`).
+    """
+    from pathlib import Path
+
+    from robustc.backends.export import write_model
+    from robustc.compiler.bounds import compute_bounds
+
+    graph, _ = logits(problem.graph)
+    prop = problem.prop
+    prop.check_against(graph.input.shape, graph.output.size)
+    cases = dnf(negate(prop.condition))
+    written = []
+    for b, box in enumerate(prop.boxes):
+        bounds = compute_bounds(graph, box.lower, box.upper, bounds_method)
+        for i, case in enumerate(cases):
+            model = encode(graph, bounds.lower, bounds.upper, box, case)
+            tag = f"_box{b}" if len(prop.boxes) > 1 else ""
+            stem = Path(out_dir) / f"{problem.name}{tag}_case{i}"
+            written.extend(write_model(model, stem, tuple(formats)))
+    return written
+
+
+__all__ = ["verify", "export_problem"]

@@ -1,0 +1,40 @@
+"""The options of the ReLU-split branch and bound (:mod:`robustc.verify.relu_split`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReluSplitOptions:
+    """How the ReLU branch and bound runs (see the module docstring)."""
+
+    min_unstable: int = 40      # verify uses it only for boxes with more unstable ReLUs
+    batch: int = 128            # domains split per round (2 * batch children bounded at once)
+    iterations: int = 20        # Adam steps on alpha and beta per round
+    root_iterations: int = 60   # alpha-CROWN steps per hidden layer at the root (0: none)
+    lr_alpha: float = 0.1
+    lr_beta: float = 0.05
+    max_domains: int = 400_000  # give up (unknown) when the queue grows beyond this
+    checks: int = 4             # candidate points handed to ``check`` per round at most
+    branch_candidates: int = 5  # neurons tried per split (filtered smart branching; 1: BaBSR)
+    refresh: bool = True        # recompute hidden bounds per domain after each split (CROWN)
+    # Hidden bounds tightened by a branch and bound per neuron when the search has not
+    # decided every case after `refine_after` of the time left (robustc.verify.relu_split.refine).
+    # verify then searches the open cases again for `refine_after` of the time left, and
+    # refines again with twice the rounds, up to `refine_max_rounds` (the last search gets
+    # all the time left). Rounds per neuron at first (0: never refine), domains split per
+    # neuron and round, and the share of the time left one refinement may use (32 rounds
+    # and 70 % prove MNIST-FC 256x6 prop_12_0.05 in 300 s, 16 and 40 % do not; docs/vnnlib.md).
+    refine_after: float = 0.05
+    refine_rounds: int = 32
+    refine_max_rounds: int = 64
+    refine_parents: int = 8
+    refine_share: float = 0.7
+    # How the refinement's trees branch and whether they refresh hidden bounds per domain
+    # (see relu_refine: BaBSR alone and no refresh measured best).
+    refine_candidates: int = 1
+    refine_refresh: bool = False
+
+
+__all__ = ["ReluSplitOptions"]
