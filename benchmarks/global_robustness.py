@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from robustc.analyses import global_robustness as G
 from robustc import specs
+from robustc.analyses import global_robustness as G
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "examples" / "models"

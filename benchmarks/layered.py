@@ -59,10 +59,10 @@ def _problems(args) -> list[dict]:
 
 
 def _layered(model: str, item: dict, rings: int):
+    from robustc.analyses.maximize import LayeredProblem
     from robustc.compiler.onnx_import import load_onnx
     from robustc.compiler.passes import standard_passes
     from robustc.ir import property as P
-    from robustc.analyses.maximize import LayeredProblem
     from robustc.specs.rings import layer_indices
 
     path = ROOT / "examples" / "models" / f"{model}.onnx"

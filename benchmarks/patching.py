@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from robustc.analyses.patch.algorithms import aigent, solve_patch
 from robustc.compiler import load_onnx, standard_passes
 from robustc.ir import evaluate, logits
 from robustc.ir.property import in_top_k, output_gt
-from robustc.analyses.patch.algorithms import aigent, solve_patch
 from robustc.runtime.datasets import digits
 from robustc.runtime.replay import run_onnx
 
@@ -93,8 +93,8 @@ def reach_diagnosis(graph, xs) -> dict:
     """
     from scipy.optimize import linprog
 
-    from robustc.ir import cut
     from robustc.analyses.patch.algorithms import patched
+    from robustc.ir import cut
 
     g, _ = logits(graph)
     m = (len(g.layers()) - 1) // 2
@@ -302,8 +302,8 @@ def acas_table(networks: list[str], time_limit: float) -> list[dict]:
 
 def _acas_replay(graph, res, x, cond) -> bool | None:
     """Whether the patched IR satisfies the condition (the ONNX replay is in the tests)."""
-    from robustc.ir.property import holds
     from robustc.analyses.patch.algorithms import patched
+    from robustc.ir.property import holds
 
     if res.dw is None:
         return None

@@ -34,11 +34,11 @@ VARIANTS = {"default": {}, "refresh": {"refine_refresh": True},
 def _setup(name: str):
     """Chain, box, tightened bounds and violation cases of one instance."""
     from robustc.compiler.bounds import compute_bounds
-    from robustc.verify.relu_split.bounder import tighten
-    from robustc.verify.relu_split.chain import case_chain
+    from robustc.compiler.vnnlib import vnnlib_problems
     from robustc.ir import logits
     from robustc.ir.property import dnf, negate
-    from robustc.compiler.vnnlib import vnnlib_problems
+    from robustc.verify.relu_split.bounder import tighten
+    from robustc.verify.relu_split.chain import case_chain
 
     net, prop = name.split("/")
     problem = vnnlib_problems(MNIST / "vnnlib" / f"{prop}.vnnlib",
@@ -69,9 +69,9 @@ def _roots(ch, lower, upper, lo, hi, cases) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from robustc.verify.relu_split.refine import refine
-    from robustc.verify.relu_split.options import ReluSplitOptions
     from robustc.runtime.torch_module import torch_threads
+    from robustc.verify.relu_split.options import ReluSplitOptions
+    from robustc.verify.relu_split.refine import refine
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("instances", nargs="*")

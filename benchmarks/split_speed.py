@@ -32,9 +32,9 @@ def expected(net: str, prop: str) -> str:
 
 
 def main(argv=None) -> int:
-    from robustc.verify.input_split.search import SplitOptions
-    from robustc.verify import VerifyOptions, verify
     from robustc.compiler.vnnlib import vnnlib_problems
+    from robustc.verify import VerifyOptions, verify
+    from robustc.verify.input_split.search import SplitOptions
     from robustc.verify.vnncomp import vnncomp_answer
 
     ap = argparse.ArgumentParser()

@@ -65,8 +65,8 @@ def instances(suite: str) -> list[dict]:
 
 def run_robustc(inst: dict, threads: int) -> dict:
     """One instance through robustc; returns answer, time and the verdict details."""
-    from robustc.verify import VerifyOptions, verify
     from robustc.compiler.vnnlib import vnnlib_problems
+    from robustc.verify import VerifyOptions, verify
     from robustc.verify.vnncomp import vnncomp_answer
 
     start = time.perf_counter()

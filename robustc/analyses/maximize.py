@@ -149,7 +149,7 @@ class LayeredProblem:
         return np.minimum(caps, max_eps)
 
     def verify_problem(self, eps: np.ndarray):
-        """The :class:`robustc.verify.Problem` "the condition holds on I(eps)"."""
+        """The :class:`robustc.ir.problem.Problem` "the condition holds on I(eps)"."""
         from robustc.verify import Problem
 
         prop = Property(self.name, (self.box(eps),), self.condition,

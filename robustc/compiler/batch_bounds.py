@@ -43,7 +43,7 @@ from robustc.compiler.bounds import (
     widen,
 )
 from robustc.errors import ShapeError
-from robustc.ir import Graph, Input, Node, Relu
+from robustc.ir import Graph, Input, Node, Relu, evaluate
 
 
 @dataclass
@@ -340,22 +340,16 @@ def batch_symbolic_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray) ->
 
 
 def forward(graph: Graph, x: np.ndarray, keep_all: bool = False):
-    """The flat output of ``graph`` (float64) on the flat inputs ``x`` (``(B, n_in)``), for
-    graphs that :func:`supports` accepts (every node's value with ``keep_all``)."""
-    prep = prepare_linear_ops(graph)
-    values = {graph.inputs[0]: np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)}
-    for node in graph.nodes:
-        if isinstance(node, Input):
-            continue
-        if isinstance(node, Relu):
-            v = values[node.inputs[0]]
-            values[node.name] = np.maximum(v, node.alpha * v)
-            continue
-        out = np.broadcast_to(prep.offsets[node.name], (x.shape[0], node.size)).copy()
-        for src, op in zip(node.inputs, prep.ops[node.name], strict=True):
-            out += _forward(op, values[src])
-        values[node.name] = out
-    return values if keep_all else values[graph.outputs[0]]
+    """The flat output of ``graph`` (float64, ``(B, n_out)``) on the flat inputs ``x``
+    (``(B, n_in)``), by the IR interpreter (:func:`robustc.ir.evaluate`); every node's flat
+    value with ``keep_all``."""
+    x = np.asarray(x, dtype=np.float64)
+    batch = x.shape[0]
+    shaped = x.reshape((batch,) + tuple(graph[graph.inputs[0]].shape))
+    values = evaluate(graph, shaped, batched=True, keep_all=True)
+    if keep_all:
+        return {name: v.reshape(batch, -1) for name, v in values.items()}
+    return values[graph.outputs[0]].reshape(batch, -1)
 
 
 def gradient(graph: Graph, x: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -24,10 +24,10 @@ from robustc.specs.ast import *  # noqa: F403 - the AST node classes are part of
 from robustc.specs.checker import METHOD_OPTIONS, check_spec, resolve_path
 from robustc.specs.diagnostics import Diagnostic
 from robustc.specs.formatter import format_spec
-from robustc.specs.rings import layer_indices, load_input, region_mask
 from robustc.specs.netcheck import check_networks
 from robustc.specs.parser import parse, parse_text
 from robustc.specs.resolve import resolve, resolve_collecting, walk
+from robustc.specs.rings import layer_indices, load_input, region_mask
 
 __all__ = [
     "Diagnostic", "METHOD_OPTIONS", "ast", "check", "check_networks", "check_spec",

@@ -1,4 +1,6 @@
-"""Turn regions and layered neighbourhoods into arrays (numpy, imported lazily).
+"""Pixel rings around an object: regions and layered neighbourhoods as arrays (numpy,
+imported lazily). "Layer" here is a ring of pixels at one distance from the object (the
+layered-neighbourhood papers' word), not a network layer.
 
 Layout: regions index the input *as loaded* (before ``reshape``), seen as (C, H, W): a
 2-D array is one channel, a 4-D array must have batch size 1. Layers are spatial: the

@@ -29,7 +29,7 @@ PROVED, FOUND, UNKNOWN = "proved", "found", "unknown"
 
 @dataclass
 class Outcome:
-    """The verdict of :func:`branch_and_bound`: ``proved``, ``found`` (``witness`` holds the
+    """The verdict of a branch-and-bound search: ``proved``, ``found`` (``witness`` holds the
     caller's counterexample) or ``unknown`` (``reason``); with search statistics."""
 
     status: str

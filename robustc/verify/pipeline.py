@@ -26,6 +26,7 @@ import numpy as np
 
 from robustc.backends.milp.encode import encode
 from robustc.backends.solve import FEASIBLE, LIMIT
+from robustc.compiler.bounds import compute_bounds
 from robustc.errors import Error
 from robustc.ir import logits
 from robustc.ir.problem import Problem
@@ -85,8 +86,6 @@ def _falsify(run: Run, box: Box) -> Counterexample | None:
 
 
 def _decide(run: Run) -> Result:
-    from robustc.compiler.bounds import compute_bounds
-
     prop = run.problem.prop
     cases = dnf(negate(prop.condition))
     run.stats["cases"] = len(cases) * len(prop.boxes)
@@ -159,7 +158,6 @@ def export_problem(problem: Problem, out_dir, formats=("lp", "mps", "gurobi"),
     from pathlib import Path
 
     from robustc.backends.export import write_model
-    from robustc.compiler.bounds import compute_bounds
 
     graph, _ = logits(problem.graph)
     prop = problem.prop

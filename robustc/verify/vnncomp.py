@@ -2,10 +2,11 @@
 
 A VNN-LIB file becomes one or more :class:`~robustc.ir.problem.Problem` (one per
 distinct output constraint, :func:`robustc.compiler.vnnlib.vnnlib_problems`); the file is
-``unsat`` when every problem is robust and ``sat`` when one is not robust. :func:`vnncomp_answer` and
-:func:`write_vnncomp_result` give the competition's result file: ``sat`` followed by the
-replayed witness ``((X_0 v) ... (Y_0 v) ...)`` (the Y values are onnxruntime's outputs for
-exactly the X values printed), ``unsat``, ``timeout`` or ``unknown``.
+``unsat`` when every problem is robust and ``sat`` when one is not robust.
+:func:`vnncomp_answer` and :func:`write_vnncomp_result` give the competition's result
+file: ``sat`` followed by the replayed witness ``((X_0 v) ... (Y_0 v) ...)`` (the Y values
+are onnxruntime's outputs for exactly the X values printed), ``unsat``, ``timeout`` or
+``unknown``.
 """
 
 from __future__ import annotations

@@ -135,10 +135,10 @@ def test_unsupported_graphs_and_bad_boxes():
 
 
 def test_acasxu_margin_graph():
-    from robustc.verify.cases import MARGIN_NODE, case_atoms, margin_graph
+    from robustc.compiler.vnnlib import vnnlib_problems
     from robustc.ir import logits
     from robustc.ir.property import dnf, negate
-    from robustc.compiler.vnnlib import vnnlib_problems
+    from robustc.verify.cases import MARGIN_NODE, case_atoms, margin_graph
 
     acas = shared_benchmarks() / "vnncomp2021" / "benchmarks" / "acasxu"
     (problem,) = vnnlib_problems(acas / "prop_3.vnnlib",

@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import oracle  # noqa: E402
 
-from robustc.analyses import global_robustness as G  # noqa: E402
 from robustc import specs  # noqa: E402
+from robustc.analyses import global_robustness as G  # noqa: E402
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)

@@ -15,9 +15,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from robustc.compiler.onnx_import import load_onnx
-from robustc.compiler.passes import standard_passes
-from robustc.ir import property as P
 from robustc.analyses.maximize import (
     FIXED,
     METHODS,
@@ -29,6 +26,9 @@ from robustc.analyses.maximize import (
     maximize,
     sensitivity_cutting_weights,
 )
+from robustc.compiler.onnx_import import load_onnx
+from robustc.compiler.passes import standard_passes
+from robustc.ir import property as P
 from robustc.specs.rings import layer_indices
 from robustc.verify import ROBUST, VerifyOptions, verify
 from tests.layered import tiny

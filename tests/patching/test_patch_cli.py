@@ -11,12 +11,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from robustc.analyses.patch.algorithms import solve_patch
+from robustc.analyses.patch.problem import check_onnx, find_layer, write_patched_onnx
 from robustc.cli import main
 from robustc.compiler import load_onnx, standard_passes
 from robustc.errors import ModelError
 from robustc.ir.property import holds
-from robustc.analyses.patch.problem import check_onnx, find_layer, write_patched_onnx
-from robustc.analyses.patch.algorithms import solve_patch
 from robustc.runtime.replay import run_onnx
 
 from .test_patching import COND, W1, W2, W3, X

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robustc.analyses.patch.algorithms import aigent, mod2adv, mod2adv_region, patched, solve_patch
 from robustc.ir import Dense, Graph, Input, Relu, evaluate
 from robustc.ir.property import holds, output_gt
-from robustc.analyses.patch.algorithms import aigent, mod2adv, mod2adv_region, patched, solve_patch
 
 W1 = np.array([[1.0, 1.0], [-1.0, 2.0]])
 W2 = np.array([[2.0, 3.0], [1.0, 1.0]])
@@ -183,9 +183,9 @@ def test_aigent_region_finds_adversarial_input():
 
 
 def test_output_marks_follow_monotonicity():
+    from robustc.analyses.patch.algorithms import target_atoms
     from robustc.backends.patch.marks import output_marks
     from robustc.ir.property import dnf, in_top_k
-    from robustc.analyses.patch.algorithms import target_atoms
 
     y = np.array([[3.0, 1.0, 2.0, 0.0]])
     # "label 2 wins": raising y2 never hurts, lowering any other never hurts

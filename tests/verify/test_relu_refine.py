@@ -15,11 +15,11 @@ from scipy.optimize import Bounds as SciBounds
 from scipy.optimize import LinearConstraint, milp
 
 from robustc.compiler.bounds import compute_bounds
-from robustc.verify.relu_split.refine import refine
+from robustc.verify import NOT_ROBUST, ROBUST, VerifyOptions, verify
 from robustc.verify.relu_split.bounder import tighten
 from robustc.verify.relu_split.chain import chain
 from robustc.verify.relu_split.options import ReluSplitOptions
-from robustc.verify import NOT_ROBUST, ROBUST, VerifyOptions, verify
+from robustc.verify.relu_split.refine import refine
 from tests.verify.test_relu_split import _net, _pre_activations, _problem
 
 

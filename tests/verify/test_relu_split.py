@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from robustc.compiler.bounds import compute_bounds
+from robustc.ir import evaluate
+from robustc.ir.property import And, Box, Linear, Property
+from robustc.verify import NOT_ROBUST, ROBUST, Problem, VerifyOptions, verify
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, margin_graph
 from robustc.verify.relu_split.bounder import Bounder, tighten
 from robustc.verify.relu_split.chain import chain
 from robustc.verify.relu_split.options import ReluSplitOptions
-from robustc.verify.relu_split.search import branch_and_bound, decide_cases
-from robustc.ir import evaluate
-from robustc.ir.property import And, Box, Linear, Property
-from robustc.verify import NOT_ROBUST, ROBUST, Problem, VerifyOptions, verify
+from robustc.verify.relu_split.search import decide_cases, decide_one_case
 from tests.verify.nets import conv_onnx, mlp_onnx, save_and_load
 
 SIZES = [20, 24, 24, 16, 3]  # 20 inputs: more than the input split's 16, so ReLUs split
@@ -156,14 +156,14 @@ def test_search_splits_and_is_never_a_proof_when_cut_short(tmp_path):
         bounds = compute_bounds(graph, box.lower, box.upper, "symbolic")
         pre = ([bounds.lower[n].ravel() for n in ch.pre], [bounds.upper[n].ravel() for n in ch.pre])
         opts = ReluSplitOptions(root_iterations=0, iterations=5)
-        out = branch_and_bound(ch, lo, hi, *pre, [0], tol=1e-5, check=lambda x: None,
-                               options=opts)
+        out = decide_one_case(ch, lo, hi, *pre, [0], tol=1e-5, check=lambda x: None,
+                              options=opts)
         if out.stats["domains"] == 1:
             continue  # proved at the root: look for a harder case
         assert out.status == PROVED
-        short = branch_and_bound(ch, lo, hi, *pre, [0], tol=1e-5, check=lambda x: None,
-                                 options=ReluSplitOptions(root_iterations=0, iterations=5,
-                                                          max_domains=0))
+        short = decide_one_case(ch, lo, hi, *pre, [0], tol=1e-5, check=lambda x: None,
+                                options=ReluSplitOptions(root_iterations=0, iterations=5,
+                                                         max_domains=0))
         assert short.status == UNKNOWN
         result = verify(problem, VerifyOptions(attack=False, threads=1, relu_split=ReluSplitOptions(
             min_unstable=0, root_iterations=0, iterations=5, max_domains=0)))

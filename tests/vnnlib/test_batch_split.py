@@ -12,11 +12,11 @@ import time
 import numpy as np
 import pytest
 
-from robustc.verify.cases import PROVED, UNKNOWN
-from robustc.verify.input_split.search import Callbacks, SplitOptions, branch_and_bound
 from robustc.ir import logits
 from robustc.ir.property import And, Box, Linear, Property
 from robustc.verify import NOT_ROBUST, ROBUST, Problem, VerifyOptions, verify
+from robustc.verify.cases import PROVED, UNKNOWN
+from robustc.verify.input_split.search import Callbacks, SplitOptions, branch_and_bound
 from tests.verify.nets import conv_onnx, mlp_onnx, save_and_load
 
 
@@ -134,9 +134,9 @@ def test_local_search_finds_thin_violations_and_never_fakes_one(tmp_path, offset
 
 
 def test_local_search_reaches_a_thin_region_on_a_face(tmp_path):
+    from robustc.ir.property import dnf, negate
     from robustc.verify.cases import case_atoms, margin_graph
     from robustc.verify.input_split.search import LocalSearch, _case_table
-    from robustc.ir.property import dnf, negate
 
     graph = save_and_load(_slab_onnx(1e-4), tmp_path / "slab.onnx")
     cases = dnf(negate(Linear(np.array([-1.0, 0.0]), 0.0)))

@@ -7,9 +7,9 @@ step of ``2.5 * radius / steps`` stayed at margin +0.04, the cosine-decayed step
 
 from __future__ import annotations
 
+from robustc.compiler.vnnlib import vnnlib_problems
 from robustc.runtime.falsify import pgd_falsify
 from robustc.runtime.replay import replay
-from robustc.compiler.vnnlib import vnnlib_problems
 from tests.conftest import shared_benchmarks
 
 MNIST = "vnncomp2022_benchmarks/benchmarks/mnist_fc"

@@ -14,7 +14,8 @@
   the condition (the check the AIGENT code drops; kept here, as in the paper).
 
 Every adversarial input and patched network is replayed on onnxruntime by the callers
-(:func:`robustc.analyses.patch.problem.run_patch_cli`, ``benchmarks/patching.py``) before it counts.
+(:func:`robustc.analyses.patch.problem.run_problem`, ``benchmarks/patching.py``) before it
+counts.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class Chain:
 
 def case_chain(graph: Graph, cases: list) -> tuple[Chain | None, list[list[int]]]:
     """The chain of ``graph`` with one output per atom of ``cases`` (their margins, see
-    :func:`~robustc.verify.input_split.search.margin_graph`), and each case as the list of its
+    :func:`~robustc.verify.cases.margin_graph`), and each case as the list of its
     atoms' output columns; the chain is None when the graph is not one."""
     atoms = case_atoms(cases)
     column = {id(a): i for i, a in enumerate(atoms)}

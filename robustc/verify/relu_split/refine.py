@@ -2,7 +2,7 @@
 
 The ReLU-split search (:mod:`robustc.verify.relu_split.search`) bounds every domain through the
 root's bounds of the hidden layers; where those are loose, hundreds of ReLUs stay unstable
-and the search cannot close. alpha-CROWN (:func:`~robustc.verify.relu_split.search.tighten`)
+and the search cannot close. alpha-CROWN (:func:`~robustc.verify.relu_split.bounder.tighten`)
 is as tight as the LP relaxation and no tighter. This pass goes further: the lower bound
 of each unstable pre-activation ``z_i`` of hidden layer ``k`` (and of ``-z_i``, its upper
 bound) is the objective of a branch and bound of its own over the ReLUs of layers

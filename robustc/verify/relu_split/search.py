@@ -3,8 +3,9 @@
 Boxes over many inputs (MNIST-FC: 784 pixels) cannot be split on the input; what makes
 their MILPs slow is the number of unstable ReLUs. This pass splits ReLUs instead:
 
-1. the margin graph (:func:`robustc.verify.input_split.search.margin_graph`) is flattened into a
-   *chain* of affine layers with ReLUs between them (:func:`chain`; graphs of linear nodes
+1. the margin graph (:func:`robustc.verify.cases.margin_graph`) is flattened into a
+   *chain* of affine layers with ReLUs between them (:func:`~robustc.verify.relu_split.
+   chain.chain`; graphs of linear nodes
    and plain ReLUs in sequence: MLPs, and convolutions unrolled to dense matrices);
 2. a *domain* is a set of phase decisions (``z_j >= 0`` or ``z_j <= 0`` for some unstable
    pre-activations ``z_j``). Its lower bound on ``-m`` for each atom margin ``m`` of the
@@ -24,16 +25,17 @@ their MILPs slow is the number of unstable ReLUs. This pass splits ReLUs instead
    on onnxruntime). Only a replayed point is a counterexample.
 
 The root's intermediate bounds (per hidden layer) come from the caller (CROWN bounds of the
-pipeline) and are tightened here by alpha-CROWN (:func:`tighten`: the same optimised
-back-substitution with every neuron of a layer as a row). Bounds that count are computed
-in float64 and widened by :func:`robustc.compiler.bounds.widen`; the Adam steps and the
-branching trials run in float32 (they only choose parameters and rank candidates).
+pipeline) and are tightened by alpha-CROWN (:func:`~robustc.verify.relu_split.bounder.
+tighten`: the same optimised back-substitution with every neuron of a layer as a row).
+Bounds that count are computed in float64 and widened by
+:func:`robustc.compiler.bounds.widen`; the Adam steps and the branching trials run in
+float32 (they only choose parameters and rank candidates).
 A domain with no unstable neuron left to split (every phase decided) is reported as
 undecided, never as a proof, and the search answers ``unknown``. Each violation case has
 its own search; :func:`decide_cases` lets them take turns.
 
-This module reads only the IR (through :func:`robustc.compiler.bounds` linear operators)
-and uses PyTorch for the gradients of the bound; the attack and the replay are callbacks.
+The search reads only the chain (:mod:`robustc.verify.relu_split.chain`; bounds by
+:mod:`robustc.verify.relu_split.bounder`); the attack and the replay are callbacks.
 """
 
 from __future__ import annotations
@@ -379,7 +381,7 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
     The searches take turns a round at a time, the one that has used the least time going
     next, so a counterexample to a later case is not kept waiting by an earlier case that
     cannot be proved in time. Returns one
-    :class:`~robustc.verify.input_split.search.Outcome` per case: ``proved`` when every domain
+    :class:`~robustc.verify.cases.Outcome` per case: ``proved`` when every domain
     of the case is refuted with tolerance ``tol``; ``found`` (and every other unfinished
     case ``unknown``); ``unknown`` at the deadline, when the open domains of all cases
     together pass ``max_domains``, or when a domain has every phase decided but is not
@@ -422,7 +424,7 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
     return [t.out for t in trees]
 
 
-def branch_and_bound(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
+def decide_one_case(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
                      pre_hi: list, rows, *, tol: float, check: Callable[[np.ndarray], object],
                      options: ReluSplitOptions = ReluSplitOptions(),
                      deadline: float | None = None) -> Outcome:
@@ -432,4 +434,4 @@ def branch_and_bound(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: li
 
 
 __all__ = ["REFRESH_ENTRIES", "Search", "SearchTree", "DomainBatch", "split_children",
-           "decide_cases", "branch_and_bound"]
+           "decide_cases", "decide_one_case"]
