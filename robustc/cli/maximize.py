@@ -14,8 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from robustc.cli.common import EXIT_ERROR, EXIT_OK, add_spec_arguments, load_spec
 
 
@@ -77,6 +75,8 @@ def describe(result) -> str:
 
 
 def _write(folder: Path, problem, result) -> None:
+    import numpy as np
+
     from robustc.runtime.heatmap import save_heatmap
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
 from robustc.cli.common import (
     Progress,
     add_spec_arguments,
@@ -132,6 +130,8 @@ def describe(problem, result) -> str:
 
 
 def _counterexample_words(problem, result) -> str:
+    import numpy as np
+
     cex = result.counterexample
     meta = problem.prop.meta
     labels = meta.get("labels")
