@@ -41,6 +41,13 @@ SUITES = {  # name: (benchmark folder, instances CSV, expected CSV)
                      "mnist_fc2022_expected.csv"),
     "mnistfc2021": ("vnncomp2021/benchmarks/mnistfc", "mnistfc_instances.csv",
                     "mnistfc2021_expected.csv"),
+    # The convolutional suites of VNN-COMP 2021; expected answers from the 2021 votes
+    # ("disputed" where tools disagreed: settled only by a replayed witness or a proof).
+    "verivital": ("vnncomp2021/benchmarks/verivital", "verivital_instances.csv",
+                  "cnn2021_expected.csv"),
+    "oval21": ("vnncomp2021/benchmarks/oval21", "oval21_instances.csv", "cnn2021_expected.csv"),
+    "cifar10_resnet": ("vnncomp2021/benchmarks/cifar10_resnet", "cifar10_resnet_instances.csv",
+                       "cnn2021_expected.csv"),
 }
 DECIDED = ("sat", "unsat")
 

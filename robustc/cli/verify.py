@@ -31,8 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="solver threads")
     p.add_argument("--seed", type=int, default=0, help="seed for the attack and the solver")
     p.add_argument("--no-attack", action="store_true", help="skip the PGD falsification")
-    p.add_argument("--bounds", default="symbolic", choices=["interval", "symbolic", "lp"],
-                   help="bound propagation before solving (default: symbolic)")
+    p.add_argument("--bounds", default="symbolic",
+                   choices=["interval", "symbolic", "crown", "lp"],
+                   help="bound propagation before solving (default: symbolic; crown: the same "
+                        "bounds operator by operator in PyTorch, watching --timeout)")
     p.add_argument("--margin", action="store_true",
                    help="also compute the worst-case margin of robust properties (slower)")
     add_network_argument(p)

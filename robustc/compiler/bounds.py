@@ -34,64 +34,24 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-from robustc.errors import Error, IRError, ShapeError, SolverUnavailable
+from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError, widen
+from robustc.errors import IRError, ShapeError, SolverUnavailable
 from robustc.ir import Constant, Graph, Identity, Input, MaxPool, Node, OutputMap, Relu, Reshape
 from robustc.ir.interpret import run_node
 from robustc.ir.linear import affine_map, pool_index
-
-#: Relative outward widening applied to every computed bound: ``b -/+ WIDEN_REL * (1 + |b|)``.
-WIDEN_REL = 1e-9
 
 #: Symbolic propagation works on blocks of target neurons so that one coefficient matrix
 #: holds at most about this many float64 entries.
 BLOCK_ENTRIES = 1 << 22
 
-METHODS = ("interval", "symbolic", "lp")
+METHODS = ("interval", "symbolic", "crown", "lp")
 
 Box = np.ndarray | Mapping[str, np.ndarray]
-
-
-class BoundsError(Error, ValueError):
-    """An input box is empty or not finite, or an unknown bound method was asked for."""
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """Lower and upper bounds of every node (inputs included) of one graph over one box.
-
-    ``lower[name]`` and ``upper[name]`` are float64 arrays of the node's shape; ``method``
-    names how they were computed and ``time_s`` how long it took. ``relu_inputs`` maps each
-    ReLU node to the node it reads.
-    """
-
-    lower: dict[str, np.ndarray]
-    upper: dict[str, np.ndarray]
-    method: str
-    time_s: float
-    relu_inputs: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def of(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(lower, upper)`` of node ``name``; raises ``KeyError`` for an unknown node."""
-        return self.lower[name], self.upper[name]
-
-    def unstable_relus(self) -> dict[str, np.ndarray]:
-        """For each ReLU, a bool array (its shape): input lower bound < 0 < upper bound."""
-        return {relu: (self.lower[src] < 0.0) & (self.upper[src] > 0.0)
-                for relu, src in self.relu_inputs.items()}
-
-    def num_unstable(self) -> int:
-        """The number of unstable ReLU neurons."""
-        return int(sum(mask.sum() for mask in self.unstable_relus().values()))
-
-
-def widen(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``lo`` and ``hi`` moved outwards by ``WIDEN_REL * (1 + |b|)``."""
-    return lo - WIDEN_REL * (1.0 + np.abs(lo)), hi + WIDEN_REL * (1.0 + np.abs(hi))
 
 
 # --------------------------------------------------------------------------------------
@@ -766,14 +726,21 @@ def compute_bounds(graph: Graph, lower: Box, upper: Box, method: str = "symbolic
                    time_limit: float | None = None) -> Bounds:
     """Bounds of every node of ``graph`` over the box ``[lower, upper]``.
 
-    ``method`` is ``"interval"``, ``"symbolic"`` (the default) or ``"lp"`` (symbolic, then
-    :func:`lp_tighten` with ``time_limit`` seconds). Raises ``ShapeError`` for a box of the
-    wrong shape and ``BoundsError`` for an empty or non-finite box or an unknown method.
+    ``method`` is ``"interval"``, ``"symbolic"`` (the default), ``"crown"`` (the same
+    bounds computed operator by operator in PyTorch, :mod:`robustc.compiler.crown`; it
+    watches ``time_limit`` and raises ``BoundsTimeout`` past it) or ``"lp"`` (symbolic,
+    then :func:`lp_tighten` with ``time_limit`` seconds). Raises ``ShapeError`` for a box of
+    the wrong shape and ``BoundsError`` for an empty or non-finite box or an unknown method.
     """
     if method not in METHODS:
         raise BoundsError(f"unknown bound method {method!r}; expected one of {list(METHODS)}")
     if method == "interval":
         return interval_bounds(graph, lower, upper)
+    if method == "crown":
+        from robustc.compiler.crown.engine import crown_bounds
+
+        deadline = None if time_limit is None else time.perf_counter() + time_limit
+        return crown_bounds(graph, lower, upper, deadline=deadline)
     start = time.perf_counter()
     bounds = symbolic_bounds(graph, lower, upper)
     if method == "lp":

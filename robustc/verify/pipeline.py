@@ -27,6 +27,7 @@ import numpy as np
 from robustc.backends.milp.encode import encode
 from robustc.backends.solve import FEASIBLE, LIMIT
 from robustc.compiler.bounds import compute_bounds
+from robustc.compiler.crown.engine import BoundsTimeout
 from robustc.errors import Error
 from robustc.ir import logits
 from robustc.ir.problem import Problem
@@ -60,6 +61,8 @@ def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
                     return run.result(NOT_ROBUST, "found by the PGD attack", found,
                                       found.margin)
         return _decide_exact(run) if run.options.exact else _decide(run)
+    except BoundsTimeout as exc:
+        return run.result(UNKNOWN, str(exc))
     except Error as exc:
         return run.result(ERROR, str(exc))
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from robustc.compiler.bounds import widen
+from robustc.compiler.bound_types import widen
 from robustc.verify.relu_split.chain import Chain
 from robustc.verify.relu_split.options import ReluSplitOptions
 

@@ -1,0 +1,200 @@
+"""CROWN and alpha-CROWN on the graph (robustc.compiler.crown) against independent oracles.
+
+* the numpy engine (robustc.compiler.bounds.symbolic_bounds, sparse affine maps): same
+  bounds on every graph family, DAGs included;
+* the ReLU-split chain bounder (robustc.verify.relu_split.bounder): same objective bound on
+  chains;
+* sampled and attacked activations (float64 interpreter): inside every bound, alpha-CROWN
+  objectives included.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from bounds_attack import attack, sample_box, violations
+from bounds_helpers import Builder, random_box, random_branchy, random_conv, random_mlp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from robustc.compiler.bounds import BoundsError, symbolic_bounds
+from robustc.compiler.crown.engine import BoundsTimeout, Crown, crown_bounds
+from robustc.errors import ShapeError, UnsupportedOperator
+from robustc.ir import Add, Concat, Conv, MaxPool, Relu, Reshape, evaluate, frozen_array, logits
+from robustc.verify.relu_split.bounder import Bounder, initial_alpha
+from robustc.verify.relu_split.chain import chain
+
+N_UNIFORM, N_CORNERS, N_TARGETS, STEPS = 800, 200, 60, 12
+
+
+def random_residual(rng: np.random.Generator, channels: int = 2, size: int = 6):
+    """conv -> ReLU -> conv, plus the skip connection (residual Add), an average pool as a
+    convolution with constant weights (groups = channels), a concat of two branches and a
+    dense head: the shapes of the CIFAR ResNets and verivital's average-pool network."""
+    b = Builder(rng)
+    x = b.input((1, channels, size, size))
+    h = b.add(Relu, (b.conv(x, channels, (3, 3), pads=(1, 1, 1, 1)),))
+    h = b.conv(h, channels, (3, 3), pads=(1, 1, 1, 1))
+    res = b.add(Relu, (b.add(Add, (h, x)),))
+    k = 2
+    avg = b.add(Conv, (res,), weight=frozen_array(np.full((channels, 1, k, k), 1 / k ** 2)),
+                bias=None, strides=(k, k), groups=channels)
+    side = b.add(Relu, (b.conv(res, 1, (2, 2), strides=(2, 2), groups=1),))
+    cat = b.add(Concat, (avg, side), axis=1)
+    if rng.random() < 0.5:
+        cat = b.add(MaxPool, (cat,), kernel=(2, 2), strides=(1, 1), pads=(0, 0, 1, 1))
+    flat = b.add(Reshape, (cat,), shape=(1, int(np.prod(b.shapes[cat]))))
+    return b.graph(b.dense(b.add(Relu, (b.dense(flat, 5),)), 3), "residual")
+
+
+@st.composite
+def networks(draw):
+    """A random graph of one of five families (no output map) and a box."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    family = draw(st.sampled_from(["mlp", "leaky_mlp", "conv", "branchy", "residual"]))
+    rng = np.random.default_rng(seed)
+    if family in ("mlp", "leaky_mlp"):
+        widths = [draw(st.integers(1, 6))] + [draw(st.integers(1, 12)) for _ in
+                                              range(draw(st.integers(1, 4)))]
+        graph = random_mlp(rng, widths + [draw(st.integers(1, 3))], leaky=family != "mlp")
+    elif family == "conv":
+        graph = random_conv(rng, channels=draw(st.integers(1, 2)), size=draw(st.integers(6, 9)))
+    elif family == "branchy":
+        graph = random_branchy(rng, n=draw(st.integers(1, 5)))
+    else:
+        graph = random_residual(rng, channels=draw(st.integers(1, 3)),
+                                size=draw(st.integers(4, 7)))
+    eps = draw(st.sampled_from([1e-3, 0.05, 0.3, 1.0]))
+    lo, hi = random_box(rng, graph.input.shape, eps)
+    return graph, lo, hi, rng
+
+
+def _same(a, b, name):
+    a, b = np.asarray(a), np.asarray(b)
+    assert np.all(np.abs(a - b) <= 1e-9 * (1 + np.abs(b))), name
+
+
+@settings(max_examples=40, deadline=None)
+@given(networks())
+def test_equal_to_the_numpy_engine_and_sound(case):
+    graph, lo, hi, rng = case
+    got = crown_bounds(graph, lo, hi)
+    want = symbolic_bounds(graph, lo, hi)
+    for name in want.lower:
+        _same(got.lower[name], want.lower[name], name)
+        _same(got.upper[name], want.upper[name], name)
+    xs = np.concatenate([sample_box(rng, lo, hi, N_UNIFORM, N_CORNERS),
+                         attack(graph, lo, hi, rng, N_TARGETS, STEPS)])
+    assert not violations(graph, got, xs)
+
+
+@settings(max_examples=25, deadline=None)
+@given(networks(), st.integers(1, 4))
+def test_alpha_crown_objectives_are_tighter_and_sound(case, rows):
+    graph, lo, hi, rng = case
+    crown = Crown(graph)
+    box = crown.box(lo, hi)
+    bounds = crown.bounds(lo, hi)
+    w = rng.normal(size=(rows, graph.output.size))
+    b = rng.normal(size=rows)
+    plain = crown.objective(w, b, bounds, box)[0].numpy()
+    best = crown.optimise(w, b, bounds, box, steps=15, lr=0.2)[0].numpy()
+    assert np.all(best >= plain)
+    xs = np.concatenate([sample_box(rng, lo, hi, N_UNIFORM, N_CORNERS),
+                         attack(graph, lo, hi, rng, N_TARGETS, STEPS)])
+    ys = evaluate(graph, xs.reshape((-1, *graph.input.shape)), batched=True)
+    values = ys.reshape(len(xs), -1) @ w.T + b
+    assert np.all(best <= values.min(axis=0) + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_objective_equals_the_chain_bounder_on_chains(seed):
+    rng = np.random.default_rng(seed)
+    graph = random_mlp(rng, [4, 10, 8, 6, 3])
+    lo, hi = random_box(rng, graph.input.shape, 0.5)
+    crown = Crown(graph)
+    box = crown.box(lo, hi)
+    bounds = crown.bounds(lo, hi)
+    w, b = rng.normal(size=(5, 3)), rng.normal(size=5)
+    ours = crown.objective(w, b, bounds, box)[0].numpy()
+    ch = chain(graph)
+    pre_lo = [bounds.lower[n] for n in ch.pre]
+    pre_hi = [bounds.upper[n] for n in ch.pre]
+    bounder = Bounder(ch, lo.ravel(), hi.ravel())
+    obj_w = w @ ch.weights[-1]  # the bounder's objective reads the last hidden layer
+    obj_b = w @ ch.biases[-1] + b
+    theirs, _, _ = bounder.bound(torch.as_tensor(obj_w), torch.as_tensor(obj_b), pre_lo, pre_hi,
+                                 None, initial_alpha(pre_lo, pre_hi, 5), None)
+    np.testing.assert_allclose(ours, theirs[0].numpy(), rtol=1e-7, atol=1e-7)
+
+
+def test_a_batch_of_boxes_is_at_least_as_tight_as_each_box_alone():
+    rng = np.random.default_rng(3)
+    graph = random_conv(rng, channels=2, size=8)
+    boxes = [random_box(rng, graph.input.shape, 0.3) for _ in range(3)]
+    lo = np.stack([b[0] for b in boxes])
+    hi = np.stack([b[1] for b in boxes])
+    batch = Crown(graph).bounds(lo, hi)
+    for k, (l, h) in enumerate(boxes):
+        one = crown_bounds(graph, l, h)
+        for node in graph.nodes:
+            assert np.all(batch.lower[node.name][k].numpy() >= one.lower[node.name].ravel()
+                          - 1e-12)
+            assert np.all(batch.upper[node.name][k].numpy() <= one.upper[node.name].ravel()
+                          + 1e-12)
+        xs = sample_box(rng, l, h, 300, 100)
+        assert not violations(graph, batch.to_bounds(graph, "crown", 0.0, box=k), xs)
+
+
+def test_no_convolution_matrix_is_built(monkeypatch):
+    """The engine goes through conv2d/conv_transpose2d, never the sparse affine maps."""
+    import robustc.ir.linear as linear
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("affine_map called")
+
+    monkeypatch.setattr(linear, "affine_map", refuse)
+    rng = np.random.default_rng(0)
+    graph = random_residual(rng, 2, 6)
+    lo, hi = random_box(rng, graph.input.shape, 0.2)
+    crown_bounds(graph, lo, hi)
+
+
+def test_bad_input_is_named():
+    rng = np.random.default_rng(0)
+    graph = random_branchy(rng, n=3, out_map="sigmoid")
+    with pytest.raises(UnsupportedOperator, match="output_map"):
+        Crown(graph)
+    plain = logits(graph)[0]
+    crown = Crown(plain)
+    with pytest.raises(ShapeError, match="expected"):
+        crown.bounds(np.zeros(7), np.ones(7))
+    with pytest.raises(BoundsError, match="empty"):
+        crown.bounds(np.ones(plain.input.shape), np.zeros(plain.input.shape))
+    with pytest.raises(BoundsTimeout, match="time limit"):
+        crown.bounds(-np.ones(plain.input.shape), np.ones(plain.input.shape),
+                     deadline=time.perf_counter() - 1.0)
+
+
+def test_the_pipeline_decides_the_same_with_crown_bounds(tmp_path):
+    from robustc.ir.property import Box, Property, output_gt
+    from robustc.verify import ROBUST, UNKNOWN, Problem, VerifyOptions, verify
+    from tests.verify.nets import conv_onnx, save_and_load
+
+    rng = np.random.default_rng(5)
+    path = tmp_path / "net.onnx"
+    graph = save_and_load(conv_onnx(rng), path)
+    x = rng.uniform(0, 1, graph.input.shape)
+    y = evaluate(graph, x).ravel()
+    top, other = int(np.argmax(y)), int(np.argsort(y)[-2])
+    box = Box(x - 0.01, x + 0.01)
+    prop = Property("p", (box,), output_gt(y.size, top, other))
+    problem = Problem("p", graph, (str(path),), prop)
+    verdicts = {m: verify(problem, VerifyOptions(attack=False, bounds=m)).verdict
+                for m in ("symbolic", "crown")}
+    assert verdicts["symbolic"] == verdicts["crown"] == ROBUST
+    late = verify(problem, VerifyOptions(attack=False, bounds="crown", time_limit=1e-9))
+    assert late.verdict == UNKNOWN and "time limit" in late.reason
