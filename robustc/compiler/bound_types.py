@@ -53,4 +53,8 @@ def widen(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo - WIDEN_REL * (1.0 + np.abs(lo)), hi + WIDEN_REL * (1.0 + np.abs(hi))
 
 
-__all__ = ["WIDEN_REL", "Bounds", "BoundsError", "widen"]
+class BoundsTimeout(Error, TimeoutError):
+    """The deadline passed while bounds were being computed (the verdict is ``unknown``)."""
+
+
+__all__ = ["WIDEN_REL", "Bounds", "BoundsError", "BoundsTimeout", "widen"]

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError, widen
+from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError, BoundsTimeout, widen
 from robustc.errors import IRError, ShapeError, SolverUnavailable
 from robustc.ir import Constant, Graph, Identity, Input, MaxPool, Node, OutputMap, Relu, Reshape
 from robustc.ir.interpret import run_node
@@ -381,12 +381,15 @@ def _backsubstitute(graph: Graph, prep: LinearOps, target: str, rows: np.ndarray
 
 
 def _crown(graph: Graph, prep: LinearOps, target: str, box: dict, relax: dict,
-           wanted: np.ndarray):
-    """Symbolic bounds of the neurons ``wanted`` of ``target``, in blocks of rows."""
+           wanted: np.ndarray, deadline: float | None = None):
+    """Symbolic bounds of the neurons ``wanted`` of ``target``, in blocks of rows; raises
+    ``BoundsTimeout`` past ``deadline`` (``time.perf_counter()`` seconds)."""
     widest = max(node.size for node in graph.nodes[:prep.position[target] + 1])
     block = max(1, BLOCK_ENTRIES // widest)
     lo, hi = np.empty(wanted.size), np.empty(wanted.size)
     for first in range(0, wanted.size, block):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise BoundsTimeout(f"time limit reached while bounding node {target!r}")
         part = slice(first, min(wanted.size, first + block))
         lo[part], hi[part] = _backsubstitute(graph, prep, target, wanted[part], box, relax)
     return lo, hi
@@ -438,7 +441,8 @@ def reads_input(graph: Graph, prep: LinearOps, name: str) -> bool:
     return True
 
 
-def _symbolic_pass(graph: Graph, box: dict) -> tuple[dict, dict]:
+def _symbolic_pass(graph: Graph, box: dict, deadline: float | None = None
+                   ) -> tuple[dict, dict]:
     """Forward over the nodes: interval bounds, refined by back-substitution at targets and
     intersected with the plain interval bounds."""
     prep = prepare_linear_ops(graph)
@@ -457,7 +461,7 @@ def _symbolic_pass(graph: Graph, box: dict) -> tuple[dict, dict]:
             l, u = np.maximum(l, int_lo[node.name]), np.minimum(u, int_hi[node.name])
             wanted = _rows_to_refine(graph, prep, node, l, u)
             if wanted.size:
-                c_lo, c_hi = _crown(graph, prep, node.name, box, relax, wanted)
+                c_lo, c_hi = _crown(graph, prep, node.name, box, relax, wanted, deadline)
                 l[wanted] = np.maximum(l[wanted], c_lo)
                 u[wanted] = np.minimum(u[wanted], c_hi)
         lo[node.name] = np.maximum(l, int_lo[node.name])
@@ -465,14 +469,16 @@ def _symbolic_pass(graph: Graph, box: dict) -> tuple[dict, dict]:
     return lo, hi
 
 
-def symbolic_bounds(graph: Graph, lower: Box, upper: Box) -> Bounds:
+def symbolic_bounds(graph: Graph, lower: Box, upper: Box, *,
+                    deadline: float | None = None) -> Bounds:
     """CROWN-style symbolic bounds of every node over the box, intersected with interval
     bounds (so never looser than :func:`interval_bounds`).
 
-    Box conventions and errors as for :func:`interval_bounds`.
+    Box conventions and errors as for :func:`interval_bounds`; ``BoundsTimeout`` past
+    ``deadline`` (``time.perf_counter()`` seconds).
     """
     start = time.perf_counter()
-    lo, hi = _symbolic_pass(graph, _input_box(graph, lower, upper))
+    lo, hi = _symbolic_pass(graph, _input_box(graph, lower, upper), deadline)
     return _finish(graph, lo, hi, "symbolic", start)
 
 
@@ -727,23 +733,25 @@ def compute_bounds(graph: Graph, lower: Box, upper: Box, method: str = "symbolic
     """Bounds of every node of ``graph`` over the box ``[lower, upper]``.
 
     ``method`` is ``"interval"``, ``"symbolic"`` (the default), ``"crown"`` (the same
-    bounds computed operator by operator in PyTorch, :mod:`robustc.compiler.crown`; it
-    watches ``time_limit`` and raises ``BoundsTimeout`` past it) or ``"lp"`` (symbolic,
-    then :func:`lp_tighten` with ``time_limit`` seconds). Raises ``ShapeError`` for a box of
-    the wrong shape and ``BoundsError`` for an empty or non-finite box or an unknown method.
+    bounds computed operator by operator in PyTorch, :mod:`robustc.compiler.crown`) or
+    ``"lp"`` (symbolic, then :func:`lp_tighten` with the time left). Symbolic and CROWN
+    bounds raise ``BoundsTimeout`` when ``time_limit`` seconds pass. Raises ``ShapeError``
+    for a box of the wrong shape and ``BoundsError`` for an empty or non-finite box or an
+    unknown method.
     """
     if method not in METHODS:
         raise BoundsError(f"unknown bound method {method!r}; expected one of {list(METHODS)}")
     if method == "interval":
         return interval_bounds(graph, lower, upper)
+    start = time.perf_counter()
+    deadline = None if time_limit is None else start + time_limit
     if method == "crown":
         from robustc.compiler.crown.engine import crown_bounds
 
-        deadline = None if time_limit is None else time.perf_counter() + time_limit
         return crown_bounds(graph, lower, upper, deadline=deadline)
-    start = time.perf_counter()
-    bounds = symbolic_bounds(graph, lower, upper)
+    bounds = symbolic_bounds(graph, lower, upper, deadline=deadline)
     if method == "lp":
-        bounds = lp_tighten(graph, bounds, time_limit=time_limit)
+        left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+        bounds = lp_tighten(graph, bounds, time_limit=left)
     return Bounds(bounds.lower, bounds.upper, method, time.perf_counter() - start,
                   bounds.relu_inputs)

@@ -43,6 +43,8 @@ def decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
         lo = _linear_lower(objective, bounds, run.graph.output.name)
         if lo > MARGIN_TOL:
             return lo if run.options.margin else np.inf  # the bounds alone prove it
+    if run.late():  # building a large model would overrun the time limit
+        return run.result(UNKNOWN, "time limit reached before the MILP")
     if objective is not None:
         model = _encode(run, box, bounds, [], objective)
         bound = None if run.options.margin else MARGIN_TOL
@@ -55,6 +57,8 @@ def decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
     model = _encode(run, box, bounds, case, None, tol=-CLEAR_VIOLATION)
     out = _solve(run, model, _options(run, None, None))
     if out.status == INFEASIBLE:  # no clear violation: is there one within tolerance?
+        if run.late():  # the first answer alone is no proof
+            return run.result(UNKNOWN, "time limit reached before the tolerance check")
         model = _encode(run, box, bounds, case, None)
         out = _solve(run, model, _options(run, None, None))
     return _conclude(run, box, model, out)

@@ -26,8 +26,8 @@ import numpy as np
 
 from robustc.backends.milp.encode import encode
 from robustc.backends.solve import FEASIBLE, LIMIT
+from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.bounds import compute_bounds
-from robustc.compiler.crown.engine import BoundsTimeout
 from robustc.errors import Error
 from robustc.ir import logits
 from robustc.ir.problem import Problem

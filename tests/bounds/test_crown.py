@@ -20,8 +20,9 @@ from bounds_helpers import Builder, random_box, random_branchy, random_conv, ran
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.bounds import BoundsError, symbolic_bounds
-from robustc.compiler.crown.engine import BoundsTimeout, Crown, crown_bounds
+from robustc.compiler.crown.engine import Crown, crown_bounds
 from robustc.errors import ShapeError, UnsupportedOperator
 from robustc.ir import Add, Concat, Conv, MaxPool, Relu, Reshape, evaluate, frozen_array, logits
 from robustc.verify.relu_split.bounder import Bounder, initial_alpha

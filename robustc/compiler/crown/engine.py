@@ -33,17 +33,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError
+from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError, BoundsTimeout
 from robustc.compiler.crown.operators import Operators, relu_backward, relu_slopes
-from robustc.errors import Error, ShapeError
+from robustc.errors import ShapeError
 from robustc.ir import Constant, Graph, Identity, Input, MaxPool, Relu, Reshape
 
 #: Coefficient numbers per block of back-substitution (float64: 8 bytes each).
 ENTRIES = 1 << 23
-
-
-class BoundsTimeout(Error, TimeoutError):
-    """The deadline passed while bounds were being computed."""
 
 
 @dataclass
