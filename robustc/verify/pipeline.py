@@ -32,6 +32,7 @@ from robustc.errors import Error
 from robustc.ir import logits
 from robustc.ir.problem import Problem
 from robustc.ir.property import Box, dnf, negate
+from robustc.verify.alpha import refute_cases
 from robustc.verify.input_split.search import wants_split
 from robustc.verify.input_split.strategy import decide_by_splitting
 from robustc.verify.milp import decide_case
@@ -112,7 +113,10 @@ def _decide(run: Run) -> Result:
                 return verdict
             if verdict is not None:
                 continue
+        proved = refute_cases(run, box, bounds, cases)
         for i, case in enumerate(cases):
+            if proved[i]:
+                continue
             run.say(f"deciding case {i + 1}/{len(cases)}")
             verdict = decide_case(run, box, bounds, case)
             if isinstance(verdict, Result):

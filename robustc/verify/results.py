@@ -49,6 +49,9 @@ class VerifyOptions:
     # Branch and bound over ReLU phases (beta-CROWN bounds) for chains of affine layers and
     # ReLUs with many unstable ReLUs (robustc.verify.relu_split.search); None switches it off.
     relu_split: ReluSplitOptions | None = ReluSplitOptions()
+    # alpha-CROWN steps on the violation cases left for the MILPs (robustc.verify.alpha);
+    # 0 switches the step off.
+    alpha_steps: int = 20
     exact: bool = False             # decide in exact rational arithmetic (Z3, z3exact.py)
     progress: Callable[[str], None] | None = None
 

@@ -40,7 +40,8 @@ def test_a_solver_limit_with_an_incumbent_is_never_a_proof(small, monkeypatch):
 
     monkeypatch.setattr(V, "_solve", stopped)
     monkeypatch.setattr(V, "_linear_lower", lambda *a: -1.0)  # do not let bounds decide
-    result = verify(_problem(graph, path, box, cond), VerifyOptions(attack=False))
+    result = verify(_problem(graph, path, box, cond),  # nor alpha-CROWN (robustc.verify.alpha)
+                    VerifyOptions(attack=False, alpha_steps=0))
     assert result.verdict == UNKNOWN and "Time limit" in result.reason
 
 

@@ -157,6 +157,20 @@ class Crown:
                 hi[node.name] = torch.minimum(u, int_hi[node.name])
         return GraphBounds(lo, hi, relax)
 
+    def adopt(self, lower: dict, upper: dict) -> GraphBounds:
+        """Bounds computed elsewhere (numpy arrays by node name, one box, e.g. a
+        :class:`~robustc.compiler.bounds.Bounds`' ``lower``/``upper``) as
+        :class:`GraphBounds` with their relaxations, for :meth:`objective` and
+        :meth:`optimise`. They must be valid bounds of the same graph."""
+        lo = {n.name: self.ops.tensor(np.asarray(lower[n.name]).reshape(1, -1))
+              for n in self.graph.nodes}
+        hi = {n.name: self.ops.tensor(np.asarray(upper[n.name]).reshape(1, -1))
+              for n in self.graph.nodes}
+        relax: dict = {}
+        for node in self.graph.nodes[1:]:
+            self._relax(node, lo, hi, relax)
+        return GraphBounds(lo, hi, relax)
+
     def _relax(self, node, lo: dict, hi: dict, relax: dict) -> None:
         src = node.inputs[0] if node.inputs else None
         if isinstance(node, Relu):
