@@ -131,11 +131,16 @@ def score(rows: list[dict], key: str) -> dict:
     wrong = [r for r in rows if r[key]["answer"] in DECIDED and r["expected"] in DECIDED
              and r[key]["answer"] != r["expected"]]
     times = [r[key]["time_s"] for r in rows]
+    disputed = {r["name"]: r[key]["answer"] for r in rows
+                if r["expected"] == "disputed" and r[key]["answer"] in DECIDED}
     return {"instances": len(rows), "solved": len(solved), "wrong": len(wrong),
             "wrong_instances": [r["name"] for r in wrong],
-            "unknown": len(rows) - len(solved) - len(wrong),
+            "unknown": len(rows) - len(solved) - len(wrong) - len(disputed),
+            "disputed_settled": disputed,
             "median_s": statistics.median(times) if times else 0.0,
-            "total_s": sum(times)}
+            "total_s": sum(times),
+            "worst_overshoot_s": max((r[key]["time_s"] - r["timeout"] for r in rows),
+                                     default=0.0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="keep the answers already saved in the output file")
     p.add_argument("--threads", type=int, default=1, help="solver threads (default 1)")
+    p.add_argument("--timeout-cap", type=float, metavar="S",
+                   help="run each instance at min(its listed timeout, S): a quick look, not "
+                        "the competition's setting (the JSON records both)")
     p.add_argument("--output", help="JSON path (default benchmarks/results/vnncomp_<suite>.json)")
     args = p.parse_args(argv)
     if not SHARED.is_dir():
@@ -157,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     todo = [i for i in instances(args.suite) if not args.only or re.search(args.only, i["name"])]
     todo = todo[:args.limit] if args.limit else todo
+    if args.timeout_cap:
+        for inst in todo:
+            inst["listed_timeout"] = inst["timeout"]
+            inst["timeout"] = min(inst["timeout"], args.timeout_cap)
     marabou = args.marabou and marabou_available()
     if args.marabou and not marabou:
         print("maraboupy not installed: Marabou comparison skipped")
@@ -230,7 +242,10 @@ def _print_summary(summary: dict) -> None:
             s = summary[tool]
             print(f"{tool}: {s['solved']}/{s['instances']} solved, {s['wrong']} wrong, "
                   f"{s['unknown']} unknown/timeout; median {s['median_s']:.2f} s, total "
-                  f"{s['total_s']:.1f} s")
+                  f"{s['total_s']:.1f} s; worst time over the limit "
+                  f"{s.get('worst_overshoot_s', 0.0):+.2f} s")
+            for name, answer in s.get("disputed_settled", {}).items():
+                print(f"  disputed {name}: {answer} (replayed witness or proof)")
     if "time_ratio_total" in summary:
         print(f"total time ratio robustc/marabou: {summary['time_ratio_total']:.2f}")
 

@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="solver threads")
     p.add_argument("--seed", type=int, default=0, help="seed for the attack and the solver")
     p.add_argument("--no-attack", action="store_true", help="skip the PGD falsification")
+    p.add_argument("--strategy", default="auto",
+                   choices=["auto", "attack", "bounds", "input-split", "relu-split", "milp"],
+                   help="how each box is decided (default auto: the pipeline's choice; see "
+                        "docs/verify.md)")
     p.add_argument("--bounds", default="symbolic",
                    choices=["interval", "symbolic", "crown", "lp"],
                    help="bound propagation before solving (default: symbolic; crown: the same "
@@ -55,7 +59,8 @@ def options_from(args: argparse.Namespace, name: str):
     return VerifyOptions(
         solver=args.solver, strict_solver=args.strict_solver, time_limit=args.timeout,
         threads=args.threads, seed=args.seed, attack=not args.no_attack, bounds=args.bounds,
-        margin=args.margin, exact=_exact(args), progress=Progress(name))
+        margin=args.margin, exact=_exact(args), strategy=args.strategy,
+        progress=Progress(name))
 
 
 def _exact(args: argparse.Namespace) -> bool:

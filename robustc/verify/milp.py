@@ -40,7 +40,7 @@ def decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
     objective = None
     if len(case) == 1 and isinstance(case[0], Linear):
         objective = negate(case[0])  # minimise the property's margin
-        lo = _linear_lower(objective, bounds, run.graph.output.name)
+        lo = output_margin_lower(run, bounds, case)
         if lo > MARGIN_TOL:
             return lo if run.options.margin else np.inf  # the bounds alone prove it
     if run.late():  # building a large model would overrun the time limit
@@ -100,6 +100,14 @@ def _conclude(run: Run, box: Box, model, out: SolveOutcome) -> Result | float:
     return run.result(ERROR, out.reason or f"solver status {out.status}: no usable answer")
 
 
+def output_margin_lower(run: Run, bounds, case: list) -> float:
+    """A lower bound of the property's margin on a one-atom violation case, from the output
+    bounds alone (``-inf`` for other cases): above ``MARGIN_TOL`` the case is refuted."""
+    if len(case) != 1 or not isinstance(case[0], Linear):
+        return -np.inf
+    return _linear_lower(negate(case[0]), bounds, run.graph.output.name)
+
+
 def _linear_lower(atom: Linear, bounds, out_name: str) -> float:
     lo, hi = bounds.lower[out_name].ravel(), bounds.upper[out_name].ravel()
     pos, neg = np.maximum(atom.coeffs, 0), np.minimum(atom.coeffs, 0)
@@ -143,4 +151,4 @@ def _check_witness(run: Run, box: Box, model, out: SolveOutcome) -> Result:
                       f"disagree")
 
 
-__all__ = ["decide_case"]
+__all__ = ["decide_case", "output_margin_lower"]

@@ -20,11 +20,12 @@ when its margin is within the numerical tolerance and ``error`` otherwise. The v
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
-from robustc.backends.milp.encode import encode
+from robustc.backends.milp.encode import MARGIN_TOL, encode
 from robustc.backends.solve import FEASIBLE, LIMIT
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.bounds import compute_bounds
@@ -33,14 +34,16 @@ from robustc.ir import logits
 from robustc.ir.problem import Problem
 from robustc.ir.property import Box, dnf, negate
 from robustc.verify.alpha import refute_cases
-from robustc.verify.input_split.search import wants_split
+from robustc.verify.input_split.search import SplitOptions, wants_split
 from robustc.verify.input_split.strategy import decide_by_splitting
-from robustc.verify.milp import decide_case
+from robustc.verify.milp import decide_case, output_margin_lower
+from robustc.verify.relu_split.options import ReluSplitOptions
 from robustc.verify.relu_split.strategy import decide_by_relu_split
 from robustc.verify.results import (
     ERROR,
     NOT_ROBUST,
     ROBUST,
+    STRATEGIES,
     UNKNOWN,
     Counterexample,
     Result,
@@ -51,8 +54,10 @@ from robustc.verify.run import Run
 
 def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
     """Decide ``problem``; never raises for robustc errors (verdict ``error`` instead)."""
-    run = Run(problem, options or VerifyOptions())
+    options = options or VerifyOptions()
+    run = Run(problem, options)
     try:
+        run.options = _with_strategy(options)
         prop = problem.prop
         prop.check_against(run.graph.input.shape, run.graph.output.size)
         if run.options.attack:
@@ -66,6 +71,23 @@ def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
         return run.result(UNKNOWN, str(exc))
     except Error as exc:
         return run.result(ERROR, str(exc))
+
+
+def _with_strategy(options: VerifyOptions) -> VerifyOptions:
+    """``options`` with what a forced strategy needs: the attack for ``attack``, default
+    split options where a forced split has none, every box taken by a forced ReLU split.
+    Raises ``VerifyError`` for an unknown strategy."""
+    strategy = options.strategy
+    if strategy not in STRATEGIES:
+        raise VerifyError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    if strategy == "attack":
+        return dataclasses.replace(options, attack=True)
+    if strategy == "input-split" and options.split is None:
+        return dataclasses.replace(options, split=SplitOptions())
+    if strategy == "relu-split":
+        return dataclasses.replace(options, relu_split=dataclasses.replace(
+            options.relu_split or ReluSplitOptions(), min_unstable=0))
+    return options
 
 
 def _falsify(run: Run, box: Box) -> Counterexample | None:
@@ -93,6 +115,9 @@ def _decide(run: Run) -> Result:
     prop = run.problem.prop
     cases = dnf(negate(prop.condition))
     run.stats["cases"] = len(cases) * len(prop.boxes)
+    if run.options.strategy == "attack":
+        return run.result(UNKNOWN, "no counterexample found by the attack (--strategy attack "
+                                   "proves nothing)")
     worst = np.inf
     for box in prop.boxes:
         t = time.perf_counter()
@@ -101,29 +126,55 @@ def _decide(run: Run) -> Result:
                                 time_limit=run.remaining())
         run.stats["bounds_s"] += time.perf_counter() - t
         run.stats["unstable_relus"] = max(run.stats["unstable_relus"], bounds.num_unstable())
-        if run.options.split is not None and wants_split(box, bounds, run.options.split):
-            verdict = decide_by_splitting(run, box, cases)
-            if isinstance(verdict, Result):
-                return verdict
-            continue
-        relu = run.options.relu_split
-        if relu is not None and bounds.num_unstable() > relu.min_unstable:
-            verdict = decide_by_relu_split(run, box, bounds, cases)
-            if isinstance(verdict, Result):
-                return verdict
-            if verdict is not None:
-                continue
-        proved = refute_cases(run, box, bounds, cases)
-        for i, case in enumerate(cases):
-            if proved[i]:
-                continue
-            run.say(f"deciding case {i + 1}/{len(cases)}")
-            verdict = decide_case(run, box, bounds, case)
-            if isinstance(verdict, Result):
-                return verdict
-            worst = min(worst, verdict)
+        verdict = _decide_box(run, box, bounds, cases)
+        if isinstance(verdict, Result):
+            return verdict
+        worst = min(worst, verdict)
     margin = None if not np.isfinite(worst) else float(worst)
     return run.result(ROBUST, "every violation case is infeasible", margin=margin)
+
+
+def _decide_box(run: Run, box: Box, bounds, cases: list) -> Result | float:
+    """One box by the strategy ``run.options.strategy`` names, or by the pipeline's choice
+    (``auto``): input split for few free inputs and many unstable ReLUs; otherwise
+    alpha-CROWN on the violation cases, then the cases it leaves open by ReLU split (chains
+    with many unstable ReLUs) or by one MILP each. Returns a final Result or the proved
+    margin (``inf`` without one)."""
+    strategy, options = run.options.strategy, run.options
+    if strategy == "input-split" or (strategy == "auto" and options.split is not None
+                                     and wants_split(box, bounds, options.split)):
+        return decide_by_splitting(run, box, cases)
+    proved = refute_cases(run, box, bounds, cases) if strategy in ("auto", "bounds") else \
+        [False] * len(cases)
+    if strategy == "bounds":
+        left = [i + 1 for i, case in enumerate(cases) if not proved[i]
+                and output_margin_lower(run, bounds, case) <= MARGIN_TOL]
+        if left:
+            return run.result(UNKNOWN, f"the bounds leave violation case(s) {left} open "
+                                       f"(--strategy bounds runs no solver)")
+        return np.inf
+    if all(proved):
+        return np.inf
+    open_cases = [case for case, done in zip(cases, proved, strict=True) if not done]
+    if strategy == "relu-split" or (strategy == "auto" and options.relu_split is not None
+                                    and bounds.num_unstable() > options.relu_split.min_unstable):
+        verdict = decide_by_relu_split(run, box, bounds, open_cases)
+        if verdict is not None:
+            return verdict
+        if strategy == "relu-split":
+            return run.result(UNKNOWN, "the ReLU split does not apply here: the network is not "
+                                       "a chain of affine layers and ReLUs, or a case has a "
+                                       "top-k atom")
+    worst = np.inf
+    for i, case in enumerate(cases):
+        if proved[i]:
+            continue
+        run.say(f"deciding case {i + 1}/{len(cases)}")
+        verdict = decide_case(run, box, bounds, case)
+        if isinstance(verdict, Result):
+            return verdict
+        worst = min(worst, verdict)
+    return worst
 
 
 def _decide_exact(run: Run) -> Result:
@@ -181,4 +232,8 @@ def export_problem(problem: Problem, out_dir, formats=("lp", "mps", "gurobi"),
     return written
 
 
-__all__ = ["verify", "export_problem"]
+class VerifyError(Error, ValueError):
+    """Options that name no strategy."""
+
+
+__all__ = ["verify", "export_problem", "VerifyError"]

@@ -12,6 +12,8 @@ from robustc.backends import DEFAULT_SOLVER
 from robustc.verify.input_split.search import SplitOptions
 from robustc.verify.relu_split.options import ReluSplitOptions
 
+#: ``--strategy``: ``auto`` (the pipeline's choice) or one strategy for every box.
+STRATEGIES = ("auto", "attack", "bounds", "input-split", "relu-split", "milp")
 #: The four verdicts (see the README and docs/verify.md).
 ROBUST, NOT_ROBUST, UNKNOWN, ERROR = "robust", "not_robust", "unknown", "error"
 
@@ -52,6 +54,9 @@ class VerifyOptions:
     # alpha-CROWN steps on the violation cases left for the MILPs (robustc.verify.alpha);
     # 0 switches the step off.
     alpha_steps: int = 20
+    # Which strategy decides each box (STRATEGIES; "auto": the pipeline's choice, see
+    # robustc.verify.pipeline).
+    strategy: str = "auto"
     exact: bool = False             # decide in exact rational arithmetic (Z3, z3exact.py)
     progress: Callable[[str], None] | None = None
 
@@ -94,5 +99,5 @@ class Result:
         return out
 
 
-__all__ = ["ROBUST", "NOT_ROBUST", "UNKNOWN", "ERROR", "VERDICTS", "REPLAY_SLACK",
+__all__ = ["STRATEGIES", "ROBUST", "NOT_ROBUST", "UNKNOWN", "ERROR", "VERDICTS", "REPLAY_SLACK",
            "CLEAR_VIOLATION", "VerifyOptions", "Counterexample", "Result"]

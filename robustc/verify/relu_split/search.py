@@ -296,6 +296,7 @@ class SearchTree:
         self.undecided = False   # a domain with every phase decided was not refuted
         self.out: Outcome | None = None
         self.spent = 0.0         # seconds this search has run (the turns go by it)
+        self.last_round = 0.0    # seconds the last round took (no round starts too late)
 
     @property
     def stats(self) -> dict:
@@ -360,6 +361,7 @@ class SearchTree:
         self._take(search.bound(signs, lo, hi, alpha, beta, search.options.iterations, idx,
                                 inherited), depth)
         self._settle(t)
+        self.last_round = time.perf_counter() - t
 
     def stop(self, reason: str) -> None:
         self.out = Outcome(UNKNOWN, reason, stats=self.stats)
@@ -399,6 +401,7 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
     def late() -> bool:
         return deadline is not None and time.perf_counter() > deadline
 
+    no_time = False
     for tree in trees:
         if late():
             break
@@ -409,7 +412,11 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
         open_ = [t for t in trees if t.out is None and t.heap]
         if not open_ or late() or sum(len(t.heap) for t in open_) > options.max_domains:
             break
-        min(open_, key=lambda t: t.spent).round()
+        tree = min(open_, key=lambda t: t.spent)
+        if deadline is not None and time.perf_counter() + tree.last_round > deadline:
+            no_time = True  # a round lasts about as long as the last one: it would end late
+            break
+        tree.round()
     found = any(t.out is not None and t.out.status == FOUND for t in trees)
     domains = sum(len(t.heap) for t in trees if t.out is None)
     for tree in trees:
@@ -417,7 +424,7 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
             continue
         if found:
             tree.stop("another case has a counterexample")
-        elif late() or not tree.heap:
+        elif late() or no_time or not tree.heap:
             tree.stop("time limit reached while splitting ReLUs")
         else:
             tree.stop(f"more than {options.max_domains} open ReLU domains ({domains} in all)")

@@ -1,0 +1,71 @@
+"""``--strategy``: each forced strategy decides soundly (its verdicts agree with the MILP's
+where it decides), says why where it cannot, and an unknown name is an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robustc.cli import main
+from robustc.ir import evaluate
+from robustc.ir.property import Box, Property, output_gt
+from robustc.verify import ERROR, NOT_ROBUST, ROBUST, UNKNOWN, Problem, VerifyOptions, verify
+from tests.verify.nets import conv_onnx, mlp_onnx, save_and_load
+
+COMPLETE = ("auto", "milp", "input-split")
+
+
+def _problems(tmp_path, onnx_model, name):
+    rng = np.random.default_rng(7)
+    path = tmp_path / f"{name}.onnx"
+    graph = save_and_load(onnx_model, path)
+    x = rng.uniform(0, 1, graph.input.shape)
+    y = evaluate(graph, x).ravel()
+    top = int(np.argmax(y))
+    out = {}
+    for eps in (0.002, 0.5):
+        cond = output_gt(y.size, top, int(np.argsort(y)[-2]))
+        prop = Property("p", (Box(x - eps, x + eps),), cond)
+        out[eps] = Problem(f"{name}{eps}", graph, (str(path),), prop)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_forced_strategies_agree_with_the_milp(tmp_path, kind):
+    rng = np.random.default_rng(3)
+    model = mlp_onnx(rng, [3, 12, 12, 3]) if kind == "mlp" else conv_onnx(rng)
+    for problem in _problems(tmp_path, model, kind).values():
+        truth = verify(problem, VerifyOptions(attack=False, strategy="milp", threads=1))
+        assert truth.verdict in (ROBUST, NOT_ROBUST)
+        for strategy in ("auto", "attack", "bounds", "input-split", "relu-split"):
+            got = verify(problem, VerifyOptions(attack=False, strategy=strategy, threads=1,
+                                                time_limit=120))
+            assert got.verdict in (truth.verdict, UNKNOWN), (strategy, got.reason)
+            if strategy in COMPLETE:
+                assert got.verdict == truth.verdict, (strategy, got.reason)
+            if got.verdict == UNKNOWN:
+                assert got.reason
+        if truth.verdict == ROBUST and kind == "cnn":
+            forced = verify(problem, VerifyOptions(attack=False, strategy="relu-split"))
+            assert forced.verdict in (ROBUST, UNKNOWN)
+
+
+def test_the_relu_split_says_where_it_does_not_apply(tmp_path):
+    from robustc.ir import MaxPool
+
+    problems = _problems(tmp_path, conv_onnx(np.random.default_rng(3)), "cnn")
+    assert any(isinstance(n, MaxPool) for n in problems[0.5].graph.nodes)
+    got = verify(problems[0.5], VerifyOptions(attack=False, strategy="relu-split"))
+    assert got.verdict == UNKNOWN and "does not apply" in got.reason
+
+
+def test_an_unknown_strategy_is_an_error_and_the_cli_takes_the_option(tmp_path, capsys):
+    problems = _problems(tmp_path, mlp_onnx(np.random.default_rng(3), [3, 6, 3]), "m")
+    got = verify(problems[0.002], VerifyOptions(strategy="guess"))
+    assert got.verdict == ERROR and "unknown strategy 'guess'" in got.reason
+    spec = Path(__file__).resolve().parents[2] / "examples" / "double_digits_verify.rspec"
+    code = main(["verify", str(spec), "-p", "keep_seven", "--strategy", "bounds"])
+    out = capsys.readouterr().out
+    assert code == 0 and "keep_seven: ROBUST" in out
