@@ -317,6 +317,7 @@ class SearchTree:
         self.stats["root_bound"] = float(batch.lb.max())
         self._take(batch, np.zeros(1, dtype=np.int64))
         self._settle(t)
+        self.last_round = time.perf_counter() - t
 
     def _take(self, b: DomainBatch, depth: np.ndarray) -> None:
         stats = self.stats
@@ -370,7 +371,7 @@ class SearchTree:
 def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
                  pre_hi: list, cases: list, *, tol: float, check: Callable[[np.ndarray], object],
                  options: ReluSplitOptions = ReluSplitOptions(),
-                 deadline: float | None = None) -> list[Outcome]:
+                 deadline: float | None = None, step_estimate: float = 0.0) -> list[Outcome]:
     """Decide violation cases by splitting ReLUs, one search per case, taking turns.
 
     ``cases[i]`` lists the output rows of ``ch`` (atom margins) of case ``i``: the case
@@ -387,7 +388,9 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
     of the case is refuted with tolerance ``tol``; ``found`` (and every other unfinished
     case ``unknown``); ``unknown`` at the deadline, when the open domains of all cases
     together pass ``max_domains``, or when a domain has every phase decided but is not
-    refuted.
+    refuted. No root bound or round starts when the longest one so far (at least
+    ``step_estimate`` seconds, e.g. from an earlier search of the same chain) would end
+    past the deadline; each outcome's ``stats["step_s"]`` is that longest step.
     """
     root_lo, root_hi = np.concatenate(pre_lo), np.concatenate(pre_hi)
     bounder = Bounder(ch, lower, upper)
@@ -401,11 +404,17 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
     def late() -> bool:
         return deadline is not None and time.perf_counter() > deadline
 
-    no_time = False
+    no_time, step = False, step_estimate
+
+    def too_late(seconds: float) -> bool:
+        return deadline is not None and time.perf_counter() + seconds > deadline
+
     for tree in trees:
-        if late():
+        if late() or too_late(step):
+            no_time = True
             break
         tree.root(root_lo, root_hi)
+        step = max(step, tree.last_round)
         if tree.out is not None and tree.out.status == FOUND:
             break
     while not any(t.out is not None and t.out.status == FOUND for t in trees):
@@ -413,12 +422,15 @@ def decide_cases(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: list,
         if not open_ or late() or sum(len(t.heap) for t in open_) > options.max_domains:
             break
         tree = min(open_, key=lambda t: t.spent)
-        if deadline is not None and time.perf_counter() + tree.last_round > deadline:
-            no_time = True  # a round lasts about as long as the last one: it would end late
+        if too_late(max(step, tree.last_round)):
+            no_time = True  # a round lasts about as long as the longest: it would end late
             break
         tree.round()
+        step = max(step, tree.last_round)
     found = any(t.out is not None and t.out.status == FOUND for t in trees)
     domains = sum(len(t.heap) for t in trees if t.out is None)
+    for tree in trees:
+        tree.stats["step_s"] = step  # the outcomes share these dicts
     for tree in trees:
         if tree.out is not None:
             continue

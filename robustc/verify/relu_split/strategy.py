@@ -112,7 +112,9 @@ def _refine_and_search(run: Run, ch, lower, upper, pre_lo: list, pre_hi: list, f
         # the refinement stabilised no neuron.
         last = 2 * rounds > options.refine_max_rounds or _unstable(pre_lo, pre_hi) == before
         run.say(f"splitting ReLUs again, {len(open_)} case(s) open")
+        step = max((out.stats.get("step_s", 0.0) for out in outs), default=0.0)
         again = decide_cases(ch, lower, upper, pre_lo, pre_hi, [flat[i] for i in open_],
+                             step_estimate=step,
                              deadline=run.deadline if last else _first_phase(run, options),
                              **search)
         _book(run, again)
@@ -128,7 +130,7 @@ def _book(run: Run, outs: list) -> None:
     """Add the searches' counters to the run's statistics."""
     for out in outs:
         for key, value in out.stats.items():
-            if isinstance(value, int | float) and key != "root_bound":
+            if isinstance(value, int | float) and key not in ("root_bound", "step_s"):
                 run.stats[f"relu_split_{key}"] = run.stats.get(f"relu_split_{key}", 0) + value
 
 
