@@ -53,7 +53,8 @@ from robustc.verify.run import Run
 
 
 def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
-    """Decide ``problem``; never raises for robustc errors (verdict ``error`` instead)."""
+    """Decide ``problem``; never raises for robustc errors (verdict ``error`` instead) or
+    for running out of memory (verdict ``unknown`` with that reason)."""
     options = options or VerifyOptions()
     run = Run(problem, options)
     try:
@@ -71,6 +72,20 @@ def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
         return run.result(UNKNOWN, str(exc))
     except Error as exc:
         return run.result(ERROR, str(exc))
+    except MemoryError as exc:
+        return run.result(UNKNOWN, f"out of memory ({exc or 'MemoryError'})")
+    except RuntimeError as exc:  # PyTorch's allocators fail with a RuntimeError
+        if not _out_of_memory(exc):
+            raise
+        return run.result(UNKNOWN, f"out of memory: {str(exc).splitlines()[0][:200]}")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (torch: "can't allocate memory", "out of
+    memory"; CUDA's OutOfMemoryError is a RuntimeError too)."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or "allocate" in text \
+        or "out of memory" in text
 
 
 def _with_strategy(options: VerifyOptions) -> VerifyOptions:

@@ -167,3 +167,31 @@ def test_node_limit_is_deterministic_and_never_a_proof():
     assert [r.verdict for r in runs] == [UNKNOWN, UNKNOWN]
     full = verify(problem, VerifyOptions(attack=False, threads=1, split=None))
     assert full.verdict == ROBUST  # the same cases, decided without the limit
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError(
+    "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried "
+    "to allocate 85899345920 bytes")])
+def test_running_out_of_memory_is_unknown_with_the_reason(small, monkeypatch, exc):
+    import robustc.verify.pipeline as pipeline
+
+    graph, path, box = small
+
+    def exhausted(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(pipeline, "compute_bounds", exhausted)
+    result = verify(_problem(graph, path, box, output_gt(3, 0, value=-1e6)),
+                    VerifyOptions(attack=False))
+    assert result.verdict == UNKNOWN and "out of memory" in result.reason
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(small, monkeypatch):
+    import robustc.verify.pipeline as pipeline
+
+    graph, path, box = small
+    monkeypatch.setattr(pipeline, "compute_bounds",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        verify(_problem(graph, path, box, output_gt(3, 0, value=-1e6)),
+               VerifyOptions(attack=False))
