@@ -13,8 +13,10 @@ has 10 million nonzeros) presolve and the work before the first node ran for 65 
 15 s limit, and its interrupt callbacks were not called in that phase. A model with at least
 :data:`ISOLATE_NONZEROS` nonzeros and a time limit is therefore solved in a child process
 (:func:`solve_isolated`) that is ended when the limit plus :data:`KILL_GRACE` has passed;
-the answer is then ``limit``. Smaller models, which stop on time, are solved in this
-process (a child costs about a second to start).
+the answer is then ``limit``. Smaller models are solved in this process: a child costs
+about 0.45 s (median of 5 solves of a 6-variable model, against 3 ms in process). The
+threshold is not tuned: no model under it has been seen to overrun its limit, but none was
+searched for either.
 """
 
 from __future__ import annotations

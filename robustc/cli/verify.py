@@ -87,7 +87,7 @@ def load_problems(args: argparse.Namespace) -> list:
 def run(args: argparse.Namespace) -> int:
     """Verify every selected property; prints verdicts; returns the exit code (the worst
     verdict's, :mod:`robustc.cli.common`)."""
-    from robustc.verify import verify
+    from robustc.verify import VERDICTS, verify
 
     problems = load_problems(args)
     results = []
@@ -112,10 +112,6 @@ def run(args: argparse.Namespace) -> int:
         print("summary: " + ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in counts.items()
                                       if n))
     return verdict_exit(r.verdict for r in results)
-
-
-#: The verdicts in the order of the summary line.
-VERDICTS = ("robust", "not_robust", "error", "unknown")
 
 
 def describe(problem, result) -> str:

@@ -6,11 +6,13 @@ For each input box of the property:
    replayed on the ONNX file and, if it violates the property there, reported at once;
 2. *bounds*: symbolic (CROWN-style) bounds of every neuron over the box;
 3. *decide*: the violation (the negated condition) is split into cases (its disjunctive
-   normal form: "label set unchanged" becomes one small case per label); each case is one
-   MILP, decided with early stopping (the first counterexample or the proof ends it), in
-   order, stopping at the first violation. Boxes with few free inputs and many unstable
-   ReLUs are split on the input instead (:mod:`robustc.verify.input_split`), chains of affine layers
-   and ReLUs with many unstable ReLUs on ReLU phases (:mod:`robustc.verify.relu_split`).
+   normal form: "label set unchanged" becomes one small case per label), decided by the
+   strategy ``VerifyOptions.strategy`` names or, with ``auto``, by :func:`_decide_box`'s
+   choice: boxes with few free inputs and many unstable ReLUs are split on the input
+   (:mod:`robustc.verify.input_split`); otherwise alpha-CROWN refutes what it can
+   (:mod:`robustc.verify.alpha`) and the cases left go to the ReLU split (chains of affine
+   layers and ReLUs with many unstable ReLUs, :mod:`robustc.verify.relu_split`) or to one
+   MILP each (:mod:`robustc.verify.milp`, early stopping, stopping at the first violation).
 
 Every counterexample is replayed on the original ONNX model with onnxruntime before it is
 reported; a solver witness whose replay does not violate the property yields ``unknown``

@@ -7,6 +7,7 @@ and a few sizes; the graphs are verified before they are returned.
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from robustc.ir import (
     Add,
@@ -125,6 +126,50 @@ def random_branchy(rng: np.random.Generator, n: int = 5, out_map: str | None = N
     if out_map:
         cur = b.add(OutputMap, (cur,), kind=out_map)
     return b.graph(cur, "branchy")
+
+
+def random_residual(rng: np.random.Generator, channels: int = 2, size: int = 6):
+    """conv -> ReLU -> conv, plus the skip connection (residual Add), an average pool as a
+    convolution with constant weights (groups = channels), a concat of two branches and a
+    dense head: the shapes of the CIFAR ResNets and verivital's average-pool network."""
+    b = Builder(rng)
+    x = b.input((1, channels, size, size))
+    h = b.add(Relu, (b.conv(x, channels, (3, 3), pads=(1, 1, 1, 1)),))
+    h = b.conv(h, channels, (3, 3), pads=(1, 1, 1, 1))
+    res = b.add(Relu, (b.add(Add, (h, x)),))
+    k = 2
+    avg = b.add(Conv, (res,), weight=frozen_array(np.full((channels, 1, k, k), 1 / k ** 2)),
+                bias=None, strides=(k, k), groups=channels)
+    side = b.add(Relu, (b.conv(res, 1, (2, 2), strides=(2, 2), groups=1),))
+    cat = b.add(Concat, (avg, side), axis=1)
+    if rng.random() < 0.5:
+        cat = b.add(MaxPool, (cat,), kernel=(2, 2), strides=(1, 1), pads=(0, 0, 1, 1))
+    flat = b.add(Reshape, (cat,), shape=(1, int(np.prod(b.shapes[cat]))))
+    return b.graph(b.dense(b.add(Relu, (b.dense(flat, 5),)), 3), "residual")
+
+
+@st.composite
+def networks(draw, families=("mlp", "leaky_mlp", "conv", "branchy"),
+             out_maps=(None, "sigmoid", "tanh", "softmax"), eps=(1e-3, 0.05, 0.3, 1.0, 3.0)):
+    """A random network (one of ``families``; ``branchy`` ends with one of ``out_maps``) and
+    a random box around a random centre: ``(graph, lower, upper, rng)``."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    family = draw(st.sampled_from(list(families)))
+    rng = np.random.default_rng(seed)
+    if family in ("mlp", "leaky_mlp"):
+        widths = [draw(st.integers(1, 6))] + [draw(st.integers(1, 12)) for _ in
+                                              range(draw(st.integers(1, 4)))]
+        graph = random_mlp(rng, widths + [draw(st.integers(1, 3))], leaky=family != "mlp")
+    elif family == "conv":
+        graph = random_conv(rng, channels=draw(st.integers(1, 2)), size=draw(st.integers(6, 9)))
+    elif family == "branchy":
+        graph = random_branchy(rng, n=draw(st.integers(1, 5)),
+                               out_map=draw(st.sampled_from(list(out_maps))))
+    else:
+        graph = random_residual(rng, channels=draw(st.integers(1, 3)),
+                                size=draw(st.integers(4, 7)))
+    lo, hi = random_box(rng, graph.input.shape, draw(st.sampled_from(list(eps))))
+    return graph, lo, hi, rng
 
 
 def random_box(rng: np.random.Generator, shape: tuple[int, ...], eps: float

@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 import torch
 from bounds_attack import attack, sample_box, violations
-from bounds_helpers import Builder, random_box, random_branchy, random_conv, random_mlp
+from bounds_helpers import (
+    networks,
+    random_box,
+    random_branchy,
+    random_conv,
+    random_mlp,
+    random_residual,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,53 +31,14 @@ from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.bounds import BoundsError, symbolic_bounds
 from robustc.compiler.crown.engine import Crown, crown_bounds
 from robustc.errors import ShapeError, UnsupportedOperator
-from robustc.ir import Add, Concat, Conv, MaxPool, Relu, Reshape, evaluate, frozen_array, logits
+from robustc.ir import evaluate, logits
 from robustc.verify.relu_split.bounder import Bounder, initial_alpha
 from robustc.verify.relu_split.chain import chain
 
 N_UNIFORM, N_CORNERS, N_TARGETS, STEPS = 800, 200, 60, 12
-
-
-def random_residual(rng: np.random.Generator, channels: int = 2, size: int = 6):
-    """conv -> ReLU -> conv, plus the skip connection (residual Add), an average pool as a
-    convolution with constant weights (groups = channels), a concat of two branches and a
-    dense head: the shapes of the CIFAR ResNets and verivital's average-pool network."""
-    b = Builder(rng)
-    x = b.input((1, channels, size, size))
-    h = b.add(Relu, (b.conv(x, channels, (3, 3), pads=(1, 1, 1, 1)),))
-    h = b.conv(h, channels, (3, 3), pads=(1, 1, 1, 1))
-    res = b.add(Relu, (b.add(Add, (h, x)),))
-    k = 2
-    avg = b.add(Conv, (res,), weight=frozen_array(np.full((channels, 1, k, k), 1 / k ** 2)),
-                bias=None, strides=(k, k), groups=channels)
-    side = b.add(Relu, (b.conv(res, 1, (2, 2), strides=(2, 2), groups=1),))
-    cat = b.add(Concat, (avg, side), axis=1)
-    if rng.random() < 0.5:
-        cat = b.add(MaxPool, (cat,), kernel=(2, 2), strides=(1, 1), pads=(0, 0, 1, 1))
-    flat = b.add(Reshape, (cat,), shape=(1, int(np.prod(b.shapes[cat]))))
-    return b.graph(b.dense(b.add(Relu, (b.dense(flat, 5),)), 3), "residual")
-
-
-@st.composite
-def networks(draw):
-    """A random graph of one of five families (no output map) and a box."""
-    seed = draw(st.integers(0, 2**32 - 1))
-    family = draw(st.sampled_from(["mlp", "leaky_mlp", "conv", "branchy", "residual"]))
-    rng = np.random.default_rng(seed)
-    if family in ("mlp", "leaky_mlp"):
-        widths = [draw(st.integers(1, 6))] + [draw(st.integers(1, 12)) for _ in
-                                              range(draw(st.integers(1, 4)))]
-        graph = random_mlp(rng, widths + [draw(st.integers(1, 3))], leaky=family != "mlp")
-    elif family == "conv":
-        graph = random_conv(rng, channels=draw(st.integers(1, 2)), size=draw(st.integers(6, 9)))
-    elif family == "branchy":
-        graph = random_branchy(rng, n=draw(st.integers(1, 5)))
-    else:
-        graph = random_residual(rng, channels=draw(st.integers(1, 3)),
-                                size=draw(st.integers(4, 7)))
-    eps = draw(st.sampled_from([1e-3, 0.05, 0.3, 1.0]))
-    lo, hi = random_box(rng, graph.input.shape, eps)
-    return graph, lo, hi, rng
+#: Five families, DAGs included; no output maps (the linear bounds stop at the logits).
+CROWN_NETWORKS = networks(families=("mlp", "leaky_mlp", "conv", "branchy", "residual"),
+                          out_maps=(None,), eps=(1e-3, 0.05, 0.3, 1.0))
 
 
 def _same(a, b, name):
@@ -79,7 +47,7 @@ def _same(a, b, name):
 
 
 @settings(max_examples=40, deadline=None)
-@given(networks())
+@given(CROWN_NETWORKS)
 def test_equal_to_the_numpy_engine_and_sound(case):
     graph, lo, hi, rng = case
     got = crown_bounds(graph, lo, hi)
@@ -93,7 +61,7 @@ def test_equal_to_the_numpy_engine_and_sound(case):
 
 
 @settings(max_examples=25, deadline=None)
-@given(networks(), st.integers(1, 4))
+@given(CROWN_NETWORKS, st.integers(1, 4))
 def test_alpha_crown_objectives_are_tighter_and_sound(case, rows):
     graph, lo, hi, rng = case
     crown = Crown(graph)

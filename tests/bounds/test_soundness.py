@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from bounds_attack import attack, sample_box, violations
-from bounds_helpers import random_box, random_branchy, random_conv, random_mlp
+from bounds_helpers import networks, random_box, random_conv, random_mlp
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from robustc.compiler.bounds import (
     Bounds,
@@ -25,27 +24,6 @@ from robustc.errors import ShapeError
 
 N_UNIFORM, N_CORNERS = 1500, 500  # sampled inputs per case
 N_TARGETS, STEPS = 120, 15  # attacked neurons per case, PGD steps (all iterates checked)
-
-
-@st.composite
-def networks(draw):
-    """A random network (one of four families) and a random box around a random centre."""
-    seed = draw(st.integers(0, 2**32 - 1))
-    family = draw(st.sampled_from(["mlp", "leaky_mlp", "conv", "branchy"]))
-    rng = np.random.default_rng(seed)
-    if family in ("mlp", "leaky_mlp"):
-        widths = [draw(st.integers(1, 6))] + [draw(st.integers(1, 12)) for _ in
-                                              range(draw(st.integers(1, 4)))]
-        graph = random_mlp(rng, widths + [draw(st.integers(1, 3))], leaky=family != "mlp")
-    elif family == "conv":
-        graph = random_conv(rng, channels=draw(st.integers(1, 2)), size=draw(st.integers(6, 9)))
-    else:
-        graph = random_branchy(rng, n=draw(st.integers(1, 5)),
-                               out_map=draw(st.sampled_from([None, "sigmoid", "tanh",
-                                                             "softmax"])))
-    eps = draw(st.sampled_from([1e-3, 0.05, 0.3, 1.0, 3.0]))
-    lo, hi = random_box(rng, graph.input.shape, eps)
-    return graph, lo, hi, rng
 
 
 def assert_inside(inner: Bounds, outer: Bounds) -> None:
