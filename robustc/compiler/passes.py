@@ -285,6 +285,65 @@ def swap_relu_maxpool(graph: Graph) -> Graph:
     return graph
 
 
+# -- MaxPool as ReLUs (for the ReLU branch and bound) -------------------------------------
+
+def maxpool_as_relus(graph: Graph) -> Graph:
+    """Every MaxPool as a tree of pairwise maxima ``max(a, b) = b + relu(a - b)`` (same
+    function): one Select per window position gathers that element of every window
+    (padding replaced by the window's first real element, which changes no maximum), then
+    each pair is joined by an affine ``-b``, an Add, a ReLU and an Add. The last node of
+    each tree keeps the MaxPool's name. Not one of the standard passes: it adds neurons,
+    and serves the ReLU branch and bound, which can then split "which input is the
+    largest" like any ReLU (:mod:`robustc.verify.relu_split.graph`)."""
+    from robustc.ir import Add, Select
+    from robustc.ir.linear import pool_index
+
+    if not any(isinstance(n, MaxPool) for n in graph.nodes):
+        return graph
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if not isinstance(node, MaxPool):
+            nodes.append(node)
+            continue
+        src = graph[node.inputs[0]]
+        idx = pool_index(node, src.shape)
+        first = idx[np.arange(len(idx)), (idx >= 0).argmax(1)]
+        idx = np.where(idx >= 0, idx, first[:, None])
+        # window positions that repeat an earlier one everywhere add nothing
+        columns = [j for j in range(idx.shape[1])
+                   if not any(np.array_equal(idx[:, j], idx[:, i]) for i in range(j))]
+        level = []
+        for j in columns:
+            name = f"{node.name}/pick{j}"
+            nodes.append(Select(name, (src.name,), node.shape,
+                                index=frozen_array(idx[:, j].reshape(node.shape),
+                                                   dtype=np.int64)))
+            level.append(name)
+        step = 0
+        while len(level) > 1:
+            joined = []
+            for a, b in zip(level[0::2], level[1::2], strict=False):
+                step += 1
+                last = len(level) == 2
+                tag = f"{node.name}/max{step}"
+                neg = ElementwiseAffine(f"{tag}.neg", (b,), node.shape,
+                                        scale=frozen_array(np.full(node.shape, -1.0)),
+                                        shift=frozen_array(np.zeros(node.shape)))
+                diff = Add(f"{tag}.diff", (a, neg.name), node.shape)
+                relu = Relu(f"{tag}.relu", (diff.name,), node.shape)
+                out = Add(node.name if last else tag, (b, relu.name), node.shape,
+                          note=_note(node.note, "max-pool as ReLUs") if last else "")
+                nodes += [neg, diff, relu, out]
+                joined.append(out.name)
+            if len(level) % 2:
+                joined.append(level[-1])
+            level = joined
+        if len(columns) == 1:  # a window of one element: the pick is the pool
+            pick = nodes.pop()
+            nodes.append(dataclasses.replace(pick, name=node.name))
+    return graph.replace_nodes(nodes)
+
+
 PASSES: dict[str, Pass] = {
     "fold_constants": fold_constants,
     "drop_identities": drop_identities,

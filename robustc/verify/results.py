@@ -58,6 +58,9 @@ class VerifyOptions:
     # robustc.verify.pipeline).
     strategy: str = "auto"
     exact: bool = False             # decide in exact rational arithmetic (Z3, z3exact.py)
+    # Where the PyTorch parts run (attack, linear bounds, ReLU split): "cpu" or "cuda"
+    # ("cuda:N"); the verdicts do not depend on it.
+    device: str = "cpu"
     progress: Callable[[str], None] | None = None
 
 

@@ -52,13 +52,17 @@ def test_forced_strategies_agree_with_the_milp(tmp_path, kind):
             assert forced.verdict in (ROBUST, UNKNOWN)
 
 
-def test_the_relu_split_says_where_it_does_not_apply(tmp_path):
+def test_the_relu_split_decides_a_maxpool_network_on_its_graph(tmp_path):
     from robustc.ir import MaxPool
 
     problems = _problems(tmp_path, conv_onnx(np.random.default_rng(3)), "cnn")
     assert any(isinstance(n, MaxPool) for n in problems[0.5].graph.nodes)
-    got = verify(problems[0.5], VerifyOptions(attack=False, strategy="relu-split"))
-    assert got.verdict == UNKNOWN and "does not apply" in got.reason
+    for problem in problems.values():
+        truth = verify(problem, VerifyOptions(attack=False, strategy="milp", threads=1))
+        got = verify(problem, VerifyOptions(attack=False, strategy="relu-split", threads=1))
+        assert got.verdict == truth.verdict, got.reason
+        assert got.stats.get("relu_split_domains", 0) >= 1  # the graph search ran
+        assert "queries" not in got.stats or got.stats["queries"] == 0  # no MILP
 
 
 def test_an_unknown_strategy_is_an_error_and_the_cli_takes_the_option(tmp_path, capsys):

@@ -136,25 +136,45 @@ class Crown:
     def bounds(self, lower, upper, *, deadline: float | None = None) -> GraphBounds:
         """CROWN bounds of every node over the box(es) ``[lower, upper]`` (see the module
         docstring); raises :class:`BoundsTimeout` past ``deadline``."""
-        torch = self.torch
         box = self.box(lower, upper)
-        with torch.no_grad():
+        with self.torch.no_grad():
             int_lo, int_hi = self.interval(*box)
-            lo, hi = {self.input.name: box[0]}, {self.input.name: box[1]}
-            relax: dict = {}
-            for node in self.graph.nodes[1:]:
-                self._relax(node, lo, hi, relax)
-                l, u = self.node_interval(node, lo, hi)
-                if node.name in self.targets:
-                    l = torch.maximum(l, int_lo[node.name])
-                    u = torch.minimum(u, int_hi[node.name])
-                    wanted = self.rows_to_refine(node, l, u)
-                    if wanted.numel():
-                        c_lo, c_hi = self.crown(node.name, wanted, box, relax, deadline)
-                        l[:, wanted] = torch.maximum(l[:, wanted], c_lo)
-                        u[:, wanted] = torch.minimum(u[:, wanted], c_hi)
-                lo[node.name] = torch.maximum(l, int_lo[node.name])
-                hi[node.name] = torch.minimum(u, int_hi[node.name])
+            return self.refine(box, within=(int_lo, int_hi), deadline=deadline)
+
+    def refine(self, box, *, within: tuple | None = None, clip: dict | None = None,
+               keep=(), unstable_only: bool = False, deadline: float | None = None
+               ) -> GraphBounds:
+        """CROWN bounds of every node over ``box`` (``(lo, hi)`` tensors ``(B, n_in)``),
+        each node intersected with ``within`` (``(lower, upper)`` dicts of valid bounds,
+        ``(B, n)`` or ``(1, n)`` tensors by name, for some or all nodes) and ``clip``
+        (name: ``(lo, hi)``: bounds that hold on the region of interest, e.g. a ReLU input
+        clipped at 0 by split decisions) before its neurons are chosen for back-substitution; the nodes named in
+        ``keep`` get no back-substitution (their other bounds are already as tight); with
+        ``unstable_only``, the inputs of ReLUs are refined only where the ReLU is unstable
+        (the relaxations need no more; the bounds of stable neurons stay interval bounds,
+        as a branch and bound wants them). Raises
+        :class:`BoundsTimeout` past ``deadline``. Call under ``torch.no_grad()``."""
+        torch = self.torch
+        clip = clip or {}
+        lo, hi = {self.input.name: box[0]}, {self.input.name: box[1]}
+        relax: dict = {}
+        for node in self.graph.nodes[1:]:
+            self._relax(node, lo, hi, relax)
+            l, u = self.node_interval(node, lo, hi)
+            bounds = [within] if within is not None else []
+            if node.name in clip:
+                bounds.append(({node.name: clip[node.name][0]}, {node.name: clip[node.name][1]}))
+            for b_lo, b_hi in bounds:
+                if node.name in b_lo:
+                    l = torch.maximum(l, b_lo[node.name])
+                    u = torch.minimum(u, b_hi[node.name])
+            if node.name in self.targets and node.name not in keep:
+                wanted = self.rows_to_refine(node, l, u, unstable_only)
+                if wanted.numel():
+                    c_lo, c_hi = self.crown(node.name, wanted, box, relax, deadline)
+                    l[:, wanted] = torch.maximum(l[:, wanted], c_lo)
+                    u[:, wanted] = torch.minimum(u[:, wanted], c_hi)
+            lo[node.name], hi[node.name] = l, u
         return GraphBounds(lo, hi, relax)
 
     def adopt(self, lower: dict, upper: dict) -> GraphBounds:
@@ -171,6 +191,14 @@ class Crown:
             self._relax(node, lo, hi, relax)
         return GraphBounds(lo, hi, relax)
 
+    def relaxations(self, lo: dict, hi: dict) -> dict:
+        """Every ReLU's and MaxPool's relaxation from bounds ``lo``/``hi`` (``(B, n)`` by
+        node name), as :class:`GraphBounds` keeps them."""
+        relax: dict = {}
+        for node in self.graph.nodes[1:]:
+            self._relax(node, lo, hi, relax)
+        return relax
+
     def _relax(self, node, lo: dict, hi: dict, relax: dict) -> None:
         src = node.inputs[0] if node.inputs else None
         if isinstance(node, Relu):
@@ -178,7 +206,7 @@ class Crown:
         elif isinstance(node, MaxPool):
             relax[node.name] = self.ops.pool_relaxation(node, lo[src], hi[src])
 
-    def rows_to_refine(self, node, lo, hi):
+    def rows_to_refine(self, node, lo, hi, unstable_only: bool = False):
         """The neurons of target ``node`` whose bounds can change a relaxation or a result
         (the rule of :func:`robustc.compiler.bounds` ``_rows_to_refine``), as a long tensor:
         none for a linear map of the input alone (interval arithmetic is exact there),
@@ -193,7 +221,9 @@ class Crown:
         for user in graph.consumers.get(node.name, ()):
             user = graph[user]
             if isinstance(user, Relu):
-                if user.alpha == 0.0:
+                if unstable_only:
+                    wanted |= ((lo < 0.0) & (hi > 0.0)).any(0)
+                elif user.alpha == 0.0:
                     wanted |= (hi > 0.0).any(0)
                 else:
                     wanted[:] = True
@@ -236,10 +266,18 @@ class Crown:
             highs.append(-const[:, k:])
         return self.widen(torch.cat(lows, 1), torch.cat(highs, 1))
 
-    def backsubstitute(self, target: str, coefs, box, relax: dict, alpha: dict | None = None):
+    def backsubstitute(self, target: str, coefs, box, relax: dict, alpha: dict | None = None,
+                       beta: dict | None = None, record: dict | None = None):
         """A lower bound ``(B, R)`` of ``coefs . target`` (``coefs``: ``(B, R, n_target)``)
         over the boxes, by back-substitution through the relaxations ``relax`` (the lower
-        ReLU slopes replaced by ``alpha[name]`` ``(B, R, n)`` where given). Not widened."""
+        ReLU slopes replaced by ``alpha[name]`` ``(B, R, n)`` where given). Not widened.
+
+        ``beta[name]`` (``(B, R, n)``, beta-CROWN): for a ReLU whose inputs ``z`` are
+        constrained by split decisions ``s_j z_j >= 0``, the multipliers times the signs
+        ``beta_j s_j`` (``beta_j >= 0``, 0 where no decision): ``- sum beta_j s_j z_j`` is
+        added to the function, which lowers it nowhere on the split domain, so the result
+        bounds the function on that domain. ``record``, when given, receives the
+        coefficients reaching each ReLU's output and the input (``(B, R, n)`` by name)."""
         graph = self.graph
         pending = {target: coefs}
         const = coefs.new_zeros(coefs.shape[:2])
@@ -247,6 +285,8 @@ class Crown:
             a = pending.pop(node.name, None)
             if a is None:
                 continue
+            if record is not None and isinstance(node, Input | Relu):
+                record[node.name] = a
             if isinstance(node, Input):
                 lo, hi = box
                 mid, rad = (0.5 * (lo + hi)).unsqueeze(-1), (0.5 * (hi - lo)).unsqueeze(-1)
@@ -258,6 +298,8 @@ class Crown:
                     sl = self.torch.where(unstable.unsqueeze(1), alpha[node.name],
                                           sl.unsqueeze(1))
                 coef, c = relu_backward(a, sl, su, tu)
+                if beta is not None and node.name in beta:
+                    coef = coef - beta[node.name]
                 ins = [coef]
             elif isinstance(node, MaxPool):
                 coef, c = self.ops.pool_backward(node, relax[node.name], a)
@@ -271,16 +313,19 @@ class Crown:
 
     # -- objectives ------------------------------------------------------------------
 
-    def objective(self, weights, bias, bounds: GraphBounds, box, alpha: dict | None = None):
+    def objective(self, weights, bias, bounds: GraphBounds, box, alpha: dict | None = None,
+                  beta: dict | None = None, record: dict | None = None):
         """A lower bound ``(B, R)`` of ``weights . output + bias`` (``weights``: ``(R,
-        n_out)`` or ``(B, R, n_out)``; ``bias``: ``(R,)`` or ``(B, R)``), widened down."""
+        n_out)`` or ``(B, R, n_out)``; ``bias``: ``(R,)`` or ``(B, R)``), widened down
+        (``alpha``, ``beta``, ``record``: see :meth:`backsubstitute`)."""
         torch = self.torch
         batch = box[0].shape[0]
         w = self.ops.tensor(weights) if not torch.is_tensor(weights) else weights
         b = self.ops.tensor(bias) if not torch.is_tensor(bias) else bias
         w = w.expand(batch, -1, -1) if w.dim() == 2 else w
         b = b.expand(batch, -1) if b.dim() == 1 else b
-        lb = b + self.backsubstitute(self.graph.outputs[0], w, box, bounds.relax, alpha)
+        lb = b + self.backsubstitute(self.graph.outputs[0], w, box, bounds.relax, alpha, beta,
+                                     record)
         return lb - WIDEN_REL * (1.0 + lb.abs())
 
     def optimise(self, weights, bias, bounds: GraphBounds, box, *, steps: int = 20,

@@ -21,11 +21,13 @@ import time
 import numpy as np
 
 from robustc.backends.milp.encode import MARGIN_TOL
+from robustc.errors import UnsupportedOperator
 from robustc.ir.property import Box, Linear
 from robustc.verify.cases import FOUND, PROVED
 from robustc.verify.milp import decide_case
 from robustc.verify.relu_split.bounder import tighten
 from robustc.verify.relu_split.chain import case_chain
+from robustc.verify.relu_split.graph import GraphSplit
 from robustc.verify.relu_split.refine import refine
 from robustc.verify.relu_split.search import decide_cases
 from robustc.verify.results import Result
@@ -46,11 +48,10 @@ def decide_by_relu_split(run: Run, box: Box, bounds, cases: list) -> Result | fl
 
 def _search_cases(run: Run, box: Box, bounds, cases: list) -> Result | float | None:
     options = run.options.relu_split
-    if any(not isinstance(a, Linear) for case in cases for a in case):
-        return None
-    ch, flat = case_chain(run.graph, cases)
+    linear = all(isinstance(a, Linear) for case in cases for a in case)
+    ch, flat = case_chain(run.graph, cases) if linear else (None, None)
     if ch is None:
-        return None
+        return _search_graph(run, box, bounds, cases)
     pre_lo = [bounds.lower[name].ravel() for name in ch.pre]
     pre_hi = [bounds.upper[name].ravel() for name in ch.pre]
     lower, upper = box.lower.ravel(), box.upper.ravel()
@@ -86,6 +87,37 @@ def _search_cases(run: Run, box: Box, bounds, cases: list) -> Result | float | N
         if isinstance(verdict, Result):
             return verdict
     return np.inf
+
+
+def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | None:
+    """The cases of a graph that is no chain (or with top-k and label-set atoms) in one
+    search on the graph (:mod:`robustc.verify.relu_split.graph`); None when the linear
+    bounds do not cover the graph. Cases left open for another reason than the time
+    limit go to one MILP each."""
+    try:
+        search = GraphSplit(run.graph, box.lower, box.upper, bounds, cases, MARGIN_TOL,
+                            lambda x: run.confirm(box, x, "ReLU split", _FOUND),
+                            run.options.relu_split, run.deadline, run.options.device)
+    except UnsupportedOperator as exc:
+        run.stats["relu_split_skipped"] = str(exc).split(":")[0]
+        return None
+    run.say(f"splitting ReLUs on the graph, {len(cases)} case(s) in one tree")
+    out = search.run()
+    _book(run, [out])
+    if out.status == FOUND:
+        return out.witness
+    if out.status == PROVED:
+        return np.inf
+    if run.late() or "time limit" in out.reason:
+        return run.result("unknown", out.reason)
+    worst = np.inf
+    for i, case in enumerate(cases):
+        run.say(f"ReLU splitting left case {i + 1} open ({out.reason}); deciding it by MILP")
+        verdict = decide_case(run, box, bounds, case)
+        if isinstance(verdict, Result):
+            return verdict
+        worst = min(worst, verdict)
+    return worst
 
 
 def _refine_and_search(run: Run, ch, lower, upper, pre_lo: list, pre_hi: list, flat: list,

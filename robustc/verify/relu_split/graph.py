@@ -1,0 +1,465 @@
+"""Branch and bound over ReLU phases on the IR graph itself (beta-CROWN, any DAG).
+
+The chain search (:mod:`robustc.verify.relu_split.search`) needs a chain of dense layers
+and linear atoms. This one runs on whatever graph the linear bounds cover
+(:class:`robustc.compiler.crown.engine.Crown`: convolutions, MaxPool, AveragePool as a
+convolution, residual Adds, Concat, reshapes) and decides every violation case of a box
+in one tree, top-k and label-set cases included:
+
+1. the *requirements*: each case of the negated property is a conjunction of atom margins
+   ``m >= 0`` and of "at least ``k`` of these margins ``>= 0``" (``topk``, label sets).
+   Every domain gets a lower bound ``lb_r`` of ``-m_r`` for every distinct atom ``r``; an
+   atom is impossible on the domain when ``lb_r > tol``, a top-k requirement when fewer
+   than ``k`` of its atoms are possible, a case when one of its requirements is, and the
+   domain is *refuted* when every case is;
+2. a *domain* is a set of phase decisions ``s_j z_j >= 0`` on ReLU inputs ``z_j``. Its
+   bounds: interval arithmetic forwards from the box, each node intersected with the
+   root's (CROWN) bounds and each ReLU input with the domain's own, clipped by its
+   decisions; the relaxations of every ReLU and MaxPool (MaxPool stays relaxed: the input
+   with the largest lower bound below, see :mod:`robustc.compiler.crown.operators`) come
+   from those bounds. ``lb`` is a back-substitution through the graph with a lower slope
+   ``alpha`` per row and unstable neuron and a multiplier ``beta >= 0`` per row and
+   decision (beta-CROWN, :meth:`Crown.backsubstitute`); any such values give a valid
+   bound, and Adam steps raise it (warm-started from the parent; a child keeps its
+   parent's bound where its own is lower, as its domain lies inside the parent's);
+3. an open domain is split on the unstable ReLU with the largest BaBSR score (how much
+   the chord's intercept lowers the bounds of the rows still open; the coefficient size
+   times ``min(u, -l)`` when no intercept scores), the lowest domains first;
+4. every open domain contributes the input vertices that minimise its rows' linear
+   bounds; a point whose float64 forward pass satisfies a case goes to ``check`` (the
+   caller replays it on onnxruntime). Only a replayed point is a counterexample.
+
+A domain with every ReLU phase decided that is still open is reported undecided, never
+proved. Bounds that count are float64 and widened down (:data:`~robustc.compiler.
+bound_types.WIDEN_REL`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robustc.compiler.crown.engine import Crown, GraphBounds
+from robustc.compiler.passes import maxpool_as_relus
+from robustc.ir import Graph, Relu
+from robustc.ir.property import AtLeast
+from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome, case_atoms
+from robustc.verify.relu_split.options import ReluSplitOptions
+
+#: Coefficient numbers one back-substitution of a round may hold (float64); the number
+#: of domains bounded at once is cut to fit.
+ROUND_ENTRIES = 1 << 23
+#: Bytes the open domains may hold (decisions, bounds, alpha and beta) before the search
+#: gives up with ``unknown``.
+QUEUE_BYTES = 3 << 29
+
+
+class Requirements:
+    """The violation cases over the distinct atoms (rows): a case holds where every one of
+    its requirements does, a requirement being "at least ``k`` of these rows have margin
+    ``>= 0``" (a plain atom: ``k = 1`` of one row)."""
+
+    def __init__(self, cases: list):
+        self.atoms = case_atoms(cases)
+        column = {id(a): i for i, a in enumerate(self.atoms)}
+        self.cases = []
+        for case in cases:
+            reqs = []
+            for atom in case:
+                subs = atom.atoms if isinstance(atom, AtLeast) else (atom,)
+                k = atom.k if isinstance(atom, AtLeast) else 1
+                reqs.append((k, [column[id(a)] for a in subs]))
+            self.cases.append(reqs)
+
+    def refutation(self, lb: np.ndarray) -> np.ndarray:
+        """``(N, C)``: per domain and case, a number that exceeds ``tol`` exactly when the
+        bounds ``lb`` (``(N, R)``, lower bounds of ``-m``) refute the case."""
+        out = np.full((lb.shape[0], len(self.cases)), -np.inf)
+        for c, reqs in enumerate(self.cases):
+            for k, cols in reqs:
+                if k <= 0:
+                    continue  # always holds
+                if k > len(cols):
+                    out[:, c] = np.inf
+                    continue
+                # fewer than k possible <=> the k-th smallest bound is above tol
+                val = np.sort(lb[:, cols], axis=1)[:, k - 1]
+                out[:, c] = np.maximum(out[:, c], val)
+        return out
+
+    def violation(self, m: np.ndarray) -> np.ndarray:
+        """``(N,)``: the largest over cases of how well margins ``m`` (``(N, R)``) satisfy
+        the case (``>= 0``: the case holds)."""
+        best = np.full(m.shape[0], -np.inf)
+        for reqs in self.cases:
+            worst = np.full(m.shape[0], np.inf)
+            for k, cols in reqs:
+                if k <= 0:
+                    continue
+                if k > len(cols):
+                    worst[:] = -np.inf
+                    continue
+                worst = np.minimum(worst, -np.sort(-m[:, cols], axis=1)[:, k - 1])
+            best = np.maximum(best, worst)
+        return best
+
+
+@dataclass
+class Domain:
+    measure: float          # min over cases of the refutation number (lowest first)
+    depth: int
+    choice: int             # flat neuron to split next
+    signs: np.ndarray       # (total,) int8
+    lo: np.ndarray          # (total,) ReLU input bounds, decisions clipped in
+    hi: np.ndarray
+    alpha: np.ndarray       # (R, total) float32
+    beta: np.ndarray        # (R, total) float32, >= 0
+    lb: np.ndarray          # (R,) widened lower bounds of -m
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.signs, self.lo, self.hi, self.alpha, self.beta,
+                                      self.lb))
+
+
+@dataclass
+class GraphSplit:
+    """The search of one box (see the module docstring). ``bounds``: valid bounds of every
+    node of ``graph`` on the box (numpy arrays by name, e.g. the pipeline's
+    :class:`~robustc.compiler.bound_types.Bounds`); ``check(x)`` returns the caller's
+    counterexample when the flat input ``x`` violates the property on the real network."""
+
+    graph: Graph
+    lower: np.ndarray
+    upper: np.ndarray
+    bounds: object
+    cases: list
+    tol: float
+    check: Callable[[np.ndarray], object] | None
+    options: ReluSplitOptions = field(default_factory=ReluSplitOptions)
+    deadline: float | None = None
+    device: str = "cpu"
+
+    def __post_init__(self):
+        import torch
+
+        from robustc.runtime.torch_module import to_torch
+
+        self.torch = torch
+        self.module = to_torch(self.graph, device=self.device, dtype=torch.float64)
+        self.graph = maxpool_as_relus(self.graph)
+        self.crown = Crown(self.graph, device=self.device)  # UnsupportedOperator
+        self.req = Requirements(self.cases)
+        ops = self.crown.ops
+        self.w = ops.tensor(np.stack([-a.coeffs for a in self.req.atoms]))
+        self.b = ops.tensor(np.array([-a.const for a in self.req.atoms]))
+        self.w_np = np.stack([a.coeffs for a in self.req.atoms]).astype(np.float64)
+        self.b_np = np.array([a.const for a in self.req.atoms], dtype=np.float64)
+        self.box = self.crown.box(self.lower, self.upper)
+        known = [n.name for n in self.graph.nodes if n.name in self.bounds.lower]
+        within = tuple({name: ops.tensor(np.asarray(side[name]).reshape(1, -1))
+                        for name in known} for side in (self.bounds.lower, self.bounds.upper))
+        with torch.no_grad():  # the nodes the rewrite added get CROWN bounds
+            self.root = self.crown.refine(self.box, within=within, keep=set(self.graph.outputs),
+                                          unstable_only=True, deadline=self.deadline)
+        self.relus = [n for n in self.graph.nodes if isinstance(n, Relu)]
+        self.offsets = np.cumsum([0] + [n.size for n in self.relus])
+        self.reads = {}
+        for k, node in enumerate(self.relus):
+            self.reads.setdefault(node.inputs[0], []).append(k)
+        self.rows = len(self.req.atoms)
+        widest = max(n.size for n in self.graph.nodes)
+        self.per_round = max(2, ROUND_ENTRIES // (self.rows * widest))
+        self.stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0,
+                      "vertices": 0, "engine": "graph"}
+        self.heap: list = []
+        self.counter = itertools.count()
+        self.queue_bytes = 0
+        self.undecided = False
+
+    # -- bounds of a batch of domains ------------------------------------------------
+
+    def _slices(self, flat):
+        return [flat[..., a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:],
+                                                strict=True)]
+
+    def _node_bounds(self, lo, hi, split: np.ndarray | None):
+        """Bounds ``(N, n)`` of every node for domains whose ReLU inputs are bounded by
+        ``lo``/``hi`` (``(N, total)`` tensors, decisions clipped in), and which domains are
+        empty. Each node is intersected with the root's bounds; with ``refresh``, the
+        unstable inputs of ReLUs and MaxPools after the earliest new decision (``split``:
+        the flat neuron each domain was just split on; None: the root, nothing refreshed)
+        get CROWN bounds through the domain's own relaxations."""
+        torch = self.torch
+        n = lo.shape[0]
+        lo_k, hi_k = self._slices(lo), self._slices(hi)
+        clip: dict = {}
+        for k, relu in enumerate(self.relus):
+            src = relu.inputs[0]
+            if src in clip:
+                c_lo, c_hi = clip[src]
+                clip[src] = (torch.maximum(c_lo, lo_k[k]), torch.minimum(c_hi, hi_k[k]))
+            else:
+                clip[src] = (lo_k[k], hi_k[k])
+        keep = set(self.graph.outputs)
+        if split is None or not self.options.refresh:
+            keep = set(self.crown.targets)
+        else:
+            layer = np.searchsorted(self.offsets, split, side="right") - 1
+            first = min(self.crown.position[self.relus[k].inputs[0]] for k in set(layer))
+            keep.update(t for t in self.crown.targets if self.crown.position[t] <= first)
+        box = (self.box[0].expand(n, -1), self.box[1].expand(n, -1))
+        gb = self.crown.refine(box, within=(self.root.lower, self.root.upper), clip=clip,
+                               keep=keep, unstable_only=True, deadline=self.deadline)
+        empty = torch.zeros(n, dtype=torch.bool, device=lo.device)
+        for name in gb.lower:
+            crossed = gb.lower[name] > gb.upper[name]
+            if crossed.any():
+                empty |= crossed.any(1)
+                gb.lower[name] = torch.where(crossed, gb.upper[name], gb.lower[name])
+        return gb, empty
+
+    def bound(self, signs: np.ndarray, lo: np.ndarray, hi: np.ndarray, alpha: np.ndarray,
+              beta: np.ndarray, inherited: np.ndarray | None, steps: int,
+              split: np.ndarray | None = None):
+        """Bound ``N`` domains; returns ``(lb, lo, hi, alpha, beta, choice, found)``:
+        widened lower bounds ``(N, R)`` of ``-m`` (``inf`` rows for empty domains), the
+        ReLU input bounds after the interval pass, the optimised parameters, the neuron to
+        split next (-1: none) and a replayed counterexample or None."""
+        torch, crown, ops = self.torch, self.crown, self.crown.ops
+        t_signs = ops.tensor(signs)
+        with torch.no_grad():
+            gb, empty = self._node_bounds(ops.tensor(lo), ops.tensor(hi), split)
+        low, high = gb.lower, gb.upper
+        n = signs.shape[0]
+        box = (self.box[0].expand(n, -1), self.box[1].expand(n, -1))
+        names = [r.name for r in self.relus]
+        a_sl, s_sl = self._slices(ops.tensor(alpha)), self._slices(t_signs.unsqueeze(1))
+        b_sl = self._slices(ops.tensor(beta))
+        alpha_p = {nm: a.clone().requires_grad_(True) for nm, a in zip(names, a_sl, strict=True)
+                   if gb.relax[nm][3].any()}
+        beta_p = {nm: b.clone().requires_grad_(True)
+                  for nm, b, s in zip(names, b_sl, s_sl, strict=True) if (s != 0).any()}
+        signed = {nm: s for nm, s in zip(names, s_sl, strict=True)}
+
+        def evaluate(record=None):
+            betas = {nm: b * signed[nm] for nm, b in beta_p.items()}
+            return crown.objective(self.w, self.b, gb, box, alpha_p, betas, record)
+
+        best = None
+        params = [*alpha_p.values(), *beta_p.values()]
+        if params and steps > 0:
+            groups = [{"params": list(alpha_p.values()), "lr": self.options.lr_alpha},
+                      {"params": list(beta_p.values()), "lr": self.options.lr_beta}]
+            opt = torch.optim.Adam([g for g in groups if g["params"]], maximize=True)
+            for _ in range(steps):
+                if self._late():
+                    break
+                lb = evaluate()
+                best = lb.detach() if best is None else torch.maximum(best, lb.detach())
+                opt.zero_grad()
+                lb.sum().backward()
+                opt.step()
+                with torch.no_grad():
+                    for nm, p in alpha_p.items():
+                        p.clamp_(self.graph[nm].alpha, 1.0)
+                    for p in beta_p.values():
+                        p.clamp_(min=0.0)
+        record: dict = {}
+        with torch.no_grad():
+            lb = evaluate(record)
+            best = lb if best is None else torch.maximum(best, lb)
+            lb = best.cpu().numpy()
+        if inherited is not None:
+            lb = np.maximum(lb, inherited)
+        e = empty.cpu().numpy()
+        lb[e] = np.inf
+        # keep the interval pass's tighter ReLU input bounds
+        lo = np.concatenate([low[r.inputs[0]].cpu().numpy() for r in self.relus], axis=1) \
+            if self.relus else lo
+        hi = np.concatenate([high[r.inputs[0]].cpu().numpy() for r in self.relus], axis=1) \
+            if self.relus else hi
+        for nm, p in alpha_p.items():
+            a_sl[names.index(nm)].copy_(p.detach())
+        for nm, p in beta_p.items():
+            b_sl[names.index(nm)].copy_(p.detach())
+        alpha = torch.cat(a_sl, -1).cpu().numpy().astype(np.float32) if a_sl else alpha
+        beta = torch.cat(b_sl, -1).cpu().numpy().astype(np.float32) if b_sl else beta
+        open_ = self.req.refutation(lb).min(axis=1) <= self.tol
+        choice = self._choose(record, gb, lb, open_)
+        found = self._candidates(record, open_)
+        return lb, lo, hi, alpha, beta, choice, found
+
+    def _choose(self, record: dict, gb: GraphBounds, lb: np.ndarray, open_: np.ndarray
+                ) -> np.ndarray:
+        """The neuron to split next per domain (BaBSR intercept score over the open rows),
+        -1 where none is unstable or the domain is refuted."""
+        torch = self.torch
+        n = lb.shape[0]
+        if not self.relus:
+            return np.full(n, -1, dtype=np.int64)
+        rows = self.crown.ops.tensor((lb <= self.tol).astype(np.float64)).unsqueeze(-1)
+        scores = []
+        for r in self.relus:
+            _, _, tu, unstable = gb.relax[r.name]
+            a = record[r.name] * rows  # (N, R, n): only the rows still open
+            intercept = (a.clamp(max=0.0).neg() * tu.unsqueeze(1)).sum(1)
+            src = r.inputs[0]
+            width = torch.minimum(gb.upper[src], -gb.lower[src]).clamp(min=0.0)
+            backup = a.abs().sum(1) * width
+            scores.append((intercept, backup, unstable))
+        inter = torch.cat([s[0] for s in scores], 1)
+        backup = torch.cat([s[1] for s in scores], 1)
+        unstable = torch.cat([s[2] for s in scores], 1)
+        score = torch.where(inter > 0, inter + backup.amax(1, keepdim=True), backup)
+        score = torch.where(unstable, score, torch.full_like(score, -1.0))
+        best, idx = score.max(1)
+        choice = torch.where(best >= 0, idx, torch.full_like(idx, -1)).cpu().numpy()
+        choice[~open_] = -1
+        return choice
+
+    def _candidates(self, record: dict, open_: np.ndarray):
+        """The input vertices minimising each open domain's row bounds; the ones that
+        satisfy a violation case in a float64 forward pass go to ``check``."""
+        if self.check is None or not open_.any():
+            return None
+        torch = self.torch
+        a = record[self.crown.input.name][torch.as_tensor(open_, device=self.box[0].device)]
+        x = torch.where(a >= 0, self.box[0].unsqueeze(1), self.box[1].unsqueeze(1))
+        x = x.reshape(-1, x.shape[-1])
+        with torch.no_grad():
+            y = self.module(x.reshape(-1, *self.graph.input.shape))
+        y = y.reshape(x.shape[0], -1).cpu().numpy()
+        m = y @ self.w_np.T + self.b_np
+        score = self.req.violation(m)
+        self.stats["vertices"] += len(score)
+        x = x.cpu().numpy()
+        for i in np.argsort(-score)[:self.options.checks]:
+            if score[i] < 0.0:
+                break
+            found = self.check(x[i])
+            if found is not None:
+                return found
+        return None
+
+    # -- the tree ----------------------------------------------------------------------
+
+    def _late(self) -> bool:
+        return self.deadline is not None and time.perf_counter() > self.deadline
+
+    def _push(self, lb, lo, hi, alpha, beta, choice, signs, depth) -> None:
+        measure = self.req.refutation(lb).min(axis=1)
+        for i in range(len(measure)):
+            if measure[i] > self.tol:
+                self.stats["refuted"] += 1
+            elif choice[i] < 0:
+                self.stats["leaves"] += 1
+                self.undecided = True
+            else:
+                d = Domain(float(measure[i]), int(depth[i]), int(choice[i]), signs[i], lo[i],
+                           hi[i], alpha[i], beta[i], lb[i])
+                self.queue_bytes += d.nbytes
+                heapq.heappush(self.heap, (d.measure, next(self.counter), d))
+
+    def _root(self) -> object:
+        torch = self.torch
+        lo = np.concatenate([self.root.lower[r.inputs[0]].cpu().numpy() for r in self.relus],
+                            axis=1) if self.relus else np.zeros((1, 0))
+        hi = np.concatenate([self.root.upper[r.inputs[0]].cpu().numpy() for r in self.relus],
+                            axis=1) if self.relus else np.zeros((1, 0))
+        sl = [self.root.relax[r.name][0] for r in self.relus]
+        alpha = (torch.cat(sl, -1).unsqueeze(1).expand(-1, self.rows, -1).cpu().numpy()
+                 .astype(np.float32)) if sl else np.zeros((1, self.rows, 0), np.float32)
+        signs = np.zeros(lo.shape, np.int8)
+        out = self.bound(signs, lo, hi, alpha, np.zeros_like(alpha), None,
+                         self.options.root_iterations or 1)
+        self.stats["domains"] = 1
+        self.stats["root_bound"] = float(self.req.refutation(out[0]).min())
+        self.stats["root_unstable"] = int(((lo < 0) & (hi > 0)).sum())
+        if out[-1] is not None:
+            return out[-1]
+        self._push(*out[:-1], signs, np.zeros(1, np.int64))
+        return None
+
+    def _round(self) -> object:
+        k = min(max(1, self.per_round // 2), self.options.batch, len(self.heap))
+        parents = [heapq.heappop(self.heap)[2] for _ in range(k)]
+        for d in parents:
+            self.queue_bytes -= d.nbytes
+        two = lambda f: np.repeat(np.stack([f(d) for d in parents]), 2, axis=0)  # noqa: E731
+        signs, lo, hi = two(lambda d: d.signs), two(lambda d: d.lo), two(lambda d: d.hi)
+        alpha, beta, inherited = two(lambda d: d.alpha), two(lambda d: d.beta), \
+            two(lambda d: d.lb)
+        idx = np.repeat([d.choice for d in parents], 2)
+        depth = np.repeat([d.depth + 1 for d in parents], 2)
+        both = np.arange(len(idx))
+        active = both % 2 == 0
+        signs[both, idx] = np.where(active, 1, -1)
+        lo[both, idx] = np.where(active, np.maximum(lo[both, idx], 0.0), lo[both, idx])
+        hi[both, idx] = np.where(active, hi[both, idx], np.minimum(hi[both, idx], 0.0))
+        beta[both, :, idx] = 0.0
+        self.stats["rounds"] += 1
+        self.stats["domains"] += len(idx)
+        self.stats["max_depth"] = max(self.stats["max_depth"], int(depth.max()))
+        out = self.bound(signs, lo, hi, alpha, beta, inherited, self.options.iterations, idx)
+        if out[-1] is not None:
+            return out[-1]
+        self._push(*out[:-1], signs, depth)
+        return None
+
+    def run(self, step_estimate: float = 0.0) -> Outcome:
+        """Search until every domain is refuted (``proved``), a counterexample is replayed
+        (``found``), or the deadline, the queue's memory or a decided leaf stops it
+        (``unknown``). No round starts when the longest so far would end past the
+        deadline."""
+        step = step_estimate
+
+        def too_late(seconds: float) -> bool:
+            return self.deadline is not None and time.perf_counter() + seconds > self.deadline
+
+        def unknown(reason: str) -> Outcome:
+            self.stats["step_s"] = step
+            return Outcome(UNKNOWN, reason, stats=self.stats)
+
+        if too_late(step):
+            return unknown("time limit reached before the ReLU split started")
+        t = time.perf_counter()
+        found = self._root()
+        step = max(step, time.perf_counter() - t)
+        while found is None and self.heap:
+            if self._late() or too_late(step):
+                return unknown("time limit reached while splitting ReLUs")
+            if self.queue_bytes > QUEUE_BYTES:
+                return unknown(f"the open ReLU domains ({len(self.heap)}) outgrew "
+                               f"{QUEUE_BYTES >> 20} MiB")
+            if len(self.heap) > self.options.max_domains:
+                return unknown(f"more than {self.options.max_domains} open ReLU domains")
+            t = time.perf_counter()
+            found = self._round()
+            step = max(step, time.perf_counter() - t)
+        self.stats["step_s"] = step
+        if found is not None:
+            return Outcome(FOUND, witness=found, stats=self.stats)
+        if self.undecided:
+            return Outcome(UNKNOWN, "a ReLU domain with every phase decided was not refuted "
+                           "(MaxPool stays relaxed)", stats=self.stats)
+        return Outcome(PROVED, stats=self.stats)
+
+
+def decide_on_graph(graph: Graph, lower: np.ndarray, upper: np.ndarray, bounds, cases: list,
+                    *, tol: float, check: Callable[[np.ndarray], object] | None,
+                    options: ReluSplitOptions = ReluSplitOptions(),
+                    deadline: float | None = None, device: str = "cpu") -> Outcome:
+    """Decide the violation ``cases`` of the box ``[lower, upper]`` by splitting ReLUs on
+    ``graph`` (its output: the logits the atoms read); see :class:`GraphSplit`. Raises
+    ``UnsupportedOperator`` for a graph the linear bounds do not cover."""
+    return GraphSplit(graph, lower, upper, bounds, cases, tol, check, options, deadline,
+                      device).run()
+
+
+__all__ = ["GraphSplit", "Requirements", "decide_on_graph", "ROUND_ENTRIES", "QUEUE_BYTES"]
