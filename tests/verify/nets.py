@@ -49,6 +49,31 @@ def conv_onnx(rng: np.random.Generator, hw=(6, 6), channels=(1, 3, 4), classes=3
     return _model(nodes, inits, [1, c0, h, w], "y")
 
 
+def residual_onnx(rng: np.random.Generator, hw=(6, 6), channels=2, classes=3,
+                  pool: str = "avg") -> onnx.ModelProto:
+    """conv -> relu -> conv, plus the input (residual Add) -> relu -> average (or max)
+    pool -> flatten -> gemm -> relu -> gemm: a CIFAR ResNet block in miniature."""
+    c, (h, w) = channels, hw
+    pool_node = (helper.make_node("AveragePool", ["rs"], ["p"], kernel_shape=[2, 2],
+                                  strides=[2, 2]) if pool == "avg" else
+                 helper.make_node("MaxPool", ["rs"], ["p"], kernel_shape=[2, 2], strides=[2, 2]))
+    nodes = [helper.make_node("Conv", ["x", "K1", "c1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["ra"]),
+             helper.make_node("Conv", ["ra", "K2", "c2"], ["b"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["b", "x"], ["s"]),
+             helper.make_node("Relu", ["s"], ["rs"]),
+             pool_node,
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "W1", "b1"], ["g"], transB=1),
+             helper.make_node("Relu", ["g"], ["rg"]),
+             helper.make_node("Gemm", ["rg", "W2", "b2"], ["y"], transB=1)]
+    flat = c * (h // 2) * (w // 2)
+    inits = [numpy_helper.from_array(_f32(rng.normal(0, 0.4, s)), n) for n, s in (
+        ("K1", (c, c, 3, 3)), ("c1", (c,)), ("K2", (c, c, 3, 3)), ("c2", (c,)),
+        ("W1", (8, flat)), ("b1", (8,)), ("W2", (classes, 8)), ("b2", (classes,)))]
+    return _model(nodes, inits, [1, c, h, w], "y")
+
+
 def _model(nodes, inits, in_shape, out) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "random", [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, in_shape)], [helper.make_tensor_value_info(

@@ -1,0 +1,139 @@
+"""The ReLU split on the IR graph (robustc.verify.relu_split.graph) against forward passes,
+sampled points and a second solver.
+
+The MaxPool rewrite must compute the same function; every bound of a domain (hidden
+bounds and the rows' lower bounds, under the domain's phase decisions) must hold on the
+sampled points of that domain; ``verify`` with the graph search must give the MILP's verdict
+on convolutional, max-pooled and residual networks for argmax, top-k and multi-label
+properties, every counterexample replayed on onnxruntime.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from robustc.backends.milp.encode import MARGIN_TOL
+from robustc.compiler.bounds import compute_bounds
+from robustc.compiler.passes import maxpool_as_relus
+from robustc.ir import MaxPool, evaluate, logits
+from robustc.ir.property import And, Box, Property, dnf, in_top_k, negate, output_gt
+from robustc.verify import NOT_ROBUST, ROBUST, Problem, VerifyOptions, verify
+from robustc.verify.relu_split.graph import GraphSplit, Requirements
+from tests.bounds.bounds_helpers import random_conv, random_residual
+from tests.verify.nets import conv_onnx, residual_onnx, save_and_load
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), family=st.sampled_from(["conv", "residual"]))
+def test_maxpool_as_relus_computes_the_same_function(seed, family):
+    rng = np.random.default_rng(seed)
+    graph = random_conv(rng, channels=int(rng.integers(1, 3)), size=int(rng.integers(5, 9))) \
+        if family == "conv" else random_residual(rng, channels=2, size=6)
+    rewritten = maxpool_as_relus(graph)
+    assert not any(isinstance(n, MaxPool) for n in rewritten.nodes)
+    x = rng.normal(size=(16, *graph.input.shape)) * 2
+    np.testing.assert_allclose(evaluate(rewritten, x, batched=True),
+                               evaluate(graph, x, batched=True), rtol=0, atol=1e-12)
+
+
+def test_requirements_refute_and_satisfy_top_k_cases():
+    n = 4
+    cond = in_top_k(n, 0, 2)  # label 0 in the top 2: violated when 2 others beat it
+    req = Requirements(dnf(negate(cond)))
+    y = np.array([[3.0, 1.0, 2.0, 0.0], [1.0, 3.0, 2.0, 0.0], [2.0, 1.0, 2.0, 2.0]])
+    m = y @ np.stack([a.coeffs for a in req.atoms]).T + [a.const for a in req.atoms]
+    violated = req.violation(m) >= 0
+    truth = [(row[1:] >= row[0]).sum() >= 2 for row in y]
+    assert list(violated) == truth
+    # bounds: lb of -m above tol means the atom is impossible
+    lb = np.full((1, len(req.atoms)), -1.0)
+    assert req.refutation(lb).min() <= 0
+    lb[0, :] = 1.0
+    assert req.refutation(lb).min() > 0
+
+
+def _search(graph, lo, hi, cond, rounds=4):
+    g, _ = logits(graph)
+    bounds = compute_bounds(g, lo, hi, "symbolic")
+    search = GraphSplit(g, lo, hi, bounds, dnf(negate(cond)), MARGIN_TOL, None)
+    search._root()
+    for _ in range(rounds):
+        if not search.heap:
+            break
+        search._round()
+    return search
+
+
+@pytest.mark.parametrize("seed", [2, 3, 6, 9])  # seeds whose root is not refuted at once
+def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed):
+    rng = np.random.default_rng(seed)
+    graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
+    centre = rng.normal(size=graph.input.shape)
+    lo, hi = centre - 0.3, centre + 0.3
+    y0 = evaluate(graph, centre).ravel()
+    cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
+                     if j != int(np.argmax(y0))))
+    search = _search(graph, lo, hi, cond)
+    assert search.stats["domains"] > 1 and search.heap
+    g = search.graph
+    x = rng.uniform(lo, hi, size=(4000, *lo.shape))
+    values = evaluate(g, x, batched=True, keep_all=True)
+    pre = np.concatenate([values[r.inputs[0]].reshape(len(x), -1) for r in search.relus], 1)
+    m = values[g.outputs[0]].reshape(len(x), -1) @ search.w_np.T + search.b_np
+    checked = 0
+    for _, _, d in search.heap:
+        inside = np.all((d.signs == 0) | (d.signs * pre >= 0), axis=1)
+        if not inside.any():
+            continue
+        checked += 1
+        assert np.all(pre[inside] >= d.lo - 1e-9) and np.all(pre[inside] <= d.hi + 1e-9)
+        assert np.all(-m[inside] >= d.lb - 1e-9)
+    assert checked >= 3
+
+
+def _problem(tmp_path, model, name, eps, kind, rng):
+    path = tmp_path / f"{name}.onnx"
+    graph = save_and_load(model, path)
+    x = rng.uniform(0, 1, graph.input.shape)
+    y = evaluate(graph, x).ravel()
+    order = np.argsort(-y)
+    if kind == "argmax":
+        cond = And(tuple(output_gt(y.size, int(order[0]), j) for j in range(y.size)
+                         if j != order[0]))
+    elif kind == "top2":
+        cond = in_top_k(y.size, int(order[1]), 2)
+    else:  # multi-label: the top two labels present (above a threshold), the last absent
+        t = float((y[order[1]] + y[order[2]]) / 2)
+        cond = And((output_gt(y.size, int(order[0]), value=t),
+                    output_gt(y.size, int(order[1]), value=t),
+                    output_gt(y.size, int(order[-1]), value=t).__class__(
+                        -output_gt(y.size, int(order[-1])).coeffs, t, True)))
+    prop = Property("p", (Box(x - eps, x + eps),), cond)
+    return Problem(f"{name}-{kind}-{eps}", graph, (str(path),), prop)
+
+
+@pytest.mark.parametrize("net, seeds", [("maxpool", (0, 3)), ("residual", (0, 2, 3))])
+def test_the_graph_search_agrees_with_the_milp(tmp_path, net, seeds):
+    verdicts, domains = set(), 0
+    for seed in seeds:  # (residual seed 1 at eps 0.1, top-2: 200 s of MILP; left out)
+        rng = np.random.default_rng(seed)
+        model = conv_onnx(rng, hw=(8, 8), channels=(1, 3, 4), classes=4) if net == "maxpool" \
+            else residual_onnx(rng, pool="max" if seed % 2 else "avg")
+        for kind in ("argmax", "top2", "multilabel"):
+            for eps in (0.03, 0.1):
+                problem = _problem(tmp_path, model, f"{net}{seed}", eps, kind, rng)
+                truth = verify(problem, VerifyOptions(attack=False, strategy="milp",
+                                                      threads=1))
+                got = verify(problem, VerifyOptions(attack=False, strategy="relu-split",
+                                                    threads=1, time_limit=120))
+                assert got.verdict == truth.verdict, (problem.name, got.reason)
+                assert got.stats["queries"] == 0, problem.name  # decided without a MILP
+                if got.verdict == NOT_ROBUST:
+                    assert got.counterexample.margin < 0  # replayed on onnxruntime
+                verdicts.add(got.verdict)
+                domains = max(domains, got.stats["relu_split_domains"])
+    assert verdicts == {ROBUST, NOT_ROBUST}
+    assert domains > 10  # some property needed the branching
