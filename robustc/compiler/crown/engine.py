@@ -149,7 +149,8 @@ class Crown:
         ``(B, n)`` or ``(1, n)`` tensors by name, for some or all nodes) and ``clip``
         (name: ``(lo, hi)``: bounds that hold on the region of interest, e.g. a ReLU input
         clipped at 0 by split decisions) before its neurons are chosen for
-        back-substitution; the nodes named in ``keep`` get no back-substitution (their other bounds are already as tight); with
+        back-substitution; the nodes named in ``keep`` get no back-substitution (their
+        other bounds are already as tight); with
         ``unstable_only``, the inputs of ReLUs are refined only where the ReLU is unstable
         (the relaxations need no more; the bounds of stable neurons stay interval bounds,
         as a branch and bound wants them). Raises
