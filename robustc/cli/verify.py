@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "bounds operator by operator in PyTorch, watching --timeout)")
     p.add_argument("--margin", action="store_true",
                    help="also compute the worst-case margin of robust properties (slower)")
+    p.add_argument("--device", default="cpu", metavar="DEV",
+                   help="where the PyTorch parts run (attack, linear bounds, graph ReLU "
+                        "split): cpu (default) or cuda[:N]; the verdicts do not depend on it")
     add_network_argument(p)
     p.add_argument("--vnncomp-result", metavar="FILE",
                    help="write the VNN-COMP result file (for .vnnlib properties)")
@@ -60,7 +63,7 @@ def options_from(args: argparse.Namespace, name: str):
         solver=args.solver, strict_solver=args.strict_solver, time_limit=args.timeout,
         threads=args.threads, seed=args.seed, attack=not args.no_attack, bounds=args.bounds,
         margin=args.margin, exact=_exact(args), strategy=args.strategy,
-        progress=Progress(name))
+        device=args.device, progress=Progress(name))
 
 
 def _exact(args: argparse.Namespace) -> bool:

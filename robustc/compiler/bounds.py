@@ -729,7 +729,7 @@ def _import_highspy():
 
 
 def compute_bounds(graph: Graph, lower: Box, upper: Box, method: str = "symbolic", *,
-                   time_limit: float | None = None) -> Bounds:
+                   time_limit: float | None = None, device: str = "cpu") -> Bounds:
     """Bounds of every node of ``graph`` over the box ``[lower, upper]``.
 
     ``method`` is ``"interval"``, ``"symbolic"`` (the default), ``"crown"`` (the same
@@ -737,7 +737,7 @@ def compute_bounds(graph: Graph, lower: Box, upper: Box, method: str = "symbolic
     ``"lp"`` (symbolic, then :func:`lp_tighten` with the time left). Symbolic and CROWN
     bounds raise ``BoundsTimeout`` when ``time_limit`` seconds pass. Raises ``ShapeError``
     for a box of the wrong shape and ``BoundsError`` for an empty or non-finite box or an
-    unknown method.
+    unknown method. ``device``: where the CROWN engine runs (PyTorch).
     """
     if method not in METHODS:
         raise BoundsError(f"unknown bound method {method!r}; expected one of {list(METHODS)}")
@@ -748,7 +748,7 @@ def compute_bounds(graph: Graph, lower: Box, upper: Box, method: str = "symbolic
     if method == "crown":
         from robustc.compiler.crown.engine import crown_bounds
 
-        return crown_bounds(graph, lower, upper, deadline=deadline)
+        return crown_bounds(graph, lower, upper, deadline=deadline, device=device)
     bounds = symbolic_bounds(graph, lower, upper, deadline=deadline)
     if method == "lp":
         left = None if deadline is None else max(0.0, deadline - time.perf_counter())

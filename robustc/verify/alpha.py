@@ -35,7 +35,7 @@ def refute_cases(run: Run, box: Box, bounds, cases: list) -> list[bool]:
     start = time.perf_counter()
     run.say("alpha-CROWN bounds on the violation cases")
     try:
-        crown = Crown(run.graph)
+        crown = Crown(run.graph, device=run.options.device)
     except UnsupportedOperator as exc:
         run.stats["alpha_skipped"] = str(exc).split(":")[0]
         return [False] * len(cases)
@@ -45,7 +45,7 @@ def refute_cases(run: Run, box: Box, bounds, cases: list) -> list[bool]:
         w = np.stack([-a.coeffs for a in atoms])
         b = np.array([-a.const for a in atoms])
         best = crown.optimise(w, b, graph_bounds, tbox, steps=steps, deadline=run.deadline)
-    upper = {id(a): -float(v) for a, v in zip(atoms, best[0].tolist(), strict=True)}
+    upper = {id(a): -float(v) for a, v in zip(atoms, best[0].cpu().tolist(), strict=True)}
     out = [refuted(case, upper, MARGIN_TOL) for case in cases]
     run.stats["alpha_s"] = run.stats.get("alpha_s", 0.0) + time.perf_counter() - start
     run.stats["alpha_refuted"] = run.stats.get("alpha_refuted", 0) + sum(out)

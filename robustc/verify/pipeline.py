@@ -94,6 +94,7 @@ def _with_strategy(options: VerifyOptions) -> VerifyOptions:
     """``options`` with what a forced strategy needs: the attack for ``attack``, default
     split options where a forced split has none, every box taken by a forced ReLU split.
     Raises ``VerifyError`` for an unknown strategy."""
+    check_device(options.device)
     strategy = options.strategy
     if strategy not in STRATEGIES:
         raise VerifyError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
@@ -119,7 +120,8 @@ def _falsify(run: Run, box: Box) -> Counterexample | None:
         x, _ = pgd_falsify(run.graph, box, run.problem.prop.condition,
                            steps=run.options.attack_steps,
                            restarts=run.options.attack_restarts, seed=run.options.seed,
-                           device="cpu", start=run.problem.prop.meta.get("center", center),
+                           device=run.options.device,
+                           start=run.problem.prop.meta.get("center", center),
                            targeted=True)
     rep = replay(run.problem.onnx_paths, x, box, run.problem.prop.condition)
     run.stats["attack_s"] += time.perf_counter() - t
@@ -140,7 +142,7 @@ def _decide(run: Run) -> Result:
         t = time.perf_counter()
         run.say("computing bounds")
         bounds = compute_bounds(run.graph, box.lower, box.upper, run.options.bounds,
-                                time_limit=run.remaining())
+                                time_limit=run.remaining(), device=run.options.device)
         run.stats["bounds_s"] += time.perf_counter() - t
         run.stats["unstable_relus"] = max(run.stats["unstable_relus"], bounds.num_unstable())
         verdict = _decide_box(run, box, bounds, cases)
@@ -249,8 +251,26 @@ def export_problem(problem: Problem, out_dir, formats=("lp", "mps", "gurobi"),
     return written
 
 
+def check_device(device: str) -> None:
+    """Raise ``VerifyError`` unless ``device`` is ``cpu`` or a CUDA device PyTorch sees
+    (``cuda``, ``cuda:N``)."""
+    import torch
+
+    if device == "cpu":
+        return
+    if device != "cuda" and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise VerifyError(f"unknown device {device!r}; choose 'cpu' or 'cuda' ('cuda:N')")
+    if not torch.cuda.is_available():
+        raise VerifyError(f"device {device!r} asked for, but PyTorch sees no CUDA device "
+                          f"(torch {torch.__version__}); use --device cpu")
+    index = int(device[5:]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise VerifyError(f"device {device!r} asked for, but PyTorch sees "
+                          f"{torch.cuda.device_count()} CUDA device(s)")
+
+
 class VerifyError(Error, ValueError):
-    """Options that name no strategy."""
+    """Options that name no strategy or no usable device."""
 
 
-__all__ = ["verify", "export_problem", "VerifyError"]
+__all__ = ["verify", "export_problem", "check_device", "VerifyError"]

@@ -73,3 +73,19 @@ def test_an_unknown_strategy_is_an_error_and_the_cli_takes_the_option(tmp_path, 
     code = main(["verify", str(spec), "-p", "keep_seven", "--strategy", "bounds"])
     out = capsys.readouterr().out
     assert code == 0 and "keep_seven: ROBUST" in out
+
+
+def test_a_device_that_is_not_there_is_a_clear_error(tmp_path, capsys):
+    import torch
+
+    problems = _problems(tmp_path, mlp_onnx(np.random.default_rng(3), [3, 6, 3]), "m")
+    got = verify(problems[0.002], VerifyOptions(device="tpu"))
+    assert got.verdict == ERROR and "unknown device 'tpu'" in got.reason
+    if not torch.cuda.is_available():
+        got = verify(problems[0.002], VerifyOptions(device="cuda"))
+        assert got.verdict == ERROR and "sees no CUDA device" in got.reason
+    cpu = verify(problems[0.5], VerifyOptions(device="cpu", strategy="relu-split"))
+    assert cpu.verdict == verify(problems[0.5], VerifyOptions(strategy="milp")).verdict
+    spec = Path(__file__).resolve().parents[2] / "examples" / "double_digits_verify.rspec"
+    code = main(["verify", str(spec), "-p", "keep_seven", "--device", "cpu"])
+    assert code == 0 and "keep_seven: ROBUST" in capsys.readouterr().out

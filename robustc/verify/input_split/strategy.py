@@ -43,7 +43,7 @@ def decide_by_splitting(run: Run, box: Box, cases: list) -> Result | float:
 
     from robustc.runtime.torch_module import to_torch
 
-    module = to_torch(run.graph, device="cpu", dtype=torch.float32)
+    module = to_torch(run.graph, device=run.options.device, dtype=torch.float32)
     seeds = itertools.count(run.options.seed + 1)  # a fresh attack seed for every part
     calls = Callbacks(attack=lambda part: _attack(run, module, part, next(seeds)),
                       gradient=lambda part: _gradient(run, module, part),
@@ -84,15 +84,15 @@ def _gradient(run: Run, module, part: Box) -> np.ndarray:
 
     from robustc.runtime.falsify import margin_torch
 
-    lo = torch.as_tensor(part.lower, dtype=torch.float32)
-    hi = torch.as_tensor(part.upper, dtype=torch.float32)
+    lo = torch.as_tensor(part.lower, dtype=torch.float32, device=run.options.device)
+    hi = torch.as_tensor(part.upper, dtype=torch.float32, device=run.options.device)
     gen = torch.Generator().manual_seed(run.options.seed)
-    t = torch.rand((GRADIENT_POINTS,) + tuple(lo.shape), generator=gen)
+    t = torch.rand((GRADIENT_POINTS,) + tuple(lo.shape), generator=gen).to(lo.device)
     t[0] = 0.5
     x = (lo + (hi - lo) * t).requires_grad_(True)
     m = margin_torch(run.problem.prop.condition, module(x).reshape(GRADIENT_POINTS, -1))
     (grad,) = torch.autograd.grad(m.sum(), x)
-    return grad.abs().mean(dim=0).numpy().astype(np.float64)
+    return grad.abs().mean(dim=0).cpu().numpy().astype(np.float64)
 
 
 def _decide_parts(run: Run, part: Box, bounds, open_cases: list) -> tuple[str, object]:
