@@ -10,8 +10,8 @@ For each input box of the property:
    strategy ``VerifyOptions.strategy`` names or, with ``auto``, by :func:`_decide_box`'s
    choice: boxes with few free inputs and many unstable ReLUs are split on the input
    (:mod:`robustc.verify.input_split`); otherwise alpha-CROWN refutes what it can
-   (:mod:`robustc.verify.alpha`) and the cases left go to the ReLU split (chains of affine
-   layers and ReLUs with many unstable ReLUs, :mod:`robustc.verify.relu_split`) or to one
+   (:mod:`robustc.verify.alpha`) and the cases left go to the ReLU split (boxes with many
+   unstable ReLUs: beta-CROWN on the graph, :mod:`robustc.verify.relu_split`) or to one
    MILP each (:mod:`robustc.verify.milp`, early stopping, stopping at the first violation).
 
 Every counterexample is replayed on the original ONNX model with onnxruntime before it is
@@ -156,8 +156,8 @@ def _decide(run: Run) -> Result:
 def _decide_box(run: Run, box: Box, bounds, cases: list) -> Result | float:
     """One box by the strategy ``run.options.strategy`` names, or by the pipeline's choice
     (``auto``): input split for few free inputs and many unstable ReLUs; otherwise
-    alpha-CROWN on the violation cases, then the cases it leaves open by ReLU split (chains
-    with many unstable ReLUs) or by one MILP each. Returns a final Result or the proved
+    alpha-CROWN on the violation cases, then the cases it leaves open by ReLU split (many
+    unstable ReLUs) or by one MILP each. Returns a final Result or the proved
     margin (``inf`` without one)."""
     strategy, options = run.options.strategy, run.options
     if strategy == "input-split" or (strategy == "auto" and options.split is not None
@@ -181,9 +181,9 @@ def _decide_box(run: Run, box: Box, bounds, cases: list) -> Result | float:
         if verdict is not None:
             return verdict
         if strategy == "relu-split":
-            return run.result(UNKNOWN, "the ReLU split does not apply here: the network is not "
-                                       "a chain of affine layers and ReLUs, or a case has a "
-                                       "top-k atom")
+            reason = run.stats.get("relu_split_skipped", "a node the linear bounds do not "
+                                                          "cover")
+            return run.result(UNKNOWN, f"the ReLU split does not apply here ({reason})")
     worst = np.inf
     for i, case in enumerate(cases):
         if proved[i]:

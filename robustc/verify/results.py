@@ -48,8 +48,9 @@ class VerifyOptions:
     # Branch and bound over input splits for boxes with few free inputs and many unstable
     # ReLUs (robustc.verify.input_split.search); None switches it off.
     split: SplitOptions | None = SplitOptions()
-    # Branch and bound over ReLU phases (beta-CROWN bounds) for chains of affine layers and
-    # ReLUs with many unstable ReLUs (robustc.verify.relu_split.search); None switches it off.
+    # Branch and bound over ReLU phases (beta-CROWN bounds) for boxes with many unstable
+    # ReLUs (robustc.verify.relu_split: a chain search for MLPs, a graph search for the
+    # rest); None switches it off.
     relu_split: ReluSplitOptions | None = ReluSplitOptions()
     # alpha-CROWN steps on the violation cases left for the MILPs (robustc.verify.alpha);
     # 0 switches the step off.

@@ -12,20 +12,22 @@ in one tree, top-k and label-set cases included:
    atom is impossible on the domain when ``lb_r > tol``, a top-k requirement when fewer
    than ``k`` of its atoms are possible, a case when one of its requirements is, and the
    domain is *refuted* when every case is;
-2. a *domain* is a set of phase decisions ``s_j z_j >= 0`` on ReLU inputs ``z_j``. Its
-   bounds: interval arithmetic forwards from the box, each node intersected with the
-   root's (CROWN) bounds and each ReLU input with the domain's own, clipped by its
-   decisions; the relaxations of every ReLU and MaxPool (MaxPool stays relaxed: the input
-   with the largest lower bound below, see :mod:`robustc.compiler.crown.operators`) come
-   from those bounds. ``lb`` is a back-substitution through the graph with a lower slope
-   ``alpha`` per row and unstable neuron and a multiplier ``beta >= 0`` per row and
-   decision (beta-CROWN, :meth:`Crown.backsubstitute`); any such values give a valid
+2. every MaxPool is first rewritten as ReLUs (:func:`robustc.compiler.passes.
+   maxpool_as_relus`: ``max(a, b) = b + relu(a - b)``), so "which input is the largest"
+   is split like any ReLU and a domain with every phase decided is linear;
+3. a *domain* is a set of phase decisions ``s_j z_j >= 0`` on ReLU inputs ``z_j``. Its
+   bounds: every node intersected with the root's (CROWN) bounds and each ReLU input
+   with the domain's own, clipped by its decisions; the unstable ReLU inputs after the
+   newest decision get fresh CROWN bounds through the domain's relaxations
+   (``ReluSplitOptions.refresh``, :meth:`Crown.refine`). ``lb`` is a back-substitution
+   through the graph with a lower slope ``alpha`` per row and unstable neuron and a
+   multiplier ``beta >= 0`` per row and decision (beta-CROWN, :meth:`Crown.backsubstitute`); any such values give a valid
    bound, and Adam steps raise it (warm-started from the parent; a child keeps its
    parent's bound where its own is lower, as its domain lies inside the parent's);
-3. an open domain is split on the unstable ReLU with the largest BaBSR score (how much
+4. an open domain is split on the unstable ReLU with the largest BaBSR score (how much
    the chord's intercept lowers the bounds of the rows still open; the coefficient size
    times ``min(u, -l)`` when no intercept scores), the lowest domains first;
-4. every open domain contributes the input vertices that minimise its rows' linear
+5. every open domain contributes the input vertices that minimise its rows' linear
    bounds; a point whose float64 forward pass satisfies a case goes to ``check`` (the
    caller replays it on onnxruntime). Only a replayed point is a counterexample.
 
@@ -446,8 +448,8 @@ class GraphSplit:
         if found is not None:
             return Outcome(FOUND, witness=found, stats=self.stats)
         if self.undecided:
-            return Outcome(UNKNOWN, "a ReLU domain with every phase decided was not refuted "
-                           "(MaxPool stays relaxed)", stats=self.stats)
+            return Outcome(UNKNOWN, "a ReLU domain with every phase decided was not refuted",
+                           stats=self.stats)
         return Outcome(PROVED, stats=self.stats)
 
 

@@ -10,6 +10,13 @@ class ReluSplitOptions:
     """How the ReLU branch and bound runs (see the module docstring)."""
 
     min_unstable: int = 40      # verify uses it only for boxes with more unstable ReLUs
+    # Which search: "chain" (dense layers, linear atoms; robustc.verify.relu_split.search),
+    # "graph" (any graph the linear bounds cover; robustc.verify.relu_split.graph), or
+    # "auto": the chain search for MLPs (dense layers and ReLUs only, where it was tuned:
+    # MNIST-FC), the graph search for everything else (oval21 cifar_base_kw img2908: the
+    # graph search proves it in 4 s, the chain search of the unrolled convolutions not
+    # in 60 s).
+    engine: str = "auto"
     batch: int = 128            # domains split per round (2 * batch children bounded at once)
     iterations: int = 20        # Adam steps on alpha and beta per round
     root_iterations: int = 60   # alpha-CROWN steps per hidden layer at the root (0: none)

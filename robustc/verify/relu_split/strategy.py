@@ -1,16 +1,21 @@
 """The ReLU-split hook of :func:`robustc.verify.verify`.
 
-:func:`decide_by_relu_split` runs :func:`robustc.verify.relu_split.search.decide_cases` on
-the violation cases of one box (one search per case, the searches taking turns) when the
-network is a chain of affine layers and ReLUs and many ReLUs are unstable (MNIST-FC: 784
-inputs, hundreds of unstable ReLUs, where one MILP per case does not finish). Candidate
-points are replayed on onnxruntime before they count; a case the search leaves undecided
-for a reason other than the time limit goes to the pipeline's MILP
-(:func:`robustc.verify.milp.decide_case`).
+:func:`decide_by_relu_split` decides the violation cases of one box by splitting ReLU
+phases, with one of two searches (``ReluSplitOptions.engine``):
 
-Cases the search has not decided after ``refine_after`` of the time left are searched
-again after the hidden bounds are refined (:func:`robustc.verify.relu_split.refine.refine`),
-with twice the refinement rounds each time, up to ``refine_max_rounds``.
+* the *chain* search (:mod:`robustc.verify.relu_split.search`, one search per case, the
+  searches taking turns) for MLPs with linear atoms (MNIST-FC: 784 inputs, hundreds of
+  unstable ReLUs, where one MILP per case does not finish). Cases it has not decided after
+  ``refine_after`` of the time left are searched again after the hidden bounds are refined
+  (:func:`robustc.verify.relu_split.refine.refine`), with twice the refinement rounds each
+  time, up to ``refine_max_rounds``;
+* the *graph* search (:mod:`robustc.verify.relu_split.graph`, every case in one tree, top-k
+  and label-set atoms included) for everything else: convolutions, MaxPool, residual
+  connections.
+
+Candidate points are replayed on onnxruntime before they count; a case a search leaves
+undecided for a reason other than the time limit goes to the pipeline's MILP
+(:func:`robustc.verify.milp.decide_case`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from robustc.backends.milp.encode import MARGIN_TOL
 from robustc.errors import UnsupportedOperator
+from robustc.ir import Dense, ElementwiseAffine, Identity, Input, Relu, Reshape
 from robustc.ir.property import Box, Linear
 from robustc.verify.cases import FOUND, PROVED
 from robustc.verify.milp import decide_case
@@ -39,9 +45,9 @@ UNTIMED = 300.0
 
 
 def decide_by_relu_split(run: Run, box: Box, bounds, cases: list) -> Result | float | None:
-    """Decide ``cases`` on ``box`` by ReLU splitting; None when it does not apply (the
-    graph is not a chain, or a case has a top-k atom), else a final :class:`Result` or
-    ``np.inf`` when every case is proved. PyTorch and BLAS keep to ``threads``."""
+    """Decide ``cases`` on ``box`` by ReLU splitting; None when it does not apply (a node
+    the linear bounds do not cover), else a final :class:`Result` or ``np.inf`` when
+    every case is proved. PyTorch and BLAS keep to ``threads``."""
     with run.limit_threads():
         return _search_cases(run, box, bounds, cases)
 
@@ -49,7 +55,9 @@ def decide_by_relu_split(run: Run, box: Box, bounds, cases: list) -> Result | fl
 def _search_cases(run: Run, box: Box, bounds, cases: list) -> Result | float | None:
     options = run.options.relu_split
     linear = all(isinstance(a, Linear) for case in cases for a in case)
-    ch, flat = case_chain(run.graph, cases) if linear else (None, None)
+    chained = linear and (options.engine == "chain" or (options.engine == "auto"
+                                                         and _is_mlp(run.graph)))
+    ch, flat = case_chain(run.graph, cases) if chained else (None, None)
     if ch is None:
         return _search_graph(run, box, bounds, cases)
     pre_lo = [bounds.lower[name].ravel() for name in ch.pre]
@@ -87,6 +95,13 @@ def _search_cases(run: Run, box: Box, bounds, cases: list) -> Result | float | N
         if isinstance(verdict, Result):
             return verdict
     return np.inf
+
+
+def _is_mlp(graph) -> bool:
+    """Whether ``graph`` has only dense layers, ReLUs, element-wise affine maps and
+    reshapes (what the chain search was tuned on)."""
+    return all(isinstance(n, Input | Dense | Relu | ElementwiseAffine | Reshape | Identity)
+               for n in graph.nodes)
 
 
 def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | None:
