@@ -21,9 +21,10 @@ in one tree, top-k and label-set cases included:
    newest decision get fresh CROWN bounds through the domain's relaxations
    (``ReluSplitOptions.refresh``, :meth:`Crown.refine`). ``lb`` is a back-substitution
    through the graph with a lower slope ``alpha`` per row and unstable neuron and a
-   multiplier ``beta >= 0`` per row and decision (beta-CROWN, :meth:`Crown.backsubstitute`); any such values give a valid
-   bound, and Adam steps raise it (warm-started from the parent; a child keeps its
-   parent's bound where its own is lower, as its domain lies inside the parent's);
+   multiplier ``beta >= 0`` per row and decision (beta-CROWN,
+   :meth:`Crown.backsubstitute`); any such values give a valid bound, and Adam steps
+   raise it (warm-started from the parent; a child keeps its parent's bound where its
+   own is lower, as its domain lies inside the parent's);
 4. an open domain is split on the unstable ReLU with the largest BaBSR score (how much
    the chord's intercept lowers the bounds of the rows still open; the coefficient size
    times ``min(u, -l)`` when no intercept scores), the lowest domains first;
