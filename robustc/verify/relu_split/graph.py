@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.crown.engine import Crown, GraphBounds
 from robustc.compiler.passes import maxpool_as_relus
 from robustc.ir import Graph, Relu
@@ -415,6 +416,17 @@ class GraphSplit:
         self._push(*out[:-1], signs, depth)
         return None
 
+    def open_cases(self) -> list[int]:
+        """The cases some open domain has not refuted (all of them when a domain was left
+        undecided or lost to the deadline): what a search that stopped leaves to others."""
+        if self.undecided or self.stats["domains"] == 0:
+            return list(range(len(self.req.cases)))
+        if not self.heap:
+            return []
+        lbs = np.stack([d.lb for _, _, d in self.heap])
+        return [int(c) for c in np.flatnonzero(
+            (self.req.refutation(lbs) <= self.tol).any(axis=0))]
+
     def run(self, step_estimate: float = 0.0) -> Outcome:
         """Search until every domain is refuted (``proved``), a counterexample is replayed
         (``found``), or the deadline, the queue's memory or a decided leaf stops it
@@ -432,7 +444,10 @@ class GraphSplit:
         if too_late(step):
             return unknown("time limit reached before the ReLU split started")
         t = time.perf_counter()
-        found = self._root()
+        try:
+            found = self._root()
+        except BoundsTimeout:
+            return unknown("time limit reached while splitting ReLUs")
         step = max(step, time.perf_counter() - t)
         while found is None and self.heap:
             if self._late() or too_late(step):
@@ -443,7 +458,11 @@ class GraphSplit:
             if len(self.heap) > self.options.max_domains:
                 return unknown(f"more than {self.options.max_domains} open ReLU domains")
             t = time.perf_counter()
-            found = self._round()
+            try:
+                found = self._round()
+            except BoundsTimeout:  # a refresh ran past the deadline: the parents are lost
+                self.undecided = True
+                return unknown("time limit reached while splitting ReLUs")
             step = max(step, time.perf_counter() - t)
         self.stats["step_s"] = step
         if found is not None:

@@ -26,10 +26,11 @@ import time
 import numpy as np
 
 from robustc.backends.milp.encode import MARGIN_TOL
+from robustc.compiler.bound_types import BoundsTimeout
 from robustc.errors import UnsupportedOperator
 from robustc.ir import Dense, ElementwiseAffine, Identity, Input, Relu, Reshape
 from robustc.ir.property import Box, Linear
-from robustc.verify.cases import FOUND, PROVED
+from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome
 from robustc.verify.milp import decide_case
 from robustc.verify.relu_split.bounder import tighten
 from robustc.verify.relu_split.chain import case_chain
@@ -105,28 +106,35 @@ def _is_mlp(graph) -> bool:
 
 
 def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | None:
-    """The cases of a graph that is no chain (or with top-k and label-set atoms) in one
-    search on the graph (:mod:`robustc.verify.relu_split.graph`); None when the linear
-    bounds do not cover the graph. Cases left open for another reason than the time
-    limit go to one MILP each."""
+    """The cases in one search on the graph (:mod:`robustc.verify.relu_split.graph`),
+    stopped at ``1 - milp_share`` of the time left; None when the linear bounds do not
+    cover the graph. If it decides nothing, the time left goes to one MILP per case."""
+    options = run.options.relu_split
+    left = run.remaining()
+    until = None if left is None else time.perf_counter() + (1 - options.milp_share) * left
     try:
         search = GraphSplit(run.graph, box.lower, box.upper, bounds, cases, MARGIN_TOL,
                             lambda x: run.confirm(box, x, "ReLU split", _FOUND),
-                            run.options.relu_split, run.deadline, run.options.device)
+                            options, until, run.options.device)
     except UnsupportedOperator as exc:
         run.stats["relu_split_skipped"] = str(exc).split(":")[0]
         return None
-    run.say(f"splitting ReLUs on the graph, {len(cases)} case(s) in one tree")
-    out = search.run()
+    except BoundsTimeout as exc:  # the root's bounds ran past the search's share
+        search, out = None, Outcome(UNKNOWN, str(exc))
+    if search is not None:
+        run.say(f"splitting ReLUs on the graph, {len(cases)} case(s) in one tree")
+        out = search.run()
     _book(run, [out])
     if out.status == FOUND:
         return out.witness
     if out.status == PROVED:
         return np.inf
-    if run.late() or "time limit" in out.reason:
+    if run.late():
         return run.result("unknown", out.reason)
     worst = np.inf
-    for i, case in enumerate(cases):
+    left = range(len(cases)) if search is None else search.open_cases()
+    for i in left:
+        case = cases[i]
         run.say(f"ReLU splitting left case {i + 1} open ({out.reason}); deciding it by MILP")
         verdict = decide_case(run, box, bounds, case)
         if isinstance(verdict, Result):
