@@ -22,6 +22,7 @@ from robustc.ir import MaxPool, evaluate, logits
 from robustc.ir.property import And, Box, Property, dnf, in_top_k, negate, output_gt
 from robustc.verify import NOT_ROBUST, ROBUST, Problem, VerifyOptions, verify
 from robustc.verify.relu_split.graph import GraphSplit, Requirements
+from robustc.verify.relu_split.options import ReluSplitOptions
 from tests.bounds.bounds_helpers import random_conv, random_residual
 from tests.verify.nets import conv_onnx, residual_onnx, save_and_load
 
@@ -55,10 +56,11 @@ def test_requirements_refute_and_satisfy_top_k_cases():
     assert req.refutation(lb).min() > 0
 
 
-def _search(graph, lo, hi, cond, rounds=4):
+def _search(graph, lo, hi, cond, rounds=4, refresh=False):
     g, _ = logits(graph)
     bounds = compute_bounds(g, lo, hi, "symbolic")
-    search = GraphSplit(g, lo, hi, bounds, dnf(negate(cond)), MARGIN_TOL, None)
+    search = GraphSplit(g, lo, hi, bounds, dnf(negate(cond)), MARGIN_TOL, None,
+                        ReluSplitOptions(graph_refresh=refresh))
     search._root()
     for _ in range(rounds):
         if not search.heap:
@@ -67,8 +69,9 @@ def _search(graph, lo, hi, cond, rounds=4):
     return search
 
 
+@pytest.mark.parametrize("refresh", [False, True])
 @pytest.mark.parametrize("seed", [2, 3, 6, 9])  # seeds whose root is not refuted at once
-def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed):
+def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refresh):
     rng = np.random.default_rng(seed)
     graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
     centre = rng.normal(size=graph.input.shape)
@@ -76,7 +79,7 @@ def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed):
     y0 = evaluate(graph, centre).ravel()
     cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
                      if j != int(np.argmax(y0))))
-    search = _search(graph, lo, hi, cond)
+    search = _search(graph, lo, hi, cond, refresh=refresh)
     assert search.stats["domains"] > 1 and search.heap
     g = search.graph
     x = rng.uniform(lo, hi, size=(4000, *lo.shape))

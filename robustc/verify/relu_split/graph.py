@@ -18,10 +18,10 @@ in one tree, top-k and label-set cases included:
 3. a *domain* is a set of phase decisions ``s_j z_j >= 0`` on ReLU inputs ``z_j``. Its
    bounds: every node intersected with the root's (CROWN) bounds and each ReLU input
    with the domain's own, clipped by its decisions; the unstable ReLU inputs after the
-   newest decision get fresh CROWN bounds through the domain's relaxations
-   (``ReluSplitOptions.refresh``, :meth:`Crown.refine`). ``lb`` is a back-substitution
-   through the graph with a lower slope ``alpha`` per row and unstable neuron and a
-   multiplier ``beta >= 0`` per row and decision (beta-CROWN,
+   newest decision can get fresh CROWN bounds through the domain's relaxations
+   (``ReluSplitOptions.graph_refresh``, off by default; :meth:`Crown.refine`). ``lb`` is
+   a back-substitution through the graph with a lower slope ``alpha`` per row and
+   unstable neuron and a multiplier ``beta >= 0`` per row and decision (beta-CROWN,
    :meth:`Crown.backsubstitute`); any such values give a valid bound, and Adam steps
    raise it (warm-started from the parent; a child keeps its parent's bound where its
    own is lower, as its domain lies inside the parent's);
@@ -158,10 +158,12 @@ class GraphSplit:
         self.module = to_torch(self.graph, device=self.device, dtype=torch.float64)
         self.graph = maxpool_as_relus(self.graph)
         self.crown = Crown(self.graph, device=self.device)  # UnsupportedOperator
+        self.crown32 = Crown(self.graph, device=self.device, dtype=torch.float32)
         self.req = Requirements(self.cases)
         ops = self.crown.ops
         self.w = ops.tensor(np.stack([-a.coeffs for a in self.req.atoms]))
         self.b = ops.tensor(np.array([-a.const for a in self.req.atoms]))
+        self.w32, self.b32 = self.w.to(torch.float32), self.b.to(torch.float32)
         self.w_np = np.stack([a.coeffs for a in self.req.atoms]).astype(np.float64)
         self.b_np = np.array([a.const for a in self.req.atoms], dtype=np.float64)
         self.box = self.crown.box(self.lower, self.upper)
@@ -195,7 +197,7 @@ class GraphSplit:
     def _node_bounds(self, lo, hi, split: np.ndarray | None):
         """Bounds ``(N, n)`` of every node for domains whose ReLU inputs are bounded by
         ``lo``/``hi`` (``(N, total)`` tensors, decisions clipped in), and which domains are
-        empty. Each node is intersected with the root's bounds; with ``refresh``, the
+        empty. Each node is intersected with the root's bounds; with ``graph_refresh``, the
         unstable inputs of ReLUs and MaxPools after the earliest new decision (``split``:
         the flat neuron each domain was just split on; None: the root, nothing refreshed)
         get CROWN bounds through the domain's own relaxations."""
@@ -211,7 +213,7 @@ class GraphSplit:
             else:
                 clip[src] = (lo_k[k], hi_k[k])
         keep = set(self.graph.outputs)
-        if split is None or not self.options.refresh:
+        if split is None or not self.options.graph_refresh:
             keep = set(self.crown.targets)
         else:
             layer = np.searchsorted(self.offsets, split, side="right") - 1
@@ -245,40 +247,16 @@ class GraphSplit:
         names = [r.name for r in self.relus]
         a_sl, s_sl = self._slices(ops.tensor(alpha)), self._slices(t_signs.unsqueeze(1))
         b_sl = self._slices(ops.tensor(beta))
-        alpha_p = {nm: a.clone().requires_grad_(True) for nm, a in zip(names, a_sl, strict=True)
-                   if gb.relax[nm][3].any()}
-        beta_p = {nm: b.clone().requires_grad_(True)
-                  for nm, b, s in zip(names, b_sl, s_sl, strict=True) if (s != 0).any()}
+        alpha_p = {nm: a for nm, a in zip(names, a_sl, strict=True) if gb.relax[nm][3].any()}
+        beta_p = {nm: b for nm, b, s in zip(names, b_sl, s_sl, strict=True) if (s != 0).any()}
         signed = {nm: s for nm, s in zip(names, s_sl, strict=True)}
-
-        def evaluate(record=None):
-            betas = {nm: b * signed[nm] for nm, b in beta_p.items()}
-            return crown.objective(self.w, self.b, gb, box, alpha_p, betas, record)
-
-        best = None
-        params = [*alpha_p.values(), *beta_p.values()]
-        if params and steps > 0:
-            groups = [{"params": list(alpha_p.values()), "lr": self.options.lr_alpha},
-                      {"params": list(beta_p.values()), "lr": self.options.lr_beta}]
-            opt = torch.optim.Adam([g for g in groups if g["params"]], maximize=True)
-            for _ in range(steps):
-                if self._late():
-                    break
-                lb = evaluate()
-                best = lb.detach() if best is None else torch.maximum(best, lb.detach())
-                opt.zero_grad()
-                lb.sum().backward()
-                opt.step()
-                with torch.no_grad():
-                    for nm, p in alpha_p.items():
-                        p.clamp_(self.graph[nm].alpha, 1.0)
-                    for p in beta_p.values():
-                        p.clamp_(min=0.0)
+        if (alpha_p or beta_p) and steps > 0:
+            alpha_p, beta_p = self._optimise(gb, box, alpha_p, beta_p, signed, steps)
         record: dict = {}
-        with torch.no_grad():
-            lb = evaluate(record)
-            best = lb if best is None else torch.maximum(best, lb)
-            lb = best.cpu().numpy()
+        with torch.no_grad():  # the bound that counts: float64, the parameters found
+            betas = {nm: b * signed[nm] for nm, b in beta_p.items()}
+            lb = crown.objective(self.w, self.b, gb, box, alpha_p, betas, record)
+            lb = lb.cpu().numpy()
         if inherited is not None:
             lb = np.maximum(lb, inherited)
         e = empty.cpu().numpy()
@@ -289,15 +267,62 @@ class GraphSplit:
         hi = np.concatenate([high[r.inputs[0]].cpu().numpy() for r in self.relus], axis=1) \
             if self.relus else hi
         for nm, p in alpha_p.items():
-            a_sl[names.index(nm)].copy_(p.detach())
+            a_sl[names.index(nm)].copy_(p)
         for nm, p in beta_p.items():
-            b_sl[names.index(nm)].copy_(p.detach())
+            b_sl[names.index(nm)].copy_(p)
         alpha = torch.cat(a_sl, -1).cpu().numpy().astype(np.float32) if a_sl else alpha
         beta = torch.cat(b_sl, -1).cpu().numpy().astype(np.float32) if b_sl else beta
         open_ = self.req.refutation(lb).min(axis=1) <= self.tol
         choice = self._choose(record, gb, lb, open_)
         found = self._candidates(record, open_)
         return lb, lo, hi, alpha, beta, choice, found
+
+    def _optimise(self, gb: GraphBounds, box, alpha: dict, beta: dict, signed: dict,
+                  steps: int) -> tuple[dict, dict]:
+        """``steps`` Adam steps on the lower slopes ``alpha`` (in ``[leak, 1]``) and the
+        multipliers ``beta`` (``>= 0``) of every row, in float32 (they only choose
+        parameters: the bound that counts is computed again in float64); returns, per
+        domain and row, the float64 parameters of the best step."""
+        torch, f32 = self.torch, self.torch.float32
+        crown = self.crown32
+        relax = {k: tuple(t.to(f32) if t.is_floating_point() else t for t in v)
+                 for k, v in gb.relax.items()}
+        gb32 = GraphBounds({}, {}, relax)
+        box32 = (box[0].to(f32), box[1].to(f32))
+        a_p = {nm: a.to(f32).clone().requires_grad_(True) for nm, a in alpha.items()}
+        b_p = {nm: b.to(f32).clone().requires_grad_(True) for nm, b in beta.items()}
+        sign32 = {nm: signed[nm].to(f32) for nm in beta}
+        best_a = {nm: a.detach().clone() for nm, a in a_p.items()}
+        best_b = {nm: b.detach().clone() for nm, b in b_p.items()}
+        best = None
+        groups = [{"params": list(a_p.values()), "lr": self.options.lr_alpha},
+                  {"params": list(b_p.values()), "lr": self.options.lr_beta}]
+        opt = torch.optim.Adam([g for g in groups if g["params"]], maximize=True)
+        for _ in range(steps):
+            if self._late():
+                break
+            betas = {nm: b * sign32[nm] for nm, b in b_p.items()}
+            lb = crown.objective(self.w32, self.b32, gb32, box32, a_p, betas)
+            with torch.no_grad():
+                better = (torch.ones_like(lb, dtype=torch.bool) if best is None
+                          else lb > best)
+                best = lb.detach() if best is None else torch.where(better, lb, best)
+                mask = better.unsqueeze(-1)
+                for nm, p in a_p.items():
+                    best_a[nm] = torch.where(mask, p, best_a[nm])
+                for nm, p in b_p.items():
+                    best_b[nm] = torch.where(mask, p, best_b[nm])
+            opt.zero_grad()
+            lb.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                for nm, p in a_p.items():
+                    p.clamp_(self.graph[nm].alpha, 1.0)
+                for p in b_p.values():
+                    p.clamp_(min=0.0)
+        f64 = self.crown.ops.dtype
+        return ({nm: a.to(f64) for nm, a in best_a.items()},
+                {nm: b.to(f64) for nm, b in best_b.items()})
 
     def _choose(self, record: dict, gb: GraphBounds, lb: np.ndarray, open_: np.ndarray
                 ) -> np.ndarray:

@@ -21,6 +21,11 @@ class ReluSplitOptions:
     # one MILP per open case (verivital Convnet_avgpool prop_7_0.04: 5,299 unstable ReLUs,
     # no proof by splitting in 60 s, the MILP proves it in 1.2 s).
     milp_share: float = 0.2
+    # Whether the graph search recomputes the unstable ReLU inputs after each new decision
+    # by CROWN per domain (Crown.refine). Off by default: on oval21 (60 s) it halved the
+    # domains bounded per second and proved cifar_base_kw img6638 in 31.4 s against 20.9 s
+    # without it (deep_kw img5168: 10.2 s against 9.9 s); docs/verify.md.
+    graph_refresh: bool = False
     batch: int = 128            # domains split per round (2 * batch children bounded at once)
     iterations: int = 20        # Adam steps on alpha and beta per round
     root_iterations: int = 60   # alpha-CROWN steps per hidden layer at the root (0: none)
