@@ -89,7 +89,16 @@ def run_robustc(inst: dict, threads: int) -> dict:
         detail = "; ".join(f"{r.verdict}: {r.reason}" for r in results)
     except Exception as exc:  # a crash is an answer of its own, never a verdict
         answer, detail = "error", f"{type(exc).__name__}: {exc}"
-    return {"answer": answer, "time_s": time.perf_counter() - start, "detail": detail[:300]}
+    return {"answer": answer, "time_s": time.perf_counter() - start, "detail": detail[:300],
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    """The process's peak resident memory so far, MiB (the instances run in this process,
+    so an instance's figure is the peak over it and every instance before it)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 MARABOU_SNIPPET = """
@@ -140,7 +149,8 @@ def score(rows: list[dict], key: str) -> dict:
             "median_s": statistics.median(times) if times else 0.0,
             "total_s": sum(times),
             "worst_overshoot_s": max((r[key]["time_s"] - r["timeout"] for r in rows),
-                                     default=0.0)}
+                                     default=0.0),
+            "peak_rss_mb": max((r[key].get("peak_rss_mb", 0.0) for r in rows), default=0.0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,7 +253,8 @@ def _print_summary(summary: dict) -> None:
             print(f"{tool}: {s['solved']}/{s['instances']} solved, {s['wrong']} wrong, "
                   f"{s['unknown']} unknown/timeout; median {s['median_s']:.2f} s, total "
                   f"{s['total_s']:.1f} s; worst time over the limit "
-                  f"{s.get('worst_overshoot_s', 0.0):+.2f} s")
+                  f"{s.get('worst_overshoot_s', 0.0):+.2f} s; peak RSS "
+                  f"{s.get('peak_rss_mb', 0.0):.0f} MiB")
             for name, answer in s.get("disputed_settled", {}).items():
                 print(f"  disputed {name}: {answer} (replayed witness or proof)")
     if "time_ratio_total" in summary:

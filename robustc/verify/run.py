@@ -37,6 +37,17 @@ class Run:
         """Whether the deadline has passed."""
         return self.deadline is not None and time.perf_counter() >= self.deadline
 
+    @contextlib.contextmanager
+    def until(self, deadline: float):
+        """Within the block, the run's deadline is at most ``deadline`` (a phase with a
+        budget of its own: every solver and bound inside watches it); restored after."""
+        saved = self.deadline
+        self.deadline = deadline if saved is None else min(saved, deadline)
+        try:
+            yield
+        finally:
+            self.deadline = saved
+
     def say(self, message: str) -> None:
         """Hand a progress message to the caller's ``progress`` callback, if any."""
         if self.options.progress:

@@ -336,7 +336,10 @@ class GraphSplit:
         scores = []
         for r in self.relus:
             _, _, tu, unstable = gb.relax[r.name]
-            a = record[r.name] * rows  # (N, R, n): only the rows still open
+            if r.name not in record:  # the output does not depend on this ReLU
+                a = rows.new_zeros(n, self.rows, r.size)
+            else:
+                a = record[r.name] * rows  # (N, R, n): only the rows still open
             intercept = (a.clamp(max=0.0).neg() * tu.unsqueeze(1)).sum(1)
             src = r.inputs[0]
             width = torch.minimum(gb.upper[src], -gb.lower[src]).clamp(min=0.0)
@@ -355,7 +358,7 @@ class GraphSplit:
     def _candidates(self, record: dict, open_: np.ndarray):
         """The input vertices minimising each open domain's row bounds; the ones that
         satisfy a violation case in a float64 forward pass go to ``check``."""
-        if self.check is None or not open_.any():
+        if self.check is None or not open_.any() or self.crown.input.name not in record:
             return None
         torch = self.torch
         a = record[self.crown.input.name][torch.as_tensor(open_, device=self.box[0].device)]

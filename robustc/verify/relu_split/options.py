@@ -21,6 +21,12 @@ class ReluSplitOptions:
     # one MILP per open case (verivital Convnet_avgpool prop_7_0.04: 5,299 unstable ReLUs,
     # no proof by splitting in 60 s, the MILP proves it in 1.2 s).
     milp_share: float = 0.2
+    # Before the graph search, each case's MILP gets a short try: together at most
+    # milp_probe of the time left and milp_probe_cap seconds (small networks' MILPs end in
+    # seconds where the search takes minutes: the README's keep_seven_wider, 3 s by MILP,
+    # 415 s by the graph search).
+    milp_probe: float = 0.1
+    milp_probe_cap: float = 30.0
     # Whether the graph search recomputes the unstable ReLU inputs after each new decision
     # by CROWN per domain (Crown.refine). Off by default: on oval21 (60 s) it halved the
     # domains bounded per second and proved cifar_base_kw img6638 in 31.4 s against 20.9 s

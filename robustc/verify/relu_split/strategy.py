@@ -110,6 +110,14 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
     stopped at ``1 - milp_share`` of the time left; None when the linear bounds do not
     cover the graph. If it decides nothing, the time left goes to one MILP per case."""
     options = run.options.relu_split
+    # a forced --strategy relu-split gets the search alone
+    done = [False] * len(cases) if run.options.strategy == "relu-split" else \
+        _probe(run, box, bounds, cases)
+    if isinstance(done, Result):
+        return done
+    cases = [case for case, proved in zip(cases, done, strict=True) if not proved]
+    if not cases:
+        return np.inf
     left = run.remaining()
     until = None if left is None else time.perf_counter() + (1 - options.milp_share) * left
     try:
@@ -141,6 +149,34 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
             return verdict
         worst = min(worst, verdict)
     return worst
+
+
+def _probe(run: Run, box: Box, bounds, cases: list) -> Result | list[bool]:
+    """Each case's MILP within a short budget (``milp_probe`` of the time left, at most
+    ``milp_probe_cap`` s, for all of them): a final Result (a replayed counterexample, an
+    error), or which cases it proved."""
+    options = run.options.relu_split
+    left = run.remaining()
+    budget = options.milp_probe_cap if left is None else \
+        min(options.milp_probe * left, options.milp_probe_cap)
+    proved = [False] * len(cases)
+    if budget <= 0:
+        return proved
+    start = time.perf_counter()
+    with run.until(start + budget):
+        for i, case in enumerate(cases):
+            if run.late():
+                break
+            run.say(f"trying case {i + 1}/{len(cases)} by MILP first ({budget:.0f} s for all)")
+            verdict = decide_case(run, box, bounds, case)
+            if isinstance(verdict, Result):
+                if verdict.verdict == UNKNOWN:
+                    continue
+                return verdict
+            proved[i] = True
+    run.stats["milp_probe_s"] = time.perf_counter() - start
+    run.stats["milp_probe_proved"] = sum(proved)
+    return proved
 
 
 def _refine_and_search(run: Run, ch, lower, upper, pre_lo: list, pre_hi: list, flat: list,
