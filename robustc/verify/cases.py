@@ -89,5 +89,18 @@ def refuted(case: list, upper: dict[int, float], tol: float) -> bool:
     return False
 
 
-__all__ = ["MARGIN_NODE", "PROVED", "FOUND", "UNKNOWN", "Outcome", "margin_graph", "case_atoms",
-           "refuted"]
+def check_best(points: np.ndarray, scores: np.ndarray, check, most: int):
+    """Hand the ``most`` points with the highest ``scores`` (those ``>= 0``: they satisfy
+    a violation case in a forward pass) to ``check``, best first; the first
+    counterexample ``check`` returns, or None."""
+    for i in np.argsort(-scores)[:most]:
+        if scores[i] < 0.0:
+            break
+        found = check(points[i])
+        if found is not None:
+            return found
+    return None
+
+
+__all__ = ["check_best", "MARGIN_NODE", "PROVED", "FOUND", "UNKNOWN", "Outcome", "margin_graph",
+           "case_atoms", "refuted"]

@@ -64,6 +64,21 @@ def decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
     return _conclude(run, box, model, out)
 
 
+def decide_cases_by_milp(run: Run, box: Box, bounds, cases: list, which, note: str = ""
+                         ) -> Result | float:
+    """One MILP for each case ``cases[i]``, ``i`` in ``which``, in order: the first final
+    Result, or the smallest proved margin (``inf`` without one). ``note`` goes into the
+    progress message."""
+    worst = np.inf
+    for i in which:
+        run.say(f"deciding case {i + 1}/{len(cases)} by MILP{note}")
+        verdict = decide_case(run, box, bounds, cases[i])
+        if isinstance(verdict, Result):
+            return verdict
+        worst = min(worst, verdict)
+    return worst
+
+
 def _encode(run: Run, box: Box, bounds, atoms: list, objective, tol: float = MARGIN_TOL):
     model = encode(run.graph, bounds.lower, bounds.upper, box, atoms, objective=objective,
                    tol=tol)

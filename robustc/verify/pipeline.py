@@ -38,7 +38,7 @@ from robustc.ir.property import Box, dnf, negate
 from robustc.verify.alpha import refute_cases
 from robustc.verify.input_split.search import SplitOptions, wants_split
 from robustc.verify.input_split.strategy import decide_by_splitting
-from robustc.verify.milp import decide_case, output_margin_lower
+from robustc.verify.milp import decide_cases_by_milp, output_margin_lower
 from robustc.verify.relu_split.options import ReluSplitOptions
 from robustc.verify.relu_split.strategy import decide_by_relu_split
 from robustc.verify.results import (
@@ -184,16 +184,8 @@ def _decide_box(run: Run, box: Box, bounds, cases: list) -> Result | float:
             reason = run.stats.get("relu_split_skipped", "a node the linear bounds do not "
                                                           "cover")
             return run.result(UNKNOWN, f"the ReLU split does not apply here ({reason})")
-    worst = np.inf
-    for i, case in enumerate(cases):
-        if proved[i]:
-            continue
-        run.say(f"deciding case {i + 1}/{len(cases)}")
-        verdict = decide_case(run, box, bounds, case)
-        if isinstance(verdict, Result):
-            return verdict
-        worst = min(worst, verdict)
-    return worst
+    return decide_cases_by_milp(run, box, bounds, cases,
+                                [i for i in range(len(cases)) if not proved[i]])
 
 
 def _decide_exact(run: Run) -> Result:

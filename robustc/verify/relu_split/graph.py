@@ -52,8 +52,9 @@ from robustc.compiler.crown.engine import Crown, GraphBounds
 from robustc.compiler.passes import maxpool_as_relus
 from robustc.ir import Graph, Relu
 from robustc.ir.property import AtLeast
-from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome, case_atoms
+from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome, case_atoms, check_best
 from robustc.verify.relu_split.options import ReluSplitOptions
+from robustc.verify.relu_split.search import split_children
 
 #: Coefficient numbers one back-substitution of a round may hold (float64); the number
 #: of domains bounded at once is cut to fit.
@@ -370,14 +371,7 @@ class GraphSplit:
         m = y @ self.w_np.T + self.b_np
         score = self.req.violation(m)
         self.stats["vertices"] += len(score)
-        x = x.cpu().numpy()
-        for i in np.argsort(-score)[:self.options.checks]:
-            if score[i] < 0.0:
-                break
-            found = self.check(x[i])
-            if found is not None:
-                return found
-        return None
+        return check_best(x.cpu().numpy(), score, self.check, self.options.checks)
 
     # -- the tree ----------------------------------------------------------------------
 
@@ -429,12 +423,7 @@ class GraphSplit:
             two(lambda d: d.lb)
         idx = np.repeat([d.choice for d in parents], 2)
         depth = np.repeat([d.depth + 1 for d in parents], 2)
-        both = np.arange(len(idx))
-        active = both % 2 == 0
-        signs[both, idx] = np.where(active, 1, -1)
-        lo[both, idx] = np.where(active, np.maximum(lo[both, idx], 0.0), lo[both, idx])
-        hi[both, idx] = np.where(active, hi[both, idx], np.minimum(hi[both, idx], 0.0))
-        beta[both, :, idx] = 0.0
+        signs, lo, hi, beta = split_children(signs, lo, hi, beta, idx)
         self.stats["rounds"] += 1
         self.stats["domains"] += len(idx)
         self.stats["max_depth"] = max(self.stats["max_depth"], int(depth.max()))

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome
+from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome, check_best
 from robustc.verify.relu_split.bounder import (
     Bounder,
     as_float64,
@@ -254,13 +254,7 @@ class Search:
         x = x.reshape(-1, x.shape[-1])
         margins = self.ch.forward(x)[:, self.rows].min(axis=1)
         self.stats["vertices"] = self.stats.get("vertices", 0) + len(x)
-        for i in np.argsort(-margins)[:self.options.checks]:
-            if margins[i] < 0.0:
-                break
-            found = self.check(x[i])
-            if found is not None:
-                return found
-        return None
+        return check_best(x, margins, self.check, self.options.checks)
 
 
 def split_children(signs, lo, hi, beta, idx):

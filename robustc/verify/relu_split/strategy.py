@@ -31,7 +31,7 @@ from robustc.errors import UnsupportedOperator
 from robustc.ir import Dense, ElementwiseAffine, Identity, Input, Relu, Reshape
 from robustc.ir.property import Box, Linear
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome
-from robustc.verify.milp import decide_case
+from robustc.verify.milp import decide_case, decide_cases_by_milp
 from robustc.verify.relu_split.bounder import tighten
 from robustc.verify.relu_split.chain import case_chain
 from robustc.verify.relu_split.graph import GraphSplit
@@ -139,16 +139,9 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
         return np.inf
     if run.late():
         return run.result("unknown", out.reason)
-    worst = np.inf
     left = range(len(cases)) if search is None else search.open_cases()
-    for i in left:
-        case = cases[i]
-        run.say(f"ReLU splitting left case {i + 1} open ({out.reason}); deciding it by MILP")
-        verdict = decide_case(run, box, bounds, case)
-        if isinstance(verdict, Result):
-            return verdict
-        worst = min(worst, verdict)
-    return worst
+    return decide_cases_by_milp(run, box, bounds, cases, left,
+                                f" (the ReLU split left it open: {out.reason})")
 
 
 def _probe(run: Run, box: Box, bounds, cases: list) -> Result | list[bool]:
