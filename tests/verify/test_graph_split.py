@@ -140,3 +140,21 @@ def test_the_graph_search_agrees_with_the_milp(tmp_path, net, seeds):
                 domains = max(domains, got.stats["relu_split_domains"])
     assert verdicts == {ROBUST, NOT_ROBUST}
     assert domains > 10  # some property needed the branching
+
+
+def test_auto_tries_each_case_by_milp_first_and_the_graph_search_takes_the_rest(tmp_path):
+    import dataclasses
+
+    rng = np.random.default_rng(3)
+    model = conv_onnx(rng, hw=(8, 8), channels=(1, 3, 4), classes=4)
+    problem = _problem(tmp_path, model, "probe", 0.1, "top2", rng)
+    truth = verify(problem, VerifyOptions(attack=False, strategy="milp", threads=1))
+    base = VerifyOptions(attack=False, threads=1, time_limit=120, alpha_steps=0)
+    relu = dataclasses.replace(base.relu_split, min_unstable=0)
+    probed = verify(problem, dataclasses.replace(base, relu_split=relu))
+    assert probed.verdict == truth.verdict
+    assert "milp_probe_s" in probed.stats and probed.stats["queries"] >= 1
+    alone = verify(problem, dataclasses.replace(
+        base, relu_split=dataclasses.replace(relu, milp_probe=0.0)))
+    assert alone.verdict == truth.verdict
+    assert alone.stats["queries"] == 0 and alone.stats["relu_split_domains"] >= 1

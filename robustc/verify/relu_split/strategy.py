@@ -156,20 +156,23 @@ def _probe(run: Run, box: Box, bounds, cases: list) -> Result | list[bool]:
     if budget <= 0:
         return proved
     start = time.perf_counter()
-    with run.until(start + budget):
-        for i, case in enumerate(cases):
-            if run.late():
-                break
-            run.say(f"trying case {i + 1}/{len(cases)} by MILP first ({budget:.0f} s for all)")
-            verdict = decide_case(run, box, bounds, case)
-            if isinstance(verdict, Result):
-                if verdict.verdict == UNKNOWN:
-                    continue
-                return verdict
-            proved[i] = True
-    run.stats["milp_probe_s"] = time.perf_counter() - start
-    run.stats["milp_probe_proved"] = sum(proved)
-    return proved
+    try:
+        with run.until(start + budget):
+            for i, case in enumerate(cases):
+                if run.late():
+                    break
+                run.say(f"trying case {i + 1}/{len(cases)} by MILP first ({budget:.0f} s "
+                        f"for all)")
+                verdict = decide_case(run, box, bounds, case)
+                if isinstance(verdict, Result):
+                    if verdict.verdict == UNKNOWN:
+                        continue
+                    return verdict
+                proved[i] = True
+        return proved
+    finally:
+        run.stats["milp_probe_s"] = time.perf_counter() - start
+        run.stats["milp_probe_proved"] = sum(proved)
 
 
 def _refine_and_search(run: Run, ch, lower, upper, pre_lo: list, pre_hi: list, flat: list,
