@@ -192,14 +192,6 @@ class Crown:
             self._relax(node, lo, hi, relax)
         return GraphBounds(lo, hi, relax)
 
-    def relaxations(self, lo: dict, hi: dict) -> dict:
-        """Every ReLU's and MaxPool's relaxation from bounds ``lo``/``hi`` (``(B, n)`` by
-        node name), as :class:`GraphBounds` keeps them."""
-        relax: dict = {}
-        for node in self.graph.nodes[1:]:
-            self._relax(node, lo, hi, relax)
-        return relax
-
     def _relax(self, node, lo: dict, hi: dict, relax: dict) -> None:
         src = node.inputs[0] if node.inputs else None
         if isinstance(node, Relu):
@@ -337,30 +329,63 @@ class Crown:
         :meth:`objective`'s bound; stops early past ``deadline``."""
         torch = self.torch
         with torch.no_grad():
-            best = self.objective(weights, bias, bounds, box)
-        rows = best.shape[1]
-        alpha = {}
-        for node in self.graph.nodes:
-            if isinstance(node, Relu) and bounds.relax[node.name][3].any():
-                sl = bounds.relax[node.name][0]
-                alpha[node.name] = sl.unsqueeze(1).expand(-1, rows, -1).clone()\
-                    .requires_grad_(True)
+            crown = self.objective(weights, bias, bounds, box)
+        rows = crown.shape[1]
+        alpha = {name: relax[0].unsqueeze(1).expand(-1, rows, -1)
+                 for name, relax in bounds.relax.items()
+                 if isinstance(self.graph[name], Relu) and relax[3].any()}
         if not alpha or steps <= 0:
-            return best
-        opt = torch.optim.Adam(list(alpha.values()), lr=lr, maximize=True)
+            return crown
+        alpha, _ = self.tune(weights, bias, bounds, box, alpha, steps=steps, lr_alpha=lr,
+                             deadline=deadline)
+        with torch.no_grad():
+            return torch.maximum(crown, self.objective(weights, bias, bounds, box, alpha))
+
+    def tune(self, weights, bias, bounds: GraphBounds, box, alpha: dict,
+             beta: dict | None = None, signs: dict | None = None, *, steps: int,
+             lr_alpha: float = 0.1, lr_beta: float = 0.05, deadline: float | None = None
+             ) -> tuple[dict, dict]:
+        """Projected Adam steps that raise :meth:`objective`'s bound: on the lower slopes
+        ``alpha[name]`` (``(B, R, n)``, kept in ``[leak, 1]``) and, for split domains, on
+        the multipliers ``beta[name]`` (``>= 0``) of the decisions ``signs[name]`` (``(B, 1,
+        n)``, -1/0/1; see :meth:`backsubstitute`). Returns copies of ``(alpha, beta)``
+        holding, per box and row, the parameters of the best step (rows are independent,
+        so their bound is that step's); stops early past ``deadline``. Any values in those
+        ranges give a valid bound, so a caller may tune in a cheaper dtype (another
+        :class:`Crown` of the same graph) and bound again in its own."""
+        torch = self.torch
+        beta, signs = beta or {}, signs or {}
+        a_p = {k: v.to(self.ops.dtype).clone().requires_grad_(True) for k, v in alpha.items()}
+        b_p = {k: v.to(self.ops.dtype).clone().requires_grad_(True) for k, v in beta.items()}
+        sign = {k: signs[k].to(self.ops.dtype) for k in beta}
+        best_a = {k: v.detach().clone() for k, v in a_p.items()}
+        best_b = {k: v.detach().clone() for k, v in b_p.items()}
+        groups = [{"params": list(a_p.values()), "lr": lr_alpha},
+                  {"params": list(b_p.values()), "lr": lr_beta}]
+        opt = torch.optim.Adam([g for g in groups if g["params"]], maximize=True)
+        best = None
         for _ in range(steps):
             if deadline is not None and time.perf_counter() > deadline:
                 break
-            lb = self.objective(weights, bias, bounds, box, alpha)
-            best = torch.maximum(best, lb.detach())
+            lb = self.objective(weights, bias, bounds, box, a_p,
+                                {k: v * sign[k] for k, v in b_p.items()})
+            with torch.no_grad():
+                better = torch.ones_like(lb, dtype=torch.bool) if best is None else lb > best
+                best = lb.detach() if best is None else torch.where(better, lb, best)
+                mask = better.unsqueeze(-1)
+                for k, v in a_p.items():
+                    best_a[k] = torch.where(mask, v, best_a[k])
+                for k, v in b_p.items():
+                    best_b[k] = torch.where(mask, v, best_b[k])
             opt.zero_grad()
             lb.sum().backward()
             opt.step()
             with torch.no_grad():
-                for name, p in alpha.items():
-                    p.clamp_(self.graph[name].alpha, 1.0)
-        with torch.no_grad():
-            return torch.maximum(best, self.objective(weights, bias, bounds, box, alpha))
+                for k, v in a_p.items():
+                    v.clamp_(self.graph[k].alpha, 1.0)
+                for v in b_p.values():
+                    v.clamp_(min=0.0)
+        return best_a, best_b
 
 
 def crown_bounds(graph: Graph, lower, upper, *, deadline: float | None = None,

@@ -162,11 +162,11 @@ class GraphSplit:
         self.crown32 = Crown(self.graph, device=self.device, dtype=torch.float32)
         self.req = Requirements(self.cases)
         ops = self.crown.ops
-        self.w = ops.tensor(np.stack([-a.coeffs for a in self.req.atoms]))
-        self.b = ops.tensor(np.array([-a.const for a in self.req.atoms]))
-        self.w32, self.b32 = self.w.to(torch.float32), self.b.to(torch.float32)
+        # the atoms' margins m = w_np . y + b_np; the bounds are of -m
         self.w_np = np.stack([a.coeffs for a in self.req.atoms]).astype(np.float64)
         self.b_np = np.array([a.const for a in self.req.atoms], dtype=np.float64)
+        self.w, self.b = ops.tensor(-self.w_np), ops.tensor(-self.b_np)
+        self.w32, self.b32 = self.w.to(torch.float32), self.b.to(torch.float32)
         self.box = self.crown.box(self.lower, self.upper)
         known = [n.name for n in self.graph.nodes if n.name in self.bounds.lower]
         within = tuple({name: ops.tensor(np.asarray(side[name]).reshape(1, -1))
@@ -194,6 +194,13 @@ class GraphSplit:
     def _slices(self, flat):
         return [flat[..., a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:],
                                                 strict=True)]
+
+    def _relu_inputs(self, side: dict, none: np.ndarray) -> np.ndarray:
+        """``(N, total)``: the bounds ``side`` (by node) of every ReLU's input, in the
+        order of the flat neuron index; ``none`` when the graph has no ReLU."""
+        if not self.relus:
+            return none
+        return np.concatenate([side[r.inputs[0]].cpu().numpy() for r in self.relus], axis=1)
 
     def _node_bounds(self, lo, hi, split: np.ndarray | None):
         """Bounds ``(N, n)`` of every node for domains whose ReLU inputs are bounded by
@@ -236,7 +243,7 @@ class GraphSplit:
               split: np.ndarray | None = None):
         """Bound ``N`` domains; returns ``(lb, lo, hi, alpha, beta, choice, found)``:
         widened lower bounds ``(N, R)`` of ``-m`` (``inf`` rows for empty domains), the
-        ReLU input bounds after the interval pass, the optimised parameters, the neuron to
+        ReLU input bounds of the pass over the graph, the optimised parameters, the neuron to
         split next (-1: none) and a replayed counterexample or None."""
         torch, crown, ops = self.torch, self.crown, self.crown.ops
         t_signs = ops.tensor(signs)
@@ -262,11 +269,8 @@ class GraphSplit:
             lb = np.maximum(lb, inherited)
         e = empty.cpu().numpy()
         lb[e] = np.inf
-        # keep the interval pass's tighter ReLU input bounds
-        lo = np.concatenate([low[r.inputs[0]].cpu().numpy() for r in self.relus], axis=1) \
-            if self.relus else lo
-        hi = np.concatenate([high[r.inputs[0]].cpu().numpy() for r in self.relus], axis=1) \
-            if self.relus else hi
+        # keep the tighter ReLU input bounds of the pass over the graph
+        lo, hi = self._relu_inputs(low, lo), self._relu_inputs(high, hi)
         for nm, p in alpha_p.items():
             a_sl[names.index(nm)].copy_(p)
         for nm, p in beta_p.items():
@@ -280,50 +284,16 @@ class GraphSplit:
 
     def _optimise(self, gb: GraphBounds, box, alpha: dict, beta: dict, signed: dict,
                   steps: int) -> tuple[dict, dict]:
-        """``steps`` Adam steps on the lower slopes ``alpha`` (in ``[leak, 1]``) and the
-        multipliers ``beta`` (``>= 0``) of every row, in float32 (they only choose
-        parameters: the bound that counts is computed again in float64); returns, per
-        domain and row, the float64 parameters of the best step."""
-        torch, f32 = self.torch, self.torch.float32
-        crown = self.crown32
+        """:meth:`Crown.tune` in float32 (it only chooses parameters: the bound that counts
+        is computed again in float64); returns the best step's parameters as float64."""
+        f32, f64 = self.torch.float32, self.crown.ops.dtype
         relax = {k: tuple(t.to(f32) if t.is_floating_point() else t for t in v)
                  for k, v in gb.relax.items()}
-        gb32 = GraphBounds({}, {}, relax)
-        box32 = (box[0].to(f32), box[1].to(f32))
-        a_p = {nm: a.to(f32).clone().requires_grad_(True) for nm, a in alpha.items()}
-        b_p = {nm: b.to(f32).clone().requires_grad_(True) for nm, b in beta.items()}
-        sign32 = {nm: signed[nm].to(f32) for nm in beta}
-        best_a = {nm: a.detach().clone() for nm, a in a_p.items()}
-        best_b = {nm: b.detach().clone() for nm, b in b_p.items()}
-        best = None
-        groups = [{"params": list(a_p.values()), "lr": self.options.lr_alpha},
-                  {"params": list(b_p.values()), "lr": self.options.lr_beta}]
-        opt = torch.optim.Adam([g for g in groups if g["params"]], maximize=True)
-        for _ in range(steps):
-            if self._late():
-                break
-            betas = {nm: b * sign32[nm] for nm, b in b_p.items()}
-            lb = crown.objective(self.w32, self.b32, gb32, box32, a_p, betas)
-            with torch.no_grad():
-                better = (torch.ones_like(lb, dtype=torch.bool) if best is None
-                          else lb > best)
-                best = lb.detach() if best is None else torch.where(better, lb, best)
-                mask = better.unsqueeze(-1)
-                for nm, p in a_p.items():
-                    best_a[nm] = torch.where(mask, p, best_a[nm])
-                for nm, p in b_p.items():
-                    best_b[nm] = torch.where(mask, p, best_b[nm])
-            opt.zero_grad()
-            lb.sum().backward()
-            opt.step()
-            with torch.no_grad():
-                for nm, p in a_p.items():
-                    p.clamp_(self.graph[nm].alpha, 1.0)
-                for p in b_p.values():
-                    p.clamp_(min=0.0)
-        f64 = self.crown.ops.dtype
-        return ({nm: a.to(f64) for nm, a in best_a.items()},
-                {nm: b.to(f64) for nm, b in best_b.items()})
+        a, b = self.crown32.tune(self.w32, self.b32, GraphBounds({}, {}, relax),
+                                 (box[0].to(f32), box[1].to(f32)), alpha, beta, signed,
+                                 steps=steps, lr_alpha=self.options.lr_alpha,
+                                 lr_beta=self.options.lr_beta, deadline=self.deadline)
+        return ({k: v.to(f64) for k, v in a.items()}, {k: v.to(f64) for k, v in b.items()})
 
     def _choose(self, record: dict, gb: GraphBounds, lb: np.ndarray, open_: np.ndarray
                 ) -> np.ndarray:
@@ -394,10 +364,8 @@ class GraphSplit:
 
     def _root(self) -> object:
         torch = self.torch
-        lo = np.concatenate([self.root.lower[r.inputs[0]].cpu().numpy() for r in self.relus],
-                            axis=1) if self.relus else np.zeros((1, 0))
-        hi = np.concatenate([self.root.upper[r.inputs[0]].cpu().numpy() for r in self.relus],
-                            axis=1) if self.relus else np.zeros((1, 0))
+        lo = self._relu_inputs(self.root.lower, np.zeros((1, 0)))
+        hi = self._relu_inputs(self.root.upper, np.zeros((1, 0)))
         sl = [self.root.relax[r.name][0] for r in self.relus]
         alpha = (torch.cat(sl, -1).unsqueeze(1).expand(-1, self.rows, -1).cpu().numpy()
                  .astype(np.float32)) if sl else np.zeros((1, self.rows, 0), np.float32)
@@ -490,15 +458,4 @@ class GraphSplit:
         return Outcome(PROVED, stats=self.stats)
 
 
-def decide_on_graph(graph: Graph, lower: np.ndarray, upper: np.ndarray, bounds, cases: list,
-                    *, tol: float, check: Callable[[np.ndarray], object] | None,
-                    options: ReluSplitOptions = ReluSplitOptions(),
-                    deadline: float | None = None, device: str = "cpu") -> Outcome:
-    """Decide the violation ``cases`` of the box ``[lower, upper]`` by splitting ReLUs on
-    ``graph`` (its output: the logits the atoms read); see :class:`GraphSplit`. Raises
-    ``UnsupportedOperator`` for a graph the linear bounds do not cover."""
-    return GraphSplit(graph, lower, upper, bounds, cases, tol, check, options, deadline,
-                      device).run()
-
-
-__all__ = ["GraphSplit", "Requirements", "decide_on_graph", "ROUND_ENTRIES", "QUEUE_BYTES"]
+__all__ = ["GraphSplit", "Requirements", "ROUND_ENTRIES", "QUEUE_BYTES"]

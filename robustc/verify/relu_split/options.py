@@ -28,9 +28,10 @@ class ReluSplitOptions:
     milp_probe: float = 0.1
     milp_probe_cap: float = 30.0
     # Whether the graph search recomputes the unstable ReLU inputs after each new decision
-    # by CROWN per domain (Crown.refine). Off by default: on oval21 (60 s) it halved the
-    # domains bounded per second and proved cifar_base_kw img6638 in 31.4 s against 20.9 s
-    # without it (deep_kw img5168: 10.2 s against 9.9 s); docs/verify.md.
+    # by CROWN per domain (Crown.refine). Off by default: on oval21 cifar_wide_kw img19 it
+    # bounded 1,641 domains in 40 s against 3,433 without it, and proved cifar_base_kw
+    # img6638 in 31.4 s against 20.9 s (deep_kw img5168: 10.2 s against 9.9 s; one run
+    # each); docs/verify.md.
     graph_refresh: bool = False
     batch: int = 128            # domains split per round (2 * batch children bounded at once)
     iterations: int = 20        # Adam steps on alpha and beta per round
