@@ -5,6 +5,7 @@ by the backend or runtime module that needs them.
 """
 
 from robustc.errors import (
+    EmptyInputSet,
     Error,
     IRError,
     LicenseLimit,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "EmptyInputSet",
     "Error",
     "IRError",
     "LicenseLimit",

@@ -26,6 +26,11 @@ class SpecError(Error, ValueError):
         self.diagnostics = list(diagnostics or [])
 
 
+class EmptyInputSet(SpecError):
+    """A property's input set is empty (e.g. a VNN-LIB bound with lower > upper): nothing
+    can be verified, and a vacuous "robust" would be no proof of anything."""
+
+
 class ModelError(Error, ValueError):
     """A network file is missing, corrupt, or cannot be given static shapes."""
 
@@ -68,6 +73,7 @@ class ReplayError(Error, RuntimeError):
 __all__ = [
     "Error",
     "SpecError",
+    "EmptyInputSet",
     "ModelError",
     "UnsupportedOperator",
     "ShapeError",

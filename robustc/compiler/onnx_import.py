@@ -21,6 +21,7 @@ from robustc.compiler.onnx_context import Attrs, Importer, Unsupported
 from robustc.compiler.onnx_ops import LOWERINGS
 from robustc.errors import IRError, ModelError, UnsupportedOperator
 from robustc.ir import Graph, Input, OutputMap
+from robustc.specs.netcheck import nan_initializers
 
 
 def _read_model(path: str | os.PathLike):
@@ -40,11 +41,16 @@ def _read_model(path: str | os.PathLike):
 
 
 def _input_shapes(imp: Importer, input_shape) -> None:
-    """Create IR inputs; a symbolic leading dimension becomes 1 (the batch), others fail."""
+    """Store the initializers (NaN in one is a ``ModelError``) and create IR inputs; a
+    symbolic leading dimension becomes 1 (the batch), others fail."""
     from onnx import numpy_helper
 
     for init in imp.model.graph.initializer:
         imp.consts[init.name] = numpy_helper.to_array(init)
+    bad = nan_initializers(imp.consts.items())
+    if bad:
+        raise ModelError(f"{imp.path}: NaN weights in initializer(s) {', '.join(bad)}: no "
+                         f"verdict can be computed on them")
     graph_inputs = [i for i in imp.model.graph.input if i.name not in imp.consts]
     if not graph_inputs:
         raise ModelError(f"{imp.path}: the network has no non-constant input")
@@ -102,7 +108,8 @@ def load_onnx(path: str | os.PathLike, *, input_shape=None, name: str | None = N
     """Import an ONNX file into a verified IR graph.
 
     ``input_shape`` fixes the shape of the (first) input when the file leaves it dynamic.
-    Raises ``ModelError`` (missing/corrupt file, bad opset, dynamic shapes) or
+    Raises ``ModelError`` (missing/corrupt file, bad opset, dynamic shapes, NaN or infinite
+    weights, biases or constants) or
     ``UnsupportedOperator`` listing every node robustc cannot lower.
     """
     model = _read_model(path)
@@ -122,7 +129,34 @@ def load_onnx(path: str | os.PathLike, *, input_shape=None, name: str | None = N
     inputs = tuple(imp.values[i.name] for i in model.graph.input if i.name in imp.values
                    and i.name not in imp.consts)
     graph = Graph(tuple(imp.nodes.values()), inputs, outputs, graph_name)
+    _refuse_non_finite_parameters(graph, imp.path)
     return graph.replace_nodes(graph.nodes).verify()
+
+
+#: The array fields of IR nodes that hold a network's parameters.
+PARAMETER_FIELDS = ("weight", "bias", "scale", "shift", "value")
+
+
+def _refuse_non_finite_parameters(graph: Graph, path: str) -> None:
+    """Raise ``ModelError`` naming every node whose weights, biases or constants hold NaN or
+    an infinity (after lowering, so an infinite Clip bound, which becomes a ReLU, passes)."""
+    bad = []
+    for node in graph.nodes:
+        for field in PARAMETER_FIELDS:
+            value = getattr(node, field, None)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" \
+                    and not np.isfinite(value).all():
+                count = int((~np.isfinite(value)).sum())
+                bad.append(f"{node.op} {node.name!r} {field} ({count} of {value.size})")
+    if bad:
+        raise ModelError(f"{path}: non-finite (NaN or infinite) parameters in "
+                         f"{_listing(bad)}: no verdict can be computed on them")
+
+
+def _listing(items: list[str], shown: int = 5) -> str:
+    """The first ``shown`` items joined, and how many more there are."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
 
 
 def _import_node(imp: Importer, node, table: dict[str, Callable], problems: list,

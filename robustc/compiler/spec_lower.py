@@ -124,13 +124,23 @@ class SpecContext:
         return {d.name: d for d in self.decls.get("RegionDecl", [])}
 
     def mask(self, region: A.Region, input_name: str, where: A.Node) -> np.ndarray:
-        """A region's boolean (C, H, W) mask on the image of input ``input_name``."""
+        """A region's boolean (C, H, W) mask on the image of input ``input_name``.
+
+        Raises a positioned ``SpecError`` when the region selects no value: a perturbation
+        set on it would be the unperturbed input alone, and a verdict on that one point
+        would read like a proof about a neighbourhood.
+        """
         raw = self.raw_input(input_name, where)
         chw = as_chw(raw).shape
         inputs = {name: self.raw_input(name, where) for name in
                   [d.name for d in self.decls.get("InputDecl", [])]}
-        return region_mask(region, chw, inputs=inputs, regions=self.regions(),
+        mask = region_mask(region, chw, inputs=inputs, regions=self.regions(),
                            base_dir=self.base_dir)
+        if not mask.any():
+            raise self.fail(region, f"the region is empty on input '{input_name}' (it selects "
+                                    f"none of its {mask.size} values): the set would be the "
+                                    f"unperturbed input alone")
+        return mask
 
     def decoder(self, network: str) -> tuple[A.Node, list[str] | None]:
         """The decoder declared for ``network`` (argmax by default) and its label names."""

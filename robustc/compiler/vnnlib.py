@@ -22,8 +22,10 @@ intersecting its input bounds into a box and collecting its output atoms. A viol
 property is the **negation** of the violation: ``negate`` turns each atom into ``T2 - T1 < 0``
 (strict), so "robust" = ``unsat`` and "not robust" = ``sat``, exactly. Cases with the same
 output constraints share one :class:`~robustc.ir.property.Property` (ACAS Xu property 6:
-one property, two boxes); a case whose box is empty can hold no counterexample and is
-dropped.
+one property, two boxes); a case whose box is empty (a lower bound above an upper bound)
+can hold no counterexample and is dropped. When every case is empty the file is refused
+(:class:`~robustc.errors.EmptyInputSet`, naming the variable and lines): "unsat" would be
+true only vacuously, and reporting it as a proof would hide a mistake in the file.
 
 Export (:func:`format_vnnlib`) writes a property's boxes and the negation of its condition.
 VNN-LIB 1.0 has no strict comparison, so a strict violation atom ``m > 0`` is written
@@ -42,7 +44,7 @@ import numpy as np
 
 from robustc.compiler.onnx_import import load_onnx
 from robustc.compiler.passes import standard_passes
-from robustc.errors import SpecError
+from robustc.errors import EmptyInputSet, SpecError
 from robustc.ir import logits
 from robustc.ir.problem import Problem
 from robustc.ir.property import (
@@ -185,7 +187,11 @@ def _term(e: SExpr, declared: set) -> tuple[dict, float]:
     """A linear term as ``(coeffs, const)``; raises ``SpecError`` if not linear."""
     if e.atom is not None:
         if _NUMBER.match(e.atom):
-            return {}, float(e.atom)
+            value = float(e.atom)
+            if not np.isfinite(value):
+                raise _error(e.pos, f"number {e.atom} is out of range (it overflows to "
+                                    f"infinity)")
+            return {}, value
         var = _VAR.match(e.atom)
         if var is None or (var.group(1), int(var.group(2))) not in declared:
             raise _error(e.pos, f"undeclared variable or bad number {e.atom!r}")
@@ -358,7 +364,8 @@ def _apply_input_atom(a: Atom, lower: np.ndarray, upper: np.ndarray) -> None:
         upper[i] = min(upper[i], value)
 
 
-def _case_box(atoms: list[Atom], n_inputs: int, file: str, shape) -> Box | None:
+def _case_box(atoms: list[Atom], n_inputs: int, file: str, shape) -> Box | str:
+    """The box of one case's input atoms, or (when it is empty) why, in words."""
     lower, upper = np.full(n_inputs, -np.inf), np.full(n_inputs, np.inf)
     for a in atoms:
         _apply_input_atom(a, lower, upper)
@@ -366,8 +373,12 @@ def _case_box(atoms: list[Atom], n_inputs: int, file: str, shape) -> Box | None:
     if unbounded.size:
         raise SpecError(f"{file}: X_{unbounded[0]} has no finite lower and upper bound (every "
                         f"input needs a box)")
-    if np.any(lower > upper):
-        return None  # an empty box: no counterexample here
+    crossed = np.flatnonzero(lower > upper)
+    if crossed.size:  # an empty box: no counterexample here
+        i = int(crossed[0])
+        lines = sorted({a.pos.line for a in atoms if ("X", i) in a.coeffs})
+        return (f"X_{i} has lower bound {lower[i]:g} above its upper bound {upper[i]:g} "
+                f"(line{'s' * (len(lines) > 1)} {', '.join(map(str, lines))})")
     return Box(lower.reshape(shape), upper.reshape(shape))
 
 
@@ -398,9 +409,9 @@ def to_properties(query: Query, input_shape: tuple[int, ...], n_outputs: int,
 
     ``input_shape`` is the network input's ONNX shape (its size must be the number of
     ``X_i``) and ``n_outputs`` the size of its output. Returns one property per distinct set
-    of output constraints (in file order), each with its boxes (a single property with no
-    box when every box is empty: the query is trivially unsat). Raises ``SpecError`` on a
-    size mismatch, an unbounded input or a formula outside the fragment.
+    of output constraints (in file order), each with its non-empty boxes. Raises
+    ``SpecError`` on a size mismatch, an unbounded input or a formula outside the fragment,
+    and :class:`~robustc.errors.EmptyInputSet` when every box is empty (lower > upper).
     """
     size = int(np.prod(input_shape))
     if size != query.n_inputs:
@@ -411,14 +422,22 @@ def to_properties(query: Query, input_shape: tuple[int, ...], n_outputs: int,
                         f"has {n_outputs}")
     cases, outputs = _cases(query)
     groups: dict[tuple, tuple[list[Box], list[Atom]]] = {}
+    empty = []
     for xs, ys in cases:
         box = _case_box(xs, size, query.file, input_shape)
         boxes = groups.setdefault(tuple(id(a) for a in ys), ([], ys))[0]
-        if box is not None:
+        if isinstance(box, Box):
             boxes.append(box)
-    # Keep the groups with a box; when every box is empty, one property over no box
-    # (robust, i.e. unsat: no input satisfies the input constraints).
-    groups = {k: g for k, g in groups.items() if g[0]} or dict([next(iter(groups.items()))])
+        else:
+            empty.append(box)
+    # Keep the groups with a box. When every box is empty the query is vacuously unsat, but
+    # an empty input set is almost surely a mistake in the file: an error, not a proof.
+    groups = {k: g for k, g in groups.items() if g[0]}
+    if not groups:
+        raise EmptyInputSet(f"{query.file}: the input set is empty: {empty[0]}"
+                            f"{f' (and {len(empty) - 1} more empty case(s))' * (len(empty) > 1)}"
+                            f"; no input satisfies the input constraints, so there is nothing "
+                            f"to verify")
     if not outputs and any(not ys for _, ys in groups.values()):
         raise SpecError(f"{query.file}: no output constraint: every input would be a "
                         f"counterexample")

@@ -31,7 +31,7 @@ class Replay:
     output: np.ndarray     # the network's output as the ONNX file returns it
     logits: np.ndarray     # the tensor the condition is about
     margin: float          # the condition's margin on the logits (negative: violated)
-    violated: bool         # the condition does not hold (exactly, on the float32 logits)
+    violated: bool         # the condition does not hold (exactly, on finite float32 logits)
 
 
 def _logits_name(model) -> str:
@@ -96,5 +96,8 @@ def replay(paths: tuple[str, ...], x: np.ndarray, box: Box, condition: Condition
     x32 = inside_float32(x.reshape(box.lower.shape), box)
     output, logits = run_onnx(paths, x32)
     flat = np.asarray(logits, dtype=np.float64).reshape(1, -1)
+    # NaN logits fail every comparison, so "not holds" would call them a violation: a
+    # witness counts only when the network's answer on it is a number.
+    violated = not bool(holds(condition, flat)[0]) and bool(np.isfinite(flat).all())
     return Replay(x32, np.asarray(output), np.asarray(logits), float(margin(condition, flat)[0]),
-                  not bool(holds(condition, flat)[0]))
+                  violated)

@@ -17,8 +17,9 @@ from robustc.specs import ast as A
 from robustc.specs.checker import resolve_path
 from robustc.specs.diagnostics import Diagnostic, make, raise_if_any
 from robustc.specs.resolve import walk
+from robustc.specs.rings import non_finite
 
-__all__ = ["check_networks", "NetworkShape", "network_shape"]
+__all__ = ["check_networks", "NetworkShape", "network_shape", "nan_initializers"]
 
 _AFFINE = ("Gemm", "MatMul", "Conv", "ConvTranspose")
 
@@ -53,6 +54,10 @@ def network_shape(path: str | Path) -> NetworkShape:
     if len(inputs) != 1 or len(graph.output) < 1:
         raise SpecError(f"{path}: expected one input and at least one output, found "
                         f"{len(inputs)} inputs and {len(graph.output)} outputs")
+    bad = nan_initializers(_initializers(graph))
+    if bad:
+        raise SpecError(f"{path}: NaN weights in initializer(s) {', '.join(bad)}: no verdict "
+                        f"can be computed on them")
     affine = sum(1 for node in graph.node if node.op_type in _AFFINE)
     output = graph.output[0]
     if not output.type.tensor_type.HasField("shape"):  # undeclared: infer it if we can
@@ -62,6 +67,25 @@ def network_shape(path: str | Path) -> NetworkShape:
             inferred = output
         output = inferred
     return NetworkShape(_dims(inputs[0]), _dims(output), affine)
+
+
+def nan_initializers(named) -> list[str]:
+    """Which of the ``(name, array)`` pairs (a network's initializers) hold NaN, as
+    ``'name' (k of n)``: at most five, then how many more."""
+    import numpy as np
+
+    found = [f"{name!r} ({int(np.isnan(value).sum())} of {value.size})"
+             for name, value in named if value.dtype.kind in "fc" and np.isnan(value).any()]
+    return found[:5] + ([f"{len(found) - 5} more"] if len(found) > 5 else [])
+
+
+def _initializers(graph):
+    """The ``(name, array)`` of an ONNX graph's initializers stored in the file."""
+    from onnx import numpy_helper
+
+    for init in graph.initializer:
+        if init.data_location != init.EXTERNAL:
+            yield init.name, numpy_helper.to_array(init)
 
 
 def _dims(value_info) -> tuple[int | None, ...]:
@@ -141,6 +165,14 @@ class _NetChecker:
         except (OSError, ValueError, SpecError) as exc:
             self.error(decl.source, f"cannot read input '{decl.name}': {exc}")
             return None
+        if isinstance(decl.source, A.NpyFile):
+            import numpy as np
+
+            problem = non_finite(np.load(resolve_path(self.spec, decl.source.path),
+                                         mmap_mode="r", allow_pickle=False))
+            if problem:
+                self.error(decl.source, f"input '{decl.name}' holds {problem}")
+                return None
         fed = loaded
         if isinstance(decl.reshape, A.ListExpr):
             fed = tuple(int(n.value) for n in decl.reshape.items)
@@ -243,10 +275,15 @@ class _NetChecker:
         import numpy as np
 
         try:
-            shape = _chw(np.load(resolve_path(self.spec, mask.path), mmap_mode="r").shape)
+            values = np.load(resolve_path(self.spec, mask.path), mmap_mode="r",
+                             allow_pickle=False)
         except (OSError, ValueError) as exc:
             self.error(mask.path, f"cannot read mask: {exc}")
             return
+        problem = non_finite(values)
+        if problem:
+            self.error(mask.path, f"mask holds {problem}")
+        shape = _chw(values.shape)
         if shape[1:] != chw[1:] or shape[0] not in (1, chw[0]):
             self.error(mask, f"mask shape (C, H, W) = {shape} does not fit the input {chw}")
 

@@ -21,13 +21,32 @@ from robustc.specs.diagnostics import Diagnostic
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["METRICS", "layer_indices", "layer_budgets", "region_mask", "load_input", "as_chw"]
+__all__ = ["METRICS", "layer_indices", "layer_budgets", "region_mask", "load_input", "as_chw",
+           "non_finite"]
 
 METRICS = ("chebyshev", "manhattan", "euclidean")
 
 
 def _fail(node: A.Node, message: str):
     raise SpecError(f"{node.pos}: {message}", [Diagnostic(node.pos, message)])
+
+
+def non_finite(array: np.ndarray) -> str | None:
+    """None when every value of ``array`` is finite, else what is wrong in words: how many
+    NaN and infinite values there are and the index of the first (non-numeric arrays are
+    left to the caller)."""
+    import numpy as np
+
+    if array.dtype.kind not in "fc":
+        return None
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return None
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    nan = int(np.isnan(array).sum())
+    kinds = [f"{nan} NaN"] * bool(nan) + [f"{int(bad.sum()) - nan} infinite"] * bool(
+        bad.sum() - nan)
+    return f"{' and '.join(kinds)} value(s), the first at index {list(first)}"
 
 
 def as_chw(array: np.ndarray) -> np.ndarray:
@@ -142,8 +161,14 @@ def region_mask(region, shape: tuple[int, int, int], *,
         out[bounds["channels"], bounds["rows"], bounds["cols"]] = True
         return out
     if isinstance(region, A.MaskFile):
-        mask = as_chw(np.load(Path(base_dir) / region.path.text).astype(bool))
-        return _broadcast(region, mask, shape)
+        try:
+            values = np.load(Path(base_dir) / region.path.text, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            _fail(region, f"cannot load mask: {exc}")
+        problem = non_finite(values)
+        if problem:
+            _fail(region, f"mask '{region.path.text}' holds {problem}")
+        return _broadcast(region, as_chw(values.astype(bool)), shape)
     if isinstance(region, A.PixelPredicate):
         if region.input not in inputs:
             _fail(region, f"no array given for input '{region.input}'")
@@ -179,25 +204,31 @@ def load_input(decl: A.InputDecl, base_dir: str | Path = ".") -> np.ndarray:
 
     ``npy`` files load as stored; ``png`` files load as (H, W) for ``grey`` and (3, H, W)
     for ``rgb``, scaled from 0..255 to [0, 1]; inline values become an array of their
-    nested-list shape. Raises :class:`SpecError` when the file cannot be read.
+    nested-list shape. Raises :class:`SpecError` when the file cannot be read or holds a
+    value that is NaN or infinite.
     """
     import numpy as np
 
     src = decl.source
+    if isinstance(src, A.InlineValues):
+        return np.asarray(_nested(src.values), dtype=float)
+    path = Path(base_dir) / src.path.text
     try:
-        if isinstance(src, A.InlineValues):
-            return np.asarray(_nested(src.values), dtype=float)
-        path = Path(base_dir) / src.path.text
         if isinstance(src, A.NpyFile):
-            return np.asarray(np.load(path, allow_pickle=False), dtype=float)
-        from PIL import Image
+            values = np.asarray(np.load(path, allow_pickle=False), dtype=float)
+        else:
+            from PIL import Image
 
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("L" if src.mode == "grey" else "RGB"))
-        pixels = pixels.astype(float) / 255.0
-        return pixels if src.mode == "grey" else pixels.transpose(2, 0, 1)
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("L" if src.mode == "grey" else "RGB"))
+            pixels = pixels.astype(float) / 255.0
+            return pixels if src.mode == "grey" else pixels.transpose(2, 0, 1)
     except (OSError, ValueError) as exc:
         _fail(src, f"cannot load input '{decl.name}': {exc}")
+    problem = non_finite(values)
+    if problem:
+        _fail(src, f"input '{decl.name}' ({src.path.text}) holds {problem}")
+    return values
 
 
 def _nested(expr):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from robustc.compiler.vnnlib import format_vnnlib, parse_vnnlib, to_properties
-from robustc.errors import SpecError
+from robustc.errors import EmptyInputSet, SpecError
 from robustc.ir.property import Box, Property, holds, in_top_k, negate, output_gt
 
 HEADER = "(declare-const X_0 Real)\n(declare-const X_1 Real)\n" \
@@ -66,15 +66,16 @@ def test_input_shape_is_filled_in_flat_order():
     assert p.boxes[0].lower.shape == (1, 2, 3, 1)
 
 
-def test_empty_box_disjunct_is_dropped_and_all_empty_is_trivially_unsat():
+def test_empty_box_disjunct_is_dropped_and_all_empty_is_an_error():
     text = HEADER + "(assert (or (and (>= X_0 1) (<= X_0 0) (>= X_1 0) (<= X_1 1))" \
                     " (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1))))(assert (>= Y_0 0))"
     (p,) = props(text)
     assert len(p.boxes) == 1
     empty = HEADER + "(assert (>= X_0 1)) (assert (<= X_0 0)) (assert (>= X_1 0))" \
                      "(assert (<= X_1 1)) (assert (>= Y_0 0))"
-    (q,) = props(empty)
-    assert q.boxes == ()
+    with pytest.raises(EmptyInputSet, match=r"t.vnnlib: the input set is empty: X_0 has lower "
+                                            r"bound 1 above its upper bound 0 \(line 5\)"):
+        props(empty)
 
 
 @pytest.mark.parametrize("body, where, what", [
