@@ -66,6 +66,10 @@ class LicenseLimit(SolverError):
     """The model is larger than the installed solver license allows."""
 
 
+class MissingComponent(Error, ImportError):
+    """An optional part a command asked for is not installed (e.g. Ray for ``--ray``)."""
+
+
 class ReplayError(Error, RuntimeError):
     """A claimed counterexample does not violate the property when replayed."""
 
@@ -81,5 +85,6 @@ __all__ = [
     "SolverError",
     "SolverUnavailable",
     "LicenseLimit",
+    "MissingComponent",
     "ReplayError",
 ]

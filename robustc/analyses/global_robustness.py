@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from robustc.compiler.spec_lower import SpecContext, select_properties
+from robustc.errors import MissingComponent
 from robustc.ir import Graph
 from robustc.ir import property as P
 from robustc.specs import ast as A
@@ -389,14 +390,16 @@ class RayExecutor:
     """Runs chunks as Ray tasks (``address``: a cluster, ``"local"``: a Ray instance started
     on this machine with ``workers`` CPUs).
 
-    Raises ``ImportError`` with the install hint when Ray is missing.
+    Raises :class:`~robustc.errors.MissingComponent` (an ``ImportError``) with the install
+    hint when Ray is missing.
     """
 
     def __init__(self, address: str = "local", workers: int | None = None):
         try:
             import ray
-        except ImportError as exc:
-            raise ImportError("Ray is not installed: pip install 'robustc[ray]'") from exc
+        except ImportError:
+            raise MissingComponent("--ray needs Ray, which is not installed: pip install "
+                                   "'robustc[ray]'") from None
         self._ray = ray
         if not ray.is_initialized():
             kwargs = {"num_cpus": workers} if address == "local" and workers else {}

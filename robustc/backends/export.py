@@ -19,7 +19,9 @@ def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
                 ) -> list[Path]:
     """Write ``model`` as ``stem.lp``, ``stem.mps`` and ``stem.gurobi.lp``; returns the paths.
 
-    The Gurobi file is skipped (silently) when gurobipy is not installed.
+    The Gurobi file is skipped (silently) when Gurobi cannot start (``robustc compile
+    --format gurobi`` checks it first and says so); a Gurobi failure while writing raises
+    ``SolverError`` (``LicenseLimit`` for a model the license refuses).
     """
     from robustc.backends import gurobi, highs
 
@@ -39,12 +41,8 @@ def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
             write_smt2(model, path)
             written.append(path)
         elif fmt == "gurobi" and gurobi.available():
-            m, _ = gurobi.build(model, SolveOptions())
-            for var, name in zip(m.getVars(), model.col_names, strict=True):
-                var.VarName = name
             path = stem.with_suffix(".gurobi.lp")
-            m.write(str(path))
-            m.dispose()
+            gurobi.write_lp(model, path, model.col_names)
             written.append(path)
     return written
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -23,11 +24,37 @@ from robustc.backends.solve import (
     SolveOutcome,
     solve_empty,
 )
-from robustc.errors import LicenseLimit, SolverUnavailable
+from robustc.errors import LicenseLimit, SolverError, SolverUnavailable
 
 NAME = "gurobi"
 REQUIRED_MODULES = ("gurobipy",)
 SIZE_LIMITED = 2000  # variables and constraints allowed by the size-limited license
+
+
+def require() -> None:
+    """Raise ``SolverUnavailable`` (one line: not installed, or no license) unless Gurobi
+    can start."""
+    _env()
+
+
+def write_lp(model: MilpModel, path: Path, names: list[str]) -> None:
+    """Write ``model`` in Gurobi's LP dialect to ``path`` (columns named ``names``).
+
+    Raises ``SolverUnavailable`` when Gurobi cannot start, ``LicenseLimit`` for a model the
+    license refuses and ``SolverError`` for any other Gurobi failure (a write error).
+    """
+    import gurobipy as gp
+
+    _env()
+    try:
+        m, _ = build(model, SolveOptions())
+        for var, name in zip(m.getVars(), names, strict=True):
+            var.VarName = name
+        m.write(str(path))
+        m.dispose()
+    except gp.GurobiError as exc:
+        error = LicenseLimit if exc.errno == 10010 else SolverError
+        raise error(f"Gurobi cannot write {path}: {exc}") from None
 
 
 def available() -> bool:

@@ -25,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from robustc.compiler.spec_lower import SpecContext, select_properties
     from robustc.errors import SpecError
     from robustc.specs import ast as A
+    from robustc.verify import check_device
 
+    if args.device is not None:
+        check_device(args.device)
     spec = load_spec(args)
     ctx = SpecContext(spec)
     props = select_properties(spec, A.AttackProperty, "attack", args.property)

@@ -8,7 +8,9 @@ Exit codes (one table for every subcommand):
 * 2: error (bad input, missing file, solver failure)
 * 3: the worst result is unknown (time limit, incomplete method)
 
-When results differ, the worst decides, in the order error, violated, unknown, ok.
+When results differ, the worst decides, in the order error, violated, unknown, ok. Options
+are checked by argparse with the types below (:func:`seconds`, :func:`positive_int`, ...):
+a bad value is a usage error, exit 2, before any work.
 
 This module imports nothing heavy: ``robustc --version`` and ``robustc check`` stay fast.
 """
@@ -16,6 +18,7 @@ This module imports nothing heavy: ``robustc --version`` and ``robustc check`` s
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Iterable
@@ -57,6 +60,46 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
     return found
 
 
+def seconds(text: str) -> float:
+    """argparse type of a time limit: a finite number of seconds above 0 (``nan``, ``inf``,
+    ``0`` and ``-1`` would mean "no limit" or "stop at once" without saying so)."""
+    value = _number(text, float, "a number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be at least 1 (threads, workers, samples)."""
+    value = _number(text, int, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type of a count where 0 has a meaning of its own (e.g. "no limit")."""
+    value = _number(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type of a finite number >= 0 (a share, a factor)."""
+    value = _number(text, float, "a number")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _number(text: str, kind: type, words: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}") from None
+
+
 def add_spec_arguments(p: argparse.ArgumentParser, *, what: str, with_output: bool = True,
                        output: str | None = None, output_help: str = "output directory",
                        json_help: str = "one JSON object per property on stdout",
@@ -96,4 +139,4 @@ class Progress:
 
 __all__ = ["EXIT_OK", "EXIT_VIOLATED", "EXIT_ERROR", "EXIT_UNKNOWN", "EXIT_CODES",
            "worst_exit", "verdict_exit", "parse_overrides", "add_spec_arguments", "load_spec",
-           "Progress"]
+           "Progress", "seconds", "positive_int", "non_negative_int", "non_negative_float"]

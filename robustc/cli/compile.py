@@ -25,6 +25,10 @@ def run(args: argparse.Namespace) -> int:
     """Write each verify property's MILP cases; prints the paths; returns the exit code."""
     from robustc.verify import export_problem
 
+    if "gurobi" in (args.format or ()):  # asked for by name: say why it cannot be written
+        from robustc.backends import gurobi
+
+        gurobi.require()
     problems = load_problems(args)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from robustc.cli.common import EXIT_OK, add_spec_arguments, load_spec, verdict_exit
+from robustc.cli.common import (
+    EXIT_OK,
+    add_spec_arguments,
+    load_spec,
+    non_negative_int,
+    positive_int,
+    seconds,
+    verdict_exit,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,16 +24,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        output_help="write the JSON result and PNG pairs of witnesses to DIR",
                        json_help="one JSON object per property")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise and the searches")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    p.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
                    help="run the local checks on a Ray cluster ('local' starts one here)")
-    p.add_argument("--verify-samples", type=int, default=None, metavar="M",
+    p.add_argument("--verify-samples", type=non_negative_int, default=None, metavar="M",
                    help="robust: verifier checks on a random subsample of M noises "
-                        "(default: all)")
-    p.add_argument("--verify-nodes", type=int, default=2000, metavar="N",
+                        "(default: all; 0: none)")
+    p.add_argument("--verify-nodes", type=positive_int, default=2000, metavar="N",
                    help="branch-and-bound node limit of one verifier check: a deterministic "
                         "limit, so results do not depend on the executor (default 2000)")
-    p.add_argument("--verify-timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--verify-timeout", type=seconds, default=60.0, metavar="S",
                    help="time limit of one verifier check, a safety net behind --verify-nodes "
                         "(unknown counts as not proved)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

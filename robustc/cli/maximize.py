@@ -14,7 +14,15 @@ import json
 import sys
 from pathlib import Path
 
-from robustc.cli.common import EXIT_ERROR, EXIT_OK, add_spec_arguments, load_spec
+from robustc.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_spec_arguments,
+    load_spec,
+    non_negative_float,
+    non_negative_int,
+    seconds,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,16 +30,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_spec_arguments(p, what="maximize", output_help="write NAME.json and NAME.png here",
                        json_help="print results as JSON lines")
     p.add_argument("--solver", default="highs", choices=["highs", "gurobi"])
-    p.add_argument("--timeout", type=float, default=None,
+    p.add_argument("--timeout", type=seconds, default=None,
                    help="seconds for the whole search of one property")
-    p.add_argument("--call-timeout", type=float, default=5.0,
+    p.add_argument("--call-timeout", type=seconds, default=5.0,
                    help="seconds per verifier call (an unknown counts as not robust)")
     p.add_argument("--bounds", default="symbolic", choices=["interval", "symbolic"],
                    help="bounds the verifier uses before its MILP")
-    p.add_argument("--max-failures", type=int, default=2,
+    p.add_argument("--max-failures", type=non_negative_int, default=2,
                    help="oracle methods: stop after this many refused optimiser steps "
                    "(0: no limit)")
-    p.add_argument("--effort", type=float, default=0.5,
+    p.add_argument("--effort", type=non_negative_float, default=0.5,
                    help="oracle methods: size steps so that the next proof is predicted to "
                    "take at most this share of --call-timeout (0: no cap)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")

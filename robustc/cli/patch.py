@@ -9,14 +9,14 @@ import json
 import time
 from pathlib import Path
 
-from robustc.cli.common import EXIT_OK, EXIT_VIOLATED, add_spec_arguments, load_spec
+from robustc.cli.common import EXIT_OK, EXIT_VIOLATED, add_spec_arguments, load_spec, seconds
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``robustc patch``."""
     add_spec_arguments(p, what="patch", output="robustc-patches",
                        json_help="print one JSON report per property")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
                    help="solver time limit per MILP, in seconds (default 30)")
 
 

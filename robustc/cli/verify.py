@@ -11,6 +11,8 @@ from robustc.cli.common import (
     Progress,
     add_spec_arguments,
     load_spec,
+    positive_int,
+    seconds,
     verdict_exit,
 )
 from robustc.errors import SpecError
@@ -26,9 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --solver z3: decide in exact rational arithmetic (docs/z3.md)")
     p.add_argument("--strict-solver", action="store_true",
                    help="fail instead of falling back to HiGHS when Gurobi cannot take a model")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=None, metavar="S",
                    help="time limit per property, in seconds")
-    p.add_argument("--threads", type=int, default=None, help="solver threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="solver threads")
     p.add_argument("--seed", type=int, default=0, help="seed for the attack and the solver")
     p.add_argument("--no-attack", action="store_true", help="skip the PGD falsification")
     p.add_argument("--strategy", default="auto",
@@ -90,8 +92,9 @@ def load_problems(args: argparse.Namespace) -> list:
 def run(args: argparse.Namespace) -> int:
     """Verify every selected property; prints verdicts; returns the exit code (the worst
     verdict's, :mod:`robustc.cli.common`)."""
-    from robustc.verify import VERDICTS, verify
+    from robustc.verify import VERDICTS, check_device, verify
 
+    check_device(args.device)  # one error before any work, not one per property
     problems = load_problems(args)
     results = []
     for problem in problems:

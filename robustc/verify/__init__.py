@@ -15,7 +15,7 @@ The public API is :func:`verify` with :class:`VerifyOptions`, returning a :class
 """
 
 from robustc.ir.problem import Problem
-from robustc.verify.pipeline import export_problem, verify
+from robustc.verify.pipeline import check_device, export_problem, verify
 from robustc.verify.results import (
     CLEAR_VIOLATION,
     ERROR,
@@ -31,4 +31,4 @@ from robustc.verify.results import (
 
 __all__ = ["Problem", "VerifyOptions", "Result", "Counterexample", "verify", "export_problem",
            "VERDICTS", "ROBUST", "NOT_ROBUST", "UNKNOWN", "ERROR", "REPLAY_SLACK",
-           "CLEAR_VIOLATION"]
+           "CLEAR_VIOLATION", "check_device"]
