@@ -5,7 +5,9 @@
 Samples: ``dd_<i>`` are the first double-digit test images (``.npy`` float32 [1, 1, 16, 24],
 ``.png`` 8-bit grey at native size, and bool masks ``_mask_a`` / ``_mask_b`` [16, 24]);
 ``digit_<d>`` is the first test source digit of class d (float32 [1, 1, 8, 8]);
-``samples.json`` lists every sample's labels; ``gallery.png`` shows them.
+``dd64_<i>`` are the first 64x64 DOUBLE-MNIST test images (``datasets.LARGE``: float32
+[1, 1, 64, 64], 8-bit ``.png``, bool masks [64, 64]); ``samples.json`` lists every sample's
+labels; ``gallery.png`` and ``gallery64.png`` show them.
 """
 
 from __future__ import annotations
@@ -25,18 +27,20 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 N_DOUBLE = 6
 
 
-def write_double_samples() -> list[dict]:
-    """Write the first ``N_DOUBLE`` double-digit test images with masks; return their records."""
-    images, labels, masks = datasets.double_digits("test")
-    info = datasets.double_digits_info("test")
+def write_double_samples(layout: datasets.Layout = datasets.SMALL) -> list[dict]:
+    """Write the first ``N_DOUBLE`` double-digit test images of ``layout`` with masks;
+    return their records."""
+    images, labels, masks = datasets.double_digits("test", layout=layout)
+    info = datasets.double_digits_info("test", layout=layout)
+    prefix = "dd" if layout == datasets.SMALL else "dd64"
     records = []
     for i in range(N_DOUBLE):
-        np.save(SAMPLES / f"dd_{i}.npy", images[i : i + 1])
-        np.save(SAMPLES / f"dd_{i}_mask_a.npy", masks[i, 0])
-        np.save(SAMPLES / f"dd_{i}_mask_b.npy", masks[i, 1])
-        save_png(images[i, 0], SAMPLES / f"dd_{i}.png")
+        np.save(SAMPLES / f"{prefix}_{i}.npy", images[i : i + 1])
+        np.save(SAMPLES / f"{prefix}_{i}_mask_a.npy", masks[i, 0])
+        np.save(SAMPLES / f"{prefix}_{i}_mask_b.npy", masks[i, 1])
+        save_png(images[i, 0], SAMPLES / f"{prefix}_{i}.png")
         records.append({
-            "name": f"dd_{i}", "test_index": i,
+            "name": f"{prefix}_{i}", "test_index": i, "layout": layout.name,
             "digit_a": int(info.classes[i, 0]), "digit_b": int(info.classes[i, 1]),
             "labels": [int(d) for d in np.flatnonzero(labels[i])],
             "box_a_top_left": info.corners[i, 0].tolist(),
@@ -55,6 +59,26 @@ def write_digit_samples() -> list[dict]:
         save_png(images[i, 0], SAMPLES / f"digit_{d}.png")
         records.append({"name": f"digit_{d}", "label": d, "test_index": i})
     return records
+
+
+def write_gallery64(double: list[dict]) -> None:
+    """Draw the 64x64 samples with both digits outlined into ``gallery64.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(double), figsize=(2 * len(double), 2.3))
+    for ax, rec in zip(axes, double, strict=True):
+        ax.imshow(np.load(SAMPLES / f"{rec['name']}.npy")[0, 0], cmap="gray", vmin=0, vmax=1)
+        for suffix, colour in (("a", "red"), ("b", "deepskyblue")):
+            mask = np.load(SAMPLES / f"{rec['name']}_mask_{suffix}.npy")
+            ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.8)
+        ax.set_title(f"{rec['name']}: a={rec['digit_a']} b={rec['digit_b']}", fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle("64x64 DOUBLE-MNIST test images (red = mask a, blue = mask b)", fontsize=10)
+    fig.savefig(SAMPLES / "gallery64.png", dpi=70)
+    plt.close(fig)
 
 
 def write_gallery(double: list[dict], single: list[dict]) -> None:
@@ -91,11 +115,14 @@ def main() -> None:
     print(f"wrote {path} ({path.stat().st_size} bytes)")
     SAMPLES.mkdir(parents=True, exist_ok=True)
     double, single = write_double_samples(), write_digit_samples()
-    (SAMPLES / "samples.json").write_text(
-        json.dumps({"double_digits": double, "digits": single}, indent=1) + "\n"
-    )
+    double64 = write_double_samples(datasets.LARGE)
+    (SAMPLES / "samples.json").write_text(json.dumps(
+        {"double_digits": double, "digits": single, "double_digits_64": double64}, indent=1
+    ) + "\n")  # fmt: skip
     write_gallery(double, single)
-    print(f"wrote {len(double)} double-digit and {len(single)} digit samples to {SAMPLES}")
+    write_gallery64(double64)
+    print(f"wrote {len(double)} + {len(double64)} double-digit and {len(single)} digit samples "
+          f"to {SAMPLES}")
 
 
 if __name__ == "__main__":

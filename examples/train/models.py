@@ -43,6 +43,36 @@ class MultiLabelCNN(nn.Module):
         return self.dense(self.features(x))
 
 
+class DoubleMnistCNN(nn.Module):
+    """The layered-neighbourhood papers' DOUBLE-MNIST classifier for ``[B, 1, 64, 64]``.
+
+    conv(1->8, k3, stride 2, pad 1) - ReLU - conv(8->16, k3, stride 2, pad 1) - ReLU -
+    MaxPool(4) - Linear(256 -> 10) - Softmax (12,288 ReLUs). Decoded as the top 2 labels;
+    ``logits`` gives the scores before the softmax (same order).
+    """
+
+    def __init__(self, channels: tuple[int, int] = (8, 16)):
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, kernel_size=3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c1, c2, kernel_size=3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(4),
+            nn.Flatten(),
+        )
+        self.dense = nn.Linear(c2 * 4 * 4, 10)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the scores before the softmax ``[B, 10]``."""
+        return self.dense(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the label probabilities ``[B, 10]``."""
+        return torch.softmax(self.logits(x), dim=1)
+
+
 class DigitCNN(nn.Module):
     """Small CNN for 8x8 digits ``[B, 1, 8, 8]``; ``n_out`` raw scores before ``head``."""
 

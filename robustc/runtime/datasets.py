@@ -1,12 +1,19 @@
 """Example data sets built from scikit-learn's handwritten digits (``load_digits``).
 
-Two data sets, both deterministic functions of scikit-learn's 1,797 8x8 digits:
+Three data sets, all deterministic functions of scikit-learn's 1,797 8x8 digits (real
+handwriting that ships with scikit-learn, so nothing is downloaded):
 
 * ``digits(split)``: the single digits, scaled to [0, 1], as ``[N, 1, 8, 8]``.
 * ``double_digits(split)``: a small DOUBLE-MNIST: a ``16 x 24`` blank canvas showing two
   different digits at their native 8x8 scale, digit *a* in the left part (columns 0..9) and
   digit *b* in the right part (columns 14..23), never overlapping. Each image comes with a
   multi-hot label over the ten digits and one boolean pixel mask per digit.
+* ``double_digits(split, layout=LARGE)``: DOUBLE-MNIST at the layered-neighbourhood papers'
+  scale: a ``64 x 64`` canvas, each digit drawn as MNIST draws its digits (resized to 20x20,
+  bilinear in exact integer arithmetic so every platform renders the same bytes, centred in
+  a 28x28 box, levels 0..255), digit *a* in the left half
+  (columns 2..29) and digit *b* in the right half (columns 34..61), each at its own random
+  vertical offset (top row 0..36). It is rendered at run time (about a second); no file.
 
 The source digits are split once, per class, into a train part and a test part (30 %);
 train and test images are composed only from their own part, so no source digit is shared.
@@ -18,6 +25,7 @@ module imports only numpy at import time; scikit-learn is imported when the digi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -38,6 +46,36 @@ COL_OFFSETS_A = (0, 2)
 COL_OFFSETS_B = (14, 16)
 SPLITS = ("train", "test")
 DEFAULT_NPZ = Path(__file__).resolve().parents[2] / "examples" / "data" / "double_digits.npz"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the two digits of a double-digit image may lie.
+
+    ``canvas`` is (H, W); each digit is a ``digit x digit`` box whose top-left corner has a
+    row in ``rows`` and a column in ``cols_a`` (digit a) or ``cols_b`` (digit b), all
+    inclusive ranges drawn uniformly; the 8x8 source digit is resized to ``ink x ink`` and
+    centred in that box. ``levels`` is the largest stored pixel value (pixels
+    are integers 0..levels, divided by ``levels`` to give [0, 1]). ``npz`` is the file that
+    caches the layouts and images of this layout (None: always rendered).
+    """
+
+    name: str
+    canvas: tuple[int, int]
+    digit: int
+    ink: int
+    rows: tuple[int, int]
+    cols_a: tuple[int, int]
+    cols_b: tuple[int, int]
+    levels: int
+    npz: Path | None = None
+
+
+SMALL = Layout("16x24", CANVAS_SHAPE, DIGIT_SIZE, DIGIT_SIZE, ROW_OFFSETS, COL_OFFSETS_A,
+               COL_OFFSETS_B, int(MAX_PIXEL), DEFAULT_NPZ)  # fmt: skip
+LARGE_DIGIT = 28  # MNIST's digit box; its digits fill a centred 20x20 part of it
+LARGE = Layout("64x64", (64, 64), LARGE_DIGIT, 20, (0, 64 - LARGE_DIGIT), (2, 2), (34, 34), 255)
+LAYOUTS = {layout.name: layout for layout in (SMALL, LARGE)}
 
 
 class DoubleDigitInfo(NamedTuple):
@@ -66,6 +104,43 @@ def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     bunch = load_digits()
     images = np.asarray(bunch.images).round().astype(np.uint8)
     return images, np.asarray(bunch.target, dtype=np.int64)
+
+
+def _resize_weights(src: int, dst: int) -> tuple[np.ndarray, int]:
+    """Return integer bilinear weights ``R`` [dst, src] and their common denominator ``q``.
+
+    ``R / q`` resamples a signal of ``src`` samples to ``dst`` samples with half-pixel
+    centres (``align_corners=False``, edges clamped), as PIL and PyTorch's bilinear resize
+    do. The sample positions ``(i + 0.5) * src / dst - 0.5`` are multiples of
+    ``1 / (2 * dst)``, so ``q = 2 * dst`` makes every weight an integer.
+    """
+    q = 2 * dst
+    weights = np.zeros((dst, src), dtype=np.int64)
+    for i in range(dst):
+        pos = (2 * i + 1) * src - dst  # = q * position, an integer
+        left = pos // q  # floor, also for negative positions
+        frac = pos - left * q
+        for index, weight in ((left, q - frac), (left + 1, frac)):
+            weights[i, min(max(index, 0), src - 1)] += weight
+    return weights, q
+
+
+@lru_cache(maxsize=4)
+def _layout_digits(layout: Layout) -> np.ndarray:
+    """Return the source digits at ``layout``'s size and levels: uint8 ``[1797, d, d]``
+    (resized to ``ink x ink``, centred in the ``d x d`` box)."""
+    images, _ = _sklearn_digits()
+    if layout.ink == DIGIT_SIZE == layout.digit and layout.levels == MAX_PIXEL:
+        return images
+    weights, q = _resize_weights(DIGIT_SIZE, layout.ink)
+    big = np.einsum("ij,njk,lk->nil", weights, images.astype(np.int64), weights)
+    denominator = q * q * int(MAX_PIXEL)
+    # round(big * levels / denominator), exactly, in integers
+    ink = (2 * big * layout.levels + denominator) // (2 * denominator)
+    margin = (layout.digit - layout.ink) // 2
+    boxed = np.zeros((len(images), layout.digit, layout.digit), dtype=np.uint8)
+    boxed[:, margin : margin + layout.ink, margin : margin + layout.ink] = ink
+    return boxed
 
 
 def source_indices(split: str) -> np.ndarray:
@@ -97,12 +172,15 @@ def digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     return scaled, labels[idx]
 
 
-def draw_pairs(split: str, count: int, rng: np.random.Generator) -> DoubleDigitInfo:
+def draw_pairs(
+    split: str, count: int, rng: np.random.Generator, layout: Layout = SMALL
+) -> DoubleDigitInfo:
     """Draw ``count`` random double-digit layouts from the source digits of ``split``.
 
     The ordered class pair (a, b) is uniform over the 90 pairs of different digits; each
-    digit is a uniform source image of its class; the box corners are uniform over the
-    allowed offsets. Training scripts call this with their own generator for fresh pairs.
+    digit is a uniform source image of its class; the box corners are uniform over
+    ``layout``'s allowed offsets. Training scripts call this with their own generator for
+    fresh pairs.
     """
     _, labels = _sklearn_digits()
     pool = source_indices(split)
@@ -116,48 +194,54 @@ def draw_pairs(split: str, count: int, rng: np.random.Generator) -> DoubleDigitI
             rows = np.flatnonzero(classes[:, k] == d)
             sources[rows, k] = rng.choice(by_class[d], size=len(rows))
     corners = np.empty((count, 2, 2), dtype=np.int64)
-    corners[:, :, 0] = rng.integers(ROW_OFFSETS[0], ROW_OFFSETS[1] + 1, size=(count, 2))
-    corners[:, 0, 1] = rng.integers(COL_OFFSETS_A[0], COL_OFFSETS_A[1] + 1, size=count)
-    corners[:, 1, 1] = rng.integers(COL_OFFSETS_B[0], COL_OFFSETS_B[1] + 1, size=count)
+    corners[:, :, 0] = rng.integers(layout.rows[0], layout.rows[1] + 1, size=(count, 2))
+    corners[:, 0, 1] = rng.integers(layout.cols_a[0], layout.cols_a[1] + 1, size=count)
+    corners[:, 1, 1] = rng.integers(layout.cols_b[0], layout.cols_b[1] + 1, size=count)
     return DoubleDigitInfo(classes=classes, sources=sources, corners=corners)
 
 
-def masks_from_corners(images: np.ndarray, corners: np.ndarray) -> np.ndarray:
+def masks_from_corners(
+    images: np.ndarray, corners: np.ndarray, layout: Layout = SMALL
+) -> np.ndarray:
     """Return bool masks ``[N, 2, H, W]``: the nonzero pixels of ``images`` ``[N, 1, H, W]``
-    inside the 8x8 box of digit a (index 0) and of digit b (index 1)."""
-    count = len(images)
-    boxes = np.zeros((count, 2, *CANVAS_SHAPE), dtype=bool)
+    inside the digit box of digit a (index 0) and of digit b (index 1)."""
+    count, size = len(images), layout.digit
+    boxes = np.zeros((count, 2, *layout.canvas), dtype=bool)
     for i in range(count):
         for k in range(2):
             row, col = corners[i, k]
-            boxes[i, k, row : row + DIGIT_SIZE, col : col + DIGIT_SIZE] = True
+            boxes[i, k, row : row + size, col : col + size] = True
     return boxes & (images > 0)
 
 
-def render_pairs(info: DoubleDigitInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Paint the layouts of ``info`` on blank canvases.
+def render_pairs(
+    info: DoubleDigitInfo, layout: Layout = SMALL
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paint the layouts of ``info`` on blank canvases of ``layout``.
 
-    Returns ``(images, labels, masks)``: float32 ``[N, 1, 16, 24]`` in [0, 1], uint8
-    multi-hot ``[N, 10]``, and bool ``[N, 2, 16, 24]`` where ``masks[i, 0]`` (digit a) and
+    Returns ``(images, labels, masks)``: float32 ``[N, 1, H, W]`` in [0, 1], uint8
+    multi-hot ``[N, 10]``, and bool ``[N, 2, H, W]`` where ``masks[i, 0]`` (digit a) and
     ``masks[i, 1]`` (digit b) are the canvas pixels where that digit is nonzero.
     """
-    src_images, _ = _sklearn_digits()
-    count = len(info.classes)
-    raw = np.zeros((count, *CANVAS_SHAPE), dtype=np.uint8)
+    src_images = _layout_digits(layout)
+    count, size = len(info.classes), layout.digit
+    raw = np.zeros((count, *layout.canvas), dtype=np.uint8)
     for i in range(count):
         for k in range(2):
             row, col = info.corners[i, k]
-            raw[i, row : row + DIGIT_SIZE, col : col + DIGIT_SIZE] = src_images[info.sources[i, k]]
+            raw[i, row : row + size, col : col + size] = src_images[info.sources[i, k]]
     labels = np.zeros((count, 10), dtype=np.uint8)
     labels[np.arange(count)[:, None], info.classes] = 1
-    images = (raw.astype(np.float32) / MAX_PIXEL)[:, None]
-    return images, labels, masks_from_corners(images, info.corners)
+    images = (raw.astype(np.float32) / np.float32(layout.levels))[:, None]
+    return images, labels, masks_from_corners(images, info.corners, layout)
 
 
-def build_double_digits(split: str) -> DoubleDigitInfo:
+def build_double_digits(split: str, layout: Layout = SMALL) -> DoubleDigitInfo:
     """Return the fixed layouts of the double-digit ``split`` (rebuilt from scikit-learn)."""
     _check_split(split)
-    return draw_pairs(split, PAIR_COUNTS[split], np.random.default_rng(PAIR_SEEDS[split]))
+    return draw_pairs(
+        split, PAIR_COUNTS[split], np.random.default_rng(PAIR_SEEDS[split]), layout
+    )
 
 
 def save_double_digits(path: Path = DEFAULT_NPZ) -> Path:
@@ -175,9 +259,14 @@ def save_double_digits(path: Path = DEFAULT_NPZ) -> Path:
     return path
 
 
-def double_digits_info(split: str, path: Path | None = DEFAULT_NPZ) -> DoubleDigitInfo:
-    """Return the layouts of ``split``: read from ``path`` if it exists, else rebuilt."""
+def double_digits_info(
+    split: str, path: Path | None = DEFAULT_NPZ, layout: Layout = SMALL
+) -> DoubleDigitInfo:
+    """Return the layouts of ``split``: read from ``path`` if it exists (and ``layout``
+    caches to a file), else rebuilt."""
     _check_split(split)
+    if layout.npz is None:
+        return build_double_digits(split, layout)
     if path is not None and Path(path).exists():
         with np.load(path) as data:
             return DoubleDigitInfo(
@@ -187,16 +276,20 @@ def double_digits_info(split: str, path: Path | None = DEFAULT_NPZ) -> DoubleDig
 
 
 def double_digits(
-    split: str, path: Path | None = DEFAULT_NPZ
+    split: str, path: Path | None = DEFAULT_NPZ, layout: Layout = SMALL
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the double-digit ``split`` as ``(images, labels, masks)``.
 
-    ``images``: float32 ``[N, 1, 16, 24]`` in [0, 1]; ``labels``: uint8 multi-hot ``[N, 10]``
-    (exactly two ones); ``masks``: bool ``[N, 2, 16, 24]``, digit a then digit b (see
-    ``double_digits_info`` for their classes). Reads ``path`` when it exists (pass ``None``
-    to force a rebuild from scikit-learn). Raises ``ValueError`` for an unknown split.
+    ``images``: float32 ``[N, 1, H, W]`` in [0, 1] (``layout.canvas``, 16x24 by default,
+    64x64 for ``LARGE``); ``labels``: uint8 multi-hot ``[N, 10]`` (exactly two ones);
+    ``masks``: bool ``[N, 2, H, W]``, digit a then digit b (see ``double_digits_info`` for
+    their classes). The small layout reads ``path`` when it exists (pass ``None`` to force
+    a rebuild from scikit-learn); the large one is always rendered. Raises ``ValueError``
+    for an unknown split.
     """
     _check_split(split)
+    if layout.npz is None:
+        return render_pairs(build_double_digits(split, layout), layout)
     if path is None or not Path(path).exists():
         return render_pairs(build_double_digits(split))
     with np.load(path) as data:

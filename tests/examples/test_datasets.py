@@ -76,3 +76,71 @@ def test_digits_split() -> None:
     assert x.max() == 1.0 and np.bincount(y).min() > 40
     with pytest.raises(ValueError, match="unknown split"):
         datasets.digits("validation")
+
+
+# ---------------------------------------------------------------- 64x64 DOUBLE-MNIST (LARGE)
+
+
+@pytest.fixture(scope="module")
+def large_test():
+    return datasets.double_digits("test", layout=datasets.LARGE)
+
+
+def test_large_images_labels_and_masks(large_test) -> None:
+    images, labels, masks = large_test
+    info = datasets.double_digits_info("test", layout=datasets.LARGE)
+    n = datasets.PAIR_COUNTS["test"]
+    assert images.shape == (n, 1, 64, 64) and images.dtype == np.float32
+    assert labels.shape == (n, 10) and masks.shape == (n, 2, 64, 64)
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert np.array_equal(np.unique(images * 255), np.arange(256))  # 8-bit levels, all used
+    assert (info.classes[:, 0] != info.classes[:, 1]).all() and (labels.sum(1) == 2).all()
+    assert (labels[np.arange(n)[:, None], info.classes] == 1).all()
+    assert masks.any(axis=(2, 3)).all(), "an empty mask"
+    assert not (masks[:, 0] & masks[:, 1]).any(), "the two digits overlap"
+    assert np.array_equal(masks[:, 0] | masks[:, 1], images[:, 0] > 0)
+    assert not masks[:, 0, :, 32:].any() and not masks[:, 1, :, :32].any(), "left / right halves"
+    # random vertical offsets: every allowed top row occurs, for both digits
+    for k in range(2):
+        assert set(info.corners[:, k, 0]) == set(range(0, 37))
+
+
+def test_large_digits_are_mnist_sized_bilinear_resizes(large_test) -> None:
+    """Each digit is its 8x8 source resized to 20x20 (checked against PyTorch's bilinear
+    resize, an independent implementation), centred in its 28x28 box."""
+    import torch
+    from torch.nn import functional as F
+
+    images, _, masks = large_test
+    info = datasets.double_digits_info("test", layout=datasets.LARGE)
+    src, _ = datasets._sklearn_digits()
+    for i in range(0, 2000, 131):
+        for k in range(2):
+            row, col = info.corners[i, k]
+            box = images[i, 0, row : row + 28, col : col + 28]
+            assert masks[i, k].sum() == masks[i, k, row : row + 28, col : col + 28].sum()
+            assert not box[:4].any() and not box[24:].any()
+            assert not box[:, :4].any() and not box[:, 24:].any()
+            source = torch.tensor(src[info.sources[i, k]], dtype=torch.float64)[None, None]
+            expected = F.interpolate(source, size=(20, 20), mode="bilinear",
+                                     align_corners=False)[0, 0].numpy() * 255 / 16  # fmt: skip
+            np.testing.assert_allclose(box[4:24, 4:24] * 255, expected, atol=0.5 + 1e-9)
+
+
+def test_large_rendering_is_deterministic_and_splits_are_disjoint(large_test) -> None:
+    again = datasets.render_pairs(datasets.build_double_digits("test", datasets.LARGE),
+                                  datasets.LARGE)  # fmt: skip
+    assert all(np.array_equal(a, b) for a, b in zip(large_test, again, strict=True))
+    train = datasets.build_double_digits("train", datasets.LARGE)
+    assert np.isin(train.sources, datasets.source_indices("train")).all()
+    assert np.isin(datasets.build_double_digits("test", datasets.LARGE).sources,
+                   datasets.source_indices("test")).all()  # fmt: skip
+
+
+def test_large_resize_weights_are_exact() -> None:
+    weights, q = datasets._resize_weights(8, 20)
+    assert (weights.sum(1) == q).all() and (weights >= 0).all()
+    # the centre of output pixel i maps to (i + 0.5) * 8 / 20 - 0.5 in the source
+    positions = (weights * np.arange(8)).sum(1) / q
+    inside = (positions > 0) & (positions < 7)
+    np.testing.assert_allclose(positions[inside], ((np.arange(20) + 0.5) * 0.4 - 0.5)[inside])
