@@ -70,6 +70,11 @@ class MissingComponent(Error, ImportError):
     """An optional part a command asked for is not installed (e.g. Ray for ``--ray``)."""
 
 
+class OutputError(Error, OSError):
+    """An output file or folder cannot be written (checked before the work starts; a write
+    that fails later leaves no partial file behind)."""
+
+
 class ReplayError(Error, RuntimeError):
     """A claimed counterexample does not violate the property when replayed."""
 
@@ -86,5 +91,6 @@ __all__ = [
     "SolverUnavailable",
     "LicenseLimit",
     "MissingComponent",
+    "OutputError",
     "ReplayError",
 ]

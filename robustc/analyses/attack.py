@@ -9,7 +9,6 @@ k labels closest to the threshold. torch is imported only when an attack runs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from robustc.compiler.spec_lower import (
     logit_threshold,
     spec_number,
 )
+from robustc.files import check_output_dir, write_json, write_with
 from robustc.runtime.images import save_png
 from robustc.specs import ast as A
 from robustc.specs.checker import resolve_path
@@ -206,11 +206,11 @@ def run_problem(problem: AttackProblem, attack, device: str | None = None) -> At
 
 
 def write_report(report: AttackReport, out_dir: str | Path) -> dict:
-    """Write ``<name>_adv.npy``, one PNG per image and ``<name>.json``; returns the JSON."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``<name>_adv.npy``, one PNG per image and ``<name>.json`` (each all or nothing,
+    :mod:`robustc.files`); returns the JSON. Raises ``OutputError`` on a write failure."""
+    out = check_output_dir(out_dir)
     p = report.problem
-    np.save(out / f"{p.name}_adv.npy", report.x_adv)
+    write_with(out / f"{p.name}_adv.npy", lambda tmp: np.save(tmp, report.x_adv))
     for i, image in enumerate(report.x_adv):
         save_png(image, out / f"{p.name}_{i}.png")
     names = p.labels or [str(i) for i in range(p.target.shape[1])]
@@ -221,7 +221,7 @@ def write_report(report: AttackReport, out_dir: str | Path) -> dict:
                         "target": _names(p.target[i], names),
                         "decoded": _names(report.decoded[i], names)}
                        for i in range(len(p.x0))]}
-    (out / f"{p.name}.json").write_text(json.dumps(data, indent=1, default=float))
+    write_json(out / f"{p.name}.json", data)
     return data
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from robustc.compiler.spec_lower import SpecContext, select_properties
 from robustc.errors import MissingComponent
+from robustc.files import check_output_dir
 from robustc.ir import Graph
 from robustc.ir import property as P
 from robustc.specs import ast as A
@@ -533,8 +534,7 @@ def save_pairs(task: GlobalTask, result: GlobalResult, out_dir, limit: int = 8) 
     from robustc.ir import evaluate
     from robustc.runtime.images import save_png
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(Path(out_dir))
     paths = []
     pairs = [w for w in result.witnesses if w[4] != "center"][:limit]
     for sample, z, z_adv, cls, source in pairs:

@@ -69,7 +69,6 @@ unperturbed input, is proved first, so one always exists).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -77,6 +76,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from robustc.errors import Error
+from robustc.files import json_text
 from robustc.ir import Graph, logits
 from robustc.ir.property import AtLeast, Box, Condition, Linear, Property, dnf, negate
 
@@ -233,8 +233,8 @@ class MaximizeResult:
                 "history": self.history, "final_verification": self.final}
 
     def dumps(self) -> str:
-        """The JSON text of :meth:`to_json`."""
-        return json.dumps(self.to_json(), indent=1)
+        """The strict JSON text of :meth:`to_json` (:func:`robustc.files.json_text`)."""
+        return json_text(self.to_json(), indent=1)
 
 
 class _Budget(Error):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from robustc.backends.milp.model import MilpModel
 from robustc.backends.solve import SolveOptions
+from robustc.errors import OutputError, SolverError
+from robustc.files import atomic_path
 
 FORMATS = ("lp", "mps", "gurobi")  # "smt2" (SMT-LIB 2, robustc.backends.z3smt) on request
 
@@ -18,11 +20,15 @@ FORMATS = ("lp", "mps", "gurobi")  # "smt2" (SMT-LIB 2, robustc.backends.z3smt) 
 def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
                 ) -> list[Path]:
     """Write ``model`` as ``stem.lp``, ``stem.mps`` and ``stem.gurobi.lp``; returns the paths.
+    Each file is written all or nothing (:func:`robustc.files.atomic_path`); a write that
+    fails raises ``OutputError`` naming the file.
 
     The Gurobi file is skipped (silently) when Gurobi cannot start (``robustc compile
     --format gurobi`` checks it first and says so); a Gurobi failure while writing raises
     ``SolverError`` (``LicenseLimit`` for a model the license refuses).
     """
+    import highspy
+
     from robustc.backends import gurobi, highs
 
     written = []
@@ -32,7 +38,9 @@ def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
             h = h or highs.make_highs(model, SolveOptions())
             _name_columns(h, model)
             path = stem.with_suffix(f".{fmt}")
-            h.writeModel(str(path))
+            with atomic_path(path) as tmp:
+                if h.writeModel(str(tmp)) == highspy.HighsStatus.kError:
+                    raise OutputError(f"cannot write {path}: HiGHS's writer failed")
             written.append(path)
         elif fmt == "smt2":
             from robustc.backends.z3smt import write_smt2
@@ -42,7 +50,11 @@ def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
             written.append(path)
         elif fmt == "gurobi" and gurobi.available():
             path = stem.with_suffix(".gurobi.lp")
-            gurobi.write_lp(model, path, model.col_names)
+            with atomic_path(path) as tmp:
+                try:
+                    gurobi.write_lp(model, tmp, model.col_names)
+                except SolverError as exc:  # name the file the user asked for
+                    raise type(exc)(f"{path}: {exc}") from None
             written.append(path)
     return written
 

@@ -49,6 +49,7 @@ from robustc.backends.solve import (
     solve_empty,
 )
 from robustc.errors import SolverError
+from robustc.files import write_text
 
 NAME = "z3"
 REQUIRED_MODULES = ("z3",)
@@ -281,6 +282,6 @@ def _minimise(z3, model: MilpModel, assertions, variables, options: SolveOptions
 
 
 def write_smt2(model: MilpModel, path) -> None:
-    """Write ``model`` as an SMT-LIB 2 file ending in ``(check-sat)``."""
-    with open(path, "w") as fh:
-        fh.write(smtlib(model))
+    """Write ``model`` as an SMT-LIB 2 file ending in ``(check-sat)``, all or nothing;
+    raises ``OutputError``."""
+    write_text(path, smtlib(model))

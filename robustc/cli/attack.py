@@ -4,10 +4,10 @@ claimed success on the ONNX file and write images and a JSON report per property
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from robustc.cli.common import EXIT_OK, EXIT_VIOLATED, add_spec_arguments, load_spec
+from robustc.files import check_output_dir, json_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.device is not None:
         check_device(args.device)
+    check_output_dir(args.output)  # before the work: fail in a second, not after it
     spec = load_spec(args)
     ctx = SpecContext(spec)
     props = select_properties(spec, A.AttackProperty, "attack", args.property)
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         all_ok &= bool(report.success.all())
         m = report.metrics
         if args.json:
-            print(json.dumps(data, default=float))
+            print(json_text(data), flush=True)
         else:
             print(f"{prop.name}: {problem.method} on {problem.network.name}, "
                   f"{len(problem.x0)} image(s): ASR {m['asr']:.3f}, MSE {m['mse']:.4g}, "

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from robustc.cli.common import EXIT_OK, add_spec_arguments
 from robustc.cli.verify import add_network_argument, load_problems
+from robustc.files import check_output_dir
 
 DEFAULT_FORMATS = ("lp", "mps", "gurobi")
 
@@ -29,9 +29,8 @@ def run(args: argparse.Namespace) -> int:
         from robustc.backends import gurobi
 
         gurobi.require()
+    out_dir = check_output_dir(args.output)  # before the work: fail in a second, not later
     problems = load_problems(args)
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for problem in problems:
         for path in export_problem(problem, out_dir, formats=args.format or DEFAULT_FORMATS):
             print(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from robustc.cli.common import EXIT_ERROR, EXIT_OK
 from robustc.errors import SpecError
+from robustc.files import write_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_ERROR
     if args.in_place:
-        Path(args.spec).write_text(text, encoding="utf-8")
+        write_text(args.spec, text)  # all or nothing: a failed write keeps the old file
     else:
         sys.stdout.write(text)
     return EXIT_OK

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from robustc.cli.common import (
     EXIT_OK,
@@ -16,6 +14,7 @@ from robustc.cli.common import (
     seconds,
     verdict_exit,
 )
+from robustc.files import check_output_dir, json_text, write_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     :mod:`robustc.cli.common`)."""
     from robustc.analyses import global_robustness as G
 
+    if args.output:
+        check_output_dir(args.output)  # before the work: fail in a second, not after it
     spec = load_spec(args)
     tasks = G.global_tasks(spec, args.property or None, seed=args.seed,
                            verify_samples=args.verify_samples,
@@ -68,10 +69,9 @@ def run(args: argparse.Namespace) -> int:
 def _report(task, result, args: argparse.Namespace) -> None:
     from robustc.analyses import global_robustness as G
 
-    print(json.dumps(result.to_json()) if args.json else G.summary(result))
+    print(json_text(result.to_json()) if args.json else G.summary(result), flush=True)
     if args.output:
-        out = Path(args.output)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{task.name}.json").write_text(json.dumps(result.to_json(), indent=1))
+        out = check_output_dir(args.output)
+        write_json(out / f"{task.name}.json", result.to_json())
         for path in G.save_pairs(task, result, out):
             print(f"  pair: {path}", file=sys.stderr)

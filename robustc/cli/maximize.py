@@ -10,7 +10,6 @@ certified (it always is unless the unperturbed input itself cannot be proved: th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from robustc.cli.common import (
     non_negative_int,
     seconds,
 )
+from robustc.files import check_output_dir, json_text, write_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from robustc.analyses.maximize import MaximizeOptions, maximize_spec
     from robustc.errors import SpecError
 
+    if args.output:
+        check_output_dir(args.output)  # before the work: fail in a second, not after it
     spec = load_spec(args)
     progress = None if args.quiet or args.json else _progress
     options = MaximizeOptions(solver=args.solver, timeout=args.timeout,
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         if args.output:
             _write(Path(args.output), problem, result)
         if args.json:
-            print(json.dumps(result.to_json()), flush=True)
+            print(json_text(result.to_json()), flush=True)
         else:
             print(describe(result), flush=True)
     return EXIT_OK if all(r.certified for _, r in runs) else EXIT_ERROR
@@ -87,8 +89,7 @@ def _write(folder: Path, problem, result) -> None:
 
     from robustc.runtime.heatmap import save_heatmap
 
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{result.name}.json").write_text(result.dumps())
+    write_text(check_output_dir(folder) / f"{result.name}.json", result.dumps())
     h, w = problem.rings.shape
     image = problem.x0.reshape(problem.chw).mean(axis=0)
     objects = [(problem.meta["region"], "perturbed object")] if "region" in problem.meta else []

@@ -5,11 +5,10 @@ report."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 from robustc.cli.common import EXIT_OK, EXIT_VIOLATED, add_spec_arguments, load_spec, seconds
+from robustc.files import check_output_dir, json_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,13 +27,12 @@ def run(args: argparse.Namespace) -> int:
     from robustc.errors import ModelError, ReplayError, SpecError
     from robustc.specs import ast as A
 
+    out_dir = check_output_dir(args.output)  # before the work: fail in a second, not after it
     spec = load_spec(args)
     ctx = SpecContext(spec)
     props = select_properties(spec, A.PatchProperty, "patch", args.property)
     if not props:
         raise SpecError("the spec has no patch property to run")
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     all_ok = True
     for prop in props:
         start = time.perf_counter()
@@ -45,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         data = write_report(outcome, out_dir)
         all_ok &= outcome.ok
         if args.json:
-            print(json.dumps(data, default=float))
+            print(json_text(data), flush=True)
         else:
             print(f"{_summary(data)} [{time.perf_counter() - start:.1f} s] -> {out_dir}")
     return EXIT_OK if all_ok else EXIT_VIOLATED

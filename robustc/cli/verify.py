@@ -4,7 +4,6 @@ print each verdict in words, with its evidence."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from robustc.cli.common import (
@@ -16,6 +15,7 @@ from robustc.cli.common import (
     verdict_exit,
 )
 from robustc.errors import SpecError
+from robustc.files import check_output_file, json_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from robustc.verify import VERDICTS, check_device, verify
 
     check_device(args.device)  # one error before any work, not one per property
+    if getattr(args, "vnncomp_result", None):
+        check_output_file(args.vnncomp_result)
     problems = load_problems(args)
     results = []
     for problem in problems:
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         result = verify(problem, options_from(args, problem.name))
         results.append(result)
         if args.json:
-            print(json.dumps(result.to_json()), flush=True)
+            print(json_text(result.to_json()), flush=True)
         else:
             print(describe(problem, result), flush=True)
     if getattr(args, "vnncomp_result", None):

@@ -45,6 +45,7 @@ import numpy as np
 from robustc.compiler.onnx_import import load_onnx
 from robustc.compiler.passes import standard_passes
 from robustc.errors import EmptyInputSet, SpecError
+from robustc.files import write_text
 from robustc.ir import logits
 from robustc.ir.problem import Problem
 from robustc.ir.property import (
@@ -524,10 +525,9 @@ def _box_atoms(box: Box) -> list[str]:
 
 
 def write_vnnlib(prop: Property, path: str | Path) -> Path:
-    """Write :func:`format_vnnlib` of ``prop`` to ``path``; returns the path."""
-    path = Path(path)
-    path.write_text(format_vnnlib(prop))
-    return path
+    """Write :func:`format_vnnlib` of ``prop`` to ``path`` (all or nothing); returns the path.
+    Raises ``OutputError`` when it cannot be written."""
+    return write_text(path, format_vnnlib(prop))
 
 
 def vnnlib_problems(vnnlib: str | Path, network: str | Path | None) -> list[Problem]:

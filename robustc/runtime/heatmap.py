@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robustc.files import atomic_path
+
 FLOOR = 1e-4  # budgets below this (0 included) are drawn at this value on the log scale
 
 
@@ -50,6 +52,9 @@ def save_heatmap(path: str | Path, image: np.ndarray, rings: np.ndarray, eps: np
     text = ", ".join(f"{e:.3g}" for e in eps)
     fig.text(0.02, 0.01, f"eps = [{text}]", fontsize=6)
     path = Path(path)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # all or nothing (robustc.files)
+            fig.savefig(tmp, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path

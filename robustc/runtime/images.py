@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robustc.files import atomic_path
+
 
 def save_png(image: np.ndarray, path: str | Path, *, scale: int = 1) -> Path:
     """Write ``image`` (values in [0, 1]; clipped) as an 8-bit PNG and return its path.
@@ -24,7 +26,8 @@ def save_png(image: np.ndarray, path: str | Path, *, scale: int = 1) -> Path:
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale),
                                  Image.NEAREST)
-    picture.save(path)
+    with atomic_path(path) as tmp:  # all or nothing (robustc.files)
+        picture.save(tmp)
     return Path(path)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robustc.files import write_text
 from robustc.verify.results import NOT_ROBUST, ROBUST, UNKNOWN, Result
 
 SAT, UNSAT, TIMEOUT, UNKNOWN_ANSWER = "sat", "unsat", "timeout", "unknown"
@@ -23,9 +24,9 @@ SAT, UNSAT, TIMEOUT, UNKNOWN_ANSWER = "sat", "unsat", "timeout", "unknown"
 def vnncomp_answer(results: list[Result], timeout: float | None) -> str:
     """The competition answer for the results of one file's problems.
 
-    ``sat`` when one is not robust, ``unsat`` when all are robust (or there are none: every
-    input box was empty), ``timeout`` when an undecided one ran into the time limit, else
-    ``unknown`` (errors included).
+    ``sat`` when one is not robust, ``unsat`` when all are robust (or there are none),
+    ``timeout`` when an undecided one ran into the time limit, else ``unknown`` (errors
+    included).
     """
     if any(r.verdict == NOT_ROBUST for r in results):
         return SAT
@@ -50,13 +51,14 @@ def witness_text(result: Result) -> str:
 
 def write_vnncomp_result(path: str | Path, results: list[Result],
                          timeout: float | None) -> str:
-    """Write the result file for one VNN-LIB file's results; returns the answer."""
+    """Write the result file for one VNN-LIB file's results (all or nothing); returns the
+    answer. Raises ``OutputError`` when the file cannot be written."""
     answer = vnncomp_answer(results, timeout)
     text = answer + "\n"
     if answer == SAT:
         found = next(r for r in results if r.verdict == NOT_ROBUST)
         text += witness_text(found) + "\n"
-    Path(path).write_text(text)
+    write_text(path, text)
     return answer
 
 

@@ -14,7 +14,7 @@ does not satisfy the condition is a :class:`~robustc.errors.ReplayError`.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from robustc.compiler.spec_lower import (
     SpecContext,
 )
 from robustc.errors import IRError, ModelError, ReplayError
+from robustc.files import check_output_dir, write_json, write_text, write_with
 from robustc.ir import Graph
 from robustc.ir.property import holds
 from robustc.runtime.images import save_png
@@ -171,8 +172,8 @@ def write_patched_onnx(path: str, weight: np.ndarray, result, out_path: Path) ->
                              "initializer to write the bias change to")
         old = onnx.numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
         _set_initializer(inits, node.input[2], old.reshape(-1) + result.db)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out_path))
+    check_output_dir(out_path.parent)
+    write_with(out_path, lambda tmp: onnx.save(model, str(tmp)))
     return out_path
 
 
@@ -210,10 +211,11 @@ def change_rows(weight: np.ndarray, bias: np.ndarray | None, result) -> list[dic
 
 
 def _write_table(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["row", "column", "old", "new", "delta"])
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=["row", "column", "old", "new", "delta"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
 
 
 def _image(x: np.ndarray) -> np.ndarray:
@@ -283,7 +285,7 @@ def write_report(outcome: PatchOutcome, out_dir: Path) -> dict:
         _write_table(rows, out_dir / f"{p.name}_changes.csv")
     if p.adversarial is not None:
         data["adversarial"] = _write_adversarial(outcome, out_dir)
-    (out_dir / f"{p.name}.json").write_text(json.dumps(data, indent=1, default=float))
+    write_json(out_dir / f"{p.name}.json", data)
     return data
 
 
@@ -294,7 +296,7 @@ def _write_adversarial(outcome: PatchOutcome, out_dir: Path) -> dict:
     data = {"options": {"relax": "marks", **p.adversarial}, "inputs": entries}
     if found:
         stack = np.stack([a["x_adv"] for a in found])
-        np.save(out_dir / f"{p.name}_adv.npy", stack)
+        write_with(out_dir / f"{p.name}_adv.npy", lambda tmp: np.save(tmp, stack))
         data["npy"] = str(out_dir / f"{p.name}_adv.npy")
         for a in found:
             png_path = out_dir / f"{p.name}_adv_{a['index']}.png"
