@@ -7,6 +7,8 @@ Exit codes (one table for every subcommand):
 * 1: some property does not hold (a validated counterexample exists)
 * 2: error (bad input, missing file, solver failure)
 * 3: the worst result is unknown (time limit, incomplete method)
+* 130 / 143: interrupted by SIGINT (Ctrl-C) / stopped by SIGTERM (128 + the signal number,
+  the shell's convention); the results printed before the signal are complete
 
 When results differ, the worst decides, in the order error, violated, unknown, ok. Options
 are checked by argparse with the types below (:func:`seconds`, :func:`positive_int`, ...):
@@ -26,6 +28,7 @@ from collections.abc import Iterable
 from robustc.errors import SpecError
 
 EXIT_OK, EXIT_VIOLATED, EXIT_ERROR, EXIT_UNKNOWN = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 #: The exit code of each verdict: ``verify``'s and ``global``'s.
 EXIT_CODES = {
@@ -137,6 +140,7 @@ class Progress:
             self.last = now
 
 
-__all__ = ["EXIT_OK", "EXIT_VIOLATED", "EXIT_ERROR", "EXIT_UNKNOWN", "EXIT_CODES",
+__all__ = ["EXIT_OK", "EXIT_VIOLATED", "EXIT_ERROR", "EXIT_UNKNOWN", "EXIT_INTERRUPTED",
+           "EXIT_TERMINATED", "EXIT_CODES",
            "worst_exit", "verdict_exit", "parse_overrides", "add_spec_arguments", "load_spec",
            "Progress", "seconds", "positive_int", "non_negative_int", "non_negative_float"]

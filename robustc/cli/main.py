@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 import robustc
-from robustc.cli.common import EXIT_ERROR, EXIT_OK
+from robustc.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
 from robustc.errors import Error
 
 #: Subcommand -> (module of robustc.cli, one-line help), in the order of ``robustc --help``.
@@ -49,28 +52,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (a ``BaseException``, like ``KeyboardInterrupt``, so that no
+    ``except Exception`` on the way swallows it)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_raises():
+    """Turn SIGTERM into :class:`Terminated` for the block (main thread only: Python runs
+    signal handlers there), then restore the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code (:mod:`robustc.cli.common`; 130 after
+    SIGINT, 143 after SIGTERM, with the results that finished already printed)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_ERROR
     try:
-        if args.command not in NO_SOLVER:
-            from robustc.backends.highs import banner_to_stderr
+        with _sigterm_raises():
+            if args.command not in NO_SOLVER:
+                from robustc.backends.highs import banner_to_stderr
 
-            banner_to_stderr()
-        return args.func(args)
+                banner_to_stderr()
+            return args.func(args)
     except Error as exc:
         print(f"robustc: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("robustc: interrupted", file=sys.stderr)
-        return EXIT_ERROR
+        return _stopped("interrupted (SIGINT)", EXIT_INTERRUPTED)
+    except Terminated:
+        return _stopped("terminated (SIGTERM)", EXIT_TERMINATED)
     except BrokenPipeError:  # e.g. `robustc dump net.onnx | head`
         sys.stderr.close()
         return EXIT_OK
+
+
+def _stopped(how: str, code: int) -> int:
+    """Flush the results printed so far, say what happened; returns ``code``."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # a closed or broken stdout: nothing more to save
+        pass
+    print(f"robustc: {how}: the results printed above are complete, the rest did not run",
+          file=sys.stderr, flush=True)
+    return code
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from robustc.ir.property import (
     atoms_size,
     negate,
 )
+from robustc.specs.parser import read_source
 
 #: Most disjuncts the input constraints may expand into (boxes x output cases).
 MAX_CASES = 4096
@@ -304,12 +305,10 @@ def parse_vnnlib(text: str, file: str = "<string>") -> Query:
 
 
 def read_vnnlib(path: str | Path) -> Query:
-    """Parse a VNN-LIB file; raises ``SpecError`` if it is missing or malformed."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the VNN-LIB file ({exc.strerror})") from exc
-    return parse_vnnlib(text, str(path))
+    """Parse a VNN-LIB file (UTF-8; a leading byte order mark is ignored); raises
+    ``SpecError`` if it is missing, not text (with the position of the first bad byte) or
+    malformed."""
+    return parse_vnnlib(read_source(path, "the VNN-LIB file"), str(path))
 
 
 # --------------------------------------------------------------------------------------

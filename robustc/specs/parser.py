@@ -6,6 +6,7 @@ Syntax errors become a :class:`robustc.errors.SpecError` whose single diagnostic
 
 from __future__ import annotations
 
+import codecs
 import functools
 import os
 from pathlib import Path
@@ -24,7 +25,7 @@ from robustc.specs import ast as A
 from robustc.specs.diagnostics import make, raise_if_any
 from robustc.specs.grammar import GRAMMAR
 
-__all__ = ["parse", "parse_text", "parse_expr"]
+__all__ = ["parse", "parse_text", "parse_expr", "read_source"]
 
 
 @functools.lru_cache(maxsize=2)
@@ -46,16 +47,34 @@ def parse(path_or_text: str | os.PathLike, *, filename: str | None = None) -> A.
         "\n" not in path_or_text and path_or_text.strip().endswith(".rspec")
     ):
         path = Path(path_or_text)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"{path}: cannot read spec file: {exc}") from None
+        text = read_source(path, "spec file")
         return parse_text(text, filename=str(path), source_dir=str(path.resolve().parent))
     return parse_text(path_or_text, filename=filename or "<string>", source_dir=os.getcwd())
 
 
+def read_source(path: str | os.PathLike, what: str) -> str:
+    """The UTF-8 text of a source file (a spec, a VNN-LIB file), without a leading byte
+    order mark. Raises :class:`SpecError` when the file cannot be read, and, for bytes that
+    are not UTF-8 (a binary file), one that names the ``file:line:col`` of the first."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = len(data[max(start, bom):exc.start].decode("utf-8")) + 1
+        raise SpecError(f"{path}:{line}:{col}: not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                        f"at offset {exc.start}): is this a binary file?") from None
+
+
 def parse_text(text: str, *, filename: str = "<string>", source_dir: str = ".") -> A.Spec:
-    """Parse spec ``text``; positions name ``filename``. Raises :class:`SpecError`."""
+    """Parse spec ``text``; positions name ``filename``. A leading byte order mark is
+    ignored. Raises :class:`SpecError`."""
+    text = text.removeprefix("\ufeff")
     spec = _build(_parse_tree(text, filename, "start"), filename, text)
     return A.Spec(spec.declarations, spec.properties, source_dir, text, spec.pos)
 
