@@ -35,10 +35,14 @@ proof into a (boundary) counterexample, never the reverse.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import combinations, product
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -68,9 +72,9 @@ _VAR = re.compile(r"^([XY])_(\d+)$")
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
-@dataclass(frozen=True)
-class Pos:
-    """A position in a VNN-LIB file: 1-based line and column."""
+class Pos(NamedTuple):
+    """A position in a VNN-LIB file: 1-based line and column (a named tuple: one is made
+    per token, and a tuple is several times cheaper to make than a frozen dataclass)."""
 
     file: str
     line: int
@@ -80,9 +84,9 @@ class Pos:
         return f"{self.file}:{self.line}:{self.col}"
 
 
-@dataclass(frozen=True)
-class SExpr:
-    """An s-expression: ``atom`` text, or a list of ``items``; with its position."""
+class SExpr(NamedTuple):
+    """An s-expression: ``atom`` text, or a list of ``items``; with its position (a named
+    tuple, like :class:`Pos`)."""
 
     pos: Pos
     atom: str | None = None
@@ -104,34 +108,61 @@ def _error(pos: Pos, message: str) -> SpecError:
 # Tokenizer and s-expression reader
 
 
-_TOKEN = re.compile(r"\s+|;[^\n]*|\(|\)|[^\s();]+")
+_TOKEN = re.compile(r'(?P<skip>\s+|;[^\n]*)|(?P<tok>\(|\)|[^\s();"|][^\s();]*)|(?P<bad>.)',
+                    re.DOTALL)
 
 
 def tokenize(text: str, file: str = "<string>") -> list[tuple[str, Pos]]:
     """The tokens of ``text`` (parentheses and atoms) with positions; comments dropped.
+    One pass over the text (newlines are counted in the whitespace and comments only).
 
     Raises ``SpecError`` for a character that starts no token (e.g. a stray ``"``).
     """
-    tokens, line, line_start, i = [], 1, 0, 0
-    while i < len(text):
-        m = _TOKEN.match(text, i)
-        if m is None or text[i] in "\"|":
-            raise _error(Pos(file, line, i - line_start + 1),
-                         f"unexpected character {text[i]!r}")
-        tok = m.group()
-        if not tok[0].isspace() and tok[0] != ";":
-            tokens.append((tok, Pos(file, line, i - line_start + 1)))
-        for k, ch in enumerate(tok):
-            if ch == "\n":
-                line, line_start = line + 1, i + k + 1
-        i = m.end()
-    return tokens
+    return list(_tokens(text, file))
+
+
+def _tokens(text: str, file: str) -> Iterator[tuple[str, Pos]]:
+    line, line_start = 1, 0
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup
+        if kind == "tok":
+            yield m.group(), Pos(file, line, m.start() - line_start + 1)
+        elif kind == "skip":
+            gap = m.group()
+            newlines = gap.count("\n")
+            if newlines:
+                line += newlines
+                line_start = m.start() + gap.rindex("\n") + 1
+        else:
+            raise _error(Pos(file, line, m.start() - line_start + 1),
+                         f"unexpected character {m.group()!r}")
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a parse builds many small acyclic objects
+    (a 1.5 MB file parsed in 0.96 s instead of 1.61 s; reference counting still frees
+    them)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def read_sexprs(text: str, file: str = "<string>") -> list[SExpr]:
     """The top-level s-expressions of ``text``; raises ``SpecError`` on unbalanced parens."""
+    return list(iter_sexprs(text, file))
+
+
+def iter_sexprs(text: str, file: str = "<string>") -> Iterator[SExpr]:
+    """:func:`read_sexprs` one top-level s-expression at a time, so that a caller that
+    consumes each (the parser) holds one command's tree, not the file's. The tokens are
+    read as they are needed, never held in a list."""
     stack: list[tuple[Pos, list[SExpr]]] = [(Pos(file, 1, 1), [])]
-    for tok, pos in tokenize(text, file):
+    for tok, pos in _tokens(text, file):
         if tok == "(":
             stack.append((pos, []))
         elif tok == ")":
@@ -141,9 +172,10 @@ def read_sexprs(text: str, file: str = "<string>") -> list[SExpr]:
             stack[-1][1].append(SExpr(start, items=tuple(items)))
         else:
             stack[-1][1].append(SExpr(pos, atom=tok))
+        if len(stack) == 1 and stack[0][1]:
+            yield stack[0][1].pop()
     if len(stack) > 1:
         raise _error(stack[-1][0], "'(' is never closed")
-    return stack[0][1]
 
 
 # --------------------------------------------------------------------------------------
@@ -286,9 +318,14 @@ def _count(declared: set, kind: str, file: str) -> int:
 def parse_vnnlib(text: str, file: str = "<string>") -> Query:
     """Parse VNN-LIB text into a :class:`Query`; raises ``SpecError`` with ``file:line:col``
     for anything outside the supported fragment (see the module docstring)."""
+    with _no_gc():
+        return _query(iter_sexprs(text, file), file)
+
+
+def _query(sexprs: Iterator[SExpr], file: str) -> Query:
     declared: set = set()
     assertions = []
-    for e in read_sexprs(text, file):
+    for e in sexprs:
         if e.head == "declare-const":
             _declare(e, declared)
         elif e.head == "assert":
@@ -384,15 +421,28 @@ def _case_box(atoms: list[Atom], n_inputs: int, file: str, shape) -> Box | str:
 
 def _cases(query: Query) -> tuple[list[tuple[list[Atom], list[Atom]]], list[Formula]]:
     """Input-dependent assertions expanded: ``[(input atoms, output atoms)]``; and the
-    output-only assertions (kept as formulas, not expanded)."""
+    output-only assertions (kept as formulas, not expanded).
+
+    Linear in the file: an assertion with one conjunction (a bound, the usual case) extends
+    every case's lists in place (each case owns its lists); only a disjunction copies them,
+    into its cases.
+    """
     cases: list[tuple[list[Atom], list[Atom]]] = [([], [])]
     global_outputs = []
     for f in query.assertions:
         if _kinds(f) == {"Y"}:
             global_outputs.append(f)
             continue
+        conjunctions = _dnf(f)
+        if len(conjunctions) == 1:
+            xs_more = [a for a in conjunctions[0] if a.kinds() == {"X"}]
+            ys_more = [a for a in conjunctions[0] if a.kinds() == {"Y"}]
+            for xs, ys in cases:
+                xs.extend(xs_more)
+                ys.extend(ys_more)
+            continue
         expanded = []
-        for (xs, ys), conj in product(cases, _dnf(f)):
+        for (xs, ys), conj in product(cases, conjunctions):
             expanded.append((xs + [a for a in conj if a.kinds() == {"X"}],
                              ys + [a for a in conj if a.kinds() == {"Y"}]))
         if len(expanded) > MAX_CASES:
@@ -544,5 +594,6 @@ def vnnlib_problems(vnnlib: str | Path, network: str | Path | None) -> list[Prob
     return [Problem(p.name, graph, (str(network),), p, Path(network).name) for p in props]
 
 
-__all__ = ["Query", "Pos", "MAX_CASES", "tokenize", "read_sexprs", "parse_vnnlib", "read_vnnlib",
-           "to_properties", "load_vnnlib", "format_vnnlib", "write_vnnlib", "vnnlib_problems"]
+__all__ = ["Query", "Pos", "MAX_CASES", "tokenize", "read_sexprs", "iter_sexprs", "parse_vnnlib",
+           "read_vnnlib", "to_properties", "load_vnnlib", "format_vnnlib", "write_vnnlib",
+           "vnnlib_problems"]

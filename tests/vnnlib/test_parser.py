@@ -137,3 +137,36 @@ def test_export_round_trip_keeps_the_property(make):
     # Away from the boundary (ties), the exported property agrees with the original.
     ys = rng.integers(-3, 4, size=(500, 4)) + rng.random((500, 4)) * 0.5
     np.testing.assert_array_equal(holds(back.condition, ys), holds(cond, ys))
+
+
+def _many_bounds(n: int) -> str:
+    decls = "".join(f"(declare-const X_{i} Real)\n" for i in range(n))
+    bounds = "".join(f"(assert (>= X_{i} {-i / n}))\n(assert (<= X_{i} {i / n}))\n"
+                     for i in range(n))
+    return decls + "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n" + bounds
+
+
+def test_a_file_of_many_assertions_loads_whole():
+    """40,002 assertions (about 1 MB; the reader copied a list per assertion before, so
+    such files loaded in quadratic time): every bound lands in the one box."""
+    n = 20000
+    text = _many_bounds(n) + "(assert (>= Y_1 Y_0))\n"
+    query = parse_vnnlib(text, "big.vnnlib")
+    assert len(query.assertions) == 2 * n + 1 and query.n_inputs == n
+    (p,) = to_properties(query, (1, n), 2)
+    (box,) = p.boxes
+    np.testing.assert_allclose(box.lower.ravel(), -np.arange(n) / n)
+    np.testing.assert_allclose(box.upper.ravel(), np.arange(n) / n)
+
+
+def test_bounds_after_a_disjunction_reach_every_case_and_only_their_own():
+    """A bound after a disjunction extends each case in place: both boxes get it, and the
+    cases' own bounds stay apart."""
+    text = ("".join(f"(declare-const X_{i} Real)\n" for i in range(3)) +
+            "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"
+            "(assert (>= X_0 -1)) (assert (<= X_0 1)) (assert (>= X_1 0)) (assert (<= X_1 1))\n"
+            "(assert (or (and (>= X_0 0.5)) (and (<= X_0 -0.5))))\n"
+            "(assert (>= X_2 0)) (assert (<= X_2 0.25))\n(assert (>= Y_1 Y_0))\n")
+    (p,) = props(text, shape=(1, 3))
+    assert [b.lower.ravel().tolist() for b in p.boxes] == [[0.5, 0, 0], [-1, 0, 0]]
+    assert [b.upper.ravel().tolist() for b in p.boxes] == [[1, 1, 0.25], [-0.5, 1, 0.25]]
