@@ -21,14 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Parse and check ``args.spec`` (with ``--set`` overrides); returns the exit code."""
-    from robustc.specs import load
+    from robustc.specs import check_networks, load
 
     try:
-        spec = load(Path(args.spec), overrides=parse_overrides(args.set or []),
-                    networks=not args.no_network)
+        spec = load(Path(args.spec), overrides=parse_overrides(args.set or []), networks=False)
+        warnings = [] if args.no_network else check_networks(spec)
     except SpecError as exc:
         print(exc, file=sys.stderr)
         return EXIT_ERROR
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     kinds = ", ".join(f"{type(p).__name__.removesuffix('Property').lower()} {p.name}"
                       for p in spec.properties)
     print(f"{args.spec}: ok ({len(spec.declarations)} declarations; {kinds})")

@@ -120,10 +120,13 @@ def add_spec_arguments(p: argparse.ArgumentParser, *, what: str, with_output: bo
 
 
 def load_spec(args: argparse.Namespace):
-    """The resolved spec of ``args.spec`` with ``args.set``; raises ``SpecError``."""
+    """The resolved spec of the file ``args.spec`` (always read as a path, whatever its
+    name ends in) with ``args.set``; raises ``SpecError``."""
+    from pathlib import Path
+
     from robustc import specs
 
-    return specs.load(args.spec, parse_overrides(args.set))
+    return specs.load(Path(args.spec), parse_overrides(args.set))
 
 
 class Progress:

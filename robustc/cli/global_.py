@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_spec_arguments(p, what="global",
                        output_help="write the JSON result and PNG pairs of witnesses to DIR",
                        json_help="one JSON object per property")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise and the searches")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the noise and the searches")
     p.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
                    help="run the local checks on a Ray cluster ('local' starts one here)")

@@ -10,6 +10,7 @@ from robustc.cli.common import (
     Progress,
     add_spec_arguments,
     load_spec,
+    non_negative_int,
     positive_int,
     seconds,
     verdict_exit,
@@ -31,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=seconds, default=None, metavar="S",
                    help="time limit per property, in seconds")
     p.add_argument("--threads", type=positive_int, default=None, help="solver threads")
-    p.add_argument("--seed", type=int, default=0, help="seed for the attack and the solver")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed for the attack and the solver")
     p.add_argument("--no-attack", action="store_true", help="skip the PGD falsification")
     p.add_argument("--strategy", default="auto",
                    choices=["auto", "attack", "bounds", "input-split", "relu-split", "milp"],
@@ -100,15 +102,20 @@ def run(args: argparse.Namespace) -> int:
     problems = load_problems(args)
     results = []
     for problem in problems:
+        warnings = problem.prop.meta.get("warnings", [])
+        for warning in warnings:
+            print(f"robustc: warning: {warning}", file=sys.stderr)
         if not args.json:
             print(f"{problem.name}: verifying on '{problem.network}' "
-                  f"({max((b.perturbed for b in problem.prop.boxes), default=0)} input "
-                  f"values may change) ...",
-                  file=sys.stderr)
+                  f"({_perturbed(problem)} input values may change) ...", file=sys.stderr)
         result = verify(problem, options_from(args, problem.name))
         results.append(result)
         if args.json:
-            print(json_text(result.to_json()), flush=True)
+            data = result.to_json()
+            if warnings:
+                data["warnings"] = [f"{w.pos.file}:{w.pos.line}:{w.pos.col}: {w.message}"
+                                    for w in warnings]
+            print(json_text(data), flush=True)
         else:
             print(describe(problem, result), flush=True)
     if getattr(args, "vnncomp_result", None):
@@ -122,8 +129,13 @@ def run(args: argparse.Namespace) -> int:
     return verdict_exit(r.verdict for r in results)
 
 
+def _perturbed(problem) -> int:
+    return max((b.perturbed for b in problem.prop.boxes), default=0)
+
+
 def describe(problem, result) -> str:
-    """A verdict in words a newcomer understands, with the evidence."""
+    """A verdict in words a newcomer understands, with the evidence. A set in which no
+    input value may change (an empty region, eps 0) is named as the one input it is."""
     from robustc.verify import NOT_ROBUST, ROBUST, UNKNOWN
 
     head = f"{result.name}: {result.verdict.upper().replace('_', ' ')}"
@@ -131,6 +143,9 @@ def describe(problem, result) -> str:
     what = getattr(cond, "label", "") or "the property"
     timing = f"[{result.time_s:.1f} s, {result.solver}, {result.stats.get('queries', 0)} " \
              f"MILP queries]"
+    if result.verdict == ROBUST and problem.prop.boxes and not _perturbed(problem):
+        return (f"{head}: {what} holds for the unperturbed input, the only one in the set "
+                f"(no input value may change) {timing}")
     if result.verdict == ROBUST:
         return f"{head}: {what} holds for every input in the set {timing}"
     if result.verdict == NOT_ROBUST:

@@ -31,7 +31,14 @@ from robustc.ir.problem import Problem
 from robustc.specs import ast as A
 from robustc.specs.checker import resolve_path
 from robustc.specs.diagnostics import make, render
-from robustc.specs.rings import as_chw, layer_budgets, layer_indices, load_input, region_mask
+from robustc.specs.rings import (
+    as_chw,
+    empty_region_message,
+    layer_budgets,
+    layer_indices,
+    load_input,
+    region_mask,
+)
 
 DEFAULT_DOMAIN = (0.0, 1.0)
 
@@ -56,6 +63,8 @@ class SpecContext:
             self.decls[type(d).__name__].append(d)
         self._networks: dict[str, Network] = {}
         self._inputs: dict[str, np.ndarray] = {}
+        #: Positioned warnings (diagnostics), in the order found: an empty region.
+        self.warnings: list = []
 
     def fail(self, node: A.Node, message: str) -> SpecError:
         """A positioned SpecError at ``node``."""
@@ -126,9 +135,9 @@ class SpecContext:
     def mask(self, region: A.Region, input_name: str, where: A.Node) -> np.ndarray:
         """A region's boolean (C, H, W) mask on the image of input ``input_name``.
 
-        Raises a positioned ``SpecError`` when the region selects no value: a perturbation
-        set on it would be the unperturbed input alone, and a verdict on that one point
-        would read like a proof about a neighbourhood.
+        A region that selects no value adds a positioned warning to :attr:`warnings`: a
+        perturbation set on it is the unperturbed input alone, and a verdict on that one
+        point must not read like a proof about a neighbourhood.
         """
         raw = self.raw_input(input_name, where)
         chw = as_chw(raw).shape
@@ -137,9 +146,8 @@ class SpecContext:
         mask = region_mask(region, chw, inputs=inputs, regions=self.regions(),
                            base_dir=self.base_dir)
         if not mask.any():
-            raise self.fail(region, f"the region is empty on input '{input_name}' (it selects "
-                                    f"none of its {mask.size} values): the set would be the "
-                                    f"unperturbed input alone")
+            self.warnings.append(make(region.pos, empty_region_message(input_name, mask.size),
+                                      self.spec.source))
         return mask
 
     def decoder(self, network: str) -> tuple[A.Node, list[str] | None]:
@@ -338,12 +346,14 @@ class ConditionLowering:
 def verify_problem(ctx: SpecContext, prop: A.VerifyProperty) -> Problem:
     """The :class:`~robustc.ir.problem.Problem` of one verify property."""
     network = ctx.network(prop.network, prop)
+    seen = len(ctx.warnings)
     box, x0 = input_box(ctx, prop.domain, network.graph)
     lowering = ConditionLowering(ctx, network, x0)
     condition = lowering.lower(prop.condition)
     meta = {"network": network.name, "labels": lowering.labels, "center": x0,
             "reference_set": [lowering.name(t) for t in lowering.reference_set()],
-            "decoder": type(lowering.decoder).__name__, "perturbed": box.perturbed}
+            "decoder": type(lowering.decoder).__name__, "perturbed": box.perturbed,
+            "warnings": ctx.warnings[seen:]}
     if isinstance(lowering.decoder, A.MultiLabelDecoder):
         meta["logit_threshold"] = lowering.threshold()
     return Problem(prop.name, network.graph, network.paths,

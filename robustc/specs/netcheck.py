@@ -17,7 +17,7 @@ from robustc.specs import ast as A
 from robustc.specs.checker import resolve_path
 from robustc.specs.diagnostics import Diagnostic, make, raise_if_any
 from robustc.specs.resolve import walk
-from robustc.specs.rings import non_finite
+from robustc.specs.rings import empty_region_message, load_input, non_finite, region_mask
 
 __all__ = ["check_networks", "NetworkShape", "network_shape", "nan_initializers"]
 
@@ -108,22 +108,27 @@ def _compatible(given: tuple[int, ...], expected: tuple[int | None, ...]) -> boo
     return len(a) == len(b) and all(y is None or x == y for x, y in zip(a, b, strict=True))
 
 
-def check_networks(spec: A.Spec) -> None:
+def check_networks(spec: A.Spec) -> list[Diagnostic]:
     """Check a resolved spec against its ONNX networks; raise :class:`SpecError` listing
     every mismatch (input shape, number of outputs/labels, codebook, patch layer, box or
-    mask outside the input)."""
-    _NetChecker(spec).run()
+    mask outside the input, NaN or infinite values in inputs, masks or weights). Returns
+    the warnings: a perturbation region that selects no value of its input."""
+    checker = _NetChecker(spec)
+    checker.run()
+    return checker.warnings
 
 
 class _NetChecker:
     def __init__(self, spec: A.Spec):
         self.spec = spec
         self.diags: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
         self.nets: dict[str, NetworkShape | None] = {}
         self.input_shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
         self.regions = spec.declared(A.RegionDecl)
         self.decodes = {d.network: d for d in spec.declarations if isinstance(d, A.DecodeDecl)}
         self.labels = spec.declared(A.LabelsDecl)
+        self.arrays: dict | None = None  # the inputs' values, loaded for region checks
 
     def error(self, node: A.Node, message: str) -> None:
         self.diags.append(make(node.pos, message, self.spec.source))
@@ -257,11 +262,34 @@ class _NetChecker:
             return
         chw = _chw(shapes[0])
         region = pset.rings.region if isinstance(pset, A.LayeredNeighbourhood) else pset.region
+        before = len(self.diags)
         for node in _region_leaves(region, self.regions):
             if isinstance(node, A.Box):
                 self.box_fits(node, chw)
             elif isinstance(node, A.MaskFile):
                 self.mask_fits(node, chw)
+        if region is not None and len(self.diags) == before:
+            self.region_not_empty(region, pset.input, chw)
+
+    def region_not_empty(self, region, input_name: str, chw: tuple[int, int, int]) -> None:
+        """Warn about a region that selects no value of the input (evaluated on the
+        arrays): legal, but a set on it is the unperturbed input alone."""
+        if self.arrays is None:
+            self.arrays = {}
+            for decl in self.spec.declarations:
+                if isinstance(decl, A.InputDecl):
+                    try:
+                        self.arrays[decl.name] = load_input(decl, self.spec.source_dir)
+                    except SpecError:
+                        pass  # reported by input()
+        try:
+            mask = region_mask(region, chw, inputs=self.arrays, regions=self.regions,
+                               base_dir=self.spec.source_dir)
+        except SpecError:
+            return  # a part that cannot be evaluated is reported where it is declared
+        if not mask.any():
+            self.warnings.append(make(region.pos, empty_region_message(input_name, mask.size),
+                                      self.spec.source))
 
     def box_fits(self, box: A.Box, chw: tuple[int, int, int]) -> None:
         sizes = {"channels": chw[0], "rows": chw[1], "cols": chw[2]}

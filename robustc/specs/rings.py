@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["METRICS", "layer_indices", "layer_budgets", "region_mask", "load_input", "as_chw",
-           "non_finite"]
+           "non_finite", "empty_region_message"]
 
 METRICS = ("chebyshev", "manhattan", "euclidean")
 
@@ -47,6 +47,13 @@ def non_finite(array: np.ndarray) -> str | None:
     kinds = [f"{nan} NaN"] * bool(nan) + [f"{int(bad.sum()) - nan} infinite"] * bool(
         bad.sum() - nan)
     return f"{' and '.join(kinds)} value(s), the first at index {list(first)}"
+
+
+def empty_region_message(input_name: str, size: int) -> str:
+    """What is wrong with a perturbation region that selects none of the ``size`` values of
+    input ``input_name``."""
+    return (f"the region is empty on input '{input_name}' (it selects none of its {size} "
+            f"values): no value may change, so a verdict is about the unperturbed input alone")
 
 
 def as_chw(array: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ and exit code 2, never a verdict computed on garbage. Every test runs the real C
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +78,32 @@ def test_nan_in_a_mask_is_an_error_naming_the_mask(tmp_path, capsys, command):
     assert "p.rspec:3:17:" in err and "1 NaN value(s), the first at index [0, 0, 1]" in err
 
 
-def test_an_empty_region_is_an_error_not_a_proof(tmp_path, capsys):
+EMPTY_REGION = ("p.rspec:5:38: the region is empty on input 'x' (it selects none of its 4 "
+                "values): no value may change, so a verdict is about the unperturbed input "
+                "alone")
+
+
+def test_check_warns_about_an_empty_region(tmp_path, capsys):
     spec = write_spec(tmp_path, mask=np.zeros((1, 2, 2)), inside=True)
+    code, out = main(["check", str(spec)]), capsys.readouterr()
+    assert code == 0 and "p.rspec: ok" in out.out
+    assert "warning: " in out.err and EMPTY_REGION in out.err
+
+
+def test_verify_on_an_empty_region_names_the_one_input_not_a_set(tmp_path, capsys):
+    """The verdict stands (it is true of the unperturbed input), but it is neither worded
+    nor reported as a proof about a neighbourhood."""
+    spec = write_spec(tmp_path, mask=np.zeros((1, 2, 2)), inside=True)
+    spec.write_text(spec.read_text().replace("argmax == 0", "argmax == 2"))
     code, out = main(["verify", str(spec)]), capsys.readouterr()
-    assert code == EXIT_ERROR
-    assert "p.rspec:5:38: the region is empty on input 'x' (it selects none of its 4 " \
-           "values)" in out.err
-    assert "ROBUST" not in out.out
+    assert code == 0
+    assert "robustc: warning: " in out.err and EMPTY_REGION in out.err
+    assert "p: ROBUST: y2 in top-1 holds for the unperturbed input, the only one in the set " \
+           "(no input value may change)" in out.out
+    assert "every input" not in out.out
+    code, out = main(["verify", str(spec), "--json"]), capsys.readouterr()
+    (warning,) = json.loads(out.out)["warnings"]
+    assert warning.endswith(EMPTY_REGION)
 
 
 @pytest.mark.parametrize("command", ["check", "verify"])

@@ -34,6 +34,8 @@ SECONDS = "must be a finite number of seconds > 0"
     ("global", "--verify-timeout", "inf", SECONDS),
     ("global", "--verify-nodes", "0", "must be an integer >= 1"),
     ("global", "--verify-samples", "-1", "must be an integer >= 0"),
+    ("global", "--seed", "-1", "must be an integer >= 0"),
+    ("verify", "--seed", "-2", "must be an integer >= 0"),
 ])
 def test_bad_option_values_are_usage_errors_naming_the_option(command, option, value, words,
                                                               capsys):
@@ -43,6 +45,15 @@ def test_bad_option_values_are_usage_errors_naming_the_option(command, option, v
     err = capsys.readouterr().err
     assert f"robustc {command}: error: argument {option}: {words}" in err
     assert f"got {value!r}" in err
+
+
+@pytest.mark.parametrize("command", ["verify", "maximize", "attack", "patch", "global"])
+def test_the_spec_argument_is_always_a_file(command, tmp_path, capsys):
+    """A folder (or any name not ending in .rspec) is read as a file, never parsed as text."""
+    assert main([command, str(tmp_path), "-o" if command != "verify" else "--json",
+                 *([str(tmp_path / "out")] if command != "verify" else [])]) == EXIT_ERROR
+    assert f"robustc: error: {tmp_path}: cannot read spec file: Is a directory" in \
+        capsys.readouterr().err
 
 
 def test_good_option_values_pass_unchanged():
