@@ -46,7 +46,11 @@ def _input_shapes(imp: Importer, input_shape) -> None:
     from onnx import numpy_helper
 
     for init in imp.model.graph.initializer:
-        imp.consts[init.name] = numpy_helper.to_array(init)
+        try:
+            imp.consts[init.name] = numpy_helper.to_array(init)
+        except (KeyError, TypeError, ValueError) as exc:  # a bad type, shape or data size
+            raise ModelError(f"{imp.path}: initializer {init.name!r} is corrupt "
+                             f"({type(exc).__name__}: {exc})") from None
     bad = nan_initializers(imp.consts.items())
     if bad:
         raise ModelError(f"{imp.path}: NaN weights in initializer(s) {', '.join(bad)}: no "
@@ -171,6 +175,12 @@ def _import_node(imp: Importer, node, table: dict[str, Callable], problems: list
         if node.op_type not in table:
             problems.append((node.op_type, label, "operator not supported"))
         return
+    undefined = [i for i in node.input if i and i not in imp.values and i not in imp.consts]
+    if undefined:  # a malformed graph: no node, input or initializer makes these
+        problems.append((node.op_type, label, f"input(s) {undefined} are not defined before "
+                                              f"this node"))
+        poisoned.update(node.output)
+        return
     try:
         if all(imp.is_const(i) for i in node.input) and node.op_type not in ("Shape",):
             _fold(imp, node)
@@ -188,6 +198,13 @@ def _import_node(imp: Importer, node, table: dict[str, Callable], problems: list
                 imp.values[onnx_name] = ir_name
     except (Unsupported, IRError) as exc:
         problems.append((node.op_type, label, str(exc)))
+        poisoned.update(node.output)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        # A node whose attributes or tensors do not fit each other (a corrupt file): named
+        # with the others, never a traceback. On a valid model it would be a robustc bug.
+        problems.append((node.op_type, label, f"malformed: its attributes or tensors do not "
+                                              f"fit ({type(exc).__name__}: {exc}); if the "
+                                              f"model is valid, please report a robustc bug"))
         poisoned.update(node.output)
 
 

@@ -134,6 +134,8 @@ def conv(imp: Importer, node, a: Attrs):
     if len(node.input) > 2 and node.input[2]:
         bias = frozen_array(imp.const(node.input[2], "the bias input"))
     in_shape = imp.shape(node.input[0])
+    if len(in_shape) != w.ndim:
+        raise Unsupported(f"input {list(in_shape)} does not fit a weight of rank {w.ndim}")
     fields = _conv_fields(imp, node, a, in_shape[2:], kernel)
     groups = int(a.get("group", 1))
     x = imp.tensor(node.input[0])
@@ -266,6 +268,8 @@ def _pool_fields(imp: Importer, node, a: Attrs):
     in_shape = imp.shape(node.input[0])
     if len(in_shape) not in (3, 4):
         raise Unsupported(f"only 1-D and 2-D pooling is supported (input {list(in_shape)})")
+    if a.get("kernel_shape") is None:
+        raise Unsupported("the required attribute kernel_shape is missing")
     kernel = tuple(a.get("kernel_shape"))
     fields = _conv_fields(imp, node, a, in_shape[2:], kernel)
     if a.get("ceil_mode", 0):
