@@ -356,7 +356,7 @@ class SerialExecutor:
         for chunk in chunks:
             yield run_chunk(task, chunk)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Nothing to release."""
 
 
@@ -382,9 +382,13 @@ class ProcessExecutor:
         for fut in as_completed(futures):
             yield fut.result()
 
-    def close(self) -> None:
-        """Shut the pool down."""
-        self._pool.shutdown(cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        """Shut the pool down: after the running chunks, or (``wait=False``: an interrupt)
+        at once, ending the workers (a chunk can run for many seconds)."""
+        if not wait:  # ProcessPoolExecutor has no public way to end workers before 3.14
+            for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+                proc.terminate()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 class RayExecutor:
@@ -417,7 +421,7 @@ class RayExecutor:
             done, pending = self._ray.wait(pending, num_returns=1)
             yield self._ray.get(done[0])
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Leave Ray running (the caller owns ``ray.shutdown``)."""
 
 

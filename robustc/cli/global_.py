@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
             result = G.estimate(task, executor, progress)
             verdicts.append(result.verdict)
             _report(task, result, args)
-    finally:
-        executor.close()
+    except BaseException:  # an error or an interrupt: end the workers now, do not wait
+        executor.close(wait=False)
+        raise
+    executor.close()
     return verdict_exit(verdicts)
 
 

@@ -81,3 +81,21 @@ def test_vnnlib_with_a_bom_loads_and_a_binary_one_is_positioned(tmp_path, capsys
     query.write_bytes(VNNLIB.encode() + b"(assert (>= X_0 \xc3\x28))\n")
     assert main(["verify", str(query), "--network", net]) == EXIT_ERROR
     assert "q.vnnlib:8:17: not UTF-8 text (byte 0xc3 at offset" in capsys.readouterr().err
+
+
+def test_an_interrupted_pool_ends_its_workers_instead_of_waiting():
+    """``robustc global --workers N`` closes its pool with ``wait=False`` on an interrupt:
+    a worker busy with a long chunk is ended by SIGTERM, not left to finish it."""
+    import time
+
+    from robustc.analyses.global_robustness import ProcessExecutor
+
+    executor = ProcessExecutor(1)
+    busy = executor._pool.submit(time.sleep, 60)  # a stand-in for a long chunk
+    while not busy.running():
+        time.sleep(0.05)
+    workers = list(executor._pool._processes.values())
+    executor.close(wait=False)
+    for proc in workers:
+        proc.join(timeout=30)  # a hang guard, not a timing assertion
+        assert proc.exitcode == -signal.SIGTERM
