@@ -204,6 +204,9 @@ class _NetChecker:
             if book.shape != (n, shape.outputs):
                 self.error(decl.decoder, f"codebook shape {book.shape} must be (labels, "
                                          f"outputs) = ({n}, {shape.outputs})")
+            problem = non_finite(book)
+            if problem:
+                self.error(decl.decoder.codebook, f"codebook holds {problem}")
         elif n != shape.outputs:
             self.error(decl, f"{n} labels in '{decl.labels}' but network '{decl.network}' has "
                              f"{shape.outputs} outputs")

@@ -160,3 +160,16 @@ def test_replay_never_counts_nan_logits_as_a_violation(tmp_path):
     box = Box(np.zeros((1, 4)), np.ones((1, 4)))
     result = replay((str(net),), np.full((1, 4), 0.5), box, in_top_k(3, 0, 1))
     assert np.isnan(result.logits).all() and not result.violated
+
+
+def test_nan_in_an_ecoc_codebook_is_an_error_naming_it(tmp_path, capsys):
+    write_net(tmp_path)
+    book = np.ones((2, 3))
+    book[1, 2] = np.nan
+    np.save(tmp_path / "book.npy", book)
+    spec = tmp_path / "e.rspec"
+    spec.write_text('network n = onnx("net.onnx")\nlabels two = ["a", "b"]\n'
+                    'decode n as ecoc("book.npy") over two\n')
+    code, err = run(["check", spec], capsys)
+    assert code == EXIT_ERROR
+    assert "e.rspec:3:18: codebook holds 1 NaN value(s), the first at index [1, 2]" in err
