@@ -91,8 +91,9 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], object]) -> Pat
 
 
 def jsonable(value):
-    """``value`` with numpy arrays and scalars as lists and numbers, tuples as lists, and
-    every non-finite float as its :data:`NON_FINITE` string."""
+    """``value`` with numpy arrays and scalars as lists and numbers, tuples as lists, paths
+    as strings, other numbers (``Fraction``) as floats, and every non-finite float as its
+    :data:`NON_FINITE` string. Raises ``TypeError`` for anything else."""
     if isinstance(value, float):  # numpy's float64 too
         value = float(value)
         return value if math.isfinite(value) else NON_FINITE[repr(value)]
@@ -106,6 +107,8 @@ def jsonable(value):
         return jsonable(value.tolist())
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if hasattr(value, "__float__"):  # Fraction, Decimal: as json.dumps(default=float) did
+        return jsonable(float(value))
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 

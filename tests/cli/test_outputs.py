@@ -137,11 +137,16 @@ def test_checks_name_the_path_and_the_reason(tmp_path):
 
 
 def test_json_is_strict_non_finite_numbers_become_strings():
+    from fractions import Fraction
+
     text = json_text({"margin": float("nan"), "b": np.array([np.inf, -np.inf, 1.5]),
-                      "n": np.int64(3), "f": np.float64("nan"), "t": (1, 2)})
+                      "n": np.int64(3), "f": np.float64("nan"), "t": (1, 2),
+                      "q": Fraction(1, 4), "p": Path("a/b")})
     data = json.loads(text, parse_constant=refuse)
     assert data == {"margin": "NaN", "b": ["Infinity", "-Infinity", 1.5], "n": 3, "f": "NaN",
-                    "t": [1, 2]}
+                    "t": [1, 2], "q": 0.25, "p": "a/b"}
+    with pytest.raises(TypeError, match="cannot write object as JSON"):
+        json_text({"x": object()})
     assert [float(v) for v in data["b"][:2]] == [np.inf, -np.inf]
 
 
