@@ -2,7 +2,10 @@
 
 For each example multi-label classifier (no defence, L0, PGD) and each of the first
 ``--images`` double-digit test images on which all three detect digit b: perturb digit a and
-the chebyshev rings around it (``--rings``), keep ``present(b)``, uniform weights. Each
+the chebyshev rings around it (``--rings``), keep ``present(b)``, uniform weights. With
+``--scale 64`` the classifiers are the papers' 64x64 DOUBLE-MNIST networks (``dd64_*``) and
+``present(b)`` means b is among the top 2 outputs, the papers' objective (the margin is the
+target's score minus the second-highest other score). Each
 method runs with the same verifier configuration (HiGHS, ``--bounds`` bounds, PGD first,
 ``--call-limit`` seconds per call; an unknown counts as not robust). The oracle methods stop
 after ``--max-failures`` refused optimiser steps (and their CEGIS cuts) and size their steps
@@ -17,6 +20,7 @@ ring), and saves everything, including each run's eps vector, to
 ``benchmarks/results/layered/``.
 
     PYTHONPATH=. python benchmarks/layered.py [--images 10] [--rings 3] [--heatmaps]
+    PYTHONPATH=. python benchmarks/layered.py --scale 64 --rings 4 --call-limit 10 --heatmaps
 """
 
 from __future__ import annotations
@@ -33,6 +37,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 MODELS = ("mlc_plain", "mlc_l0", "mlc_pgd")
+# --scale 64: the papers' 64x64 DOUBLE-MNIST classifiers, decoded as the top 2 labels
+MODELS_BY_SCALE = {16: MODELS, 64: ("dd64_plain", "dd64_l0", "dd64_pgd")}
+
+
+def _layout(scale: int):
+    from robustc.runtime.datasets import LARGE, SMALL
+
+    return {16: SMALL, 64: LARGE}[scale]
+
+
+def _condition(scale: int, target: int):
+    """``present(target)``: logit > 0 (16x24 networks) or among the top 2 (64x64 ones)."""
+    from robustc.ir import property as P
+
+    if scale == 64:
+        return P.in_top_k(10, target, 2, label=f"'{target}' in the top 2")
+    return P.output_gt(10, target, value=0.0, label=f"'{target}' present")
 
 
 def _problems(args) -> list[dict]:
@@ -40,17 +61,21 @@ def _problems(args) -> list[dict]:
     from robustc.compiler.onnx_import import load_onnx
     from robustc.compiler.passes import standard_passes
     from robustc.ir import evaluate, logits
+    from robustc.ir.property import holds
     from robustc.runtime.datasets import double_digits, double_digits_info
 
-    images, _, masks = double_digits("test")
-    classes = double_digits_info("test").classes
+    layout = _layout(args.scale)
+    images, _, masks = double_digits("test", layout=layout)
+    classes = double_digits_info("test", layout=layout).classes
     graphs = {m: logits(standard_passes().run(load_onnx(str(ROOT / "examples" / "models" /
-                                                          f"{m}.onnx"))))[0] for m in MODELS}
+                                                          f"{m}.onnx"))))[0]
+              for m in args.models}  # fmt: skip
     chosen = []
     for i in range(len(images)):
         x0 = images[i][None].astype(np.float64)
         target = int(classes[i][1])
-        if all(evaluate(graphs[m], x0).ravel()[target] > 0 for m in MODELS):
+        cond = _condition(args.scale, target)
+        if all(holds(cond, evaluate(graphs[m], x0).reshape(1, -1))[0] for m in args.models):
             chosen.append({"index": i, "x0": x0, "masks": masks[i], "perturbed": int(classes[i][0]),
                            "target": target})
         if len(chosen) == args.images:
@@ -58,19 +83,18 @@ def _problems(args) -> list[dict]:
     return chosen
 
 
-def _layered(model: str, item: dict, rings: int):
+def _layered(model: str, item: dict, rings: int, scale: int = 16):
     from robustc.analyses.maximize import LayeredProblem
     from robustc.compiler.onnx_import import load_onnx
     from robustc.compiler.passes import standard_passes
-    from robustc.ir import property as P
     from robustc.specs.rings import layer_indices
 
     path = ROOT / "examples" / "models" / f"{model}.onnx"
     graph = standard_passes().run(load_onnx(str(path)))
     ring_index = layer_indices(item["masks"][0], "chebyshev", rings)
-    cond = P.output_gt(10, item["target"], value=0.0, label=f"'{item['target']}' present")
+    cond = _condition(scale, item["target"])
     return LayeredProblem(f"{model}/dd{item['index']}", graph, (str(path),), item["x0"],
-                          ring_index, cond, np.ones(rings + 1), (1, 16, 24),
+                          ring_index, cond, np.ones(rings + 1), (1, *_layout(scale).canvas),
                           meta={"network": model, "region": item["masks"][0]})
 
 
@@ -130,7 +154,7 @@ def _summary(rows: list[dict]) -> dict:
         out["profile"][method] = {k: {"count": n, "seconds": round(sec, 2),
                                       "per_call_s": round(sec / max(n, 1), 3)}
                                   for k, (n, sec) in agg.items()}
-    for model in MODELS:
+    for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
         out[model] = {m: {"median_size": float(np.median([r["runs"][m]["weighted_size"]
                                                           for r in mine])),
@@ -175,7 +199,7 @@ def markdown(data: dict) -> str:
             for k, v in sorted(prof.items())) + " |")
     lines += ["", "| model | method | median size | mean size | median eps (rings 0..r) |",
               "|---|---|---|---|---|"]
-    for model in MODELS:
+    for model in dict.fromkeys(r["model"] for r in rows):
         for m, q in summary.get(model, {}).items():
             lines.append(f"| {model} | {m} | {q['median_size']:.3f} | {q['mean_size']:.3f} | "
                          f"{q['median_eps']} |")
@@ -203,7 +227,11 @@ def main() -> None:
     parser.add_argument("--thorough", action="store_true",
                         help="also run the oracle methods with --thorough-failures")
     parser.add_argument("--thorough-failures", type=int, default=2)
-    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--scale", type=int, choices=sorted(MODELS_BY_SCALE), default=16,
+                        help="16: the 16x24 example classifiers (logit > 0); 64: the papers' "
+                        "64x64 DOUBLE-MNIST classifiers (top 2)")
+    parser.add_argument("--models", nargs="*", default=None,
+                        help="default: the three classifiers of --scale")
     parser.add_argument("--heatmaps", action="store_true")
     parser.add_argument("--output", default=str(RESULTS / "layered.json"))
     parser.add_argument("--report", metavar="JSON",
@@ -212,6 +240,7 @@ def main() -> None:
     if args.report:
         print(markdown(json.loads(Path(args.report).read_text())), end="")
         return
+    args.models = args.models or list(MODELS_BY_SCALE[args.scale])
     options = MaximizeOptions(precision=args.precision, max_eps=args.max_eps,
                               iterations=args.iterations, call_time_limit=args.call_limit,
                               bounds=args.bounds, threads=1, max_failures=args.max_failures,
@@ -227,7 +256,7 @@ def main() -> None:
           f"{'other s':>7}  eps")
     for model in args.models:
         for item in items:
-            problem = _layered(model, item, args.rings)
+            problem = _layered(model, item, args.rings, args.scale)
             runs = {name: _run(problem, opts, m) for name, (m, opts) in variants.items()}
             for m, r in runs.items():
                 prof = " ".join(f"{k[:3]}:{v['count']}/{v['seconds']:.1f}s"
@@ -261,7 +290,7 @@ def _heatmaps(problem, item: dict, runs: dict) -> None:
     for method, run in runs.items():
         save_heatmap(folder / f"{problem.name.replace('/', '_')}_{method.rstrip('+')}"
                      f"{'_thorough' if method.endswith('+') else ''}.png",
-                     item["x0"].reshape(16, 24), problem.rings, np.array(run["eps"]),
+                     item["x0"].reshape(item["x0"].shape[-2:]), problem.rings, np.array(run["eps"]),
                      [(item["masks"][0], f"perturbed {item['perturbed']}"),
                       (item["masks"][1], f"target {item['target']}")],
                      title=f"{problem.name} {method}: size {run['weighted_size']:.3f}")

@@ -4,7 +4,8 @@
     python examples/train/build_all.py --only mlc_pgd gen
 
 Each step is a separate process running one of the scripts in this folder; the times are
-printed at the end. The generators need ``digits_softmax`` (they report its recognition rate).
+printed at the end. The generators need ``digits_softmax`` (they report its recognition rate);
+``dd64_pgd`` fine-tunes ``dd64_plain`` with PGD.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ STEPS: dict[str, list[str]] = {
     "mlc_plain": ["train_mlc.py", "--defence", "none"],
     "mlc_l0": ["train_mlc.py", "--defence", "l0"],
     "mlc_pgd": ["train_mlc.py", "--defence", "pgd", "--epochs", "20"],
+    "dd64_plain": ["train_dd64.py", "--defence", "none", "--epochs", "150"],
+    "dd64_l0": ["train_dd64.py", "--defence", "l0", "--epochs", "150"],
+    "dd64_pgd": ["train_dd64.py", "--defence", "pgd", "--init", "dd64_plain", "--epochs", "30",
+                 "--lr", "3e-3", "--warmup", "5", "--train-steps", "3", "--train-eps", "0.03"],
 }
 
 

@@ -71,6 +71,37 @@ def pgd_attack(
     return adv.detach()
 
 
+def render_augmented(
+    info: datasets.DoubleDigitInfo, gen: torch.Generator, degrees: float, scale: float,
+    shift: float,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Render the layouts of ``info`` like ``datasets.render_pairs``, each digit first moved
+    by its own random affine map (rotation within +-``degrees``, scale within 1 +- ``scale``,
+    shift within +-``shift`` pixels; bilinear). Returns images ``[N, 1, 64, 64]`` and
+    multi-hot labels ``[N, 10]`` (float)."""
+    count, size = len(info.classes), LAYOUT.digit
+    boxes = torch.from_numpy(datasets._layout_digits(LAYOUT)[info.sources.ravel()]).float()
+    boxes = boxes[:, None] / LAYOUT.levels
+    angle = (torch.rand(2 * count, generator=gen) * 2 - 1) * np.deg2rad(degrees)
+    factor = 1 + (torch.rand(2 * count, generator=gen) * 2 - 1) * scale
+    move = (torch.rand(2 * count, 2, generator=gen) * 2 - 1) * shift * 2 / size
+    theta = torch.zeros(2 * count, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = torch.cos(angle) / factor
+    theta[:, 0, 1] = -torch.sin(angle) / factor
+    theta[:, 1, 0] = torch.sin(angle) / factor
+    theta[:, :, 2] = move
+    grid = F.affine_grid(theta, list(boxes.shape), align_corners=False)
+    moved = F.grid_sample(boxes, grid, align_corners=False).view(count, 2, size, size)
+    images = torch.zeros(count, *LAYOUT.canvas)
+    for i in range(count):
+        for k in range(2):
+            row, col = info.corners[i, k]
+            images[i, row : row + size, col : col + size] = moved[i, k]
+    labels = torch.zeros(count, 10)
+    labels[torch.arange(count)[:, None], torch.from_numpy(info.classes)] = 1
+    return images[:, None], labels
+
+
 def predict_sets(model: DoubleMnistCNN, x: torch.Tensor) -> torch.Tensor:
     """Return the predicted multi-hot top-2 sets for ``x`` (uint8 ``[N, 10]``), in batches."""
     out = []
@@ -111,8 +142,11 @@ def train_epoch(
     model.train()
     info = datasets.draw_pairs("train", args.pairs, np.random.default_rng([args.seed, epoch]),
                                LAYOUT)  # fmt: skip
-    images, labels, _ = datasets.render_pairs(info, LAYOUT)
-    x, y = torch.from_numpy(images), torch.from_numpy(labels).float()
+    if any(args.augment):
+        x, y = render_augmented(info, gen, *args.augment)
+    else:
+        images, labels, _ = datasets.render_pairs(info, LAYOUT)
+        x, y = torch.from_numpy(images), torch.from_numpy(labels).float()
     order = torch.randperm(len(x), generator=gen)
     total = 0.0
     for batch in order.split(args.batch):
@@ -147,11 +181,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--wd", type=float, default=0.01, help="AdamW weight decay")
     parser.add_argument("--rectangle", type=int, nargs=2, default=(4, 16),
                         help="L0 defence: least and largest side of the black rectangle")
+    parser.add_argument("--augment", type=float, nargs=3, default=(0.0, 0.0, 0.0),
+                        metavar=("DEGREES", "SCALE", "SHIFT"),
+                        help="random affine map of each training digit (0 0 0: none)")
     parser.add_argument("--train-eps", type=float, default=0.05)
     parser.add_argument("--train-steps", type=int, default=4)
     parser.add_argument("--clean-weight", type=float, default=0.5,
                         help="PGD training loss = w * clean loss + (1 - w) * adversarial loss")
     parser.add_argument("--warmup", type=int, default=4, help="epochs to ramp PGD eps up")
+    parser.add_argument("--init", default=None, metavar="NAME",
+                        help="start from the weights of examples/models/NAME.pt (for example "
+                        "PGD fine-tuning of dd64_plain) instead of a random initialisation")
     parser.add_argument("--name", default=None, help="output name (default from --defence)")
     return parser.parse_args()
 
@@ -163,6 +203,8 @@ def main() -> None:
     gen = seed_everything(args.seed)
     name = args.name or NAMES[args.defence]
     model = DoubleMnistCNN()
+    if args.init:
+        model.load_state_dict(torch.load(MODELS / f"{args.init}.pt", weights_only=True))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     steps = args.epochs * -(-args.pairs // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps)

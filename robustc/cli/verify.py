@@ -168,6 +168,10 @@ def _counterexample_words(problem, result) -> str:
         if threshold is not None:
             now = [labels[i] for i in np.flatnonzero(y > threshold)]
             words += f"; labels {meta.get('reference_set')} become {now}"
+    elif meta.get("top_k") and labels:
+        k = meta["top_k"]
+        now = sorted(labels[i] for i in np.argsort(-y, kind="stable")[:k])
+        words += f"; top {k} labels {sorted(meta.get('reference_set', []))} become {now}"
     elif labels or meta.get("decoder"):
         names = labels or [str(i) for i in range(len(y))]
         words += f"; top output becomes {names[int(np.argmax(y))]!r}"

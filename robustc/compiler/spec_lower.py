@@ -356,6 +356,8 @@ def verify_problem(ctx: SpecContext, prop: A.VerifyProperty) -> Problem:
             "warnings": ctx.warnings[seen:]}
     if isinstance(lowering.decoder, A.MultiLabelDecoder):
         meta["logit_threshold"] = lowering.threshold()
+    if isinstance(lowering.decoder, A.TopKDecoder):
+        meta["top_k"] = int(lowering.decoder.k.value)
     return Problem(prop.name, network.graph, network.paths,
                    P.Property(prop.name, (box,), condition, meta), network.name)
 

@@ -38,7 +38,8 @@ class VerifyOptions:
     strict_solver: bool = False     # fail instead of falling back to HiGHS
     time_limit: float | None = None
     node_limit: int | None = None   # branch-and-bound nodes per MILP: a deterministic limit
-    threads: int | None = None      # solver threads, and PyTorch threads for the attacks
+    threads: int | None = None      # solver threads (None: the solver's default), and
+    #                                 PyTorch / BLAS threads (None: one)
     seed: int = 0
     attack: bool = True
     attack_steps: int = 50

@@ -55,12 +55,15 @@ class Run:
 
     @contextlib.contextmanager
     def limit_threads(self):
-        """Keep PyTorch and numpy's BLAS to ``options.threads`` for the block (the batched
-        bounds multiply many small matrices; a thread pool on a loaded machine makes them
-        several times slower)."""
+        """Keep PyTorch and numpy's BLAS to ``options.threads`` (one when None) for the
+        block: the batched bounds multiply many small matrices and the attack back-propagates
+        through small convolutions, and a thread pool on a loaded machine makes them several
+        times slower (on the 64x64 example, 2 threads on 2 busy cores: 0.33 s per alpha-CROWN
+        step instead of 0.02 s)."""
         from robustc.runtime.torch_module import torch_threads
 
-        with torch_threads(self.options.threads), blas_threads(self.options.threads):
+        threads = self.options.threads or 1
+        with torch_threads(threads), blas_threads(threads):
             yield
 
     def result(self, verdict: str, reason: str = "", cex: Counterexample | None = None,

@@ -167,3 +167,32 @@ def test_the_pipeline_decides_the_same_with_crown_bounds(tmp_path):
     assert verdicts["symbolic"] == verdicts["crown"] == ROBUST
     late = verify(problem, VerifyOptions(attack=False, bounds="crown", time_limit=1e-9))
     assert late.verdict == UNKNOWN and "time limit" in late.reason
+
+
+def test_ascent_takes_torch_adams_steps():
+    """robustc's Adam ascent (no torch.optim, whose first use imports torch._dynamo) takes
+    exactly torch.optim.Adam(maximize=True)'s steps, in two groups with their own rates."""
+    import torch
+
+    from robustc.compiler.crown.adam import Ascent
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    start = [torch.randn(3, 5, generator=gen, dtype=torch.float64) for _ in range(2)]
+
+    def run(make):
+        params = [p.clone().requires_grad_(True) for p in start]
+        opt = make(params)
+        for _ in range(25):
+            opt.zero_grad()
+            objective = -((params[0] - target) ** 2).sum() - (params[1] ** 4).sum()
+            objective.backward()
+            opt.step()
+        return [p.detach() for p in params]
+
+    ours = run(lambda ps: Ascent([([ps[0]], 0.1), ([ps[1]], 0.05)]))
+    theirs = run(lambda ps: torch.optim.Adam([{"params": [ps[0]], "lr": 0.1},
+                                              {"params": [ps[1]], "lr": 0.05}], maximize=True))
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(ours[0], start[0])

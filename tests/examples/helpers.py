@@ -14,9 +14,10 @@ MODELS = ROOT / "examples" / "models"
 TRAIN = ROOT / "examples" / "train"
 SAMPLES = ROOT / "examples" / "samples"
 MLC = ("mlc_plain", "mlc_l0", "mlc_pgd")
+DD64 = ("dd64_plain", "dd64_l0", "dd64_pgd")
 DIGIT_MODELS = ("digits_softmax", "fc_digits", "ecoc")
 GENERATORS = tuple(f"gen_digit{d}" for d in range(10))
-ALL_MODELS = MLC + DIGIT_MODELS + GENERATORS
+ALL_MODELS = MLC + DD64 + DIGIT_MODELS + GENERATORS
 PLAIN_OPS = {"Conv", "Relu", "MaxPool", "Flatten", "Reshape", "Gemm", "MatMul", "Add"}
 OUTPUT_OPS = {"Sigmoid", "Softmax", "Tanh", "Clip"}
 
@@ -54,6 +55,8 @@ def torch_module(name: str):
         opts = info["train_options"]
         module = models.MultiLabelCNN(tuple(opts["channels"]), tuple(info["input"][2:]),
                                       opts.get("stride", 1))  # fmt: skip
+    elif name in DD64:
+        module = models.DoubleMnistCNN()
     elif name.startswith("gen_digit"):
         module = models.Generator(info["noise_dim"])
     else:

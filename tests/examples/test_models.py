@@ -12,6 +12,7 @@ from robustc.runtime import datasets
 
 from .helpers import (
     ALL_MODELS,
+    DD64,
     DIGIT_MODELS,
     GENERATORS,
     MLC,
@@ -77,6 +78,26 @@ def test_multilabel_accuracy_reproduces(name: str) -> None:
     np.testing.assert_allclose(f1, info["per_label_f1"], atol=1e-3)
     assert info["labels"] == [str(d) for d in range(10)]
     assert set(info["pgd"]) == {"0.02", "0.05"}
+
+
+@pytest.mark.parametrize("name", DD64)
+def test_dd64_top2_accuracy_reproduces(name: str) -> None:
+    """The 64x64 networks: the manifest's exact top-2 set accuracy and F1 on the whole test
+    split, by onnxruntime; softmax outputs; the papers' architecture and ReLU count."""
+    info = manifest(name)
+    images, labels, _ = datasets.double_digits("test", layout=datasets.LARGE)
+    out = run_onnx(name, images)
+    np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-5)
+    pred = np.zeros_like(labels)
+    np.put_along_axis(pred, np.argsort(-out, axis=1)[:, :2], 1, axis=1)
+    accuracy = float(np.mean((pred == labels).all(1)))
+    assert accuracy == pytest.approx(info["exact_set_accuracy"], abs=1e-3)
+    f1 = [2 * np.sum(pred[:, d] & labels[:, d]) / (pred[:, d].sum() + labels[:, d].sum())
+          for d in range(10)]  # fmt: skip
+    np.testing.assert_allclose(f1, info["per_label_f1"], atol=1e-3)
+    assert info["input"] == [1, 1, 64, 64] and info["relus"] == 8 * 32 * 32 + 16 * 16 * 16
+    assert info["ops"] == ["Conv", "Relu", "Conv", "Relu", "MaxPool", "Flatten", "Gemm",
+                           "Softmax"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", DIGIT_MODELS)

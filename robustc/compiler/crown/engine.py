@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError, BoundsTimeout
+from robustc.compiler.crown.adam import Ascent
 from robustc.compiler.crown.operators import Operators, relu_backward, relu_slopes
 from robustc.errors import ShapeError
 from robustc.ir import Constant, Graph, Identity, Input, MaxPool, Relu, Reshape
@@ -360,9 +361,7 @@ class Crown:
         sign = {k: signs[k].to(self.ops.dtype) for k in beta}
         best_a = {k: v.detach().clone() for k, v in a_p.items()}
         best_b = {k: v.detach().clone() for k, v in b_p.items()}
-        groups = [{"params": list(a_p.values()), "lr": lr_alpha},
-                  {"params": list(b_p.values()), "lr": lr_beta}]
-        opt = torch.optim.Adam([g for g in groups if g["params"]], maximize=True)
+        opt = Ascent([(list(a_p.values()), lr_alpha), (list(b_p.values()), lr_beta)])
         best = None
         for _ in range(steps):
             if deadline is not None and time.perf_counter() > deadline:

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from robustc.compiler.bound_types import widen
+from robustc.compiler.crown.adam import Ascent
 from robustc.verify.relu_split.chain import Chain
 from robustc.verify.relu_split.options import ReluSplitOptions
 
@@ -92,11 +93,11 @@ def optimise_parameters(bounder: Bounder, obj, lo, hi, signs, alpha, beta, steps
     single = lambda ts: None if ts is None else [t.to(torch.float32) for t in ts]  # noqa: E731
     obj, lo, hi, signs = single(obj), single(lo), single(hi), single(signs)
     alpha = [p.detach().to(torch.float32).requires_grad_(True) for p in alpha]
-    groups = [{"params": alpha, "lr": options.lr_alpha}]
+    groups = [(alpha, options.lr_alpha)]
     if beta is not None:
         beta = [p.detach().to(torch.float32).requires_grad_(True) for p in beta]
-        groups.append({"params": beta, "lr": options.lr_beta})
-    opt = torch.optim.Adam(groups, maximize=True, foreach=True)
+        groups.append((beta, options.lr_beta))
+    opt = Ascent(groups)
     best = None
     best_alpha = [p.detach().clone() for p in alpha]
     best_beta = None if beta is None else [p.detach().clone() for p in beta]
