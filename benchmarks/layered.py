@@ -236,9 +236,18 @@ def main() -> None:
     parser.add_argument("--output", default=str(RESULTS / "layered.json"))
     parser.add_argument("--report", metavar="JSON",
                         help="only print the Markdown tables of a saved run")
+    parser.add_argument("--figures", metavar="JSON",
+                        help="only draw, from a saved run, one side-by-side comparison of "
+                        "the classifiers per image and method (under --figures-dir)")
+    parser.add_argument("--figures-dir", default=str(RESULTS / "layered"))
     args = parser.parse_args()
     if args.report:
         print(markdown(json.loads(Path(args.report).read_text())), end="")
+        return
+    if args.figures:
+        for path in comparisons(json.loads(Path(args.figures).read_text()),
+                                Path(args.figures_dir)):
+            print(f"wrote {path}")
         return
     args.models = args.models or list(MODELS_BY_SCALE[args.scale])
     options = MaximizeOptions(precision=args.precision, max_eps=args.max_eps,
@@ -280,6 +289,32 @@ def main() -> None:
     print(f"saved {args.output}")
     if rows:
         print(markdown(out), end="")
+
+
+def comparisons(data: dict, folder: Path) -> list[Path]:
+    """One PNG per image and method of a saved run: the classifiers' budgets side by side
+    (``robustc.runtime.heatmap.save_comparison``)."""
+    from robustc.runtime.datasets import double_digits
+    from robustc.runtime.heatmap import save_comparison
+    from robustc.specs.rings import layer_indices
+
+    scale, rings = data["args"].get("scale", 16), data["args"]["rings"]
+    folder.mkdir(parents=True, exist_ok=True)
+    images, _, masks = double_digits("test", layout=_layout(scale))
+    written = []
+    for index in dict.fromkeys(r["image"] for r in data["rows"]):
+        rows = [r for r in data["rows"] if r["image"] == index]
+        ring_index = layer_indices(masks[index, 0], "chebyshev", rings)
+        objects = [(masks[index, 0], f"perturbed {rows[0]['perturbed']}"),
+                   (masks[index, 1], f"target {rows[0]['target']}")]
+        for method in rows[0]["runs"]:
+            panels = [(f"{r['model']} ({method}): size {r['runs'][method]['weighted_size']:.3f}",
+                       np.array(r["runs"][method]["eps"])) for r in rows]
+            name = f"compare_{scale}_dd{index}_{method.replace('+', '_thorough')}.png"
+            written.append(save_comparison(folder / name, images[index, 0], ring_index, panels,
+                                           objects, title=f"test image {index}: maximal robust "
+                                           f"layered neighbourhoods by classifier ({method})"))
+    return written
 
 
 def _heatmaps(problem, item: dict, runs: dict) -> None:

@@ -15,11 +15,17 @@ import importlib
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 import robustc
 from robustc.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
 from robustc.errors import Error
+
+#: When the running command started (``time.perf_counter``; set again by each :func:`main`
+#: call): ``verify --timeout`` counts the start-up (imports, loading the spec and the
+#: networks) against the first property.
+STARTED = time.perf_counter()
 
 #: Subcommand -> (module of robustc.cli, one-line help), in the order of ``robustc --help``.
 SUBCOMMANDS = {
@@ -78,6 +84,8 @@ def _sigterm_raises():
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (:mod:`robustc.cli.common`; 130 after
     SIGINT, 143 after SIGTERM, with the results that finished already printed)."""
+    global STARTED
+    STARTED = time.perf_counter()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

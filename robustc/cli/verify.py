@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from robustc.cli.common import (
     Progress,
@@ -58,13 +59,14 @@ def add_network_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", help="the ONNX network (for .vnnlib properties)")
 
 
-def options_from(args: argparse.Namespace, name: str):
-    """:class:`~robustc.verify.VerifyOptions` from parsed arguments; progress goes to stderr
-    unless --json."""
+def options_from(args: argparse.Namespace, name: str, time_limit: float | None = None):
+    """:class:`~robustc.verify.VerifyOptions` from parsed arguments (with ``time_limit``
+    instead of ``--timeout`` when given); progress goes to stderr unless --json."""
     from robustc.verify import VerifyOptions
 
     return VerifyOptions(
-        solver=args.solver, strict_solver=args.strict_solver, time_limit=args.timeout,
+        solver=args.solver, strict_solver=args.strict_solver,
+        time_limit=args.timeout if time_limit is None else time_limit,
         threads=args.threads, seed=args.seed, attack=not args.no_attack, bounds=args.bounds,
         margin=args.margin, exact=_exact(args), strategy=args.strategy,
         device=args.device, progress=Progress(name))
@@ -101,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.vnncomp_result)
     problems = load_problems(args)
     results = []
+    import importlib
+
+    cli_main = importlib.import_module("robustc.cli.main")  # the module, not its main()
+
+    # each property's --timeout runs from the end of the one before it; the first one's from
+    # the start of the command (imports, loading the spec and the networks)
+    slot = cli_main.STARTED
     for problem in problems:
         warnings = problem.prop.meta.get("warnings", [])
         for warning in warnings:
@@ -108,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{problem.name}: verifying on '{problem.network}' "
                   f"({_perturbed(problem)} input values may change) ...", file=sys.stderr)
-        result = verify(problem, options_from(args, problem.name))
+        limit = None if args.timeout is None else \
+            max(args.timeout - (time.perf_counter() - slot), 1e-3)
+        result = verify(problem, options_from(args, problem.name, limit))
+        slot = time.perf_counter()
         results.append(result)
         if args.json:
             data = result.to_json()

@@ -58,3 +58,49 @@ def save_heatmap(path: str | Path, image: np.ndarray, rings: np.ndarray, eps: np
     finally:
         plt.close(fig)
     return path
+
+
+def save_comparison(path: str | Path, image: np.ndarray, rings: np.ndarray,
+                    panels: list[tuple[str, np.ndarray]],
+                    objects: list[tuple[np.ndarray, str]] = (), title: str = "") -> Path:
+    """Write a PNG with one heatmap per ``(caption, eps)`` of ``panels``, side by side over
+    the same ``image`` and ``rings`` (the same colour scale, one colour bar): several
+    classifiers' budgets on the same image. Returns the path written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.9), dpi=110,
+                             squeeze=False)  # fmt: skip
+    colours = ("tab:red", "tab:cyan", "tab:orange", "tab:pink")
+    shown = None
+    for ax, (caption, eps) in zip(axes[0], panels, strict=True):
+        eps = np.asarray(eps, dtype=float)
+        values = np.where(rings >= 0,
+                          np.log10(np.maximum(eps[np.clip(rings, 0, None)], FLOOR)), np.nan)
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+        shown = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", alpha=0.75,
+                          vmin=np.log10(FLOOR), vmax=0.0)  # fmt: skip
+        for (mask, _), colour in zip(objects, colours, strict=False):
+            ax.contour(np.asarray(mask, float), levels=[0.5], colors=[colour], linewidths=1.2)
+        text = ", ".join(f"{e:.3g}" for e in eps)
+        ax.set_title(f"{caption}\neps = [{text}]", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [axes[0][0].plot([], [], color=colour, label=label)[0]
+               for (_, label), colour in zip(objects, colours, strict=False)]
+    if objects:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7,
+                   frameon=False)
+    bar = fig.colorbar(shown, ax=list(axes[0]), shrink=0.8)
+    bar.set_label("log10(eps) of the ring")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
