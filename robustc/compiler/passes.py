@@ -287,14 +287,24 @@ def swap_relu_maxpool(graph: Graph) -> Graph:
 
 # -- MaxPool as ReLUs (for the ReLU branch and bound) -------------------------------------
 
-def maxpool_as_relus(graph: Graph) -> Graph:
+def maxpool_as_relus(graph: Graph, bounds: tuple[dict, dict] | None = None) -> Graph:
     """Every MaxPool as a tree of pairwise maxima ``max(a, b) = b + relu(a - b)`` (same
     function): one Select per window position gathers that element of every window
     (padding replaced by the window's first real element, which changes no maximum), then
     each pair is joined by an affine ``-b``, an Add, a ReLU and an Add. The last node of
     each tree keeps the MaxPool's name. Not one of the standard passes: it adds neurons,
     and serves the ReLU branch and bound, which can then split "which input is the
-    largest" like any ReLU (:mod:`robustc.verify.relu_split.graph`)."""
+    largest" like any ReLU (:mod:`robustc.verify.relu_split.graph`).
+
+    With ``bounds`` (``(lower, upper)``: flat arrays by node name, valid on some input box),
+    a window element whose upper bound is at most the largest lower bound in its window
+    (an element attaining that bound is kept) never raises the maximum there and is left
+    out, so the tree is the same function *on that box* with fewer undecided ReLUs. When
+    only (not leaky) ReLUs read the MaxPool, elements whose upper bound is at most 0 are
+    left out too (``relu(max(S)) = relu(max(S'))`` for any non-empty ``S'`` holding every
+    element that can be positive): then the tree equals the MaxPool only *after* the ReLU, and the
+    pool's own bounds no longer hold for it (:mod:`robustc.verify.relu_split.graph` drops
+    them)."""
     from robustc.ir import Add, Select
     from robustc.ir.linear import pool_index
 
@@ -309,6 +319,12 @@ def maxpool_as_relus(graph: Graph) -> Graph:
         idx = pool_index(node, src.shape)
         first = idx[np.arange(len(idx)), (idx >= 0).argmax(1)]
         idx = np.where(idx >= 0, idx, first[:, None])
+        if bounds is not None and src.name in bounds[0] and src.name in bounds[1]:
+            readers = [n for n in graph.nodes if node.name in n.inputs]
+            idx = _pool_candidates(idx, np.ravel(bounds[0][src.name]),
+                                   np.ravel(bounds[1][src.name]),
+                                   relu_after=bool(readers) and all(
+                                       isinstance(n, Relu) and n.alpha == 0 for n in readers))
         # window positions that repeat an earlier one everywhere add nothing
         columns = [j for j in range(idx.shape[1])
                    if not any(np.array_equal(idx[:, j], idx[:, i]) for i in range(j))]
@@ -342,6 +358,30 @@ def maxpool_as_relus(graph: Graph) -> Graph:
             pick = nodes.pop()
             nodes.append(dataclasses.replace(pick, name=node.name))
     return graph.replace_nodes(nodes)
+
+
+def _pool_candidates(idx: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                     relu_after: bool = False) -> np.ndarray:
+    """``idx`` (windows x positions, flat input indices) with only the elements that can
+    exceed their window's largest lower bound (and 0, when ``relu_after``), plus one
+    element attaining it where needed, first; the other positions repeat the window's last
+    remaining element (``max(c, c) = c``, and a difference of an element with itself is
+    exactly 0 for the linear bounds); positions that no window needs are dropped."""
+    rows = np.arange(len(idx))
+    low = lower[idx]
+    best = low.max(axis=1, keepdims=True)
+    floor = np.maximum(best, 0.0) if relu_after else best
+    keep = upper[idx] > floor
+    # one element attaining the largest lower bound, unless the ReLU makes it needless
+    # (best < 0: the maximum only matters where it is positive, and the kept ones cover it)
+    need = ~keep.any(axis=1) | (best[:, 0] >= 0) if relu_after else np.ones(len(idx), bool)
+    keep[rows[need], low.argmax(axis=1)[need]] = True
+    order = np.argsort(~keep, axis=1, kind="stable")  # remaining elements first
+    packed = np.take_along_axis(idx, order, axis=1)
+    count = keep.sum(axis=1)
+    last = packed[rows, count - 1][:, None]
+    packed = np.where(np.arange(idx.shape[1])[None, :] < count[:, None], packed, last)
+    return packed[:, : int(count.max())]
 
 
 PASSES: dict[str, Pass] = {

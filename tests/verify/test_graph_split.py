@@ -40,6 +40,34 @@ def test_maxpool_as_relus_computes_the_same_function(seed, family):
                                evaluate(graph, x, batched=True), rtol=0, atol=1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), passes=st.booleans())
+def test_maxpool_as_relus_with_bounds_is_the_same_function_on_the_box(seed, passes):
+    """With valid bounds on a box, the windows keep only the elements that can be their
+    maximum (and, before a ReLU, that can be positive): the network's output is unchanged
+    at every sampled point of the box (and at its corners), with no more ReLUs. The
+    standard passes move a ReLU that feeds a pool behind it (the pool then feeds the ReLU,
+    as in the 64x64 example networks)."""
+    from robustc.compiler.passes import standard_passes
+
+    rng = np.random.default_rng(seed)
+    graph = random_conv(rng, channels=int(rng.integers(1, 3)), size=int(rng.integers(5, 9)))
+    if passes:
+        graph = standard_passes().run(graph)
+    x0 = rng.uniform(0, 1, size=graph.input.shape)
+    eps = float(rng.uniform(0.01, 0.3))
+    bounds = compute_bounds(graph, x0 - eps, x0 + eps, "symbolic")
+    lo, hi = (x0 - eps).ravel(), (x0 + eps).ravel()
+    pruned = maxpool_as_relus(graph, (bounds.lower, bounds.upper))
+    full = maxpool_as_relus(graph)
+    assert sum(n.op == "relu" for n in pruned.nodes) <= sum(n.op == "relu" for n in full.nodes)
+    inside = lo + (hi - lo) * rng.uniform(size=(64, lo.size))
+    corners = np.where(rng.uniform(size=(16, lo.size)) < 0.5, lo, hi)
+    x = np.concatenate([inside, corners]).reshape(-1, *graph.input.shape)
+    np.testing.assert_allclose(evaluate(pruned, x, batched=True),
+                               evaluate(graph, x, batched=True), rtol=0, atol=1e-10)
+
+
 def test_requirements_refute_and_satisfy_top_k_cases():
     n = 4
     cond = in_top_k(n, 0, 2)  # label 0 in the top 2: violated when 2 others beat it

@@ -50,7 +50,7 @@ import numpy as np
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.crown.engine import Crown, GraphBounds
 from robustc.compiler.passes import maxpool_as_relus
-from robustc.ir import Graph, Relu
+from robustc.ir import Graph, MaxPool, Relu
 from robustc.ir.property import AtLeast
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome, case_atoms, check_best
 from robustc.verify.relu_split.options import ReluSplitOptions
@@ -157,7 +157,8 @@ class GraphSplit:
 
         self.torch = torch
         self.module = to_torch(self.graph, device=self.device, dtype=torch.float64)
-        self.graph = maxpool_as_relus(self.graph)
+        original_pools = {n.name for n in self.graph.nodes if isinstance(n, MaxPool)}
+        self.graph = maxpool_as_relus(self.graph, (self.bounds.lower, self.bounds.upper))
         self.crown = Crown(self.graph, device=self.device)  # UnsupportedOperator
         self.crown32 = Crown(self.graph, device=self.device, dtype=torch.float32)
         self.req = Requirements(self.cases)
@@ -168,7 +169,9 @@ class GraphSplit:
         self.w, self.b = ops.tensor(-self.w_np), ops.tensor(-self.b_np)
         self.w32, self.b32 = self.w.to(torch.float32), self.b.to(torch.float32)
         self.box = self.crown.box(self.lower, self.upper)
-        known = [n.name for n in self.graph.nodes if n.name in self.bounds.lower]
+        # a pruned max-pool tree equals the pool only after its ReLU: not the pool's bounds
+        known = [n.name for n in self.graph.nodes if n.name in self.bounds.lower
+                 and n.name not in original_pools]
         within = tuple({name: ops.tensor(np.asarray(side[name]).reshape(1, -1))
                         for name in known} for side in (self.bounds.lower, self.bounds.upper))
         with torch.no_grad():  # the nodes the rewrite added get CROWN bounds
