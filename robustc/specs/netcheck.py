@@ -131,7 +131,9 @@ class _NetChecker:
         self.arrays: dict | None = None  # the inputs' values, loaded for region checks
 
     def error(self, node: A.Node, message: str) -> None:
-        self.diags.append(make(node.pos, message, self.spec.source))
+        diag = make(node.pos, message, self.spec.source)
+        if diag not in self.diags:  # a region used by several properties is checked once each
+            self.diags.append(diag)
 
     def run(self) -> None:
         for decl in self.spec.declarations:
@@ -316,7 +318,8 @@ class _NetChecker:
             self.error(mask.path, f"mask holds {problem}")
         shape = _chw(values.shape)
         if shape[1:] != chw[1:] or shape[0] not in (1, chw[0]):
-            self.error(mask, f"mask shape (C, H, W) = {shape} does not fit the input {chw}")
+            self.error(mask, f"mask {mask.path.text!r} has shape {list(values.shape)}, "
+                             f"(C, H, W) = {shape}, which does not fit the input {chw}")
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from robustc.runtime import datasets
@@ -12,15 +13,18 @@ from robustc.runtime import datasets
 from .helpers import SAMPLES
 
 
-def test_double_digit_samples_match_the_test_split() -> None:
-    records = json.loads((SAMPLES / "samples.json").read_text())["double_digits"]
-    images, labels, masks = datasets.double_digits("test")
-    info = datasets.double_digits_info("test")
+@pytest.mark.parametrize("key,layout", [("double_digits", datasets.SMALL),
+                                        ("double_digits_64", datasets.LARGE)])
+def test_double_digit_samples_match_the_test_split(key, layout) -> None:
+    records = json.loads((SAMPLES / "samples.json").read_text())[key]
+    images, labels, masks = datasets.double_digits("test", layout=layout)
+    info = datasets.double_digits_info("test", layout=layout)
     assert len(records) >= 4
     for rec in records:
         i = rec["test_index"]
+        assert rec["layout"] == layout.name
         image = np.load(SAMPLES / f"{rec['name']}.npy")
-        assert image.dtype == np.float32 and image.shape == (1, 1, *datasets.CANVAS_SHAPE)
+        assert image.dtype == np.float32 and image.shape == (1, 1, *layout.canvas)
         assert np.array_equal(image[0], images[i])
         for k, suffix in enumerate("ab"):
             mask = np.load(SAMPLES / f"{rec['name']}_mask_{suffix}.npy")
