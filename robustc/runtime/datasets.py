@@ -255,8 +255,11 @@ def save_double_digits(path: Path = DEFAULT_NPZ) -> Path:
         for field in DoubleDigitInfo._fields:
             arrays[f"{split}_{field}"] = getattr(info, field).astype(np.int16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
-    return path
+    from robustc.files import atomic_path
+
+    with atomic_path(path) as tmp:  # all or nothing (the temporary name ends in .npz)
+        np.savez_compressed(tmp, **arrays)
+    return Path(path)
 
 
 def double_digits_info(
