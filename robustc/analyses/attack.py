@@ -180,20 +180,23 @@ def make_attack(problem: AttackProblem, norm: str = "l2"):
     return cls(**kwargs)
 
 
-def run_problem(problem: AttackProblem, attack, device: str | None = None) -> AttackReport:
-    """Run ``attack`` on ``problem``; replay every image on onnxruntime before it counts."""
+def run_problem(problem: AttackProblem, attack, device: str | None = None,
+                threads: int | None = None) -> AttackReport:
+    """Run ``attack`` on ``problem`` with ``threads`` PyTorch threads (None: PyTorch's
+    default); replay every image on onnxruntime before it counts."""
     import torch
 
     from robustc.runtime.attacks import Victim
     from robustc.runtime.attacks.metrics import summarize
-    from robustc.runtime.torch_module import to_torch
+    from robustc.runtime.torch_module import to_torch, torch_threads
 
     module = to_torch(problem.network.graph, device=device, logits=True)
     dev = next(iter(module.buffers())).device
     victim = Victim(module, make_encoding(problem), torch.tensor(problem.lower, device=dev),
                     torch.tensor(problem.upper, device=dev))
-    result = attack.run(victim, torch.tensor(problem.x0), torch.tensor(problem.target),
-                        problem.untargeted)
+    with torch_threads(threads):
+        result = attack.run(victim, torch.tensor(problem.x0), torch.tensor(problem.target),
+                            problem.untargeted)
     x_adv = np.clip(result.x_adv.astype(np.float32), problem.lower, problem.upper)
     decoded, _ = decode_onnx(problem, x_adv)
     metrics = summarize(problem.x0, x_adv, decoded, problem.target, result.iterations,
@@ -207,7 +210,9 @@ def run_problem(problem: AttackProblem, attack, device: str | None = None) -> At
 
 def write_report(report: AttackReport, out_dir: str | Path) -> dict:
     """Write ``<name>_adv.npy``, one PNG per image and ``<name>.json`` (each all or nothing,
-    :mod:`robustc.files`); returns the JSON. Raises ``OutputError`` on a write failure."""
+    :mod:`robustc.files`); returns the JSON. Per image, ``success`` is the verdict of the
+    onnxruntime replay and ``claimed`` the attack's own claim on the PyTorch module. Raises
+    ``OutputError`` on a write failure."""
     out = check_output_dir(out_dir)
     p = report.problem
     write_with(out / f"{p.name}_adv.npy", lambda tmp: np.save(tmp, report.x_adv))
@@ -215,8 +220,10 @@ def write_report(report: AttackReport, out_dir: str | Path) -> dict:
         save_png(image, out / f"{p.name}_{i}.png")
     names = p.labels or [str(i) for i in range(p.target.shape[1])]
     data = {"property": p.name, "network": p.network.name, "method": p.method,
-            "options": p.options, "untargeted": p.untargeted, "metrics": report.metrics,
+            "options": p.options, "untargeted": p.untargeted, "replayed_on": "onnxruntime",
+            "metrics": report.metrics,
             "images": [{"index": i, "success": bool(report.success[i]),
+                        "claimed": bool(report.claimed[i]),
                         "source": _names(p.source[i], names),
                         "target": _names(p.target[i], names),
                         "decoded": _names(report.decoded[i], names)}
@@ -229,5 +236,18 @@ def _names(bits: np.ndarray, names: list[str]) -> list[str]:
     return [names[i] for i in np.flatnonzero(bits)]
 
 
-
-
+def summary_line(report: AttackReport, seconds: float) -> str:
+    """One line for a person: how many images reached the goal on onnxruntime (and how many
+    claimed successes the replay refused), the label change of a single image, ASR, MSE,
+    iterations and time."""
+    p, m = report.problem, report.metrics
+    goal = "left their label vector" if p.untargeted else "reached the target"
+    line = (f"{p.name}: {p.method} on {p.network.name}: {int(report.success.sum())} of "
+            f"{len(p.x0)} image(s) {goal}, replayed on onnxruntime")
+    if m.get("claimed_not_replayed"):
+        line += f" ({m['claimed_not_replayed']} claimed success(es) failed the replay)"
+    if len(p.x0) == 1:
+        names = p.labels or [str(i) for i in range(p.target.shape[1])]
+        line += f"; labels {_names(p.source[0], names)} -> {_names(report.decoded[0], names)}"
+    return (f"{line}; ASR {m['asr']:.3f}, MSE {m['mse']:.4g}, {m['iterations_mean']:.1f} it, "
+            f"{seconds:.1f} s")
