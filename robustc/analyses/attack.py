@@ -29,7 +29,9 @@ from robustc.specs.checker import resolve_path
 
 @dataclass
 class AttackProblem:
-    """A lowered attack: inputs ``x0`` ``(B, *input_shape)``, targets ``(B, L)``, box."""
+    """A lowered attack: inputs ``x0`` ``(B, *input_shape)``, targets ``(B, L)``, box, and
+    the width of the input's domain (``value_range``: PSNR's peak and SSIM's constants
+    read it; a ``within`` set narrows the box, not the images' range)."""
 
     name: str
     network: Network
@@ -44,6 +46,7 @@ class AttackProblem:
     lower: np.ndarray
     upper: np.ndarray
     labels: list[str] | None = None
+    value_range: float = 1.0
 
 
 @dataclass
@@ -77,6 +80,8 @@ def lower_attack(ctx: SpecContext, prop: A.AttackProperty) -> AttackProblem:
     problem = AttackProblem(prop.name, net, decoder, codebook, x0, np.zeros(0), np.zeros(0),
                             isinstance(prop.goal, A.Untargeted), prop.method.kind, options,
                             lower, upper, labels)
+    lo, hi = ctx.domain(prop.input)
+    problem.value_range = hi - lo
     problem.source, logits = decode_onnx(problem, x0)
     problem.target = _targets(ctx, prop, problem, logits)
     return problem
@@ -200,8 +205,8 @@ def run_problem(problem: AttackProblem, attack, device: str | None = None,
     x_adv = np.clip(result.x_adv.astype(np.float32), problem.lower, problem.upper)
     decoded, _ = decode_onnx(problem, x_adv)
     metrics = summarize(problem.x0, x_adv, decoded, problem.target, result.iterations,
-                        result.seconds, problem.untargeted,
-                        float(np.max(problem.upper - problem.lower)) or 1.0, result.updates)
+                        result.seconds, problem.untargeted, problem.value_range,
+                        result.updates)
     same = (decoded == problem.target).all(axis=1)
     success = ~same if problem.untargeted else same
     metrics["claimed_not_replayed"] = int((result.success & ~success).sum())

@@ -133,6 +133,10 @@ def test_the_example_succeeds_on_onnxruntime(tmp_path, capsys):
         assert report["images"][0]["success"] and report["images"][0]["claimed"]
         assert set(report["images"][0]["decoded"]) == reached
         assert "1 of 1 image(s)" in line and "replayed on onnxruntime" in line
+        rms = np.sqrt(np.mean((x_adv[0] - x0.astype(np.float64)) ** 2))
+        assert report["metrics"]["mse"] == pytest.approx(rms, rel=1e-6)
+        # the images' range is the domain [0, 1], also for pgd_any's narrower 'within' box
+        assert report["metrics"]["psnr"] == pytest.approx(-20 * np.log10(rms), rel=1e-6)
         assert (out / f"{name}_0.png").exists()
     x_pgd = np.load(out / "pgd_any_adv.npy")
     d = np.load(EXAMPLES / "samples" / "digit_3.npy")
