@@ -308,7 +308,7 @@ def comparisons(data: dict, folder: Path) -> list[Path]:
         objects = [(masks[index, 0], f"perturbed {rows[0]['perturbed']}"),
                    (masks[index, 1], f"target {rows[0]['target']}")]
         for method in rows[0]["runs"]:
-            panels = [(f"{r['model']} ({method}): size {r['runs'][method]['weighted_size']:.3f}",
+            panels = [(f"{r['model']}: size {r['runs'][method]['weighted_size']:.3f}",
                        np.array(r["runs"][method]["eps"])) for r in rows]
             name = f"compare_{scale}_dd{index}_{method.replace('+', '_thorough')}.png"
             written.append(save_comparison(folder / name, images[index, 0], ring_index, panels,

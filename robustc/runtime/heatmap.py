@@ -71,21 +71,26 @@ def save_comparison(path: str | Path, image: np.ndarray, rings: np.ndarray,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.9), dpi=110,
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 4.1), dpi=110,
                              squeeze=False)  # fmt: skip
     colours = ("tab:red", "tab:cyan", "tab:orange", "tab:pink")
     shown = None
+    # one colour scale for all panels, spanning their budgets (the point is to compare them)
+    every = np.concatenate([np.asarray(eps, dtype=float) for _, eps in panels])
+    positive = every[every > 0]
+    top = np.log10(max(positive.max(), FLOOR)) + 0.2 if positive.size else 0.0
+    bottom = np.log10(max(positive.min(), FLOOR)) - 0.2 if positive.size else np.log10(FLOOR)
     for ax, (caption, eps) in zip(axes[0], panels, strict=True):
         eps = np.asarray(eps, dtype=float)
         values = np.where(rings >= 0,
                           np.log10(np.maximum(eps[np.clip(rings, 0, None)], FLOOR)), np.nan)
         ax.imshow(image, cmap="gray", vmin=0, vmax=1)
         shown = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", alpha=0.75,
-                          vmin=np.log10(FLOOR), vmax=0.0)  # fmt: skip
+                          vmin=min(bottom, top - 0.5), vmax=top)  # fmt: skip
         for (mask, _), colour in zip(objects, colours, strict=False):
             ax.contour(np.asarray(mask, float), levels=[0.5], colors=[colour], linewidths=1.2)
-        text = ", ".join(f"{e:.3g}" for e in eps)
-        ax.set_title(f"{caption}\neps = [{text}]", fontsize=7)
+        text = ", ".join(f"{e:.3f}" for e in eps)
+        ax.set_title(f"{caption}\neps = [{text}]", fontsize=6.5)
         ax.set_xticks([])
         ax.set_yticks([])
     handles = [axes[0][0].plot([], [], color=colour, label=label)[0]
