@@ -6,11 +6,13 @@ loaders from ``robustc.runtime.datasets`` and put their outputs in ``examples/mo
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,49 @@ def count_relus(model: nn.Module, example: torch.Tensor) -> int:
     for handle in handles:
         handle.remove()
     return total
+
+
+def add_training_options(parser: argparse.ArgumentParser, names: dict[str, str], *,
+                         epochs: int, wd: float, train_eps: float, train_steps: int,
+                         warmup: int) -> None:
+    """The options both multi-label training scripts take (``--defence`` from ``names``),
+    with that script's defaults."""
+    parser.add_argument("--defence", choices=sorted(names), default="none")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--pairs", type=int, default=10_000, help="fresh pairs per epoch")
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=1e-2, help="peak of the one-cycle schedule")
+    parser.add_argument("--wd", type=float, default=wd, help="AdamW weight decay")
+    parser.add_argument("--train-eps", type=float, default=train_eps)
+    parser.add_argument("--train-steps", type=int, default=train_steps)
+    parser.add_argument("--clean-weight", type=float, default=0.5,
+                        help="PGD training loss = w * clean loss + (1 - w) * adversarial loss")
+    parser.add_argument("--warmup", type=int, default=warmup, help="epochs to ramp PGD eps up")
+    parser.add_argument("--name", default=None, help="output name (default from --defence)")
+
+
+def command_line(script: str, args: argparse.Namespace) -> str:
+    """Return the command that reproduces a run of ``examples/train/<script>``."""
+    words = ["python", f"examples/train/{script}"]
+    for key, value in vars(args).items():
+        if value is not None:
+            values = value if isinstance(value, (list, tuple)) else [value]
+            words += [f"--{key.replace('_', '-')}", *map(str, values)]
+    return " ".join(words)
+
+
+def pgd_attack(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float, steps: int,
+    gen: torch.Generator,
+) -> torch.Tensor:  # fmt: skip
+    """L-inf PGD from a random start that maximises ``loss_fn(adv)``; returns images within
+    ``eps`` of ``x`` and inside [0, 1]."""
+    step = 2.5 * eps / steps
+    adv = (x + (torch.rand(x.shape, generator=gen) * 2 - 1) * eps).clamp(0, 1)
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss_fn(adv), adv)
+        adv = adv.detach() + step * grad.sign()
+        adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0, 1)
+    return adv.detach()

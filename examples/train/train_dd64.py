@@ -17,15 +17,24 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from common import MODELS, count_relus, export_onnx, save_state, seed_everything, write_manifest
+from common import (
+    MODELS,
+    add_training_options,
+    command_line,
+    count_relus,
+    export_onnx,
+    pgd_attack,
+    save_state,
+    seed_everything,
+    write_manifest,
+)
 from models import DoubleMnistCNN
 from torch.nn import functional as F
-from train_mlc import command_line, f1_per_label
+from train_mlc import f1_per_label
 
 from robustc.runtime import datasets
 
@@ -53,22 +62,6 @@ def black_rectangle(x: torch.Tensor, gen: torch.Generator, sides: tuple[int, int
     cols = torch.arange(width).view(1, 1, -1)
     inside = (rows >= top) & (rows < top + rh) & (cols >= left) & (cols < left + rw)
     return x * ~inside[:, None]
-
-
-def pgd_attack(
-    loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float, steps: int,
-    gen: torch.Generator,
-) -> torch.Tensor:  # fmt: skip
-    """L-inf PGD from a random start that maximises ``loss_fn(adv)``; returns images within
-    ``eps`` of ``x`` and inside [0, 1]."""
-    step = 2.5 * eps / steps
-    adv = (x + (torch.rand(x.shape, generator=gen) * 2 - 1) * eps).clamp(0, 1)
-    for _ in range(steps):
-        adv.requires_grad_(True)
-        (grad,) = torch.autograd.grad(loss_fn(adv), adv)
-        adv = adv.detach() + step * grad.sign()
-        adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0, 1)
-    return adv.detach()
 
 
 def render_augmented(
@@ -172,27 +165,16 @@ def train_epoch(
 def parse_args() -> argparse.Namespace:
     """Return the command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--defence", choices=sorted(NAMES), default="none")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--pairs", type=int, default=10_000, help="fresh pairs per epoch")
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=1e-2, help="peak of the one-cycle schedule")
-    parser.add_argument("--wd", type=float, default=0.01, help="AdamW weight decay")
+    add_training_options(parser, NAMES, epochs=15, wd=0.01, train_eps=0.05, train_steps=4,
+                         warmup=4)
     parser.add_argument("--rectangle", type=int, nargs=2, default=(4, 16),
                         help="L0 defence: least and largest side of the black rectangle")
     parser.add_argument("--augment", type=float, nargs=3, default=(0.0, 0.0, 0.0),
                         metavar=("DEGREES", "SCALE", "SHIFT"),
                         help="random affine map of each training digit (0 0 0: none)")
-    parser.add_argument("--train-eps", type=float, default=0.05)
-    parser.add_argument("--train-steps", type=int, default=4)
-    parser.add_argument("--clean-weight", type=float, default=0.5,
-                        help="PGD training loss = w * clean loss + (1 - w) * adversarial loss")
-    parser.add_argument("--warmup", type=int, default=4, help="epochs to ramp PGD eps up")
     parser.add_argument("--init", default=None, metavar="NAME",
                         help="start from the weights of examples/models/NAME.pt (for example "
                         "PGD fine-tuning of dd64_plain) instead of a random initialisation")
-    parser.add_argument("--name", default=None, help="output name (default from --defence)")
     return parser.parse_args()
 
 
@@ -230,7 +212,7 @@ def main() -> None:
         "output_meaning": "label probabilities; predicted set = the 2 largest",
         "labels": [str(d) for d in range(10)], "ops": ops,
         "relus": count_relus(model, example),
-        "training_command": command_line(args).replace("train_mlc.py", "train_dd64.py"),
+        "training_command": command_line("train_dd64.py", args),
         "seed": args.seed,
         "train_options": vars(args),
         **metrics,

@@ -17,7 +17,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import MODELS, count_relus, export_onnx, save_state, seed_everything, write_manifest
+from common import (
+    MODELS,
+    add_training_options,
+    command_line,
+    count_relus,
+    export_onnx,
+    pgd_attack,
+    save_state,
+    seed_everything,
+    write_manifest,
+)
 from models import MultiLabelCNN
 from torch import nn
 from torch.nn import functional as F
@@ -44,22 +54,10 @@ def black_rectangles(x: torch.Tensor, gen: torch.Generator, prob: float = 0.5) -
     return x * ~(inside & chosen)[:, None]
 
 
-def pgd_attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
-    gen: torch.Generator,
-) -> torch.Tensor:  # fmt: skip
-    """L-inf PGD from a random start that maximises the multi-label BCE loss of the true
-    label set ``y``; returns images within ``eps`` of ``x`` and inside [0, 1]."""
-    step = 2.5 * eps / steps
-    delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
-    adv = (x + delta).clamp(0, 1)
-    for _ in range(steps):
-        adv.requires_grad_(True)
-        loss = F.binary_cross_entropy_with_logits(model(adv), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, adv)
-        adv = adv.detach() + step * grad.sign()
-        adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0, 1)
-    return adv.detach()
+def bce_of(model: nn.Module, y: torch.Tensor):
+    """The summed multi-label BCE loss of the true label set ``y`` as a function of the
+    input (what PGD maximises)."""
+    return lambda adv: F.binary_cross_entropy_with_logits(model(adv), y, reduction="sum")
 
 
 def predict_sets(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +91,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> d
     gen = torch.Generator().manual_seed(seed)
     for eps in EVAL_EPS:
         adv = torch.cat([
-            pgd_attack(model, xb, yb, eps, EVAL_STEPS, gen)
+            pgd_attack(bce_of(model, yb), xb, eps, EVAL_STEPS, gen)
             for xb, yb in zip(x.split(500), y.split(500), strict=True)
         ])  # fmt: skip
         robust = (predict_sets(model, adv) == true).all(1).float().mean()
@@ -123,7 +121,7 @@ def train_epoch(
         loss = F.binary_cross_entropy_with_logits(model(xb), yb)
         if args.defence == "pgd":
             eps = args.train_eps * min(1.0, (epoch + 1) / args.warmup)
-            adv = pgd_attack(model, xb, yb, eps, args.train_steps, gen)
+            adv = pgd_attack(bce_of(model, yb), xb, eps, args.train_steps, gen)
             adv_loss = F.binary_cross_entropy_with_logits(model(adv), yb)
             loss = args.clean_weight * loss + (1 - args.clean_weight) * adv_loss
         opt.zero_grad()
@@ -134,38 +132,13 @@ def train_epoch(
     return total / len(x)
 
 
-def command_line(args: argparse.Namespace) -> str:
-    """Return the command that reproduces this run."""
-    words = ["python", "examples/train/train_mlc.py"]
-    for key, value in vars(args).items():
-        if value is not None:
-            values = value if isinstance(value, (list, tuple)) else [value]
-            words += [f"--{key.replace('_', '-')}", *map(str, values)]
-    return " ".join(words)
-
-
 def parse_args() -> argparse.Namespace:
     """Return the command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--defence", choices=sorted(NAMES), default="none")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--pairs", type=int, default=10_000, help="fresh pairs per epoch")
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=1e-2, help="peak of the one-cycle schedule")
-    parser.add_argument("--wd", type=float, default=0.05, help="AdamW weight decay")
+    add_training_options(parser, NAMES, epochs=30, wd=0.05, train_eps=0.03, train_steps=3,
+                         warmup=5)
     parser.add_argument("--channels", type=int, nargs=2, default=(4, 16))
     parser.add_argument("--stride", type=int, default=1, help="stride of the second conv")
-    parser.add_argument("--train-eps", type=float, default=0.03)
-    parser.add_argument("--train-steps", type=int, default=3)
-    parser.add_argument(
-        "--clean-weight",
-        type=float,
-        default=0.5,
-        help="PGD training loss = w * clean loss + (1 - w) * adversarial loss",
-    )
-    parser.add_argument("--warmup", type=int, default=5, help="epochs to ramp PGD eps up")
-    parser.add_argument("--name", default=None, help="output name (default from --defence)")
     return parser.parse_args()
 
 
@@ -199,7 +172,7 @@ def main() -> None:
         "input": [1, 1, *datasets.CANVAS_SHAPE], "output": [1, 10],
         "labels": [str(d) for d in range(10)], "ops": ops,
         "relus": count_relus(model, example),
-        "training_command": command_line(args),
+        "training_command": command_line("train_mlc.py", args),
         "seed": args.seed,
         "train_options": vars(args),
         **metrics,
