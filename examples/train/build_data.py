@@ -61,6 +61,17 @@ def write_digit_samples() -> list[dict]:
     return records
 
 
+def draw_double(ax, rec: dict) -> None:
+    """Draw the double-digit sample ``rec`` on ``ax``: the image in grey, mask a outlined
+    red, mask b blue, the two digits in the title."""
+    ax.imshow(np.load(SAMPLES / f"{rec['name']}.npy")[0, 0], cmap="gray", vmin=0, vmax=1)
+    for suffix, colour in (("a", "red"), ("b", "deepskyblue")):
+        mask = np.load(SAMPLES / f"{rec['name']}_mask_{suffix}.npy")
+        ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.8)
+    ax.set_title(f"{rec['name']}: a={rec['digit_a']} b={rec['digit_b']}", fontsize=9)
+    ax.set_axis_off()
+
+
 def write_gallery64(double: list[dict]) -> None:
     """Draw the 64x64 samples with both digits outlined into ``gallery64.png``."""
     import matplotlib
@@ -70,12 +81,7 @@ def write_gallery64(double: list[dict]) -> None:
 
     fig, axes = plt.subplots(1, len(double), figsize=(2 * len(double), 2.3))
     for ax, rec in zip(axes, double, strict=True):
-        ax.imshow(np.load(SAMPLES / f"{rec['name']}.npy")[0, 0], cmap="gray", vmin=0, vmax=1)
-        for suffix, colour in (("a", "red"), ("b", "deepskyblue")):
-            mask = np.load(SAMPLES / f"{rec['name']}_mask_{suffix}.npy")
-            ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.8)
-        ax.set_title(f"{rec['name']}: a={rec['digit_a']} b={rec['digit_b']}", fontsize=9)
-        ax.set_axis_off()
+        draw_double(ax, rec)
     fig.suptitle("64x64 DOUBLE-MNIST test images (red = mask a, blue = mask b)", fontsize=10)
     fig.savefig(SAMPLES / "gallery64.png", dpi=70)
     plt.close(fig)
@@ -93,12 +99,7 @@ def write_gallery(double: list[dict], single: list[dict]) -> None:
     grid = fig.add_gridspec(2, 30, height_ratios=(1.6, 1))
     for k, rec in enumerate(double):
         ax = fig.add_subplot(grid[0, 5 * k : 5 * k + 5])
-        ax.imshow(np.load(SAMPLES / f"{rec['name']}.npy")[0, 0], cmap="gray", vmin=0, vmax=1)
-        for suffix, colour in (("a", "red"), ("b", "deepskyblue")):
-            mask = np.load(SAMPLES / f"{rec['name']}_mask_{suffix}.npy")
-            ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.8)
-        ax.set_title(f"{rec['name']}: a={rec['digit_a']} b={rec['digit_b']}", fontsize=9)
-        ax.set_axis_off()
+        draw_double(ax, rec)
     for k, rec in enumerate(single):
         ax = fig.add_subplot(grid[1, 3 * k : 3 * k + 3])
         ax.imshow(np.load(SAMPLES / f"{rec['name']}.npy")[0, 0], cmap="gray", vmin=0, vmax=1)
