@@ -31,13 +31,18 @@ ends ``unknown`` on a slow worker could be decided on a fast one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from robustc.analyses.campaign import (  # noqa: F401 - global's executors, re-exported
+    ProcessExecutor,
+    RayExecutor,
+    SerialExecutor,
+    make_executor,
+)
 from robustc.compiler.spec_lower import SpecContext, select_properties
-from robustc.errors import MissingComponent
 from robustc.files import check_output_dir
 from robustc.ir import Graph
 from robustc.ir import property as P
@@ -344,93 +349,7 @@ def _verify_one(task: GlobalTask, z: np.ndarray, has_witness: bool,
     return None
 
 
-# -- executors ---------------------------------------------------------------------------
-
-class SerialExecutor:
-    """Runs chunks one after the other in this process."""
-
-    workers = 1
-
-    def map_unordered(self, task: GlobalTask, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        """Yield the result of every chunk (here, in order)."""
-        for chunk in chunks:
-            yield run_chunk(task, chunk)
-
-    def close(self, wait: bool = True) -> None:
-        """Nothing to release."""
-
-
-class ProcessExecutor:
-    """Runs chunks on ``workers`` local processes (spawned, one torch thread each).
-
-    Spawned workers re-import the caller's ``__main__``: scripts need the usual
-    ``if __name__ == "__main__":`` guard.
-    """
-
-    def __init__(self, workers: int):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        self.workers = workers
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-
-    def map_unordered(self, task: GlobalTask, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        """Yield chunk results as they complete."""
-        from concurrent.futures import as_completed
-
-        futures = [self._pool.submit(run_chunk, task, c) for c in chunks]
-        for fut in as_completed(futures):
-            yield fut.result()
-
-    def close(self, wait: bool = True) -> None:
-        """Shut the pool down: after the running chunks, or (``wait=False``: an interrupt)
-        at once, ending the workers (a chunk can run for many seconds)."""
-        if not wait:  # ProcessPoolExecutor has no public way to end workers before 3.14
-            for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
-                proc.terminate()
-        self._pool.shutdown(wait=wait, cancel_futures=True)
-
-
-class RayExecutor:
-    """Runs chunks as Ray tasks (``address``: a cluster, ``"local"``: a Ray instance started
-    on this machine with ``workers`` CPUs).
-
-    Raises :class:`~robustc.errors.MissingComponent` (an ``ImportError``) with the install
-    hint when Ray is missing.
-    """
-
-    def __init__(self, address: str = "local", workers: int | None = None):
-        try:
-            import ray
-        except ImportError:
-            raise MissingComponent("--ray needs Ray, which is not installed: pip install "
-                                   "'robustc[ray]'") from None
-        self._ray = ray
-        if not ray.is_initialized():
-            kwargs = {"num_cpus": workers} if address == "local" and workers else {}
-            ray.init(address=None if address == "local" else address,
-                     include_dashboard=False, log_to_driver=False, **kwargs)
-        self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
-        self._remote = ray.remote(num_cpus=1)(run_chunk)
-
-    def map_unordered(self, task: GlobalTask, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        """Yield chunk results as they complete."""
-        ref = self._ray.put(task)
-        pending = [self._remote.remote(ref, c) for c in chunks]
-        while pending:
-            done, pending = self._ray.wait(pending, num_returns=1)
-            yield self._ray.get(done[0])
-
-    def close(self, wait: bool = True) -> None:
-        """Leave Ray running (the caller owns ``ray.shutdown``)."""
-
-
-def make_executor(workers: int = 1, ray_address: str | None = None):
-    """Serial for one worker, a process pool for more, Ray when ``ray_address`` is given."""
-    if ray_address:
-        return RayExecutor(ray_address, workers if workers > 1 else None)
-    return ProcessExecutor(workers) if workers > 1 else SerialExecutor()
-
+# -- executors: robustc.analyses.campaign (shared with verify, maximize and attack) -----
 
 # -- estimates ---------------------------------------------------------------------------
 
@@ -503,7 +422,7 @@ def estimate(task: GlobalTask, executor=None,
     chunks = plan(task)
     t0 = time.perf_counter()
     done: list[ChunkResult] = []
-    for r in executor.map_unordered(task, chunks):
+    for r in executor.map_unordered(run_chunk, task, chunks):
         done.append(r)
         if progress is not None:
             progress(_progress_line(task, combine(task, done)))

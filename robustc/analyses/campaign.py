@@ -1,0 +1,416 @@
+"""Campaigns: many independent instances (properties, VNN-COMP csv rows, chunks of samples)
+run on local worker processes or a Ray cluster, with a results log that survives a crash.
+
+Executors (:func:`make_executor`) run ``fn(shared, item)`` for every item and yield the
+results as they complete:
+
+* :class:`SerialExecutor`: in this process, in order;
+* :class:`ProcessExecutor`: ``workers`` spawned local processes, each limited to ``threads``
+  torch / BLAS / OpenMP threads (:func:`limit_threads`, run once in every worker);
+* :class:`RayExecutor`: Ray tasks (``"local"`` starts Ray on this machine), one CPU each and
+  the same thread limit. An address that does not answer within :data:`RAY_CONNECT_S`
+  seconds is an :class:`~robustc.errors.ExecutorError`, not a hang.
+
+A worker's exception crosses back as :class:`WorkerFailure` (type, message and traceback as
+text) whatever it holds, so an exception or a result that cannot be pickled is a clear
+error instead of a broken pool.
+
+The results log (:class:`ResultsLog`) is a JSON-lines file: a header line with the
+campaign's fingerprint (a hash of the spec or instance list and of the networks it names),
+then one line per finished instance, appended, flushed and fsynced as the instance ends. A
+process killed in the middle of a line leaves a partial last line, which reading drops
+(and appending replaces); ``resume`` reads the finished instances so a caller runs only the
+rest, and refuses a log whose fingerprint differs, naming both.
+
+:func:`summary_rows`, :func:`cactus_plot` and :func:`accuracy_plot` turn the records
+(dicts with ``name``, ``verdict``, ``time_s`` and, for a curve, ``epsilon``) into the summary
+table and the field's usual pictures. See docs/campaigns.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from robustc.errors import Error, MissingComponent, OutputError, SpecError
+
+#: Seconds to wait for a Ray address to accept a connection before giving up.
+RAY_CONNECT_S = 5.0
+
+
+class ExecutorError(Error, RuntimeError):
+    """A worker pool or cluster could not be used (unreachable Ray address, a worker that
+    died, a result that cannot cross back)."""
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """An exception raised in a worker, as text (always picklable)."""
+
+    kind: str
+    message: str
+    trace: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+def limit_threads(threads: int) -> None:
+    """Limit this process to ``threads`` torch, BLAS and OpenMP threads (environment for
+    libraries not loaded yet, torch and threadpoolctl for those already loaded)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # torch is a dependency; a stripped environment still runs the rest
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+
+
+def call_in_worker(fn: Callable, shared, item):
+    """``fn(shared, item)``, with any exception (or an unpicklable result) turned into a
+    :class:`WorkerFailure`, so that what crosses back to the parent always pickles."""
+    import pickle
+
+    try:
+        result = fn(shared, item)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, as text
+        return WorkerFailure(type(exc).__name__, str(exc), traceback.format_exc())
+    try:
+        pickle.dumps(result)
+    except Exception as exc:  # noqa: BLE001
+        return WorkerFailure("ExecutorError", f"the worker's result cannot be sent back: "
+                             f"{type(exc).__name__}: {exc}", "")
+    return result
+
+
+def unwrap(result):
+    """A worker's result, or :class:`ExecutorError` for a :class:`WorkerFailure` (a robustc
+    error keeps its message: it is the user's input that failed)."""
+    if isinstance(result, WorkerFailure):
+        raise ExecutorError(f"a worker failed: {result}")
+    return result
+
+
+class SerialExecutor:
+    """Runs items one after the other in this process (exceptions propagate as they are)."""
+
+    workers = 1
+
+    def map_unordered(self, fn: Callable, shared, items: Iterable) -> Iterator:
+        """Yield ``fn(shared, item)`` for every item, in order."""
+        for item in items:
+            yield fn(shared, item)
+
+    def close(self, wait: bool = True) -> None:
+        """Nothing to release."""
+
+
+def _init_worker(threads: int) -> None:
+    limit_threads(threads)
+
+
+class ProcessExecutor:
+    """Runs items on ``workers`` spawned local processes, each with ``threads`` threads.
+
+    Spawned workers re-import the caller's ``__main__``: scripts need the usual
+    ``if __name__ == "__main__":`` guard. Raises :class:`ExecutorError` when a worker dies.
+    """
+
+    def __init__(self, workers: int, threads: int = 1):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers, self.threads = workers, threads
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_init_worker, initargs=(threads,))
+
+    def map_unordered(self, fn: Callable, shared, items: Iterable) -> Iterator:
+        """Yield ``fn(shared, item)`` for every item as they complete."""
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        futures = [self._pool.submit(call_in_worker, fn, shared, item) for item in items]
+        try:
+            for fut in as_completed(futures):
+                yield unwrap(fut.result())
+        except BrokenProcessPool:
+            raise ExecutorError("a worker process died (killed, or out of memory); the "
+                                "results already written stay valid") from None
+
+    def close(self, wait: bool = True) -> None:
+        """Shut the pool down: after the running items, or (``wait=False``: an interrupt)
+        at once, ending the workers (an item can run for many seconds)."""
+        if not wait:  # ProcessPoolExecutor has no public way to end workers before 3.14
+            for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+                proc.terminate()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _ray_worker(threads: int, fn: Callable, shared, item):
+    limit_threads(threads)
+    return call_in_worker(fn, shared, item)
+
+
+def check_ray_address(address: str, timeout: float = RAY_CONNECT_S) -> None:
+    """Raise :class:`ExecutorError` when ``HOST:PORT`` (or ``ray://HOST:PORT``) does not
+    accept a TCP connection within ``timeout`` seconds (``local`` and ``auto`` pass)."""
+    import socket
+
+    if address in ("local", "auto"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ExecutorError(f"--ray {address!r}: expected 'local' or HOST:PORT of a Ray "
+                            f"head node")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ExecutorError(f"--ray {address}: cannot reach a Ray head node "
+                            f"({exc.strerror or exc} after at most {timeout:g} s)") from None
+
+
+class RayExecutor:
+    """Runs items as Ray tasks (``address``: a cluster's ``HOST:PORT``, ``"local"``: a Ray
+    instance started on this machine with ``workers`` CPUs), one CPU and ``threads`` threads
+    each.
+
+    Raises :class:`~robustc.errors.MissingComponent` (an ``ImportError``) with the install
+    hint when Ray is missing and :class:`ExecutorError` when the address cannot be reached.
+    """
+
+    def __init__(self, address: str = "local", workers: int | None = None, threads: int = 1):
+        try:
+            import ray
+        except ImportError:
+            raise MissingComponent("--ray needs Ray, which is not installed: pip install "
+                                   "'robustc[ray]'") from None
+        self._ray, self.threads = ray, threads
+        if not ray.is_initialized():
+            check_ray_address(address)
+            kwargs = {"num_cpus": workers} if address == "local" and workers else {}
+            try:
+                ray.init(address=None if address == "local" else address,
+                         include_dashboard=False, log_to_driver=False, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ExecutorError(f"--ray {address}: {exc}") from None
+        self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
+        self._remote = ray.remote(num_cpus=1)(_ray_worker)
+
+    def map_unordered(self, fn: Callable, shared, items: Iterable) -> Iterator:
+        """Yield ``fn(shared, item)`` for every item as they complete."""
+        ref = self._ray.put(shared)
+        pending = [self._remote.remote(self.threads, fn, ref, item) for item in items]
+        while pending:
+            done, pending = self._ray.wait(pending, num_returns=1)
+            yield unwrap(self._ray.get(done[0]))
+
+    def close(self, wait: bool = True) -> None:
+        """Leave Ray running (the caller owns ``ray.shutdown``)."""
+
+
+def make_executor(workers: int = 1, ray_address: str | None = None, threads: int = 1):
+    """Serial for one worker, a process pool for more, Ray when ``ray_address`` is given;
+    every worker limited to ``threads`` threads."""
+    if ray_address:
+        return RayExecutor(ray_address, workers if workers > 1 else None, threads)
+    return ProcessExecutor(workers, threads) if workers > 1 else SerialExecutor()
+
+
+# -- the results log ---------------------------------------------------------------------
+
+def fingerprint(kind: str, texts: Iterable[str] = (), files: Iterable[str | Path] = ()) -> str:
+    """A hash of what decides a campaign's answers: its kind, some texts (the spec's
+    ``--set`` items, the options that change verdicts) and the bytes of some files (the
+    spec or instance list and every network it names), in the order given."""
+    h = hashlib.sha256(kind.encode())
+    for text in texts:
+        h.update(b"\0t" + str(text).encode())
+    for path in files:
+        h.update(b"\0f" + Path(path).read_bytes())
+    return h.hexdigest()[:16]
+
+
+class ResultsLog:
+    """A JSON-lines results file: header ``{"campaign": ..., "fingerprint": ...}``, then one
+    record per finished instance (``record["name"]`` is the instance's key).
+
+    ``resume=False`` refuses an existing non-empty file (``SpecError``: say ``--resume`` or
+    remove it); ``resume=True`` reads it (a missing file starts a new one), refuses another
+    campaign's file, drops a partial last line and keeps the records in :attr:`done`.
+    Raises ``OutputError`` when the file cannot be written.
+    """
+
+    def __init__(self, path: str | Path, campaign: str, fp: str, resume: bool = False):
+        self.path, self.campaign, self.fingerprint = Path(path), campaign, fp
+        self.done: dict[str, dict] = {}
+        exists = self.path.is_file() and self.path.stat().st_size > 0
+        if exists and not resume:
+            raise SpecError(f"{self.path}: results file exists; add --resume to run only the "
+                            f"instances missing from it, or remove it")
+        good = self._read() if exists else 0
+        try:
+            self._fh = open(self.path, "r+b" if exists else "wb")
+            self._fh.truncate(good)  # a partial last line from a killed run goes
+            self._fh.seek(good)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        if not exists:
+            self._append({"campaign": campaign, "fingerprint": fp})
+
+    def _read(self) -> int:
+        """Read header and records; returns the byte length of the complete lines."""
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        lines = data[:end].decode("utf-8", "replace").splitlines()
+        header = self._parse(lines[0], 1) if lines else None
+        if not header or "fingerprint" not in header:
+            raise SpecError(f"{self.path}:1: not a robustc results file (no header line)")
+        if header["fingerprint"] != self.fingerprint or header.get("campaign") != self.campaign:
+            raise SpecError(
+                f"{self.path}:1: --resume: this results file is from another campaign "
+                f"({header.get('campaign')}, fingerprint {header['fingerprint']}) than this "
+                f"run ({self.campaign}, fingerprint {self.fingerprint}): the spec, instance "
+                f"list, a network or an option that changes verdicts differ")
+        for number, line in enumerate(lines[1:], start=2):
+            record = self._parse(line, number)
+            self.done[record["name"]] = record
+        return end
+
+    def _parse(self, line: str, number: int) -> dict:
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{self.path}:{number}: not a JSON line ({exc.msg})") from None
+        if not isinstance(value, dict) or (number > 1 and "name" not in value):
+            raise SpecError(f"{self.path}:{number}: not a results record")
+        return value
+
+    def _append(self, value: dict) -> None:
+        from robustc.files import json_text
+
+        try:
+            self._fh.write((json_text(value) + "\n").encode())
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def append(self, record: dict) -> None:
+        """Append one finished instance's record (flushed and fsynced before returning)."""
+        self._append(record)
+        self.done[record["name"]] = record
+
+    def close(self) -> None:
+        """Close the file (every record is already on disk)."""
+        self._fh.close()
+
+
+# -- summary and pictures ----------------------------------------------------------------
+
+def summary_rows(records: Iterable[dict]) -> list[tuple[str, int, float, float]]:
+    """``(verdict, count, median s, total s)`` per verdict (in order of first appearance),
+    then ``("all", ...)``."""
+    records = list(records)
+    groups: dict[str, list[float]] = {}
+    for r in records:
+        groups.setdefault(r["verdict"], []).append(float(r.get("time_s", 0.0)))
+    groups["all"] = [float(r.get("time_s", 0.0)) for r in records]
+    return [(v, len(ts), statistics.median(ts) if ts else 0.0, sum(ts))
+            for v, ts in groups.items()]
+
+
+def summary_table(records: Iterable[dict]) -> str:
+    """The summary as a small text table (verdict, count, median and total time)."""
+    lines = [f"{'verdict':12} {'count':>6} {'median_s':>9} {'total_s':>9}"]
+    lines += [f"{v:12} {n:6d} {med:9.2f} {tot:9.1f}" for v, n, med, tot in
+              summary_rows(records)]
+    return "\n".join(lines)
+
+
+def cactus_points(records: Iterable[dict], solved=("robust", "not_robust")) -> list[float]:
+    """The sorted times of the solved instances: the cactus plot has point ``(t_k, k+1)``."""
+    return sorted(float(r["time_s"]) for r in records if r["verdict"] in solved)
+
+
+def accuracy_points(records: Iterable[dict]) -> list[tuple[float, float, int]]:
+    """``(epsilon, verified fraction, instances)`` per epsilon, ascending: the certified
+    accuracy curve (``robust`` counts as verified; anything else, unknown included, not).
+    Raises ``SpecError`` when a record has no ``epsilon``."""
+    by_eps: dict[float, list[bool]] = {}
+    for r in records:
+        if r.get("epsilon") is None:
+            raise SpecError(f"{r['name']}: no epsilon for the certified-accuracy curve")
+        by_eps.setdefault(float(r["epsilon"]), []).append(r["verdict"] == "robust")
+    return [(e, sum(v) / len(v), len(v)) for e, v in sorted(by_eps.items())]
+
+
+def _save(fig, path: str | Path) -> Path:
+    import io
+
+    from robustc.files import write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=120,
+                bbox_inches="tight")
+    return write_bytes(path, buf.getvalue())
+
+
+def _figure():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingComponent("--plot needs matplotlib: pip install matplotlib") from None
+    fig = Figure(figsize=(5, 3.5))
+    return fig, fig.add_subplot()
+
+
+def cactus_plot(path: str | Path, records: Iterable[dict], title: str = "") -> Path:
+    """Instances solved (robust or not robust) vs time, written to ``path`` (all or
+    nothing; the format from the suffix)."""
+    records = list(records)
+    times = cactus_points(records)
+    fig, ax = _figure()
+    ax.step([0.0, *times], range(len(times) + 1), where="post")
+    ax.set_xlabel("time per instance (s)")
+    ax.set_ylabel("instances solved")
+    ax.set_ylim(0, max(len(records), 1))
+    ax.set_title(title or f"{len(times)} of {len(records)} solved")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def accuracy_plot(path: str | Path, records: Iterable[dict], title: str = "") -> Path:
+    """Verified fraction vs epsilon (certified accuracy), written to ``path``."""
+    points = accuracy_points(records)
+    fig, ax = _figure()
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
+    ax.set_xlabel("epsilon")
+    ax.set_ylabel("verified fraction")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or f"certified accuracy ({sum(p[2] for p in points)} instances)")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+__all__ = ["RAY_CONNECT_S", "ExecutorError", "WorkerFailure", "limit_threads",
+           "call_in_worker", "unwrap", "SerialExecutor", "ProcessExecutor", "RayExecutor",
+           "check_ray_address", "make_executor", "fingerprint", "ResultsLog", "summary_rows",
+           "summary_table", "cactus_points", "accuracy_points", "cactus_plot", "accuracy_plot"]
