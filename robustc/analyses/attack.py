@@ -2,9 +2,12 @@
 every claimed success on the ONNX file(s), and writing images and a JSON report.
 
 The decoder declared for the network picks the encoding (``multilabel`` -> :class:`MultiLabel`,
-``argmax`` -> :class:`OneHot`, ``ecoc`` -> :class:`Ecoc`). The input may hold one image (the
-network's input shape) or a batch (a leading axis). ``flip k labels`` targets, per image, the
-k labels closest to the threshold. torch is imported only when an attack runs.
+``argmax`` -> :class:`OneHot`, ``topk(k)`` -> :class:`TopK`, ``ecoc`` -> :class:`Ecoc`). The
+input may hold one image (the network's input shape) or a batch (a leading axis). ``flip k
+labels`` targets, per image, the k labels closest to the threshold (multilabel), or under
+``topk(k)`` swaps the k/2 weakest present labels for the k/2 strongest absent ones (a top-k
+target always names k labels, so k is even). A target equal to an image's current label set
+is refused. torch is imported only when an attack runs.
 """
 
 from __future__ import annotations
@@ -68,8 +71,6 @@ def lower_attack(ctx: SpecContext, prop: A.AttackProperty) -> AttackProblem:
     codebook = None
     if isinstance(decoder, A.EcocDecoder):
         codebook = np.load(resolve_path(ctx.spec, decoder.codebook)).astype(np.float32)
-    if isinstance(decoder, A.TopKDecoder):
-        raise ctx.fail(decoder, "attacks support argmax, multilabel and ecoc decoders, not topk")
     x0 = _inputs(ctx, prop, net)
     lower, upper = _box(ctx, prop, net, x0)
     options = {o.name: spec_number(o.value) for o in prop.method.options}
@@ -84,6 +85,14 @@ def lower_attack(ctx: SpecContext, prop: A.AttackProperty) -> AttackProblem:
     problem.value_range = hi - lo
     problem.source, logits = decode_onnx(problem, x0)
     problem.target = _targets(ctx, prop, problem, logits)
+    if not problem.untargeted:
+        same = np.flatnonzero((problem.target == problem.source).all(axis=1))
+        if len(same):
+            names = problem.labels or [str(i) for i in range(problem.source.shape[1])]
+            which = f"image {int(same[0])}'s" if len(problem.source) > 1 else "the input's"
+            raise ctx.fail(prop.goal, f"the target equals {which} current label set "
+                                      f"{_names(problem.source[same[0]], names)}: nothing to "
+                                      "attack (use 'untargeted' to leave the label set)")
     return problem
 
 
@@ -114,9 +123,11 @@ def _targets(ctx, prop, problem: AttackProblem, logits: np.ndarray) -> np.ndarra
     n_labels = source.shape[1]
     if isinstance(goal, A.Untargeted):
         return source.copy()
+    if isinstance(goal, A.FlipLabels) and isinstance(problem.decoder, A.TopKDecoder):
+        return _flip_top_k(ctx, goal, problem, logits)
     if isinstance(goal, A.FlipLabels):
         if not isinstance(problem.decoder, A.MultiLabelDecoder):
-            raise ctx.fail(goal, "'flip k labels' needs a multilabel decoder")
+            raise ctx.fail(goal, "'flip k labels' needs a multilabel or topk decoder")
         threshold = logit_threshold(problem.decoder)
         closest = np.argsort(np.abs(logits - threshold), axis=1, kind="stable")
         target = source.copy()
@@ -132,9 +143,37 @@ def _targets(ctx, prop, problem: AttackProblem, logits: np.ndarray) -> np.ndarra
         vector = np.array([spec_number(v) for v in goal.vector.items]) != 0
         if vector.size != n_labels:
             raise ctx.fail(goal, f"target vector has {vector.size} entries for {n_labels} labels")
-    if not isinstance(problem.decoder, A.MultiLabelDecoder) and vector.sum() != 1:
+    if isinstance(problem.decoder, A.TopKDecoder):
+        k = _top_k(problem.decoder)
+        if vector.sum() != k:
+            raise ctx.fail(goal, f"a top-{k} target names exactly {k} labels, this one "
+                                 f"{int(vector.sum())}")
+    elif not isinstance(problem.decoder, A.MultiLabelDecoder) and vector.sum() != 1:
         raise ctx.fail(goal, "an argmax or ECOC target names exactly one class")
     return np.repeat(vector[None], len(source), axis=0)
+
+
+def _top_k(decoder: A.TopKDecoder) -> int:
+    return int(spec_number(decoder.k))
+
+
+def _flip_top_k(ctx, goal: A.FlipLabels, problem: AttackProblem,
+                logits: np.ndarray) -> np.ndarray:
+    """``flip m labels`` under top-k decoding: a target keeps k labels, so m is even; the
+    m/2 weakest present labels leave and the m/2 strongest absent ones enter (the nearest
+    top-k set with m changed entries)."""
+    k, n_labels = _top_k(problem.decoder), problem.source.shape[1]
+    m = int(spec_number(goal.count))
+    most = 2 * min(k, n_labels - k)
+    if m % 2 or not 2 <= m <= most:
+        raise ctx.fail(goal, f"under top-{k} decoding a target keeps {k} of {n_labels} labels, "
+                             f"so 'flip m labels' needs an even m from 2 to {most}, got {m}")
+    target = problem.source.copy()
+    for row, z in zip(target, logits, strict=True):
+        present, absent = np.flatnonzero(row), np.flatnonzero(~row)
+        row[present[np.argsort(z[present], kind="stable")[: m // 2]]] = False
+        row[absent[np.argsort(-z[absent], kind="stable")[: m // 2]]] = True
+    return target
 
 
 def _label(ctx, problem, item) -> int:
@@ -158,18 +197,25 @@ def decode_onnx(problem: AttackProblem, x: np.ndarray) -> tuple[np.ndarray, np.n
     if isinstance(d, A.EcocDecoder):
         cls = np.argmax(outputs @ problem.codebook.T.astype(np.float64), axis=1)
         return np.eye(problem.codebook.shape[0], dtype=bool)[cls], logits
+    if isinstance(d, A.TopKDecoder):
+        top = np.argsort(-logits, axis=1, kind="stable")[:, : _top_k(d)]
+        decoded = np.zeros(logits.shape, dtype=bool)
+        np.put_along_axis(decoded, top, True, axis=1)
+        return decoded, logits
     return np.eye(logits.shape[1], dtype=bool)[np.argmax(logits, axis=1)], logits
 
 
 def make_encoding(problem: AttackProblem):
     """The runtime encoding of the problem's decoder."""
-    from robustc.runtime.attacks import Ecoc, MultiLabel, OneHot
+    from robustc.runtime.attacks import Ecoc, MultiLabel, OneHot, TopK
 
     n = int(np.prod(problem.network.graph.output.shape))
     if isinstance(problem.decoder, A.MultiLabelDecoder):
         return MultiLabel(n, logit_threshold(problem.decoder))
     if isinstance(problem.decoder, A.EcocDecoder):
         return Ecoc(problem.codebook)
+    if isinstance(problem.decoder, A.TopKDecoder):
+        return TopK(n, _top_k(problem.decoder))
     return OneHot(n)
 
 

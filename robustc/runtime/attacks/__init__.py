@@ -1,4 +1,4 @@
-"""Runtime attacks (JMA, ML-C&W, PGD) for one-hot, multi-label and ECOC outputs.
+"""Runtime attacks (JMA, ML-C&W, PGD) for one-hot, multi-label, top-k and ECOC outputs.
 
 Every attack has the same interface (:class:`~.base.Attack`):
 ``attack.run(victim, x0, target, untargeted=False) -> AttackResult``, batched over images,
@@ -9,7 +9,7 @@ Importing this package imports torch; ``robustc`` itself never imports it.
 """
 
 from robustc.runtime.attacks.base import Attack, AttackResult, Victim
-from robustc.runtime.attacks.encodings import Ecoc, Encoding, MultiLabel, OneHot
+from robustc.runtime.attacks.encodings import Ecoc, Encoding, MultiLabel, OneHot, TopK
 from robustc.runtime.attacks.jma import JMA
 from robustc.runtime.attacks.mlcw import MLCW
 from robustc.runtime.attacks.pgd import PGD
@@ -17,4 +17,4 @@ from robustc.runtime.attacks.pgd import PGD
 ATTACKS: dict[str, type[Attack]] = {"jma": JMA, "mlcw": MLCW, "pgd": PGD}
 
 __all__ = ["ATTACKS", "JMA", "MLCW", "PGD", "Attack", "AttackResult", "Ecoc", "Encoding",
-           "MultiLabel", "OneHot", "Victim"]
+           "MultiLabel", "OneHot", "TopK", "Victim"]

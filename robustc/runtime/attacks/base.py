@@ -85,6 +85,7 @@ class Attack:
         start = time.perf_counter()
         x0 = victim.clip(x0.to(victim.device, torch.float32))
         target = target.to(victim.device, torch.bool)
+        victim.encoding.check_target(target.cpu().numpy())
         x_adv, iterations, *rest = self._run(victim, x0, target, untargeted)
         updates = rest[0] if rest else iterations
         with torch.no_grad():

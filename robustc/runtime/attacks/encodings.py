@@ -123,6 +123,54 @@ class OneHot(Encoding):
         _one_class(target, "argmax")
 
 
+@dataclass(frozen=True)
+class TopK(Encoding):
+    """The ``k`` labels with the largest logits are present (softmax outputs decode the same:
+    softmax is increasing). Ties go to the lower index, as the verifier's decoding does."""
+
+    outputs: int
+    k: int
+
+    @property
+    def labels(self) -> int:
+        return self.outputs
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        top = torch.argsort(-z, dim=1, stable=True)[:, : self.k]
+        out = torch.zeros_like(z, dtype=torch.bool)
+        return out.scatter_(1, top, True)
+
+    def margin_rows(self, target):
+        # z_t - z_j > 0 for every target label t and every other label j: k * (L - k) rows.
+        order = torch.argsort((~target.to(torch.bool)).to(torch.int8), dim=1, stable=True)
+        eye = torch.eye(self.outputs, device=target.device)
+        inside, outside = eye[order[:, : self.k]], eye[order[:, self.k:]]
+        g = (inside[:, :, None, :] - outside[:, None, :, :]).flatten(1, 2)
+        return g, torch.zeros(g.shape[:2], device=target.device)
+
+    def hinge(self, z, target, confidence):
+        # Carlini-Wagner's f6 per target label: each against the strongest other label.
+        margins = self.margins(z, target).reshape(len(z), self.k, self.outputs - self.k)
+        return torch.relu(confidence - margins.min(dim=2).values).sum(dim=1)
+
+    def alternative(self, z: torch.Tensor) -> torch.Tensor:
+        # The nearest other top-k set: the weakest member out, the strongest non-member in.
+        now = self.decode(z)
+        inf = torch.tensor(float("inf"), device=z.device)
+        weakest = torch.where(now, z, inf).argmin(dim=1)
+        strongest = torch.where(now, -inf, z).argmax(dim=1)
+        rows = torch.arange(len(z), device=z.device)
+        other = now.clone()
+        other[rows, weakest] = False
+        other[rows, strongest] = True
+        return other
+
+    def check_target(self, target: np.ndarray) -> None:
+        super().check_target(target)
+        if not (target.sum(axis=1) == self.k).all():
+            raise SpecError(f"a top-{self.k} target names exactly {self.k} labels")
+
+
 @dataclass(frozen=True, eq=False)
 class Ecoc(Encoding):
     """Class = argmax_k ``tanh(z) . codebook[k]`` (codebook ``(L, n)``, entries +-1)."""
