@@ -16,11 +16,12 @@ text) whatever it holds, so an exception or a result that cannot be pickled is a
 error instead of a broken pool.
 
 The results log (:class:`ResultsLog`) is a JSON-lines file: a header line with the
-campaign's fingerprint (a hash of the spec or instance list and of the networks it names),
+campaign's fingerprint (the sha256 of the spec or instance list and of the networks it
+names, and the options that change verdicts),
 then one line per finished instance, appended, flushed and fsynced as the instance ends. A
 process killed in the middle of a line leaves a partial last line, which reading drops
 (and appending replaces); ``resume`` reads the finished instances so a caller runs only the
-rest, and refuses a log whose fingerprint differs, naming both.
+rest, and refuses a log whose fingerprint differs, naming each difference.
 
 :func:`summary_rows`, :func:`cactus_plot` and :func:`accuracy_plot` turn the records
 (dicts with ``name``, ``verdict``, ``time_s`` and, for a curve, ``epsilon``) into the summary
@@ -120,6 +121,15 @@ class SerialExecutor:
 
 
 def _init_worker(threads: int) -> None:
+    """Each local worker: its thread budget, and SIGINT left to the parent (Ctrl-C reaches
+    the whole process group; the parent ends the workers itself, without their tracebacks)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # stdout is the parent's (results, JSON): a worker's stray output goes to stderr
+        os.dup2(2, 1)
+    except OSError:
+        pass
     limit_threads(threads)
 
 
@@ -233,16 +243,38 @@ def make_executor(workers: int = 1, ray_address: str | None = None, threads: int
 
 # -- the results log ---------------------------------------------------------------------
 
-def fingerprint(kind: str, texts: Iterable[str] = (), files: Iterable[str | Path] = ()) -> str:
-    """A hash of what decides a campaign's answers: its kind, some texts (the spec's
-    ``--set`` items, the options that change verdicts) and the bytes of some files (the
-    spec or instance list and every network it names), in the order given."""
-    h = hashlib.sha256(kind.encode())
-    for text in texts:
-        h.update(b"\0t" + str(text).encode())
+def fingerprint(kind: str, options: dict | None = None,
+                files: Iterable[str | Path] = ()) -> dict:
+    """What decides a campaign's answers, hashed part by part: its kind, the options that
+    change verdicts (``--set`` items included) and the sha256 of each file (the spec or
+    instance list and every network it names). :class:`ResultsLog` compares them one by one
+    to name what differs."""
+    digests = {}
     for path in files:
-        h.update(b"\0f" + Path(path).read_bytes())
-    return h.hexdigest()[:16]
+        digests[str(path)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return {"kind": kind, "options": {k: str(v) for k, v in sorted((options or {}).items())},
+            "files": digests}
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """What differs between two fingerprints, in words."""
+    out = [f"kind {old.get('kind')!r} vs {new['kind']!r}"] if old.get("kind") != new["kind"] \
+        else []
+    o_opts, n_opts = old.get("options", {}), new["options"]
+    out += [f"option {k}: {o_opts.get(k)!r} vs {n_opts.get(k)!r}"
+            for k in sorted(set(o_opts) | set(n_opts)) if o_opts.get(k) != n_opts.get(k)]
+    o_files, n_files = old.get("files", {}), new["files"]
+    names = {Path(f).name: h for f, h in o_files.items()}
+    for f, h in n_files.items():
+        before = o_files.get(f, names.get(Path(f).name))
+        if before is None:
+            out.append(f"file {f} is not in the results file's run")
+        elif before != h:
+            out.append(f"file {f} has changed (sha256 {before} vs {h})")
+    gone = set(o_files) - set(n_files)
+    known = {Path(f).name for f in n_files}
+    out += [f"file {f} is not in this run" for f in sorted(gone) if Path(f).name not in known]
+    return out
 
 
 class ResultsLog:
@@ -255,7 +287,7 @@ class ResultsLog:
     Raises ``OutputError`` when the file cannot be written.
     """
 
-    def __init__(self, path: str | Path, campaign: str, fp: str, resume: bool = False):
+    def __init__(self, path: str | Path, campaign: str, fp: dict, resume: bool = False):
         self.path, self.campaign, self.fingerprint = Path(path), campaign, fp
         self.done: dict[str, dict] = {}
         exists = self.path.is_file() and self.path.stat().st_size > 0
@@ -278,14 +310,14 @@ class ResultsLog:
         end = data.rfind(b"\n") + 1
         lines = data[:end].decode("utf-8", "replace").splitlines()
         header = self._parse(lines[0], 1) if lines else None
-        if not header or "fingerprint" not in header:
+        if not header or not isinstance(header.get("fingerprint"), dict):
             raise SpecError(f"{self.path}:1: not a robustc results file (no header line)")
-        if header["fingerprint"] != self.fingerprint or header.get("campaign") != self.campaign:
+        differ = _differences(header["fingerprint"], self.fingerprint)
+        if differ or header.get("campaign") != self.campaign:
             raise SpecError(
-                f"{self.path}:1: --resume: this results file is from another campaign "
-                f"({header.get('campaign')}, fingerprint {header['fingerprint']}) than this "
-                f"run ({self.campaign}, fingerprint {self.fingerprint}): the spec, instance "
-                f"list, a network or an option that changes verdicts differ")
+                f"{self.path}:1: --resume refused: the results file is from another run "
+                f"({header.get('campaign')!r}; this is {self.campaign!r}): "
+                + ("; ".join(differ) or "same files and options"))
         for number, line in enumerate(lines[1:], start=2):
             record = self._parse(line, number)
             self.done[record["name"]] = record

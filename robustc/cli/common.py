@@ -23,7 +23,8 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 
 from robustc.errors import SpecError
 
@@ -129,6 +130,56 @@ def load_spec(args: argparse.Namespace):
     return specs.load(Path(args.spec), parse_overrides(args.set))
 
 
+#: Where :func:`emit` sends stderr lines (None: print them); a progress bar sets it for the
+#: time it shows (:func:`stderr_writer`) so that lines and bar do not garble each other.
+_STDERR_WRITER: Callable[[str], None] | None = None
+
+
+def emit(line: str) -> None:
+    """Print a line on stderr (through the progress bar while one shows)."""
+    if _STDERR_WRITER is None:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        _STDERR_WRITER(line)
+
+
+@contextmanager
+def stderr_writer(writer: Callable[[str], None]):
+    """Send :func:`emit`'s lines to ``writer`` for the block."""
+    global _STDERR_WRITER
+    previous, _STDERR_WRITER = _STDERR_WRITER, writer
+    try:
+        yield
+    finally:
+        _STDERR_WRITER = previous
+
+
+def add_campaign_arguments(p: argparse.ArgumentParser, *, results_flags=("--results",),
+                           quiet: bool = True) -> None:
+    """The options of a run over many instances (docs/campaigns.md): ``--workers``,
+    ``--ray``, the results log (``results_flags``), ``--resume``, ``--plot`` and (``quiet``)
+    ``--quiet``."""
+    g = p.add_argument_group("campaigns (docs/campaigns.md)")
+    g.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="run the instances on N local worker processes (default 1: in this "
+                        "process); each worker gets --threads threads (default 1)")
+    g.add_argument("--ray", metavar="ADDRESS",
+                   help="run the instances as Ray tasks: HOST:PORT of a cluster, or 'local' "
+                        "(starts Ray here with --workers CPUs); needs pip install 'robustc[ray]'")
+    g.add_argument(*results_flags, dest="results", metavar="FILE.jsonl",
+                   help="append each finished instance to this JSON-lines file as it ends "
+                        "(flushed and fsynced)")
+    g.add_argument("--resume", action="store_true",
+                   help="skip the instances already in the results file (refused for a file "
+                        "of another spec, instance list or option set)")
+    g.add_argument("--plot", metavar="FILE",
+                   help="write a picture: certified accuracy vs epsilon when the instances "
+                        "differ in epsilon, else a cactus plot (instances solved vs time)")
+    if quiet:
+        g.add_argument("--quiet", "-q", action="store_true",
+                       help="no progress bar, progress lines or summary table")
+
+
 class Progress:
     """Progress lines on stderr, only for work that has run longer than a second."""
 
@@ -139,11 +190,12 @@ class Progress:
     def __call__(self, message: str) -> None:
         now = time.perf_counter()
         if self.enabled and now - self.start > 1.0 and now - self.last > 1.0:
-            print(f"  ... {self.name}: {message} ({now - self.start:.0f} s)", file=sys.stderr)
+            emit(f"  ... {self.name}: {message} ({now - self.start:.0f} s)")
             self.last = now
 
 
 __all__ = ["EXIT_OK", "EXIT_VIOLATED", "EXIT_ERROR", "EXIT_UNKNOWN", "EXIT_INTERRUPTED",
            "EXIT_TERMINATED", "EXIT_CODES",
            "worst_exit", "verdict_exit", "parse_overrides", "add_spec_arguments", "load_spec",
-           "Progress", "seconds", "positive_int", "non_negative_int", "non_negative_float"]
+           "Progress", "emit", "stderr_writer", "add_campaign_arguments",
+           "seconds", "positive_int", "non_negative_int", "non_negative_float"]

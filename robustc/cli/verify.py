@@ -4,26 +4,33 @@ print each verdict in words, with its evidence."""
 from __future__ import annotations
 
 import argparse
-import sys
+import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from robustc.cli.common import (
     Progress,
+    add_campaign_arguments,
     add_spec_arguments,
+    emit,
     load_spec,
     non_negative_int,
+    parse_overrides,
     positive_int,
     seconds,
     verdict_exit,
 )
+from robustc.cli.runner import run_campaign
 from robustc.errors import SpecError
-from robustc.files import check_output_file, json_text
+from robustc.files import check_output_file, json_text, write_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``robustc verify``."""
     add_spec_arguments(p, what="verify", with_output=False,
-                       spec_help="a .rspec file (or a .vnnlib file with --network)")
+                       spec_help="a .rspec file (or a .vnnlib file with --network, or a "
+                                 "VNN-COMP instance list onnx,vnnlib,timeout .csv)")
     p.add_argument("--solver", default="highs", choices=["highs", "gurobi", "z3"],
                    help="MILP solver (default: highs, no license needed; z3: SMT)")
     p.add_argument("--exact", action="store_true",
@@ -51,7 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "split): cpu (default) or cuda[:N]; the verdicts do not depend on it")
     add_network_argument(p)
     p.add_argument("--vnncomp-result", metavar="FILE",
-                   help="write the VNN-COMP result file (for .vnnlib properties)")
+                   help="write the VNN-COMP result file (for .vnnlib properties; for an "
+                        "instances .csv: a folder, one ONNX__VNNLIB.txt per row)")
+    add_campaign_arguments(p, results_flags=("--output", "-o", "--results"))
 
 
 def add_network_argument(p: argparse.ArgumentParser) -> None:
@@ -94,51 +103,191 @@ def load_problems(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Verify every selected property; prints verdicts; returns the exit code (the worst
-    verdict's, :mod:`robustc.cli.common`)."""
-    from robustc.verify import VERDICTS, check_device, verify
+    """Verify every selected property (or every row of an instance list); prints verdicts;
+    returns the exit code (the worst verdict's, :mod:`robustc.cli.common`)."""
+    from robustc.verify import check_device
 
     check_device(args.device)  # one error before any work, not one per property
-    if getattr(args, "vnncomp_result", None):
+    if getattr(args, "vnncomp_result", None) and not str(args.spec).endswith(".csv"):
         check_output_file(args.vnncomp_result)
+    if str(args.spec).endswith(".csv"):
+        return _run_instance_list(args)
     problems = load_problems(args)
-    results = []
-    import importlib
-
-    cli_main = importlib.import_module("robustc.cli.main")  # the module, not its main()
-
-    # each property's --timeout runs from the end of the one before it; the first one's from
-    # the start of the command (imports, loading the spec and the networks)
-    slot = cli_main.STARTED
-    for problem in problems:
-        warnings = problem.prop.meta.get("warnings", [])
-        for warning in warnings:
-            print(f"robustc: warning: {warning}", file=sys.stderr)
-        if not args.json:
-            print(f"{problem.name}: verifying on '{problem.network}' "
-                  f"({_perturbed(problem)} input values may change) ...", file=sys.stderr)
-        limit = None if args.timeout is None else \
-            max(args.timeout - (time.perf_counter() - slot), 1e-3)
-        result = verify(problem, options_from(args, problem.name, limit))
-        slot = time.perf_counter()
-        results.append(result)
-        if args.json:
-            data = result.to_json()
-            if warnings:
-                data["warnings"] = [f"{w.pos.file}:{w.pos.line}:{w.pos.col}: {w.message}"
-                                    for w in warnings]
-            print(json_text(data), flush=True)
-        else:
-            print(describe(problem, result), flush=True)
+    parallel = args.workers > 1 or bool(args.ray)
+    if parallel and not args.json:
+        for problem in problems:  # the workers' lines would cross the progress bar
+            _print_warnings(problem)
+    job = VerifyJob(_option_fields(args), args.json, not (parallel or args.json or args.quiet),
+                    os.getpid(), _started())
+    global _LAST_END
+    _LAST_END = None
+    records = run_campaign(
+        args, campaign=f"verify {Path(args.spec).name}", fp=_fingerprint(args, problems),
+        instances=[(p.name, p) for p in problems], fn=verify_instance, shared=job,
+        show=lambda r: json_text(r["result"]) if args.json else r["text"])
     if getattr(args, "vnncomp_result", None):
-        from robustc.verify.vnncomp import write_vnncomp_result
+        from robustc.verify.vnncomp import result_from_json, write_vnncomp_result
 
-        write_vnncomp_result(args.vnncomp_result, results, args.timeout)
-    if not args.json and len(results) > 1:
-        counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
+        write_vnncomp_result(args.vnncomp_result,
+                             [result_from_json(r["result"]) for r in records], args.timeout)
+    _summary_line(args, records)
+    return verdict_exit(r["verdict"] for r in records)
+
+
+def _summary_line(args, records: list[dict]) -> None:
+    from robustc.verify import VERDICTS
+
+    if not args.json and len(records) > 1:
+        counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
         print("summary: " + ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in counts.items()
                                       if n))
-    return verdict_exit(r.verdict for r in results)
+
+
+def _started() -> float:
+    import importlib
+
+    return importlib.import_module("robustc.cli.main").STARTED  # the module, not its main()
+
+
+#: The options a verify worker needs (``options_from`` reads them from a namespace).
+_OPTION_FIELDS = ("solver", "strict_solver", "timeout", "threads", "seed", "no_attack",
+                  "bounds", "margin", "exact", "strategy", "device")
+
+
+def _option_fields(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k, None) for k in _OPTION_FIELDS}
+
+
+def _fingerprint(args: argparse.Namespace, problems: list) -> str:
+    """The results log's key: the spec (or VNN-LIB) file, ``--set``, the networks and the
+    options that change verdicts (not --workers, --ray or --threads)."""
+    from robustc.analyses.campaign import fingerprint
+
+    files = [args.spec, *sorted({f for p in problems for f in p.onnx_paths})]
+    return fingerprint("verify", _verdict_options(args), files)
+
+
+def _verdict_options(args: argparse.Namespace) -> dict:
+    """The options that may change a verdict (--set included), for the fingerprint."""
+    fields = _option_fields(args)
+    out = {k: fields[k] for k in fields if k not in ("threads", "device")}
+    out.update({f"set {k}": v for k, v in parse_overrides(args.set).items()})
+    return out
+
+
+@dataclass(frozen=True)
+class VerifyJob:
+    """What every verify instance shares (picklable: it travels to the workers)."""
+
+    options: dict
+    json: bool
+    lines: bool  # progress lines on stderr (serial runs without --json)
+    pid: int
+    started: float
+
+
+#: When the last property in this process ended (serial runs: each ``--timeout`` runs from
+#: the end of the one before; the first one's from the start of the command).
+_LAST_END: float | None = None
+
+
+def verify_instance(job: VerifyJob, problem) -> dict:
+    """Verify one problem (in this process or a worker); returns its record: ``name``,
+    ``verdict``, ``time_s``, ``epsilon``, ``result`` (the JSON) and ``text`` (the line)."""
+    from robustc.verify import verify
+
+    global _LAST_END
+    if job.lines:
+        _print_warnings(problem)
+        emit(f"{problem.name}: verifying on '{problem.network}' "
+             f"({_perturbed(problem)} input values may change) ...")
+    args = argparse.Namespace(**job.options)
+    if os.getpid() != job.pid:  # a worker: the limit runs from the instance's start
+        slot = time.perf_counter()
+    else:
+        slot = job.started if _LAST_END is None else _LAST_END
+    limit = None if args.timeout is None else max(args.timeout - (time.perf_counter() - slot),
+                                                  1e-3)
+    options = options_from(args, problem.name, limit)
+    options.progress.enabled = job.lines
+    result = verify(problem, options)
+    _LAST_END = time.perf_counter()
+    data = result.to_json()
+    warnings = problem.prop.meta.get("warnings", [])
+    if warnings:
+        data["warnings"] = [f"{w.pos.file}:{w.pos.line}:{w.pos.col}: {w.message}"
+                            for w in warnings]
+    return {"name": problem.name, "verdict": result.verdict, "time_s": data["time_s"],
+            "epsilon": _epsilon(problem), "result": data, "text": describe(problem, result)}
+
+
+def _print_warnings(problem) -> None:
+    for warning in problem.prop.meta.get("warnings", []):
+        emit(f"robustc: warning: {warning}")
+
+
+def _epsilon(problem) -> float | None:
+    """The largest distance any input value may move from the centre (the property's
+    epsilon, for the certified-accuracy curve); None without a centre."""
+    import numpy as np
+
+    center = problem.prop.meta.get("center")
+    if center is None or not problem.prop.boxes:
+        return None
+    box = problem.prop.boxes[0]
+    c = np.asarray(center, dtype=np.float64).reshape(box.lower.shape)
+    return round(float(max(np.max(box.upper - c), np.max(c - box.lower), 0.0)), 6)
+
+
+def _run_instance_list(args: argparse.Namespace) -> int:
+    """``robustc verify instances.csv``: every row through :func:`run_instance`."""
+    from robustc.verify.vnncomp import read_instances
+
+    if args.network:
+        raise SpecError(f"{args.spec}: an instance list names its networks; drop --network")
+    rows = read_instances(args.spec)
+    out_dir = None
+    if getattr(args, "vnncomp_result", None):
+        from robustc.files import check_output_dir
+
+        out_dir = check_output_dir(args.vnncomp_result)
+    from robustc.analyses.campaign import fingerprint
+
+    files = [args.spec, *sorted({f for r in rows for f in (r.onnx, r.vnnlib)})]
+    job = VerifyJob(_option_fields(args), args.json, False, os.getpid(), _started())
+
+    def show(record: dict) -> str:
+        if out_dir is not None:
+            write_text(out_dir / result_file_name(record["name"]), record["result_file"])
+        if args.json:
+            return json_text({k: v for k, v in record.items() if k != "result_file"})
+        return (f"{record['name']}: {record['answer']} ({record['verdict'].replace('_', ' ')})"
+                f" [{record['time_s']:.1f} s of {record['timeout']:g} s] {record['detail']}")
+
+    records = run_campaign(
+        args, campaign=f"verify {Path(args.spec).name}",
+        fp=fingerprint("verify-csv", _verdict_options(args), files),
+        instances=[(r.name, r) for r in rows],
+        fn=instance_row, shared=job, show=show, plot_kind="cactus")
+    _summary_line(args, records)
+    return verdict_exit(r["verdict"] for r in records)
+
+
+def result_file_name(name: str) -> str:
+    """The VNN-COMP result file of an instance-list row (``onnx stem/vnnlib stem``) in the
+    ``--vnncomp-result`` folder: ``onnx stem__vnnlib stem.txt``."""
+    return name.replace("/", "__") + ".txt"
+
+
+def instance_row(job: VerifyJob, row) -> dict:
+    """One instance-list row (in this process or a worker): its record
+    (:func:`robustc.verify.vnncomp.run_instance`)."""
+    from robustc.verify.vnncomp import run_instance
+
+    args = argparse.Namespace(**job.options)
+    options = options_from(args, row.name, None)
+    options.progress.enabled = False
+    return run_instance(row, options, cap=args.timeout)
 
 
 def _perturbed(problem) -> int:
