@@ -39,9 +39,21 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from robustc.compiler import smooth
 from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError, BoundsTimeout, widen
 from robustc.errors import IRError, ShapeError, SolverUnavailable
-from robustc.ir import Constant, Graph, Identity, Input, MaxPool, Node, OutputMap, Relu, Reshape
+from robustc.ir import (
+    Activation,
+    Constant,
+    Graph,
+    Identity,
+    Input,
+    MaxPool,
+    Node,
+    OutputMap,
+    Relu,
+    Reshape,
+)
 from robustc.ir.interpret import run_node
 from robustc.ir.linear import affine_map, pool_index
 
@@ -211,6 +223,8 @@ def _interval_node(node: Node, prep: LinearOps, lo: dict, hi: dict) -> tuple[np.
                                                                     hi[src])
     if isinstance(node, OutputMap):
         return _output_map_interval(node, lo[src], hi[src])
+    if isinstance(node, Activation):
+        return smooth.interval(node.kind, node.alpha, lo[src], hi[src])
     raise IRError(f"no bound propagation for node {node.name!r} ({node.op})")
 
 
@@ -270,12 +284,15 @@ def interval_bounds(graph: Graph, lower: Box, upper: Box) -> Bounds:
 
 
 def symbolic_targets(graph: Graph) -> set[str]:
-    """Nodes whose bounds decide a relaxation (inputs of ReLU, MaxPool and output maps)
-    and the graph outputs; inputs, constants, ReLUs and output maps need no back-substitution
-    (their interval bounds are as tight as the bounds of what they read)."""
+    """Nodes whose bounds decide a relaxation (inputs of ReLU, MaxPool, smooth activations
+    and output maps) and the graph outputs; inputs, constants, ReLUs, smooth activations and
+    output maps need no back-substitution (their interval bounds are as tight as the bounds
+    of what they read: each is monotone)."""
     names = set(graph.outputs)
-    names.update(n.inputs[0] for n in graph.nodes if isinstance(n, Relu | MaxPool | OutputMap))
-    return {n for n in names if not isinstance(graph[n], Input | Constant | Relu | OutputMap)}
+    names.update(n.inputs[0] for n in graph.nodes
+                 if isinstance(n, Relu | MaxPool | OutputMap | Activation))
+    return {n for n in names
+            if not isinstance(graph[n], Input | Constant | Relu | OutputMap | Activation)}
 
 
 def relu_relaxation(alpha: float, lo: np.ndarray, hi: np.ndarray):
@@ -317,16 +334,22 @@ def _relaxation(node: Node, prep: LinearOps, lo: dict, hi: dict) -> tuple:
     src = node.inputs[0]
     if isinstance(node, Relu):
         return ("relu", *relu_relaxation(node.alpha, lo[src], hi[src]))
+    if isinstance(node, Activation):  # sl x + tl <= f(x) <= su x + tu
+        return ("act", *smooth.relaxation(node.kind, node.alpha, lo[src], hi[src]))
     return ("pool", *_pool_relaxation(prep.pools[node.name], lo[src], hi[src]))
 
 
 def _backward_nonlinear(relax: tuple, a_lo: np.ndarray, a_hi: np.ndarray):
-    """Coefficients on the input of a ReLU/MaxPool and the constant terms added, for the
-    lower (``a_lo``) and upper (``a_hi``) bounds, each using the relaxation side that the
-    sign of its coefficient asks for."""
-    kind, low, up, offset = relax[0], relax[1], relax[2], relax[3]
+    """Coefficients on the input of a ReLU/MaxPool/smooth activation and the constant terms
+    added, for the lower (``a_lo``) and upper (``a_hi``) bounds, each using the relaxation
+    side that the sign of its coefficient asks for."""
     pos_lo, neg_lo = np.maximum(a_lo, 0.0), np.minimum(a_lo, 0.0)
     pos_hi, neg_hi = np.maximum(a_hi, 0.0), np.minimum(a_hi, 0.0)
+    if relax[0] == "act":
+        _, sl, tl, su, tu = relax
+        return (pos_lo * sl + neg_lo * su, pos_hi * su + neg_hi * sl,
+                pos_lo @ tl + neg_lo @ tu, pos_hi @ tu + neg_hi @ tl)
+    kind, low, up, offset = relax[0], relax[1], relax[2], relax[3]
     if kind == "relu":
         b_lo = pos_lo * low + neg_lo * up
         b_hi = pos_hi * up + neg_hi * low
@@ -454,7 +477,7 @@ def _symbolic_pass(graph: Graph, box: dict, deadline: float | None = None
     for node in graph.nodes:
         if isinstance(node, Input):
             continue
-        if isinstance(node, Relu | MaxPool):
+        if isinstance(node, Relu | MaxPool | Activation):
             relax[node.name] = _relaxation(node, prep, lo, hi)
         l, u = _interval_node(node, prep, lo, hi)
         if node.name in targets:
@@ -638,6 +661,23 @@ def _lp_pool(model: _LpModel, node: MaxPool, prep: LinearOps, cols: dict, lo: di
                    np.full(node.size, -np.inf), l_max - l_win.sum(axis=1))
 
 
+def _lp_activation(model: _LpModel, node: Activation, cols: dict, lo: dict,
+                   hi: dict) -> None:
+    """A smooth activation between its two relaxation lines:
+    ``tl <= y - sl x`` and ``y - su x <= tu`` (:func:`robustc.compiler.smooth.relaxation`)."""
+    src = node.inputs[0]
+    x = cols[src]
+    y = model.add_cols(lo[node.name], hi[node.name])
+    cols[node.name] = y
+    sl, tl, su, tu = smooth.relaxation(node.kind, node.alpha, lo[src], hi[src])
+    n = node.size
+    r = np.arange(n)
+    inf = np.full(n, np.inf)
+    for slope, row_lo, row_hi in ((sl, tl, inf), (su, -inf, tu)):
+        model.add_rows(np.concatenate([r, r]), np.concatenate([y, x]),
+                       np.concatenate([np.ones(n), -slope]), row_lo, row_hi)
+
+
 def _lp_optimise(model: _LpModel, cols: np.ndarray, which: np.ndarray, lo: np.ndarray,
                  hi: np.ndarray, deadline: float) -> None:
     """Minimise and maximise the neurons ``which`` of one node; tighten ``lo``/``hi``."""
@@ -695,6 +735,8 @@ def lp_tighten(graph: Graph, bounds: Bounds, *, time_limit: float | None = None,
             _lp_relu(model, node, cols, lo, hi)
         elif isinstance(node, MaxPool):
             _lp_pool(model, node, prep, cols, lo, hi)
+        elif isinstance(node, Activation):
+            _lp_activation(model, node, cols, lo, hi)
         elif node.linear:
             _lp_linear(model, node, prep, cols, lo, hi)
     if tighten_outputs:

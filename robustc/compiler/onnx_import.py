@@ -20,7 +20,7 @@ import numpy as np
 from robustc.compiler.onnx_context import Attrs, Importer, Unsupported
 from robustc.compiler.onnx_ops import LOWERINGS
 from robustc.errors import IRError, ModelError, UnsupportedOperator
-from robustc.ir import Graph, Input, OutputMap
+from robustc.ir import Activation, Graph, Input, OutputMap
 from robustc.specs.netcheck import nan_initializers
 
 
@@ -221,11 +221,19 @@ def _outputs(imp: Importer, problems: list, poisoned: set[str]) -> tuple[str, ..
 
 
 def _hidden_output_maps(imp: Importer, problems: list) -> None:
-    """Sigmoid, Softmax and Tanh are supported only as output activations."""
-    for node in imp.nodes.values():
+    """A Sigmoid or Tanh that feeds a hidden layer becomes a smooth :class:`Activation`
+    (bounded by its relaxation; output maps stay for the property translation); a Softmax
+    is supported only as an output activation."""
+    for name in reversed(list(imp.nodes)):  # consumers first: a chain of maps converts
+        node = imp.nodes[name]
         for src in node.inputs:
             cur = imp.nodes[src]
-            if isinstance(cur, OutputMap) and not isinstance(node, OutputMap):
+            if not isinstance(cur, OutputMap) or isinstance(node, OutputMap):
+                continue
+            if cur.kind in ("sigmoid", "tanh"):
+                imp.nodes[src] = Activation(cur.name, cur.inputs, cur.shape, kind=cur.kind,
+                                            note=cur.note)
+            elif not any(p[1] == cur.name for p in problems):
                 problems.append((cur.kind.capitalize(), cur.name,
-                                 "used as a hidden activation (only output activations are "
-                                 "supported: they are not piecewise linear)"))
+                                 "used as a hidden activation (a softmax is supported only "
+                                 "as the output activation)"))

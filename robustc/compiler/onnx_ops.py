@@ -13,6 +13,7 @@ import numpy as np
 
 from robustc.compiler.onnx_context import Attrs, Importer, Unsupported
 from robustc.ir import (
+    Activation,
     Add,
     Concat,
     Conv,
@@ -202,6 +203,19 @@ def leaky_relu(imp: Importer, node, a: Attrs):
     if not 0.0 <= alpha < 1.0:
         raise Unsupported(f"attribute alpha={alpha} (only 0 <= alpha < 1 is supported)")
     return [imp.add(Relu, _base(node), (imp.tensor(node.input[0]),), alpha=alpha)]
+
+
+def elu(imp: Importer, node, a: Attrs):
+    alpha = float(a.get("alpha", 1.0))
+    if not 0.0 < alpha <= 1.0:
+        raise Unsupported(f"attribute alpha={alpha} (only 0 < alpha <= 1 is supported: "
+                          f"ELU is then convex, which its bounds rely on)")
+    return [imp.add(Activation, _base(node), (imp.tensor(node.input[0]),), kind="elu",
+                    alpha=alpha)]
+
+
+def softplus(imp: Importer, node, a: Attrs):
+    return [imp.add(Activation, _base(node), (imp.tensor(node.input[0]),), kind="softplus")]
 
 
 def clip(imp: Importer, node, a: Attrs):
@@ -527,6 +541,8 @@ LOWERINGS = {
     "Div": lambda imp, n, a: _binary(imp, n, "Div"),
     "Relu": relu,
     "LeakyRelu": leaky_relu,
+    "Elu": elu,
+    "Softplus": softplus,
     "Clip": clip,
     "BatchNormalization": batchnorm,
     "MaxPool": maxpool,

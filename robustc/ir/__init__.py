@@ -10,6 +10,7 @@ This package imports nothing else of robustc except the leaf module ``robustc.er
 from robustc.ir.graph import Graph, compose, cut, logits, verify
 from robustc.ir.interpret import evaluate
 from robustc.ir.nodes import (
+    Activation,
     Add,
     Concat,
     Constant,
@@ -30,5 +31,5 @@ from robustc.ir.nodes import (
 __all__ = [
     "Graph", "compose", "cut", "logits", "verify", "evaluate", "frozen_array",
     "Node", "Input", "Constant", "Dense", "Conv", "ElementwiseAffine", "Add", "Relu",
-    "MaxPool", "Reshape", "Select", "Concat", "Identity", "OutputMap",
+    "MaxPool", "Reshape", "Select", "Concat", "Identity", "OutputMap", "Activation",
 ]

@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from robustc.errors import IRError, ShapeError
-from robustc.ir.nodes import Conv, Dense, Input, Node, OutputMap, Relu, Reshape
+from robustc.ir.nodes import Activation, Conv, Dense, Input, Node, OutputMap, Relu, Reshape
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,12 +206,13 @@ def compose(first: Graph, second: Graph, name: str | None = None) -> Graph:
     """Feed ``first``'s output into ``second``'s input (a generator into a classifier).
 
     Node names are prefixed with ``g.`` and ``c.``. When the shapes differ but the sizes agree,
-    a Reshape is inserted; otherwise raises ``ShapeError``. ``first`` must not end in an
-    output map (a sigmoid between the two would not be piecewise linear for the solvers).
+    a Reshape is inserted; otherwise raises ``ShapeError``. A sigmoid or tanh output map at
+    the end of ``first`` (a generator's usual last layer) becomes a hidden smooth
+    :class:`~robustc.ir.nodes.Activation` of the composed network (bounds relax it; the MILP
+    and Z3 backends refuse it by name); a softmax there raises ``ShapeError``.
     """
+    first = _maps_as_activations(first)
     out, inp = first.output, second.input
-    if isinstance(out, OutputMap):
-        raise ShapeError(f"cannot compose: {first.name!r} ends in a {out.kind} output map")
     if out.size != inp.size:
         raise ShapeError(f"cannot compose {first.name!r} (output {list(out.shape)}) with "
                          f"{second.name!r} (input {list(inp.shape)})")
@@ -227,6 +228,23 @@ def compose(first: Graph, second: Graph, name: str | None = None) -> Graph:
     composed = Graph(tuple(nodes), a.inputs, b.outputs,
                      name or f"{first.name}->{second.name}")
     return composed.verify()
+
+
+def _maps_as_activations(graph: Graph) -> Graph:
+    """``graph`` with its trailing sigmoid/tanh output maps turned into activations."""
+    changed = {}
+    out = graph.output
+    while isinstance(out, OutputMap):
+        if out.kind not in ("sigmoid", "tanh"):
+            raise ShapeError(f"cannot compose: {graph.name!r} ends in a {out.kind} output map "
+                             f"(node {out.name!r}); only sigmoid and tanh can feed another "
+                             f"network")
+        changed[out.name] = Activation(out.name, out.inputs, out.shape, kind=out.kind,
+                                       note=out.note)
+        out = graph[out.inputs[0]]
+    if not changed:
+        return graph
+    return graph.replace_nodes(tuple(changed.get(n.name, n) for n in graph.nodes))
 
 
 def _prefixed(graph: Graph, prefix: str) -> Graph:

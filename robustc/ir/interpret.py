@@ -14,6 +14,7 @@ import numpy as np
 from robustc.errors import ShapeError
 from robustc.ir.graph import Graph
 from robustc.ir.nodes import (
+    Activation,
     Add,
     Concat,
     Constant,
@@ -96,6 +97,20 @@ def _output_map(node: OutputMap, x: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=axis, keepdims=True)
 
 
+def activation(kind: str, alpha: float, x: np.ndarray) -> np.ndarray:
+    """The smooth activation ``kind`` (see :class:`robustc.ir.nodes.Activation`) of ``x``,
+    element-wise, overflow-free, in ``x``'s dtype. The bounds relax exactly this function."""
+    if kind == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+    if kind == "tanh":
+        return np.tanh(x)
+    if kind == "softplus":
+        return np.logaddexp(np.zeros((), x.dtype), x)
+    if kind == "elu":
+        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+    raise ValueError(f"unknown activation {kind!r}")
+
+
 def _concat(node: Concat, *xs: np.ndarray) -> np.ndarray:
     return np.concatenate(xs, axis=node.axis % (xs[0].ndim - 1) + 1)
 
@@ -116,6 +131,7 @@ EXECUTORS: dict[type, Callable[..., np.ndarray]] = {
     Concat: _concat,
     Identity: lambda node, x: x,
     OutputMap: _output_map,
+    Activation: lambda node, x: activation(node.kind, node.alpha, x),
 }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robustc.errors import IRError
+from robustc.errors import IRError, UnsupportedOperator
 
 Shape = tuple[int, ...]
 
@@ -307,6 +307,53 @@ class Identity(Node):
     def infer_shape(self, in_shapes):
         (shape,) = _arity(self, in_shapes, 1)
         return tuple(shape)
+
+
+#: Smooth element-wise activations allowed anywhere in a graph: S-shaped (sigmoid, tanh)
+#: and convex (softplus, and ELU with ``0 < alpha <= 1``). All are increasing.
+ACTIVATIONS = ("sigmoid", "tanh", "softplus", "elu")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Activation(Node):
+    """A smooth element-wise activation anywhere in the graph (ONNX Sigmoid, Tanh, Softplus,
+    Elu): ``sigmoid(x) = 1 / (1 + e^-x)``, ``tanh``, ``softplus(x) = log(1 + e^x)``,
+    ``elu(x) = x`` for ``x > 0``, ``alpha (e^x - 1)`` otherwise (``0 < alpha <= 1``, so
+    that it is convex; ``alpha`` is 1 for the other kinds).
+
+    Bounds relax it by lines (tangents and chords, :mod:`robustc.compiler.smooth`); solvers
+    that need piecewise-linear networks refuse it, naming the node.
+    """
+
+    kind: str = "sigmoid"
+    alpha: float = 1.0
+    op = "activation"
+
+    def infer_shape(self, in_shapes):
+        (shape,) = _arity(self, in_shapes, 1)
+        if self.kind not in ACTIVATIONS:
+            raise _fail(self, f"unknown activation {self.kind!r}; expected one of "
+                              f"{list(ACTIVATIONS)}")
+        if self.kind == "elu" and not 0.0 < self.alpha <= 1.0:
+            raise _fail(self, f"ELU alpha must be in (0, 1] (convex), got {self.alpha}")
+        if self.kind != "elu" and self.alpha != 1.0:
+            raise _fail(self, f"alpha applies to ELU only, got {self.alpha} for {self.kind}")
+        return tuple(shape)
+
+    def attrs(self):
+        return {"kind": self.kind, "alpha": self.alpha} if self.kind == "elu" else {
+            "kind": self.kind}
+
+
+def not_piecewise_linear(node: Activation, who: str) -> UnsupportedOperator:
+    """The error of a backend (``who``) that encodes piecewise-linear networks only, for a
+    smooth activation: it names the node."""
+    return UnsupportedOperator(
+        f"node {node.name!r} ({node.kind} activation): {who} encodes piecewise-linear "
+        f"networks only and refuses smooth activations (no piecewise-linear "
+        f"over-approximation is encoded); the bounds relax them (robustc verify --strategy "
+        f"bounds, or the graph branch and bound)",
+        [(node.kind, node.name, f"smooth activation: not encoded by {who}")])
 
 
 OUTPUT_MAPS = ("sigmoid", "softmax", "tanh")

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from robustc.ir import (
+    Activation,
     Add,
     Concat,
     Constant,
@@ -145,6 +146,17 @@ def _output_map(m: IRModule, node: OutputMap, args, batch):
     return torch.softmax(x, dim=node.axis % len(node.shape) + 1)
 
 
+def _activation(m: IRModule, node: Activation, args, batch):
+    x = args[0]
+    if node.kind == "sigmoid":
+        return torch.sigmoid(x)
+    if node.kind == "tanh":
+        return torch.tanh(x)
+    if node.kind == "softplus":
+        return F.softplus(x)
+    return F.elu(x, alpha=node.alpha)
+
+
 def _constant(m: IRModule, node: Constant, args, batch):
     value = m._buf(node, "value")
     return value.unsqueeze(0).expand((batch,) + tuple(value.shape))
@@ -156,6 +168,7 @@ _RUNNERS = {
     MaxPool: _maxpool,
     Select: _select,
     OutputMap: _output_map,
+    Activation: _activation,
     Constant: _constant,
     ElementwiseAffine: lambda m, n, a, b: a[0] * m._buf(n, "scale") + m._buf(n, "shift"),
     Add: lambda m, n, a, b: sum(a[1:], a[0]),

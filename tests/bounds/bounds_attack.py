@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from robustc.ir import (
+    Activation,
     Add,
     Concat,
     Constant,
@@ -73,6 +74,14 @@ def _output_map(node: OutputMap, x):
     return torch.softmax(x, dim=node.axis % len(node.shape) + 1)
 
 
+def _activation(node: Activation, x):
+    if node.kind in ("sigmoid", "tanh"):
+        return _output_map(node, x)
+    if node.kind == "softplus":
+        return torch.logaddexp(torch.zeros_like(x), x)
+    return torch.where(x > 0, x, node.alpha * torch.expm1(torch.clamp(x, max=0.0)))
+
+
 def torch_eval(graph: Graph, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every node's value for a batch ``x`` of shape ``(B, *input_shape)``."""
     vals: dict[str, torch.Tensor] = {}
@@ -102,6 +111,8 @@ def torch_eval(graph: Graph, x: torch.Tensor) -> dict[str, torch.Tensor]:
             y = torch.cat(ins, dim=node.axis % len(node.shape) + 1)
         elif isinstance(node, OutputMap):
             y = _output_map(node, ins[0])
+        elif isinstance(node, Activation):
+            y = _activation(node, ins[0])
         else:
             raise NotImplementedError(node.op)
         vals[node.name] = y

@@ -154,6 +154,6 @@ def unsupported_model():
         _n("Erf", ["x"], ["e"]),
         _n("Relu", ["x"], ["r"]),
         _n("Mul", ["r", "r"], ["m"]),
-        _n("Sigmoid", ["r"], ["s"]),
+        _n("Softmax", ["r"], ["s"]),
         _n("Gemm", ["s", "W2"], ["y"])],
         {"x": [4, 1]}, None, {"W": w(4, 3), "W2": w(1, 2)})

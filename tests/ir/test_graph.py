@@ -83,8 +83,13 @@ def test_compose_feeds_generator_into_classifier():
     np.testing.assert_allclose(evaluate(both, z, batched=True), expected)
     with pytest.raises(ShapeError, match="cannot compose"):
         compose(gen, mlp([5, 2]))
-    with pytest.raises(ShapeError, match="output map"):
-        compose(mlp([2, 6], out_map="sigmoid"), clf)
+    with pytest.raises(ShapeError, match="softmax output map"):
+        compose(mlp([2, 6], out_map="softmax"), clf)
+    sig = mlp([2, 6], "sig", out_map="sigmoid")  # a hidden activation once composed
+    both = compose(sig, clf)
+    assert any(n.op == "activation" for n in both.nodes)
+    np.testing.assert_allclose(evaluate(both, z, batched=True),
+                               evaluate(clf, evaluate(sig, z, batched=True), batched=True))
 
 
 def test_cut_keeps_layers_up_to_k():

@@ -35,9 +35,15 @@ import numpy as np
 
 from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError, BoundsTimeout
 from robustc.compiler.crown.adam import Ascent
-from robustc.compiler.crown.operators import Operators, relu_backward, relu_slopes
+from robustc.compiler.crown.operators import (
+    Operators,
+    activation_backward,
+    activation_relaxation,
+    relu_backward,
+    relu_slopes,
+)
 from robustc.errors import ShapeError
-from robustc.ir import Constant, Graph, Identity, Input, MaxPool, Relu, Reshape
+from robustc.ir import Activation, Constant, Graph, Identity, Input, MaxPool, Relu, Reshape
 
 #: Coefficient numbers per block of back-substitution (float64: 8 bytes each).
 ENTRIES = 1 << 23
@@ -81,8 +87,10 @@ class Crown:
         self.position = {n.name: i for i, n in enumerate(graph.nodes)}
         self.input = graph.nodes[0]
         names = set(graph.outputs)
-        names.update(n.inputs[0] for n in graph.nodes if isinstance(n, Relu | MaxPool))
-        self.targets = {n for n in names if not isinstance(graph[n], Input | Relu | Constant)}
+        names.update(n.inputs[0] for n in graph.nodes
+                     if isinstance(n, Relu | MaxPool | Activation))
+        self.targets = {n for n in names
+                        if not isinstance(graph[n], Input | Relu | Constant | Activation)}
 
     # -- boxes and intervals ---------------------------------------------------------
 
@@ -199,6 +207,8 @@ class Crown:
             relax[node.name] = relu_slopes(self.torch, node.alpha, lo[src], hi[src])
         elif isinstance(node, MaxPool):
             relax[node.name] = self.ops.pool_relaxation(node, lo[src], hi[src])
+        elif isinstance(node, Activation):
+            relax[node.name] = activation_relaxation(self.ops, node, lo[src], hi[src])
 
     def rows_to_refine(self, node, lo, hi, unstable_only: bool = False):
         """The neurons of target ``node`` whose bounds can change a relaxation or a result
@@ -297,6 +307,9 @@ class Crown:
                 ins = [coef]
             elif isinstance(node, MaxPool):
                 coef, c = self.ops.pool_backward(node, relax[node.name], a)
+                ins = [coef]
+            elif isinstance(node, Activation):
+                coef, c = activation_backward(a, relax[node.name])
                 ins = [coef]
             else:
                 ins, c = self.ops.backward(node, a)

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from robustc.compiler import smooth
 from robustc.errors import UnsupportedOperator
 from robustc.ir import (
+    Activation,
     Add,
     Concat,
     Constant,
@@ -43,14 +45,15 @@ from robustc.ir.linear import pool_index
 
 #: The node types the engine propagates through (anything else is named in an error).
 LINEAR = (Dense, Conv, ElementwiseAffine, Add, Reshape, Identity, Select, Concat, Constant)
-NONLINEAR = (Relu, MaxPool)
+NONLINEAR = (Relu, MaxPool, Activation)
 
 
 def unsupported(node: Node) -> UnsupportedOperator:
     """The error for a node the linear bounds do not cover."""
     return UnsupportedOperator(
         f"node {node.name!r} ({node.op}): no linear bound rule (covered: input, dense, conv, "
-        f"affine, add, reshape, identity, select, concat, constant, relu, maxpool); output "
+        f"affine, add, reshape, identity, select, concat, constant, relu, maxpool, "
+        f"activation: sigmoid, tanh, softplus, elu); output "
         f"maps are removed first (robustc.ir.logits)",
         [(node.name, node.op, "no linear bound rule")])
 
@@ -217,10 +220,15 @@ class Operators:
     # -- nonlinear nodes -------------------------------------------------------------
 
     def interval(self, node: Node, lo, hi):
-        """Interval bounds ``(B, n)`` of a ReLU or MaxPool from its input's bounds."""
+        """Interval bounds ``(B, n)`` of a ReLU, MaxPool or smooth activation from its
+        input's bounds."""
         torch = self.torch
         if isinstance(node, Relu):
             return torch.maximum(lo, node.alpha * lo), torch.maximum(hi, node.alpha * hi)
+        if isinstance(node, Activation):  # the numpy rule, so both engines agree
+            out = smooth.interval(node.kind, node.alpha, lo.detach().cpu().numpy(),
+                                  hi.detach().cpu().numpy())
+            return tuple(self.tensor(v, lo.dtype) for v in out)
         if isinstance(node, MaxPool):
             return self._pool_max(node, lo), self._pool_max(node, hi)
         raise unsupported(node)
@@ -257,6 +265,23 @@ class Operators:
         return out, (neg * offset.unsqueeze(1)).sum(-1)
 
 
+def activation_relaxation(ops: Operators, node: Activation, lo, hi) -> tuple:
+    """``(sl, tl, su, tu)`` tensors ``(B, n)`` with ``sl x + tl <= f(x) <= su x + tu`` on
+    ``[lo, hi]``: :func:`robustc.compiler.smooth.relaxation` (computed in numpy, float64)."""
+    lines = smooth.relaxation(node.kind, node.alpha, lo.detach().cpu().numpy(),
+                              hi.detach().cpu().numpy())
+    return tuple(ops.tensor(v, lo.dtype) for v in lines)
+
+
+def activation_backward(a, relax):
+    """Coefficients on a smooth activation's input and the constant, for a lower bound of
+    ``a . f(x)``: positive coefficients take the lower line, negative ones the upper."""
+    sl, tl, su, tu = relax
+    pos, neg = a.clamp(min=0.0), a.clamp(max=0.0)
+    coef = pos * sl.unsqueeze(1) + neg * su.unsqueeze(1)
+    return coef, (pos * tl.unsqueeze(1) + neg * tu.unsqueeze(1)).sum(-1)
+
+
 def relu_slopes(torch, leak: float, lo, hi):
     """``(lower slope, upper slope, upper intercept, unstable)`` of CROWN's adaptive ReLU
     relaxation ``sl x <= relu(x) <= su x + tu`` on ``[lo, hi]`` (``(B, n)`` each): the chord
@@ -283,4 +308,5 @@ def relu_backward(a, lower_slope, upper_slope, upper_intercept):
     return coef, (neg * upper_intercept.unsqueeze(1)).sum(-1)
 
 
-__all__ = ["Operators", "LINEAR", "NONLINEAR", "unsupported", "relu_slopes", "relu_backward"]
+__all__ = ["Operators", "LINEAR", "NONLINEAR", "unsupported", "relu_slopes", "relu_backward",
+           "activation_relaxation", "activation_backward"]
