@@ -1,12 +1,16 @@
 """Benchmark: JMA vs ML-C&W vs PGD on the example networks (one run, one table).
 
 Multi-label: mlc_plain, mlc_l0, mlc_pgd, 100 correctly classified double-digit test images,
-targets flipping 1, 2 and 5 random labels of the true label vector. ECOC and one-hot
+targets flipping 1, 2 and 5 random labels of the true label vector. ``--suite dd64``: the
+64x64 top-2 networks dd64_plain, dd64_l0, dd64_pgd, 100 correctly classified 64x64 test
+images, targets swapping 1 or 2 of the 2 true labels for random others (2 or 4 flipped
+bits: a top-2 network always outputs 2 labels, so odd flips are unreachable). ECOC and one-hot
 (digits_softmax): 100 correctly classified test digits, a random other class as target.
 Every success is replayed on onnxruntime (robustc.analyses.attack.run_problem); metrics come from
 robustc.runtime.attacks.metrics. Time is the batch's wall time divided by the images.
 
     PYTHONPATH=. python benchmarks/attacks.py [--images 100] [--threads 1]
+    PYTHONPATH=. python benchmarks/attacks.py --suite dd64     # the 64x64 top-2 networks
 """
 
 from __future__ import annotations
@@ -76,6 +80,34 @@ def multilabel_cases(n: int, rng) -> list:
     return cases
 
 
+def top2_cases(n: int, rng) -> list:
+    """(label, problem) for the 64x64 DOUBLE-MNIST networks (top-2 decoding), flipping 2 and
+    4 label bits: a top-2 target names 2 labels, so a flip swaps labels in pairs (1 or 5
+    flipped bits name 1 or 3 labels, which a top-2 network never outputs)."""
+    from robustc.analyses.attack import decode_onnx
+    from robustc.runtime.datasets import LARGE, double_digits
+    from robustc.specs import ast as A
+
+    images, labels, _ = double_digits("test", layout=LARGE)
+    decoder = A.TopKDecoder(k=A.Number(2))
+    cases = []
+    for model in ("dd64_plain", "dd64_l0", "dd64_pgd"):
+        net = _network(model)
+        probe = _problem(net, decoder, None, images[: 3 * n], labels[: 3 * n], labels[: 3 * n])
+        decoded, _ = decode_onnx(probe, probe.x0)
+        right = np.flatnonzero((decoded == labels[: 3 * n].astype(bool)).all(axis=1))[:n]
+        source = labels[right].astype(bool)
+        for k in (2, 4):
+            target = source.copy()
+            for row in target:
+                out = rng.choice(np.flatnonzero(row), k // 2, replace=False)
+                into = rng.choice(np.flatnonzero(~row), k // 2, replace=False)
+                row[out], row[into] = False, True
+            cases.append((f"{model} flip {k}",
+                          _problem(net, decoder, None, images[right], target, source)))
+    return cases
+
+
 def class_cases(n: int, rng) -> list:
     """(label, problem) for the ECOC and the one-hot digit classifiers."""
     from robustc.analyses.attack import decode_onnx
@@ -99,15 +131,17 @@ def class_cases(n: int, rng) -> list:
     return cases
 
 
-def run(n: int, cases: str | None = None, save=None) -> list[dict]:
-    """Every case (whose label contains ``cases``) with every attack; one row each;
-    ``save(rows)`` after every row."""
+def run(n: int, cases: str | None = None, save=None, suite: str = "examples") -> list[dict]:
+    """Every case of ``suite`` (whose label contains ``cases``) with every attack; one row
+    each; ``save(rows)`` after every row."""
     from robustc.analyses.attack import run_problem
     from robustc.runtime.attacks import ATTACKS
 
     rng = np.random.default_rng(0)
     rows = []
-    for label, problem in multilabel_cases(n, rng) + class_cases(n, rng):
+    suites = {"examples": lambda: multilabel_cases(n, rng) + class_cases(n, rng),
+              "dd64": lambda: top2_cases(n, rng)}
+    for label, problem in suites[suite]():
         if cases and cases not in label:
             continue
         for method, options in SETTINGS.items():
@@ -145,7 +179,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cases", default=None, help="only cases whose label contains this")
+    parser.add_argument("--suite", default="examples", choices=["examples", "dd64"],
+                        help="examples: the 16x24 multi-label, ECOC and one-hot networks; "
+                             "dd64: the 64x64 top-2 networks (results in attacks_dd64.json)")
     args = parser.parse_args()
+    name = "attacks.json" if args.suite == "examples" else f"attacks_{args.suite}.json"
     import dataclasses
 
     import torch
@@ -160,14 +198,14 @@ def main() -> None:
                 for m, o in SETTINGS.items()}
 
     def save(rows, **extra):
-        (out / "attacks.json").write_text(json.dumps(
+        (out / name).write_text(json.dumps(
             {"settings": settings, "images": args.images, "threads": args.threads,
              "machine": platform.platform(), "complete": False, "rows": rows, **extra},
             indent=1, default=float))
 
     print(f"{'case':<26} {'atk':<5} {'ASR':>5} {'bASR':>6} {'MSE':>8} {'SSIM':>6} "
           f"{'iter':>7} {'it_ok':>7} {'updates':>7} {'s/img':>8}")
-    rows = run(args.images, args.cases, save)
+    rows = run(args.images, args.cases, save, args.suite)
     summary = ratios(rows)
     print("\ncase                        ASR jma  ASR mlcw  time mlcw/jma")
     for s in summary:
@@ -177,9 +215,9 @@ def main() -> None:
     total = time.perf_counter() - start
     print(f"median time ratio ML-C&W / JMA: {med:.2f}; total {total:.0f} s")
     save(rows, ratios=summary, median_time_ratio=med, total_seconds=total)
-    data = json.loads((out / "attacks.json").read_text())
+    data = json.loads((out / name).read_text())
     data["complete"] = args.cases is None
-    (out / "attacks.json").write_text(json.dumps(data, indent=1, default=float))
+    (out / name).write_text(json.dumps(data, indent=1, default=float))
 
 
 if __name__ == "__main__":
