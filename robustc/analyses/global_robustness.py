@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -43,10 +44,12 @@ from robustc.analyses.campaign import (  # noqa: F401 - global's executors, re-e
     make_executor,
 )
 from robustc.compiler.spec_lower import SpecContext, select_properties
+from robustc.errors import Error, SpecError
 from robustc.files import check_output_dir
 from robustc.ir import Graph
 from robustc.ir import property as P
 from robustc.specs import ast as A
+from robustc.specs.checker import resolve_path
 
 MET, NOT_MET, UNDECIDED = "met", "not_met", "undecided"
 CORRECT, ROBUST = "correct", "robust"
@@ -108,7 +111,7 @@ class GlobalTask:
 
     name: str
     criterion: str                  # CORRECT or ROBUST
-    graph: Graph                    # the composed network (IR)
+    graph: Graph | None             # the composed network (IR); None: see ir_reason
     onnx_paths: tuple[str, ...]     # generator file(s) then classifier file(s)
     label: int
     label_name: str
@@ -126,7 +129,12 @@ class GlobalTask:
     verify_node_limit: int | None = 2000
     search_steps: int = 20
     chunk_size: int = 0             # 0: default (4096 for correct, 32 for robust)
-    generator: Graph | None = None  # the generator alone (for images of witnesses)
+    generator: Graph | None = None  # the generator alone (IR; None when it cannot be imported)
+    # Sampling needs no IR: the noise's shape comes from the generator's ONNX input and the
+    # forward passes run the ONNX files (see forward_logits).
+    noise_shape: tuple[int, ...] = ()
+    generator_paths: tuple[str, ...] = ()   # the first files of onnx_paths: the generator
+    ir_reason: str = ""             # why graph is None (no white-box search, no verifier)
 
     @property
     def chunk(self) -> int:
@@ -154,19 +162,86 @@ def _label(ctx: SpecContext, prop: A.GlobalProperty, decl: A.NetworkDecl, n: int
     raise ctx.fail(prop.label, f"class {value!r} is not one of the classifier's {n} classes")
 
 
+def _chain(ctx: SpecContext, decl: A.NetworkDecl) -> tuple[list[tuple[str, A.NetworkDecl]],
+                                                            int]:
+    """The ONNX files of a (possibly nested) composition in the order they run, each with
+    the declaration that names it, and how many of them make the generator."""
+    if not isinstance(decl.source, A.Compose):
+        return [(str(resolve_path(ctx.spec, decl.source.path)), decl)], 1
+    parts = []
+    for name in (decl.source.inner, decl.source.outer):
+        sub = ctx._decl("NetworkDecl", name)
+        if sub is None:
+            raise ctx.fail(decl, f"unknown network '{name}'")
+        parts.append(_chain(ctx, sub)[0])
+    return parts[0] + parts[1], len(parts[0])
+
+
+def _check_chain(ctx: SpecContext, decl: A.NetworkDecl,
+                 files: list[tuple[str, A.NetworkDecl]]) -> tuple[tuple[int, ...], int]:
+    """Read the files' input/output shapes with onnx (no IR): the noise shape (the first
+    file's input, batch 1) and the number of classes (the last file's output size).
+
+    Raises a positioned SpecError when a file cannot be read, the generator's input has an
+    unknown dimension, or a file's output size differs from the next file's input size."""
+    from robustc.runtime.onnx_chain import OnnxInfo, onnx_info
+
+    infos = []
+    for path, where in files:
+        try:
+            infos.append(onnx_info(path))
+        except Error as exc:
+            raise ctx.fail(where.source if isinstance(where.source, A.OnnxFile) else where,
+                           str(exc)) from None
+    first, where = infos[0], files[0][1]
+    shape = tuple(first.input_shape)
+    if len(shape) > 1 and not isinstance(shape[0], int):
+        shape = (1, *shape[1:])
+    if OnnxInfo.size(shape) is None:
+        raise ctx.fail(where, f"the generator's input '{first.input_name}' in "
+                              f"{Path(first.path).name} has the shape {list(first.input_shape)}: "
+                              "the noise needs a fixed size for every dimension but the batch")
+    for k in range(len(infos) - 1):
+        (a, a_decl), (b, b_decl) = (infos[k], files[k][1]), (infos[k + 1], files[k + 1][1])
+        na, nb = OnnxInfo.size(a.output_shape), OnnxInfo.size(b.input_shape)
+        if na is not None and nb is not None and na != nb:
+            raise ctx.fail(decl, f"cannot compose: '{a_decl.name}' ({Path(a.path).name}) outputs "
+                                 f"'{a.output_name}' of shape {list(a.output_shape)} ({na} "
+                                 f"values), '{b_decl.name}' ({Path(b.path).name}) takes "
+                                 f"'{b.input_name}' of shape {list(b.input_shape)} ({nb} values)")
+    n = OnnxInfo.size(infos[-1].output_shape)
+    if n is None:
+        raise ctx.fail(files[-1][1], f"the classifier's output '{infos[-1].output_name}' has "
+                                     f"the shape {list(infos[-1].output_shape)}: the number of "
+                                     "classes must be fixed")
+    return tuple(int(d) for d in shape), n
+
+
 def lower_global(ctx: SpecContext, prop: A.GlobalProperty, seed: int = 0,
                  verify_samples: int | None = None, verify_time_limit: float = 60.0,
                  verify_node_limit: int | None = 2000) -> GlobalTask:
     """The :class:`GlobalTask` of one ``global`` property; raises a positioned SpecError.
 
-    ``verify_samples`` (robust only) defaults to all samples.
+    ``verify_samples`` (robust only) defaults to all samples. The shapes are read from the
+    ONNX files; the IR composition (for the white-box search and the verifier) is tried,
+    and when robustc cannot import or compose the networks the task keeps ``graph=None``
+    and the reason: sampling runs the ONNX files whatever ops they hold.
     """
     decl = ctx._decl("NetworkDecl", prop.network)
     if decl is None or not isinstance(decl.source, A.Compose):
         raise ctx.fail(prop, f"'{prop.network}' must be declared as compose(classifier, "
                              "generator)")
-    network = ctx.network(prop.network, prop)
-    n = int(np.prod(network.graph.output.shape))
+    files, n_gen = _chain(ctx, decl)
+    noise_shape, n = _check_chain(ctx, decl, files)
+    graph = generator = None
+    reason = ""
+    try:
+        graph = ctx.network(prop.network, prop).graph
+        generator = ctx.network(decl.source.inner, decl).graph
+    except SpecError as exc:
+        reason = " ".join((exc.diagnostics[0].message if exc.diagnostics else str(exc)).split())
+    if graph is not None:
+        noise_shape = tuple(graph.input.shape)
     label, label_name = _label(ctx, prop, decl, n)
     noise = Noise(prop.noise.kind, _number(ctx, prop.noise.a, prop.noise, "noise"),
                   _number(ctx, prop.noise.b, prop.noise, "noise"))
@@ -174,15 +249,17 @@ def lower_global(ctx: SpecContext, prop: A.GlobalProperty, seed: int = 0,
     robust = isinstance(crit, A.EpsRobustness)
     samples = int(_number(ctx, crit.samples, crit, "samples")) if crit.samples else 1000
     confidence = _number(ctx, crit.confidence, crit, "confidence") if crit.confidence else 0.95
+    paths = tuple(p for p, _ in files)
     return GlobalTask(
-        name=prop.name, criterion=ROBUST if robust else CORRECT, graph=network.graph,
-        onnx_paths=network.paths, label=label, label_name=label_name, n_labels=n,
+        name=prop.name, criterion=ROBUST if robust else CORRECT, graph=graph,
+        onnx_paths=paths, label=label, label_name=label_name, n_labels=n,
         noise=noise, delta=_number(ctx, crit.delta, crit, "delta"), confidence=confidence,
         samples=samples, eps=_number(ctx, crit.eps, crit, "eps") if robust else 0.0,
         seed=seed, verify_samples=(samples if verify_samples is None
                                    else min(verify_samples, samples)) if robust else 0,
         verify_time_limit=verify_time_limit, verify_node_limit=verify_node_limit,
-        generator=ctx.network(decl.source.inner, decl).graph)
+        generator=generator, noise_shape=noise_shape, generator_paths=paths[:n_gen],
+        ir_reason=reason)
 
 
 def global_tasks(spec: A.Spec, names: list[str] | None = None, **options) -> list[GlobalTask]:
@@ -241,7 +318,8 @@ def plan(task: GlobalTask) -> list[Chunk]:
 def chunk_noise(task: GlobalTask, chunk: Chunk) -> np.ndarray:
     """The noises of ``chunk``: shape ``(stop - start, *input_shape)``, float64."""
     rng = np.random.default_rng([task.seed, 0, chunk.index])
-    return task.noise.sample(rng, (chunk.stop - chunk.start, *task.graph.input.shape))
+    shape = task.noise_shape or tuple(task.graph.input.shape)
+    return task.noise.sample(rng, (chunk.stop - chunk.start, *shape))
 
 
 _MODULES: dict = {}
@@ -258,6 +336,57 @@ def _module(task: GlobalTask, device: str | None = None):
     return _MODULES[key]
 
 
+def _onnx_chain(paths: tuple[str, ...], logits: bool = True):
+    """An onnxruntime chain over ``paths`` (one intra-op thread), built once per process."""
+    from robustc.runtime.onnx_chain import OnnxChain
+
+    key = ("onnx", paths, logits)
+    if key not in _MODULES:
+        _MODULES[key] = OnnxChain(paths, logits=logits)
+    return _MODULES[key]
+
+
+def forward_runner(task: GlobalTask) -> str:
+    """What runs the forward passes of ``task``: ``"torch"`` (the PyTorch module of the IR
+    composition: CUDA when present) when robustc could compose the networks, otherwise
+    ``"onnxruntime"`` (the chain of ONNX files, any op onnxruntime runs)."""
+    return "torch" if task.graph is not None else "onnxruntime"
+
+
+def forward_logits(task: GlobalTask, z: np.ndarray, device: str | None = None) -> np.ndarray:
+    """The classifier's logits on ``G(z)`` for a batch of noises ``z``: float32 values as
+    float64, shape ``(len(z), n_labels)``, by :func:`forward_runner`'s runner."""
+    if task.graph is None:
+        return _onnx_chain(task.onnx_paths)(z).reshape(len(z), -1)
+    import torch
+
+    module = _module(task, device)
+    dev = next(iter(module.buffers())).device
+    with torch.no_grad():
+        y = module(torch.as_tensor(z, dtype=torch.float32, device=dev)).reshape(len(z), -1)
+    return y.cpu().double().numpy()
+
+
+class _ChainModule:
+    """The onnxruntime chain as the forward-only module the black-box search calls
+    (a batch of noises as a torch tensor -> logits as a torch tensor)."""
+
+    def __init__(self, task: GlobalTask):
+        self.task = task
+
+    def __call__(self, z):
+        import torch
+
+        logits = forward_logits(self.task, z.detach().cpu().numpy())
+        return torch.as_tensor(logits, dtype=torch.float32)
+
+
+def searches(task: GlobalTask) -> tuple[str, ...]:
+    """The local searches a robust check runs: the white-box (gradient) search needs the
+    PyTorch module of the IR composition, the black-box search only forward passes."""
+    return ("white-box", "black-box") if task.graph is not None else ("black-box",)
+
+
 def run_chunk(task: GlobalTask, chunk: Chunk) -> ChunkResult:
     """Run one chunk: classify its noises (correct) or check their balls (robust).
 
@@ -268,11 +397,7 @@ def run_chunk(task: GlobalTask, chunk: Chunk) -> ChunkResult:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     z = chunk_noise(task, chunk)
-    module = _module(task, "cpu" if task.criterion == ROBUST else None)
-    dev = next(iter(module.buffers())).device
-    with torch.no_grad():
-        y = module(torch.as_tensor(z, dtype=torch.float32, device=dev)).reshape(len(z), -1)
-    y = y.cpu().numpy()
+    y = forward_logits(task, z, "cpu" if task.criterion == ROBUST else None)
     # strict argmax: a tie with another class counts as incorrect
     ok = (np.argmax(y, axis=1) == task.label) & (np.sort(y, axis=1)[:, -2] < y[:, task.label])
     result = ChunkResult(chunk.index, len(z), correct=int(ok.sum()))
@@ -287,23 +412,27 @@ def _robust_checks(task: GlobalTask, chunk: Chunk, z: np.ndarray, ok: np.ndarray
     """Searches on every ball of the chunk, the verifier on the chosen ones."""
     from robustc.runtime.noise_search import black_box_search, white_box_search
 
-    module = _module(task, "cpu")
+    module = _module(task, "cpu") if task.graph is not None else _ChainModule(task)
     seed = int(np.random.default_rng([task.seed, 1, chunk.index]).integers(2**31))
     kw = {"support": task.noise.support, "steps": task.search_steps, "seed": seed}
-    zw, mw = white_box_search(module, z, task.label, task.eps, **kw)
+    found = []
+    if task.graph is not None:
+        zw, mw = white_box_search(module, z, task.label, task.eps, **kw)
+        found.append((zw, mw, "white-box"))
     zb, mb = black_box_search(module, z, task.label, task.eps, **kw)
+    found.append((zb, mb, "black-box"))
     witness = np.zeros(len(z), dtype=bool)
     for i in range(len(z)):
         if not ok[i]:
             witness[i] = True
             result.witnesses.append((chunk.start + i, z[i], z[i], None, "center"))
             continue
-        for cand, m, source in ((zw[i], mw[i], "white-box"), (zb[i], mb[i], "black-box")):
+        for cand, m, source in ((zs[i], ms[i], src) for zs, ms, src in found):
             if m <= 0 and (cls := _replayed_class(task, cand)) != task.label:
                 witness[i] = True
                 result.witnesses.append((chunk.start + i, z[i], cand, cls, source))
                 break
-    for j in chunk.verify:
+    for j in chunk.verify if task.graph is not None else ():  # no IR: no verifier
         i = j - chunk.start
         found = _verify_one(task, z[i], bool(witness[i]), result)
         if found is not None:   # the verifier found a witness the searches missed
@@ -383,6 +512,9 @@ class GlobalResult:
     witnesses: list = field(default_factory=list)
     seconds: float = 0.0
     workers: int = 1
+    forward: str = "torch"          # forward_runner: "torch" or "onnxruntime"
+    searches: tuple[str, ...] = ()  # the local searches run (robust)
+    verify_unavailable: str = ""    # why no verifier check ran (robust; "" when they ran)
 
     def to_json(self) -> dict:
         """A JSON-ready dict (witness noises as lists)."""
@@ -401,7 +533,12 @@ def combine(task: GlobalTask, results: Iterable[ChunkResult]) -> GlobalResult:
                        clopper_pearson(total("correct"), n, conf), UNDECIDED, total("correct"),
                        eps=task.eps, seconds=sum(r.seconds for r in rs),
                        witnesses=[w for r in rs for w in r.witnesses])
+    res.forward = forward_runner(task)
     if task.criterion == ROBUST:
+        res.searches = searches(task)
+        if task.graph is None and task.verify_samples:
+            res.verify_unavailable = ("robustc cannot build the composed network's IR: "
+                                      f"{task.ir_reason}")
         res.no_witness, res.verified = total("no_witness"), total("verified")
         res.proved, res.verify_unknown = total("proved"), total("verify_unknown")
         res.upper_interval = clopper_pearson(res.no_witness, n, conf)
@@ -454,15 +591,18 @@ def save_pairs(task: GlobalTask, result: GlobalResult, out_dir, limit: int = 8) 
     """
     from pathlib import Path
 
-    from robustc.ir import evaluate
     from robustc.runtime.images import save_png
+    from robustc.runtime.onnx_chain import OnnxInfo
 
     out = check_output_dir(Path(out_dir))
     paths = []
     pairs = [w for w in result.witnesses if w[4] != "center"][:limit]
     for sample, z, z_adv, cls, source in pairs:
-        imgs = evaluate(task.generator, np.stack([z, z_adv]), batched=True)
-        imgs = np.clip(np.asarray(imgs, dtype=np.float64), 0.0, 1.0)
+        chain = _onnx_chain(task.generator_paths, logits=False)
+        imgs = chain(np.stack([z, z_adv]))
+        shape = chain.infos[-1].output_shape
+        shape = shape[1:] if len(shape) > 1 and OnnxInfo.size(shape) == imgs.shape[1] else (-1,)
+        imgs = np.clip(imgs.reshape(2, *shape), 0.0, 1.0)
         side = [_to_grey(im) for im in imgs]
         gap = np.ones((side[0].shape[0], 2))
         row = np.concatenate([side[0], gap, side[1]], axis=1)
@@ -473,7 +613,11 @@ def save_pairs(task: GlobalTask, result: GlobalResult, out_dir, limit: int = 8) 
 
 
 def _to_grey(img: np.ndarray) -> np.ndarray:
-    """An image tensor (any leading 1s, then C, H, W or H, W) as a 2-D grey array."""
+    """An image tensor (any leading 1s, then C, H, W or H, W; a flat vector of a square
+    size) as a 2-D grey array."""
+    if img.ndim == 1:
+        side = int(round(np.sqrt(img.size)))
+        img = img.reshape(side, -1) if side * side == img.size else img[None]
     img = img.reshape(img.shape[-3:]) if img.ndim >= 3 else img
     return img.mean(axis=0) if img.ndim == 3 else img
 
@@ -486,6 +630,8 @@ def summary(result: GlobalResult) -> str:
     else:
         body = (f"eps={result.eps}: witness-free {result.no_witness}/{result.samples}, proved "
                 f"{result.proved}/{result.verified} ({result.verify_unknown} unknown)")
+        if result.verify_unavailable:
+            body += f" [verified lower bound unavailable: {result.verify_unavailable}]"
     return (f"{result.name} [class {result.label}] {body}; p in [{lo:.4f}, {hi:.4f}] at "
             f"{result.confidence:g}; 1-delta={result.target:g}: {result.verdict} "
             f"({result.seconds:.1f} s, seed {result.seed})")

@@ -34,8 +34,9 @@ class Replay:
     violated: bool         # the condition does not hold (exactly, on finite float32 logits)
 
 
-def _logits_name(model) -> str:
-    """The tensor before trailing output maps of the model's first output."""
+def logits_name(model) -> str:
+    """The tensor before the trailing output maps (Sigmoid, Softmax, Tanh, Identity) of an
+    ONNX model's first output: what robustc calls the network's logits."""
     producers = {out: node for node in model.graph.node for out in node.output}
     name = model.graph.output[0].name
     while name in producers and producers[name].op_type in _OUTPUT_MAPS:
@@ -49,7 +50,7 @@ def _session(path: str, mtime: float):
     import onnxruntime as ort
 
     model = onnx.load(path)
-    logits = _logits_name(model)
+    logits = logits_name(model)
     outputs = [o.name for o in model.graph.output]
     if logits not in outputs:
         model.graph.output.append(onnx.helper.make_empty_tensor_value_info(logits))
@@ -69,13 +70,13 @@ def run_onnx(paths: tuple[str, ...], x: np.ndarray) -> tuple[np.ndarray, np.ndar
     for path in paths:
         if not os.path.exists(path):
             raise ModelError(f"network file not found: {os.path.abspath(path)}")
-        session, in_name, out_name, logits_name = _session(path, os.path.getmtime(path))
+        session, in_name, out_name, logits_out = _session(path, os.path.getmtime(path))
         shape = session.get_inputs()[0].shape
         static = [d if isinstance(d, int) else 1 for d in shape]
         feed = value.reshape(static) if np.prod(static) == value.size else value
         results = dict(zip([o.name for o in session.get_outputs()],
                            session.run(None, {in_name: feed.astype(np.float32)}), strict=True))
-        output, logits = results[out_name], results[logits_name]
+        output, logits = results[out_name], results[logits_out]
         value = output
     return output, logits
 
