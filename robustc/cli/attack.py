@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from robustc.cli.common import (
     EXIT_OK,
     EXIT_VIOLATED,
+    add_campaign_arguments,
     add_spec_arguments,
     load_spec,
     positive_int,
 )
+from robustc.cli.runner import run_campaign
 from robustc.files import check_output_dir, json_text
 
 
@@ -26,19 +29,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="PyTorch threads on the CPU (default 1: the example networks are "
                         "small, and a second thread on a busy machine made the example "
                         "30x slower)")
+    add_campaign_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the spec's attack properties; 0 when every image of every property was attacked
-    successfully (replayed), 1 otherwise."""
-    from robustc.analyses.attack import (
-        lower_attack,
-        make_attack,
-        run_problem,
-        summary_line,
-        write_report,
-    )
-    from robustc.compiler.spec_lower import SpecContext, select_properties
+    """Run the spec's attack properties (each an instance of the campaign runner:
+    ``--workers``, ``--ray``, ``--results``); 0 when every image of every property was
+    attacked successfully (replayed), 1 otherwise."""
+    from robustc.analyses.campaign import fingerprint
+    from robustc.cli.maximize import SpecJob, spec_networks
+    from robustc.compiler.spec_lower import select_properties
     from robustc.errors import SpecError
     from robustc.specs import ast as A
     from robustc.verify import check_device
@@ -47,21 +47,43 @@ def run(args: argparse.Namespace) -> int:
         check_device(args.device)
     check_output_dir(args.output)  # before the work: fail in a second, not after it
     spec = load_spec(args)
-    ctx = SpecContext(spec)
-    props = select_properties(spec, A.AttackProperty, "attack", args.property)
-    if not props:
+    names = [p.name for p in select_properties(spec, A.AttackProperty, "attack", args.property)]
+    if not names:
         raise SpecError("the spec has no attack property to run")
-    all_ok = True
-    for prop in props:
-        start = time.perf_counter()
-        problem = lower_attack(ctx, prop)
-        report = run_problem(problem, make_attack(problem, prop.norm), args.device,
-                             args.threads)
-        data = write_report(report, args.output)
-        all_ok &= bool(report.success.all())
-        if args.json:
-            print(json_text(data), flush=True)
-        else:
-            print(f"{summary_line(report, time.perf_counter() - start)} -> {args.output}",
-                  flush=True)
-    return EXIT_OK if all_ok else EXIT_VIOLATED
+    options = {"device": args.device, "threads": args.threads}
+    job = SpecJob(str(args.spec), tuple(args.set), options, args.output, False)
+    fp = fingerprint("attack", {f"set {s}": "" for s in args.set},
+                     [args.spec, *spec_networks(spec)])
+    records = run_campaign(args, campaign=f"attack {Path(args.spec).name}", fp=fp,
+                           instances=[(n, n) for n in names], fn=attack_instance, shared=job,
+                           show=lambda r: json_text(r["result"]) if args.json else r["text"],
+                           plot_kind="cactus")
+    return EXIT_OK if all(r["verdict"] == "success" for r in records) else EXIT_VIOLATED
+
+
+def attack_instance(job, name: str) -> dict:
+    """Attack one property (in this process or a worker), writing its report to the job's
+    output folder; returns its record (``verdict``: success when every image reached the
+    goal, replayed on onnxruntime, else failed)."""
+    from robustc.analyses.attack import (
+        lower_attack,
+        make_attack,
+        run_problem,
+        summary_line,
+        write_report,
+    )
+    from robustc.cli.maximize import loaded_spec
+    from robustc.compiler.spec_lower import SpecContext, select_properties
+    from robustc.specs import ast as A
+
+    start = time.perf_counter()
+    spec = loaded_spec(job)
+    [prop] = select_properties(spec, A.AttackProperty, "attack", [name])
+    problem = lower_attack(SpecContext(spec), prop)
+    report = run_problem(problem, make_attack(problem, prop.norm), job.options["device"],
+                         job.options["threads"])
+    data = write_report(report, job.output)
+    took = time.perf_counter() - start
+    return {"name": name, "verdict": "success" if report.success.all() else "failed",
+            "time_s": round(took, 4), "result": data,
+            "text": f"{summary_line(report, took)} -> {job.output}"}

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from robustc.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    add_campaign_arguments,
     add_spec_arguments,
+    emit,
     load_spec,
     non_negative_float,
     non_negative_int,
+    parse_overrides,
     seconds,
 )
+from robustc.cli.runner import run_campaign
+from robustc.errors import SpecError
 from robustc.files import check_output_dir, json_text, write_text
 
 
@@ -42,37 +48,99 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--effort", type=non_negative_float, default=0.5,
                    help="oracle methods: size steps so that the next proof is predicted to "
                    "take at most this share of --call-timeout (0: no cap)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress display, progress bar or summary table")
+    add_campaign_arguments(p, quiet=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the selected maximize properties; returns the exit code."""
-    from robustc.analyses.maximize import MaximizeOptions, maximize_spec
-    from robustc.errors import SpecError
+    """Run the selected maximize properties (each an instance of the campaign runner:
+    ``--workers``, ``--ray``, ``--results``); returns the exit code."""
+    from robustc.analyses.campaign import fingerprint
+    from robustc.compiler.spec_lower import select_properties
+    from robustc.specs import ast as A
 
     if args.output:
         check_output_dir(args.output)  # before the work: fail in a second, not after it
     spec = load_spec(args)
-    progress = None if args.quiet or args.json else _progress
-    options = MaximizeOptions(solver=args.solver, timeout=args.timeout,
-                              call_time_limit=args.call_timeout, bounds=args.bounds,
-                              max_failures=args.max_failures or None,
-                              effort=args.effort or None, progress=progress)
-    runs = maximize_spec(spec, args.property or None, options)
-    if not runs:
+    _SPECS[(str(args.spec), tuple(args.set))] = spec  # serial instances reuse it
+    names = [p.name for p in select_properties(spec, A.MaximizeProperty, "maximize",
+                                               args.property or None)]
+    if not names:
         raise SpecError(f"{args.spec}: no maximize property")
-    for problem, result in runs:
-        if args.output:
-            _write(Path(args.output), problem, result)
-        if args.json:
-            print(json_text(result.to_json()), flush=True)
-        else:
-            print(describe(result), flush=True)
-    return EXIT_OK if all(r.certified for _, r in runs) else EXIT_ERROR
+    parallel = args.workers > 1 or bool(args.ray)
+    options = {k: getattr(args, k) for k in ("solver", "timeout", "call_timeout", "bounds",
+                                             "max_failures", "effort")}
+    job = SpecJob(str(args.spec), tuple(args.set), options, args.output,
+                  not (parallel or args.quiet or args.json))
+    fp = fingerprint("maximize", {**options, **{f"set {s}": "" for s in args.set}},
+                     [args.spec, *spec_networks(spec)])
+    records = run_campaign(args, campaign=f"maximize {Path(args.spec).name}", fp=fp,
+                           instances=[(n, n) for n in names], fn=maximize_instance,
+                           shared=job, show=lambda r: json_text(r["result"]) if args.json
+                           else r["text"], plot_kind="cactus")
+    return EXIT_OK if all(r["verdict"] == "certified" for r in records) else EXIT_ERROR
+
+
+@dataclass(frozen=True)
+class SpecJob:
+    """What every instance of a spec campaign shares (picklable: it travels to workers):
+    the spec and its ``--set`` items (each worker loads the spec once), the subcommand's
+    options, the output folder and whether progress lines show."""
+
+    spec: str
+    overrides: tuple[str, ...]
+    options: dict
+    output: str | None
+    lines: bool
+
+
+def spec_networks(spec) -> list[str]:
+    """The ONNX files a resolved spec names (for the results log's fingerprint)."""
+    from robustc.specs import ast as A
+
+    base = Path(spec.source_dir)
+    return sorted({str(base / d.source.path.text) for d in spec.declarations
+                   if isinstance(d, A.NetworkDecl) and isinstance(d.source, A.OnnxFile)})
+
+
+_SPECS: dict = {}
+
+
+def loaded_spec(job: SpecJob):
+    """The job's resolved spec, loaded once per process."""
+    from robustc import specs
+
+    key = (job.spec, job.overrides)
+    if key not in _SPECS:
+        _SPECS[key] = specs.load(Path(job.spec), parse_overrides(job.overrides))
+    return _SPECS[key]
+
+
+def maximize_instance(job: SpecJob, name: str) -> dict:
+    """Maximize one property (in this process or a worker), writing its files to the job's
+    output folder; returns its record (``verdict``: certified / not_certified)."""
+    import time
+
+    from robustc.analyses.maximize import MaximizeOptions, maximize_spec
+
+    start = time.perf_counter()
+    o = job.options
+    options = MaximizeOptions(solver=o["solver"], timeout=o["timeout"],
+                              call_time_limit=o["call_timeout"], bounds=o["bounds"],
+                              max_failures=o["max_failures"] or None,
+                              effort=o["effort"] or None,
+                              progress=_progress if job.lines else None)
+    [(problem, result)] = maximize_spec(loaded_spec(job), [name], options)
+    if job.output:
+        _write(Path(job.output), problem, result)
+    return {"name": name, "verdict": "certified" if result.certified else "not_certified",
+            "time_s": round(time.perf_counter() - start, 4), "result": result.to_json(),
+            "text": describe(result)}
 
 
 def _progress(message: str) -> None:
-    print(f"  {message}", file=sys.stderr, flush=True)
+    emit(f"  {message}")
 
 
 def describe(result) -> str:
