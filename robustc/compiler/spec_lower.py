@@ -366,12 +366,19 @@ def select_properties(spec: A.Spec, kind: type, word: str,
                       names: list[str] | None = None) -> list:
     """The properties of class ``kind`` in source order (only those in ``names``, if given).
 
-    ``word`` names the kind in messages ("verify", "maximize", ...). Raises ``SpecError``
-    listing every name that is not a property of that kind.
+    ``word`` names the kind in messages ("verify", "maximize", ...). The name of a property
+    over a data set names all its instances (``keep`` for ``keep[0]``, ``keep[1]``, ...).
+    Raises ``SpecError`` listing every name that is not a property of that kind.
     """
     props = [p for p in spec.properties if isinstance(p, kind)]
     if names:
         known = {p.name for p in props}
+        instances = {}
+        for inst in spec.instances:
+            if inst.name in known:
+                instances.setdefault(inst.property, []).append(inst.name)
+        names = [m for n in names for m in ([n] if n in known else instances.get(n, [n]))]
+        known |= set(instances)
         missing = [n for n in names if n not in known]
         if missing:
             raise SpecError(f"no {word} property named {', '.join(missing)} "

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from robustc.specs import ast
 from robustc.specs.ast import *  # noqa: F403 - the AST node classes are part of the API
 from robustc.specs.checker import METHOD_OPTIONS, check_spec, resolve_path
+from robustc.specs.datasets import expand, select_elements
 from robustc.specs.diagnostics import Diagnostic
 from robustc.specs.formatter import format_spec
 from robustc.specs.netcheck import check_networks
@@ -30,7 +31,8 @@ from robustc.specs.resolve import resolve, resolve_collecting, walk
 from robustc.specs.rings import layer_indices, load_input, region_mask
 
 __all__ = [
-    "Diagnostic", "METHOD_OPTIONS", "ast", "check", "check_networks", "check_spec",
+    "Diagnostic", "METHOD_OPTIONS", "ast", "check", "check_networks", "check_spec", "expand",
+    "select_elements",
     "format_spec", "layer_indices", "load", "load_input", "parse", "parse_text", "region_mask",
     "resolve", "resolve_collecting", "resolve_path", "walk",
 ] + list(ast.__all__)
@@ -40,14 +42,17 @@ def check(spec: ast.Spec, overrides: Mapping[str, object] | None = None, *,
           files: bool = True) -> ast.Spec:
     """Resolve ``spec`` (apply ``overrides``, substitute parameters) and check it.
 
-    Returns the resolved spec. Raises :class:`SpecError` listing every semantic problem:
-    unknown names, labels out of range, eps vectors whose length is not the number of
-    layers, negative budgets, bad options and, with ``files``, missing files or paths
-    leaving the spec's directory. Does not open networks (see :func:`check_networks`).
+    Returns the resolved spec, with every property over a data set expanded to one
+    instance per element (:func:`expand`; only with ``files``, which it reads). Raises
+    :class:`SpecError` listing every semantic problem: unknown names, labels out of range,
+    eps vectors whose length is not the number of layers, negative budgets, bad options
+    and, with ``files``, missing files or paths leaving the spec's directory, data sets
+    whose elements differ in shape, missing per-element masks, labels files that do not
+    fit. Does not open networks (see :func:`check_networks`).
     """
     resolved, problems = resolve_collecting(spec, overrides)
     check_spec(resolved, files=files, earlier=problems)
-    return resolved
+    return expand(resolved) if files else resolved
 
 
 def load(path_or_text: str | os.PathLike, overrides: Mapping[str, object] | None = None, *,

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     "SourcePos", "NO_POS", "Node",
-    "Number", "Str", "ParamRef", "ListExpr", "BinOp", "Neg", "Expr",
+    "Number", "Str", "ParamRef", "ListExpr", "BinOp", "Neg", "DataLabel", "Expr",
     "PathRef", "ParamDecl", "OnnxFile", "Compose", "NetworkDecl",
-    "NpyFile", "PngFile", "InlineValues", "Domain", "InputDecl", "LabelsDecl",
+    "NpyFile", "PngFile", "InlineValues", "DataFolder", "DataSet", "DataElement", "Domain",
+    "InputDecl", "LabelsDecl",
     "ArgmaxDecoder", "MultiLabelDecoder", "TopKDecoder", "EcocDecoder", "Decoder", "DecodeDecl",
     "BoxDim", "Box", "MaskFile", "PixelPredicate", "RegionRef", "RegionUnion",
     "RegionDifference", "RegionIntersection", "Region", "RegionDecl", "Rings",
@@ -29,7 +30,7 @@ __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     "TargetLabels", "TargetVector", "FlipLabels", "Untargeted", "AttackGoal", "AttackMethod",
     "AdversarialInput", "Noise", "Correctness", "EpsRobustness", "GlobalCriterion",
     "VerifyProperty", "MaximizeProperty", "AttackProperty", "PatchProperty", "GlobalProperty",
-    "Property", "Declaration", "Spec",
+    "Property", "Declaration", "Instance", "Spec",
 ]
 
 
@@ -110,6 +111,18 @@ class Neg(Node):
     pos: SourcePos = _pos()
 
 
+@dataclass(frozen=True, slots=True)
+class DataLabel(Node):
+    """``x.label``: the label of the data set ``x``'s element (from its labels file).
+
+    A property that uses it expands to one instance per element, in which it becomes that
+    element's label (a :class:`Number` index or a :class:`Str` name), at this position.
+    """
+
+    input: str
+    pos: SourcePos = _pos()
+
+
 Expr = (
     Number
     | Str
@@ -117,6 +130,7 @@ Expr = (
     | ListExpr
     | BinOp
     | Neg
+    | DataLabel
 )
 
 
@@ -195,6 +209,43 @@ class InlineValues(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class DataFolder(Node):
+    """``folder("dir" [, "glob"] [, grey|rgb])``: the ``.npy`` and ``.png`` files of a folder
+    (those matching ``pattern``, a glob such as ``"dd_?.npy"``), in natural order."""
+
+    path: PathRef
+    pattern: str | None
+    mode: str
+    pos: SourcePos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class DataSet(Node):
+    """``dataset(npy("stack.npy") | folder(...) [, labels="file"])``: an input that is a data
+    set; a property over it expands to one instance per element (``prop[i]``).
+
+    ``labels`` names a ``.npy``, ``.csv`` or ``.txt`` file with one label per element.
+    """
+
+    files: NpyFile | DataFolder
+    labels: PathRef | None
+    pos: SourcePos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class DataElement(Node):
+    """Element ``index`` of a data set (made by the expansion, never written in a spec):
+    ``file`` is the element's file for a folder (relative to the spec's directory) and
+    ``""`` for a stacked ``.npy``; ``stem`` names it (the file stem, or the index)."""
+
+    data: DataSet
+    index: int
+    file: str
+    stem: str
+    pos: SourcePos = _pos()
+
+
+@dataclass(frozen=True, slots=True)
 class Domain(Node):
     """``in [lo, hi]``: the value domain of an input; every set is clipped to it."""
 
@@ -213,7 +264,7 @@ class InputDecl(Node):
     """
 
     name: str
-    source: NpyFile | PngFile | InlineValues
+    source: NpyFile | PngFile | InlineValues | DataSet | DataElement
     domain: Domain | None
     reshape: Expr | None
     pos: SourcePos = _pos()
@@ -733,6 +784,20 @@ Declaration = (
 
 
 @dataclass(frozen=True, slots=True)
+class Instance:
+    """One instance of a property over a data set (made by the expansion): property
+    ``name`` (``prop[i]``) is ``property`` on element ``index`` (called ``stem``) of the data
+    set input ``data``; ``decls`` names the declarations made for that element."""
+
+    name: str
+    property: str
+    data: str
+    index: int
+    stem: str
+    decls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Spec(Node):
     """A whole spec file: declarations and properties, each in source order.
 
@@ -745,6 +810,8 @@ class Spec(Node):
     source_dir: str = field(default=".", compare=False)
     source: str = field(default="", compare=False, repr=False)
     pos: SourcePos = _pos()
+    #: After data-set expansion: one :class:`Instance` per property instance over an element.
+    instances: tuple[Instance, ...] = field(default=(), compare=False, repr=False)
 
     def declared(self, kind: type) -> dict[str, Declaration]:
         """Return the declarations of one class, by name (the first wins on duplicates)."""

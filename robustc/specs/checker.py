@@ -26,6 +26,10 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 #: Options whose value is one of a few words, written as a string (``relax="region"``).
 WORD_OPTIONS: dict[str, tuple[str, ...]] = {"relax": ("marks", "region")}
+#: The file kinds a data set's labels may be read from.
+LABEL_FILES = (".npy", ".csv", ".txt")
+#: The names a per-element mask pattern may substitute.
+MASK_FIELDS = ("stem", "i")
 _SET_CONDITIONS = (A.Present, A.Absent, A.Unchanged, A.LabelSetIs)
 
 
@@ -100,7 +104,7 @@ class _Checker:
         else:
             table[decl.name] = decl
 
-    def path(self, path: A.PathRef, what: str) -> None:
+    def path(self, path: A.PathRef, what: str, *, folder: bool = False) -> None:
         if not self.files:
             return
         base = Path(self.spec.source_dir).resolve()
@@ -108,7 +112,9 @@ class _Checker:
         if not path.external and not _inside(target, base):
             self.error(path, f"{what} path '{path.text}' leaves the spec's directory "
                              f"({base}); write external \"{path.text}\" to allow it")
-        elif not target.is_file():
+        elif folder and not target.is_dir():
+            self.error(path, f"{what} folder not found: {target}")
+        elif not folder and not target.is_file():
             self.error(path, f"{what} file not found: {target}")
 
     # ------------------------------------------------------------------ declarations
@@ -140,6 +146,16 @@ class _Checker:
         source = decl.source
         if isinstance(source, (A.NpyFile, A.PngFile)):
             self.path(source.path, "input")
+        elif isinstance(source, A.DataSet):
+            files = source.files
+            self.path(files.path, "data set", folder=isinstance(files, A.DataFolder))
+            if source.labels is not None:
+                self.path(source.labels, "labels")
+                if Path(source.labels.text).suffix.lower() not in LABEL_FILES:
+                    self.error(source.labels, f"a labels file must end in "
+                                              f"{', '.join(LABEL_FILES)}")
+        elif isinstance(source, A.DataElement):
+            pass  # made by the data-set expansion, which checked it
         else:
             _inline_shape(source.values, self)
         if decl.domain is not None:
@@ -194,7 +210,10 @@ class _Checker:
         elif isinstance(region, A.Box):
             self.box(region)
         elif isinstance(region, A.MaskFile):
-            self.path(region.path, "mask")
+            if "{" in region.path.text or "}" in region.path.text:
+                self.mask_pattern(region.path)  # per element: the expansion opens the files
+            else:
+                self.path(region.path, "mask")
         elif isinstance(region, A.PixelPredicate):
             if region.input not in self.inputs:
                 self.error(region, f"unknown input '{region.input}'")
@@ -202,6 +221,20 @@ class _Checker:
         else:
             self.region(region.left)
             self.region(region.right)
+
+    def mask_pattern(self, path: A.PathRef) -> None:
+        """A per-element mask name: only ``{stem}`` and ``{i}`` may be substituted."""
+        import string
+
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(path.text) if f is not None]
+        except ValueError as exc:
+            self.error(path, f"bad mask pattern '{path.text}': {exc}")
+            return
+        wrong = [f for f in fields if f not in MASK_FIELDS]
+        if wrong or not fields:
+            self.error(path, f"a mask pattern may name only {{stem}} and {{i}} (the element's "
+                             f"file stem and index), got '{path.text}'")
 
     def box(self, box: A.Box) -> None:
         axes = [d.axis for d in box.dims]
@@ -260,6 +293,9 @@ class _Checker:
         return None
 
     def label(self, expr, net: str | None) -> None:
+        if isinstance(expr, A.DataLabel):
+            self.data_label(expr)
+            return
         names = self.label_names(net)
         if isinstance(expr, A.Str):
             if names is None:
@@ -273,6 +309,17 @@ class _Checker:
         if index is not None and names is not None and index >= len(names):
             self.error(expr, f"label {index} out of range: there are {len(names)} labels "
                              f"(0..{len(names) - 1})")
+
+    def data_label(self, expr: A.DataLabel) -> None:
+        decl = self.inputs.get(expr.input)
+        if decl is None:
+            self.error(expr, f"unknown input '{expr.input}'")
+        elif not isinstance(decl.source, A.DataSet):
+            self.error(expr, f"'{expr.input}.label' needs a data set: input '{expr.input}' "
+                             f"is one array")
+        elif decl.source.labels is None:
+            self.error(expr, f"data set '{expr.input}' has no labels: write "
+                             f"dataset(..., labels=\"labels.txt\")")
 
     def label_names(self, net: str | None) -> tuple[str, ...] | None:
         decode = self.decodes.get(net or "")

@@ -89,6 +89,8 @@ def _expr(e: A.Expr) -> tuple[str, int]:
         return _quote(e.value), 4
     if isinstance(e, A.ParamRef):
         return e.name, 4
+    if isinstance(e, A.DataLabel):
+        return f"{e.input}.label", 4
     if isinstance(e, A.ListExpr):
         return "[" + ", ".join(format_expr(i) for i in e.items) + "]", 4
     if isinstance(e, A.Neg):
@@ -219,6 +221,10 @@ def _input(d: A.InputDecl) -> str:
         text = f"npy({_path(src.path)})"
     elif isinstance(src, A.PngFile):
         text = f"png({_path(src.path)}, {src.mode})"
+    elif isinstance(src, A.DataSet):
+        text = _dataset(src)
+    elif isinstance(src, A.DataElement):  # made by the expansion: not spec syntax
+        text = f"{_dataset(src.data)}[{src.index}]"
     else:
         text = f"values({format_expr(src.values)})"
     if d.domain is not None:
@@ -226,6 +232,17 @@ def _input(d: A.InputDecl) -> str:
     if d.reshape is not None:
         text += f" reshape {format_expr(d.reshape)}"
     return f"input {d.name} = {text}"
+
+
+def _dataset(d: A.DataSet) -> str:
+    files = d.files
+    if isinstance(files, A.NpyFile):
+        text = f"npy({_path(files.path)})"
+    else:
+        pattern = f", {_quote(files.pattern)}" if files.pattern is not None else ""
+        text = f"folder({_path(files.path)}{pattern}, {files.mode})"
+    labels = f", labels={_path(d.labels)}" if d.labels is not None else ""
+    return f"dataset({text}{labels})"
 
 
 def _network(d: A.NetworkDecl) -> str:

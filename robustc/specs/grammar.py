@@ -18,11 +18,14 @@ compose_source: "compose" "(" NAME "," NAME ")"
 path: STRING -> path_plain
     | "external" STRING -> path_external
 
-input_decl: "input" NAME "=" (npy_source | png_source | values_source) domain? reshape?
+input_decl: "input" NAME "=" _input_source domain? reshape?
+_input_source: npy_source | png_source | values_source | dataset_source
 npy_source: "npy" "(" path ")"
 png_source: "png" "(" path ("," colour)? ")"
 !colour: "grey" | "rgb"
 values_source: "values" "(" expr ")"
+dataset_source: "dataset" "(" (npy_source | folder_source) ("," "labels" "=" path)? ")"
+folder_source: "folder" "(" path ("," STRING)? ("," colour)? ")"
 domain: "in" "[" expr "," expr "]"
 reshape: "reshape" expr
 
@@ -130,6 +133,7 @@ output: "y" "[" expr "]"
 ?atom: NUMBER -> number
      | NAME -> ref
      | STRING -> string
+     | NAME "." "label" -> data_label
      | "[" (expr ("," expr)*)? "]" -> list
      | "(" expr ")"
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from robustc.errors import SpecError
 from robustc.specs import ast as A
 from robustc.specs.checker import resolve_path
+from robustc.specs.datasets import element_shape
 from robustc.specs.diagnostics import Diagnostic, make, raise_if_any
 from robustc.specs.resolve import walk
 from robustc.specs.rings import empty_region_message, load_input, non_finite, region_mask
@@ -172,6 +173,12 @@ class _NetChecker:
         except (OSError, ValueError, SpecError) as exc:
             self.error(decl.source, f"cannot read input '{decl.name}': {exc}")
             return None
+        if isinstance(decl.source, A.DataElement):
+            try:
+                load_input(decl, self.spec.source_dir)  # its values: NaN, infinities
+            except SpecError as exc:
+                self.error(decl.source, str(exc).split(": ", 1)[-1])
+                return None
         if isinstance(decl.source, A.NpyFile):
             import numpy as np
 
@@ -336,6 +343,11 @@ def _loaded_shape(decl: A.InputDecl, base_dir: str) -> tuple[int, ...]:
             shape.append(len(expr.items))
             expr = expr.items[0] if expr.items else None
         return tuple(shape)
+    if isinstance(src, A.DataElement):
+        files = src.data.files
+        if not src.file:
+            return element_shape(Path(base_dir) / files.path.text, "grey")[1:]
+        return element_shape(Path(base_dir) / src.file, files.mode)
     path = Path(base_dir) / src.path.text
     if isinstance(src, A.NpyFile):
         import numpy as np

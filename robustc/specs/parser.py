@@ -253,6 +253,9 @@ class _Builder(Transformer):
     def ref(self, meta, items):
         return A.ParamRef(str(items[0]), pos=self._pos(meta))
 
+    def data_label(self, meta, items):
+        return A.DataLabel(str(items[0]), pos=self._pos(meta))
+
     def string(self, meta, items):
         return A.Str(_unquote(str(items[0])), pos=self._pos(meta))
 
@@ -318,6 +321,16 @@ class _Builder(Transformer):
 
     def values_source(self, meta, items):
         return A.InlineValues(items[0], pos=self._pos(meta))
+
+    def folder_source(self, meta, items):
+        pattern = next((_unquote(str(t)) for t in items[1:]
+                        if isinstance(t, Token) and t.type == "STRING"), None)
+        mode = next((t for t in items[1:] if not isinstance(t, Token)), "grey")
+        return A.DataFolder(items[0], pattern, mode, pos=self._pos(meta))
+
+    def dataset_source(self, meta, items):
+        labels = items[1] if len(items) > 1 else None
+        return A.DataSet(items[0], labels, pos=self._pos(meta))
 
     def domain(self, meta, items):
         return A.Domain(items[0], items[1], pos=self._pos(meta))

@@ -219,23 +219,40 @@ def load_input(decl: A.InputDecl, base_dir: str | Path = ".") -> np.ndarray:
     src = decl.source
     if isinstance(src, A.InlineValues):
         return np.asarray(_nested(src.values), dtype=float)
-    path = Path(base_dir) / src.path.text
+    if isinstance(src, A.DataSet):
+        _fail(src, f"input '{decl.name}' is a data set: expand the spec first "
+                   f"(robustc.specs.check does)")
+    path, mode, what = _source_file(src, base_dir)
     try:
-        if isinstance(src, A.NpyFile):
-            values = np.asarray(np.load(path, allow_pickle=False), dtype=float)
+        if path.suffix.lower() == ".npy" and not isinstance(src, A.PngFile):
+            values = np.load(path, allow_pickle=False, mmap_mode="r")
+            if isinstance(src, A.DataElement) and not src.file:
+                values = values[src.index]
+            values = np.asarray(values, dtype=float)
         else:
             from PIL import Image
 
             with Image.open(path) as image:
-                pixels = np.asarray(image.convert("L" if src.mode == "grey" else "RGB"))
+                pixels = np.asarray(image.convert("L" if mode == "grey" else "RGB"))
             pixels = pixels.astype(float) / 255.0
-            return pixels if src.mode == "grey" else pixels.transpose(2, 0, 1)
+            return pixels if mode == "grey" else pixels.transpose(2, 0, 1)
     except (OSError, ValueError) as exc:
         _fail(src, f"cannot load input '{decl.name}': {exc}")
     problem = non_finite(values)
     if problem:
-        _fail(src, f"input '{decl.name}' ({src.path.text}) holds {problem}")
+        _fail(src, f"input '{decl.name}' ({what}) holds {problem}")
     return values
+
+
+def _source_file(src, base_dir: str | Path) -> tuple[Path, str, str]:
+    """(file, png mode, words) of a file input or a data-set element."""
+    if isinstance(src, A.DataElement):
+        files = src.data.files
+        if not src.file:  # element of a stacked array
+            return Path(base_dir) / files.path.text, "grey", \
+                f"element {src.index} of {files.path.text}"
+        return Path(base_dir) / src.file, files.mode, src.file
+    return Path(base_dir) / src.path.text, getattr(src, "mode", "grey"), src.path.text
 
 
 def _nested(expr):

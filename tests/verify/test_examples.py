@@ -50,11 +50,11 @@ CASES = [(path, name) for path in SPECS for name in _verify_names(path)]
 def test_example_property_gets_its_documented_verdict(path, name):
     if not (EXAMPLES / "models" / "mlc_plain.onnx").exists():
         pytest.skip("example models are missing")
-    (problem,) = verify_problems(specs.load(path), [name])
-    result = verify(problem, VerifyOptions(time_limit=300))
-    assert result.verdict == _expected(path)[name], result.reason
-    if result.verdict == NOT_ROBUST:  # an independent replay of the reported witness
-        cex = result.counterexample
-        _, logits = run_onnx(problem.onnx_paths, cex.input)
-        assert problem.prop.boxes[0].contains(cex.input)
-        assert not holds(problem.prop.condition, np.asarray(logits).reshape(1, -1))[0]
+    for problem in verify_problems(specs.load(path), [name]):  # a data set: every element
+        result = verify(problem, VerifyOptions(time_limit=300))
+        assert result.verdict == _expected(path)[name], f"{problem.name}: {result.reason}"
+        if result.verdict == NOT_ROBUST:  # an independent replay of the reported witness
+            cex = result.counterexample
+            _, logits = run_onnx(problem.onnx_paths, cex.input)
+            assert problem.prop.boxes[0].contains(cex.input)
+            assert not holds(problem.prop.condition, np.asarray(logits).reshape(1, -1))[0]
