@@ -5,7 +5,8 @@
 
 Each step is a separate process running one of the scripts in this folder; the times are
 printed at the end. The generators need ``digits_softmax`` (they report its recognition rate);
-``dd64_pgd`` fine-tunes ``dd64_plain`` with PGD.
+``dd64_pgd`` fine-tunes ``dd64_plain`` with PGD. ``gen28`` trains the 28x28 classifier and its
+ten generators together (about a minute).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ STEPS: dict[str, list[str]] = {
     "fc_digits": ["train_digits.py", "--model", "fc"],
     "ecoc": ["train_digits.py", "--model", "ecoc"],
     "gen": ["train_generators.py"],
+    "gen28": ["train_gen28.py"],
     "mlc_plain": ["train_mlc.py", "--defence", "none"],
     "mlc_l0": ["train_mlc.py", "--defence", "l0"],
     "mlc_pgd": ["train_mlc.py", "--defence", "pgd", "--epochs", "20"],

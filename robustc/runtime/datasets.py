@@ -172,6 +172,17 @@ def digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     return scaled, labels[idx]
 
 
+def digits28(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return the single digits of ``split`` drawn as MNIST draws its digits (the 64x64
+    layout's digit box: resized to 20x20, bilinear in exact integers, centred in 28x28,
+    levels 0..255): float32 ``[N, 1, 28, 28]`` in [0, 1] and int64 labels ``[N]``. Raises
+    ``ValueError`` for an unknown split."""
+    _, labels = _sklearn_digits()
+    idx = source_indices(split)
+    boxed = _layout_digits(LARGE)[idx].astype(np.float32) / LARGE.levels
+    return boxed[:, None], labels[idx]
+
+
 def draw_pairs(
     split: str, count: int, rng: np.random.Generator, layout: Layout = SMALL
 ) -> DoubleDigitInfo:

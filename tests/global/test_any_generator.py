@@ -163,7 +163,8 @@ def test_correct_count_equals_onnxruntime(monotone, gelu, seed):
         res = G.estimate(task)
         classes = _ort_classes(tmp, _noise(task))
         assert res.correct == int(np.sum(classes == task.label))
-        assert res.forward == "onnxruntime" and res.samples == task.samples
+        # onnxruntime for the Sin generator; Gelu: whichever runner robustc's IR allows
+        assert res.forward == G.forward_runner(task) and res.samples == task.samples
         assert res.interval == G.clopper_pearson(res.correct, task.samples, task.confidence)
 
 
