@@ -118,16 +118,30 @@ def add_spec_arguments(p: argparse.ArgumentParser, *, what: str, with_output: bo
     p.add_argument("--json", action="store_true", help=json_help)
     if with_output:
         p.add_argument("--output", "-o", default=output, metavar="DIR", help=output_help)
+    add_element_arguments(p)
+
+
+def add_element_arguments(p: argparse.ArgumentParser) -> None:
+    """``--select`` and ``--limit``: which elements of a data set to run (docs/language.md,
+    applied by :func:`load_spec` with :func:`robustc.specs.select_elements`)."""
+    p.add_argument("--select", action="append", default=[], metavar="ELEMENTS",
+                   help="data sets: run only these elements: indices, half-open ranges A:B, "
+                        "or names (file stems), comma-separated (repeatable)")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                   help="data sets: run only the first N (selected) elements")
 
 
 def load_spec(args: argparse.Namespace):
     """The resolved spec of the file ``args.spec`` (always read as a path, whatever its
-    name ends in) with ``args.set``; raises ``SpecError``."""
+    name ends in) with ``args.set``, keeping the data-set elements ``--select`` and
+    ``--limit`` choose; raises ``SpecError``."""
     from pathlib import Path
 
     from robustc import specs
 
-    return specs.load(Path(args.spec), parse_overrides(args.set))
+    spec = specs.load(Path(args.spec), parse_overrides(args.set))
+    return specs.select_elements(spec, getattr(args, "select", None),
+                                 getattr(args, "limit", None))
 
 
 #: Where :func:`emit` sends stderr lines (None: print them); a progress bar sets it for the
@@ -196,6 +210,7 @@ class Progress:
 
 __all__ = ["EXIT_OK", "EXIT_VIOLATED", "EXIT_ERROR", "EXIT_UNKNOWN", "EXIT_INTERRUPTED",
            "EXIT_TERMINATED", "EXIT_CODES",
-           "worst_exit", "verdict_exit", "parse_overrides", "add_spec_arguments", "load_spec",
+           "worst_exit", "verdict_exit", "parse_overrides", "add_spec_arguments",
+           "add_element_arguments", "load_spec",
            "Progress", "emit", "stderr_writer", "add_campaign_arguments",
            "seconds", "positive_int", "non_negative_int", "non_negative_float"]

@@ -17,6 +17,7 @@ Every problem found here is a positioned :class:`~robustc.errors.SpecError`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,8 +142,7 @@ class SpecContext:
         """
         raw = self.raw_input(input_name, where)
         chw = as_chw(raw).shape
-        inputs = {name: self.raw_input(name, where) for name in
-                  [d.name for d in self.decls.get("InputDecl", [])]}
+        inputs = _LoadedInputs(self, where)  # only those pixels(...) reads are loaded
         mask = region_mask(region, chw, inputs=inputs, regions=self.regions(),
                            base_dir=self.base_dir)
         if not mask.any():
@@ -158,6 +158,26 @@ class SpecContext:
             return A.ArgmaxDecoder(), None
         labels = self._decl("LabelsDecl", decl.labels)
         return decl.decoder, (list(labels.names) if labels is not None else None)
+
+
+class _LoadedInputs(Mapping):
+    """The spec's inputs by name, each loaded when first read (a data set's expansion
+    declares one input per element: a region reads one of them, not all)."""
+
+    def __init__(self, ctx: SpecContext, where: A.Node):
+        self.ctx, self.where = ctx, where
+        self.names = [d.name for d in ctx.decls.get("InputDecl", [])]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.names:
+            raise KeyError(name)
+        return self.ctx.raw_input(name, self.where)
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 # -- perturbation sets -----------------------------------------------------------------

@@ -299,3 +299,34 @@ def test_robustc_check_reports_without_a_traceback(folder):
     assert out.returncode == 2
     assert "the labels file has 1 labels but data set 'x' has 3 elements" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+# ------------------------------------------------------------------------- command line
+@pytest.mark.parametrize("command", ["verify", "maximize", "attack"])
+def test_select_and_limit_are_spec_arguments(command):
+    from robustc.cli.main import build_parser
+
+    args = build_parser().parse_args([command, "s.rspec", "--select", "0:2,dd_5",
+                                      "--select", "4", "--limit", "2"])
+    assert args.select == ["0:2,dd_5", "4"] and args.limit == 2
+
+
+def test_verify_runs_the_selected_elements():
+    out = subprocess.run([sys.executable, "-m", "robustc.cli", "verify",
+                          str(EXAMPLES / "dd_dataset_verify.rspec"), "--select", "dd_5,1:",
+                          "--limit", "2", "--json", "--no-attack"],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert [r["name"] for r in records] == ["keep_b[1]", "keep_b[2]"]
+    assert {r["verdict"] for r in records} == {"robust"}
+
+
+def test_select_without_a_data_set_is_an_error():
+    out = subprocess.run([sys.executable, "-m", "robustc.cli", "verify",
+                          str(EXAMPLES / "verify_constructs.rspec"), "--select", "0"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "no property of the spec ranges over a data set" in out.stderr
+    assert "Traceback" not in out.stderr
