@@ -36,6 +36,7 @@ import os
 import statistics
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,6 +278,24 @@ def _differences(old: dict, new: dict) -> list[str]:
     return out
 
 
+@contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM for the block (main thread, POSIX); they arrive after it."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class ResultsLog:
     """A JSON-lines results file: header ``{"campaign": ..., "fingerprint": ...}``, then one
     record per finished instance (``record["name"]`` is the instance's key).
@@ -296,7 +315,8 @@ class ResultsLog:
                             f"instances missing from it, or remove it")
         good = self._read() if exists else 0
         try:
-            self._fh = open(self.path, "r+b" if exists else "wb")
+            # unbuffered: each record is one write call, nothing waits in a buffer
+            self._fh = open(self.path, "r+b" if exists else "wb", buffering=0)
             self._fh.truncate(good)  # a partial last line from a killed run goes
             self._fh.seek(good)
         except OSError as exc:
@@ -337,15 +357,17 @@ class ResultsLog:
 
         try:
             self._fh.write((json_text(value) + "\n").encode())
-            self._fh.flush()
             os.fsync(self._fh.fileno())
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def append(self, record: dict) -> None:
-        """Append one finished instance's record (flushed and fsynced before returning)."""
-        self._append(record)
-        self.done[record["name"]] = record
+        """Append one finished instance's record (fsynced before returning). SIGINT and
+        SIGTERM wait until the line is on disk and in :attr:`done`, so that what the file
+        holds and what an interrupted caller reports agree."""
+        with _signals_held():
+            self._append(record)
+            self.done[record["name"]] = record
 
     def close(self) -> None:
         """Close the file (every record is already on disk)."""

@@ -95,7 +95,7 @@ def run_campaign(args: argparse.Namespace, *, campaign: str, fp: dict,
             executor.close(wait=False)
         if bar is not None:
             bar.close()
-        _resume_hint(args, log, len(done), len(instances))
+        _resume_hint(args, log, names)
         raise
     finally:
         if log:
@@ -117,8 +117,11 @@ def _show(bar, line: str) -> None:
         sys.stdout.flush()
 
 
-def _resume_hint(args, log, finished: int, total: int) -> None:
-    if log is None or finished == total:
+def _resume_hint(args, log, names: list[str]) -> None:
+    if log is None:
+        return
+    finished, total = len(set(names) & set(log.done)), len(names)
+    if finished == total:
         return
     argv = list(getattr(args, "argv", None) or sys.argv[1:])
     if "--resume" not in argv:

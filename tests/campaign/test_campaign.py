@@ -1,0 +1,334 @@
+"""Issue 22, items 2-5: instance lists, workers, the results log (SIGKILL and resume, SIGINT),
+the summary and the pictures, and the bad input of campaigns.
+
+The instances are built so that their answers are known without robustc: each VNN-LIB file
+fixes the input to a box of half-width 1e-4 around a point and asks whether ``Y_0 >= c``;
+onnxruntime's output at the centre decides it, with ``c`` 0.5 below (``sat``) or above
+(``unsat``) that output, far beyond what the box can change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from robustc.analyses import campaign as C
+from robustc.cli import main
+from robustc.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_VIOLATED
+from tests.verify.nets import mlp_onnx
+
+ROOT = Path(__file__).resolve().parents[2]
+HALF_WIDTH = 1e-4
+
+
+def make_instances(folder: Path, n: int) -> dict[str, str]:
+    """A 4 -> 8 -> 3 network, ``n`` VNN-LIB files and ``instances.csv``; returns the expected
+    answer of each instance name, from onnxruntime at the box centres."""
+    import onnxruntime as ort
+
+    model = mlp_onnx(np.random.default_rng(1), [4, 8, 3])
+    onnx.save(model, str(folder / "net.onnx"))
+    session = ort.InferenceSession(str(folder / "net.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(2)
+    expected, rows = {}, []
+    for i in range(n):
+        x = rng.uniform(0.2, 0.8, size=(1, 4)).astype(np.float32)
+        y0 = float(session.run(None, {session.get_inputs()[0].name: x})[0].ravel()[0])
+        sat = i % 3 == 0
+        c = y0 - 0.5 if sat else y0 + 0.5
+        text = "".join(f"(declare-const X_{k} Real)\n" for k in range(4))
+        text += "".join(f"(declare-const Y_{k} Real)\n" for k in range(3))
+        for k in range(4):
+            text += f"(assert (>= X_{k} {float(x[0, k]) - HALF_WIDTH!r}))\n"
+            text += f"(assert (<= X_{k} {float(x[0, k]) + HALF_WIDTH!r}))\n"
+        text += f"(assert (>= Y_0 {c!r}))\n"
+        (folder / f"q{i}.vnnlib").write_text(text)
+        rows.append(f"net.onnx,q{i}.vnnlib,30\n")
+        expected[f"net/q{i}"] = "sat" if sat else "unsat"
+    (folder / "instances.csv").write_text("".join(rows))
+    return expected
+
+
+def read_records(path: Path) -> list[dict]:
+    lines = path.read_text().splitlines()
+    assert "fingerprint" in json.loads(lines[0])
+    return [json.loads(line) for line in lines[1:]]
+
+
+def cli(*argv) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "robustc.cli", *map(str, argv)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_records(proc: subprocess.Popen, path: Path, count: int) -> None:
+    """Poll the results file until it holds ``count`` records (a hang guard of 120 s)."""
+    for _ in range(24000):
+        if path.is_file() and path.read_text().count("\n") >= count + 1:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+    raise AssertionError("no records appeared")
+
+
+# -- instance lists ----------------------------------------------------------------------
+
+def test_an_instance_list_gives_the_known_answers_and_result_files(tmp_path, capsys):
+    expected = make_instances(tmp_path, 6)
+    out = tmp_path / "answers"
+    code = main(["verify", str(tmp_path / "instances.csv"), "--vnncomp-result", str(out),
+                 "--json", "--output", str(tmp_path / "r.jsonl")])
+    assert code == EXIT_VIOLATED  # two instances are sat
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["name"]: r["answer"] for r in printed} == expected
+    assert {r["name"]: r["answer"] for r in read_records(tmp_path / "r.jsonl")} == expected
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
+    for name, answer in expected.items():
+        text = (out / f"{name.replace('/', '__')}.txt").read_text()
+        assert text.splitlines()[0] == answer
+        if answer == "sat":  # the witness's Y values are onnxruntime's at its X values
+            values = [float(line.strip("() ").split()[1]) for line in text.splitlines()[1:]]
+            x = np.asarray(values[:4], dtype=np.float32).reshape(1, 4)
+            y = session.run(None, {session.get_inputs()[0].name: x})[0].ravel()
+            np.testing.assert_allclose(values[4:], y, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("row, words", [
+    ("net.onnx,q0.vnnlib\n", "instances.csv:2: expected 'onnx,vnnlib,timeout', got 2 field"),
+    ("net.onnx,q0.vnnlib,soon\n", "instances.csv:2: the time limit must be a number of "
+                                  "seconds > 0, got 'soon'"),
+    ("net.onnx,q0.vnnlib,-5\n", "instances.csv:2: the time limit must be"),
+    ("missing.onnx,q0.vnnlib,5\n", "instances.csv:2: no such file: "),
+])
+def test_a_malformed_row_is_an_error_at_its_line(tmp_path, capsys, row, words):
+    make_instances(tmp_path, 1)
+    csv = tmp_path / "instances.csv"
+    csv.write_text(csv.read_text() + row)
+    assert main(["verify", str(csv)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert words in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow  # spawned workers or a subprocess importing torch: 20-30 s here
+def test_workers_give_the_serial_answers(tmp_path, capsys):
+    expected = make_instances(tmp_path, 6)
+    csv = str(tmp_path / "instances.csv")
+    answers = {}
+    for workers in ("1", "2"):
+        main(["verify", csv, "--json", "--workers", workers])
+        printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        answers[workers] = {r["name"]: r["answer"] for r in printed}
+    assert answers["1"] == answers["2"] == expected
+
+
+# -- the results log: SIGKILL, resume, SIGINT --------------------------------------------
+
+@pytest.mark.slow  # spawned workers or a subprocess importing torch: 20-30 s here
+def test_a_run_killed_in_the_middle_resumes_without_loss_or_duplicates(tmp_path):
+    expected = make_instances(tmp_path, 30)
+    csv, log = tmp_path / "instances.csv", tmp_path / "r.jsonl"
+    proc = cli("verify", csv, "--output", log)
+    try:
+        wait_for_records(proc, log, 3)
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    before = read_records(log)
+    assert 3 <= len(before) < len(expected), "the kill must land in the middle of the run"
+    with open(log, "ab") as fh:  # a line cut by the kill, as a crash mid-write leaves it
+        fh.write(b'{"name": "net/q29", "verdict": "rob')
+    proc = cli("verify", csv, "--output", log, "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == EXIT_VIOLATED, err
+    assert f"resume: {len(before)} of 30 instances already in" in err
+    after = read_records(log)
+    names = [r["name"] for r in after]
+    assert sorted(names) == sorted(expected)  # none lost, none twice
+    assert after[:len(before)] == before  # what was written stays as it was
+    assert {r["name"]: r["answer"] for r in after} == expected
+    assert len(out.splitlines()) == 30 - len(before) + 1  # the rest, then the summary line
+
+
+@pytest.mark.slow  # spawned workers or a subprocess importing torch: 20-30 s here
+def test_sigint_stops_writes_what_finished_and_says_how_to_resume(tmp_path):
+    expected = make_instances(tmp_path, 30)
+    csv, log = tmp_path / "instances.csv", tmp_path / "r.jsonl"
+    proc = cli("verify", csv, "--output", log, "--workers", "2")
+    try:
+        wait_for_records(proc, log, 2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)  # a hang guard, not a timing assertion
+    finally:
+        proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED
+    assert "Traceback" not in err
+    records = read_records(log)
+    assert len(records) < 30
+    assert f"robustc: {len(records)} of 30 instances are in {log}; to run the rest: " \
+           f"robustc verify {csv} --output {log} --workers 2 --resume" in err
+    for record in records:
+        assert record["answer"] == expected[record["name"]]
+
+
+def test_resume_refuses_a_results_file_of_another_run(tmp_path, capsys):
+    make_instances(tmp_path, 2)
+    csv, log = str(tmp_path / "instances.csv"), str(tmp_path / "r.jsonl")
+    main(["verify", csv, "--output", log])
+    q1 = tmp_path / "q1.vnnlib"
+    q1.write_text(q1.read_text().replace("(assert (>= Y_0", "(assert (>= Y_1"))
+    capsys.readouterr()
+    assert main(["verify", csv, "--output", log, "--resume"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "r.jsonl:1: --resume refused: the results file is from another run" in err
+    assert f"file {q1} has changed (sha256 " in err
+    assert main(["verify", csv, "--output", log, "--resume", "--no-attack"]) == EXIT_ERROR
+    assert "option no_attack: 'False' vs 'True'" in capsys.readouterr().err
+    assert main(["verify", csv, "--output", log]) == EXIT_ERROR
+    assert "results file exists; add --resume" in capsys.readouterr().err
+    assert len(read_records(Path(log))) == 2  # the refused runs left the file as it was
+
+
+def test_a_malformed_line_in_a_results_file_is_positioned(tmp_path):
+    fp = C.fingerprint("verify")
+    log = C.ResultsLog(tmp_path / "r.jsonl", "c", fp)
+    log.append({"name": "a", "verdict": "robust", "time_s": 1.0})
+    log.close()
+    with open(tmp_path / "r.jsonl", "a") as fh:
+        fh.write("not json\n")
+    with pytest.raises(C.SpecError, match=r"r\.jsonl:3: not a JSON line"):
+        C.ResultsLog(tmp_path / "r.jsonl", "c", fp, resume=True)
+
+
+# -- executors: worker errors, Ray -------------------------------------------------------
+
+class Unpicklable(Exception):
+    """An exception that cannot cross a process boundary (it holds a lock)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable(shared, item):
+    raise Unpicklable(f"item {item} failed on purpose")
+
+
+def return_unpicklable(shared, item):
+    return threading.Lock()
+
+
+def square(shared, item):
+    return shared + item * item
+
+
+@pytest.mark.parametrize("fn, words", [
+    (raise_unpicklable, "a worker failed: Unpicklable: item 1 failed on purpose"),
+    (return_unpicklable, "a worker failed: ExecutorError: the worker's result cannot be sent "
+                         "back: TypeError"),
+])
+def test_an_unpicklable_worker_error_is_a_clear_error(fn, words):
+    executor = C.ProcessExecutor(1)
+    try:
+        with pytest.raises(C.ExecutorError) as info:
+            list(executor.map_unordered(fn, None, [1]))
+        assert words in str(info.value)
+        assert sorted(executor.map_unordered(square, 10, [1, 2, 3])) == [11, 14, 19]
+    finally:
+        executor.close()
+
+
+def test_an_unreachable_ray_address_is_an_error_after_a_short_timeout():
+    with pytest.raises(C.ExecutorError, match="--ray 127.0.0.1:9: cannot reach a Ray head"):
+        C.check_ray_address("127.0.0.1:9", timeout=2.0)
+    with pytest.raises(C.ExecutorError, match="expected 'local' or HOST:PORT"):
+        C.check_ray_address("nowhere")
+
+
+def test_verify_with_an_unreachable_ray_address_exits_2(tmp_path, capsys):
+    make_instances(tmp_path, 1)
+    code = main(["verify", str(tmp_path / "instances.csv"), "--ray", "127.0.0.1:9"])
+    assert code == EXIT_ERROR
+    err = capsys.readouterr().err
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        assert "--ray needs Ray, which is not installed" in err
+    else:
+        assert "--ray 127.0.0.1:9: cannot reach a Ray head node" in err
+
+
+@pytest.mark.slow
+def test_ray_local_gives_the_serial_answers(tmp_path, capsys):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'robustc[ray]')")
+    import ray
+
+    expected = make_instances(tmp_path, 4)
+    try:
+        main(["verify", str(tmp_path / "instances.csv"), "--json", "--ray", "local",
+              "--workers", "2"])
+    finally:
+        ray.shutdown()
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["name"]: r["answer"] for r in printed} == expected
+
+
+# -- summary and pictures ----------------------------------------------------------------
+
+RECORDS = [{"name": f"p{i}", "verdict": v, "time_s": t, "epsilon": e} for i, (v, t, e) in
+           enumerate([("robust", 1.0, 0.01), ("robust", 3.0, 0.01), ("not_robust", 2.0, 0.02),
+                      ("robust", 5.0, 0.02), ("unknown", 10.0, 0.02), ("error", 0.5, 0.04)])]
+
+
+def test_summary_rows_count_and_time_per_verdict():
+    rows = {v: (n, med, tot) for v, n, med, tot in C.summary_rows(RECORDS)}
+    assert rows["robust"] == (3, 3.0, 9.0)
+    assert rows["not_robust"] == (1, 2.0, 2.0)
+    assert rows["all"] == (6, 2.5, 21.5)
+
+
+def test_the_curve_and_the_cactus_points():
+    assert C.accuracy_points(RECORDS) == [(0.01, 1.0, 2), (0.02, 1 / 3, 3), (0.04, 0.0, 1)]
+    assert C.cactus_points(RECORDS) == [1.0, 2.0, 3.0, 5.0]
+
+
+NET_SPEC = """network n = onnx("net.onnx")
+input x = npy("x.npy") in [0, 1] reshape [1, 4]
+""" + "".join(f"""verify p{i} on n:
+    forall x' in linf(x, {eps}):
+        argmax == {{label}}
+""" for i, eps in enumerate([0.001, 0.01, 0.3, 0.5]))
+
+
+def test_plot_of_a_spec_with_several_budgets_is_a_certified_accuracy_curve(tmp_path, capsys):
+    import onnxruntime as ort
+    from PIL import Image
+
+    make_instances(tmp_path, 1)
+    x = np.full((1, 4), 0.5, dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
+    label = int(np.argmax(session.run(None, {session.get_inputs()[0].name: x})[0]))
+    (tmp_path / "p.rspec").write_text(NET_SPEC.format(label=label))
+    plot = tmp_path / "curve.png"
+    main(["verify", str(tmp_path / "p.rspec"), "--json", "--plot", str(plot),
+          "--output", str(tmp_path / "r.jsonl")])
+    records = read_records(tmp_path / "r.jsonl")
+    assert [r["epsilon"] for r in records] == [0.001, 0.01, 0.3, 0.5]
+    assert records[0]["verdict"] == "robust"  # a forward pass decides so small a box
+    assert "accuracy plot" in capsys.readouterr().err
+    with Image.open(plot) as image:
+        assert image.size[0] > 100
