@@ -53,44 +53,30 @@ DECIDED = ("sat", "unsat")
 
 
 def instances(suite: str) -> list[dict]:
-    """The suite's instances with absolute paths, time limit and expected answer."""
+    """The suite's instances with absolute paths, time limit and expected answer (the rows
+    read by :func:`robustc.verify.vnncomp.read_instances`, as ``robustc verify FILE.csv``)."""
+    from robustc.verify.vnncomp import read_instances
+
     folder, inst_csv, exp_csv = SUITES[suite]
-    base = SHARED / folder
     expected = {}
     with open(SHARED / "ground_truth" / exp_csv) as f:
         for row in csv.DictReader(f):
             expected[(Path(row["onnx"]).name, Path(row["vnnlib"]).name)] = row["expected"]
-    out = []
-    with open(base / inst_csv) as f:
-        for onnx, vnnlib, limit in csv.reader(f):
-            key = (Path(onnx).name, Path(vnnlib).name)
-            out.append({"onnx": str(base / onnx.strip()), "vnnlib": str(base / vnnlib.strip()),
-                        "timeout": float(limit), "expected": expected.get(key, "unknown"),
-                        "name": f"{Path(onnx).stem}/{Path(vnnlib).stem}"})
-    return out
+    return [{"onnx": r.onnx, "vnnlib": r.vnnlib, "timeout": r.timeout, "name": r.name,
+             "expected": expected.get((Path(r.onnx).name, Path(r.vnnlib).name), "unknown")}
+            for r in read_instances(SHARED / folder / inst_csv)]
 
 
 def run_robustc(inst: dict, threads: int) -> dict:
-    """One instance through robustc; returns answer, time and the verdict details."""
-    from robustc.compiler.vnnlib import vnnlib_problems
-    from robustc.verify import VerifyOptions, verify
-    from robustc.verify.vnncomp import vnncomp_answer
+    """One instance through robustc (:func:`robustc.verify.vnncomp.run_instance`, what
+    ``robustc verify FILE.csv`` runs per row); returns answer, time and the details."""
+    from robustc.verify import VerifyOptions
+    from robustc.verify.vnncomp import Instance, run_instance
 
-    start = time.perf_counter()
-    deadline = start + inst["timeout"]
-    results = []
-    try:
-        for problem in vnnlib_problems(inst["vnnlib"], inst["onnx"]):
-            left = max(deadline - time.perf_counter(), 0.1)
-            results.append(verify(problem, VerifyOptions(time_limit=left, threads=threads)))
-            if results[-1].verdict == "not_robust":
-                break
-        answer = vnncomp_answer(results, inst["timeout"])
-        detail = "; ".join(f"{r.verdict}: {r.reason}" for r in results)
-    except Exception as exc:  # a crash is an answer of its own, never a verdict
-        answer, detail = "error", f"{type(exc).__name__}: {exc}"
-    return {"answer": answer, "time_s": time.perf_counter() - start, "detail": detail[:300],
-            "peak_rss_mb": _peak_rss_mb()}
+    row = Instance(inst["onnx"], inst["vnnlib"], inst["timeout"], inst["name"])
+    record = run_instance(row, VerifyOptions(threads=threads))
+    return {"answer": record["answer"], "time_s": record["time_s"],
+            "detail": record["detail"], "peak_rss_mb": _peak_rss_mb()}
 
 
 def _peak_rss_mb() -> float:
