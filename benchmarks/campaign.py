@@ -1,0 +1,127 @@
+"""Campaign throughput: ACAS Xu's VNN-COMP instance list run by ``robustc verify FILE.csv``
+with one worker and with ``--workers N`` (and ``--ray local``) in the same run.
+
+Each configuration is one ``python -m robustc.cli verify`` process (wall time from its start
+to its exit: Python start-up, imports and spawning the workers included) writing its answers
+to a results file; the answers are compared instance by instance and the throughput ratio
+(one worker's wall time over N workers') is printed. Instances that end on the time limit
+may differ between configurations (a busy worker reaches the limit sooner): such
+differences are listed apart from those between decided answers, which must not exist.
+
+    PYTHONPATH=. python benchmarks/campaign.py [--limit N] [--timeout-cap S] [--workers 2]
+        [--ray]
+
+The load average of the machine is recorded before and after each configuration (the
+ratio means little on a machine that other work keeps busy). Saves JSON under
+``benchmarks/results/campaign_acasxu.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ACASXU = ROOT.parent / "shared" / "benchmarks" / "vnncomp2021" / "benchmarks" / "acasxu"
+DECIDED = ("sat", "unsat")
+
+
+def subset_csv(folder: Path, limit: int | None) -> tuple[Path, int]:
+    """The first ``limit`` rows of ACAS Xu's list, with absolute paths, in ``folder``."""
+    from robustc.verify.vnncomp import read_instances
+
+    rows = read_instances(ACASXU / "acasxu_instances.csv")[:limit]
+    path = folder / "acasxu_subset.csv"
+    path.write_text("".join(f"{r.onnx},{r.vnnlib},{r.timeout:g}\n" for r in rows))
+    return path, len(rows)
+
+
+def run_config(csv: Path, extra: list[str], cap: float | None, folder: Path,
+               label: str) -> dict:
+    """One ``robustc verify`` run; returns wall time, load averages and the answers."""
+    results = folder / f"{label}.jsonl"
+    argv = [sys.executable, "-m", "robustc.cli", "verify", str(csv), "--quiet", "--output",
+            str(results), *extra] + (["--timeout", str(cap)] if cap else [])
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1, 3):
+        raise SystemExit(f"{label} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    records = [json.loads(line) for line in results.read_text().splitlines()[1:]]
+    return {"label": label, "argv": argv[3:], "wall_s": wall, "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "answers": {r["name"]: r["answer"] for r in records},
+            "times": {r["name"]: r["time_s"] for r in records},
+            "median_instance_s": statistics.median(r["time_s"] for r in records)}
+
+
+def compare(base: dict, other: dict) -> dict:
+    """Instances whose answers differ: between decided answers, and involving a time-out."""
+    decided, timing = [], []
+    for name, answer in base["answers"].items():
+        theirs = other["answers"].get(name)
+        if theirs != answer:
+            (decided if answer in DECIDED and theirs in DECIDED else timing).append(
+                (name, answer, theirs))
+    return {"decided_differ": decided, "timeout_differ": timing,
+            "throughput_ratio": base["wall_s"] / other["wall_s"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the configurations; prints a table; saves JSON; returns 1 when decided answers
+    differ between configurations."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=int, help="first N instances (default: all 186)")
+    p.add_argument("--timeout-cap", type=float, metavar="S",
+                   help="run each instance at min(its listed timeout, S) (verify --timeout)")
+    p.add_argument("--workers", type=int, default=2, help="the parallel configuration")
+    p.add_argument("--ray", action="store_true", help="also run with --ray local")
+    p.add_argument("--output", help="JSON path (default benchmarks/results/campaign_acasxu.json)")
+    args = p.parse_args(argv)
+    if not ACASXU.is_dir():
+        print(f"benchmark folder {ACASXU} is absent; nothing to run")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        csv, n = subset_csv(folder, args.limit)
+        configs = [("workers1", []), (f"workers{args.workers}", ["--workers",
+                                                                 str(args.workers)])]
+        if args.ray:
+            configs.append((f"ray_local{args.workers}", ["--ray", "local", "--workers",
+                                                         str(args.workers)]))
+        runs = []
+        for label, extra in configs:
+            runs.append(run_config(csv, extra, args.timeout_cap, folder, label))
+            r = runs[-1]
+            print(f"{label:14} {n} instances: {r['wall_s']:8.1f} s wall, median instance "
+                  f"{r['median_instance_s']:.2f} s, load {r['load_before'][0]:.1f} -> "
+                  f"{r['load_after'][0]:.1f}", flush=True)
+    comparisons = {r["label"]: compare(runs[0], r) for r in runs[1:]}
+    for label, c in comparisons.items():
+        print(f"{label}: throughput {c['throughput_ratio']:.2f}x of one worker; decided "
+              f"answers that differ: {len(c['decided_differ'])}; differences involving a "
+              f"time-out: {len(c['timeout_differ'])} {c['timeout_differ'][:5]}")
+    counts = {a: sum(v == a for v in runs[0]["answers"].values())
+              for a in sorted(set(runs[0]["answers"].values()))}
+    print(f"answers (one worker): {counts}")
+    out = Path(args.output or ROOT / "benchmarks" / "results" / "campaign_acasxu.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from robustc.files import write_json
+
+    write_json(out, {"instances": n, "timeout_cap": args.timeout_cap,
+                     "cpu_count": os.cpu_count(), "runs": runs, "comparisons": comparisons})
+    print(f"saved {out}")
+    return 1 if any(c["decided_differ"] for c in comparisons.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
