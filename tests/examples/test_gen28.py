@@ -120,3 +120,26 @@ def test_example_spec_runs(tmp_path, capsys) -> None:
     assert robust["samples"] == 8 and robust["no_witness"] <= robust["correct"]
     assert robust["verified"] + bool(robust["verify_unavailable"]) * 2 == 2
     assert (tmp_path / "robust_eight.json").exists()
+
+
+def test_torch_and_onnxruntime_runners_agree() -> None:
+    """The 28x28 task by both forward runners: the same correct count on 1024 noises, and
+    the count equals onnxruntime's, one sample at a time (written here)."""
+    from dataclasses import replace
+
+    from robustc import specs
+    from robustc.analyses import global_robustness as G
+
+    task = replace(G.global_tasks(specs.load(ROOT / "examples" / "global_28.rspec"),
+                                  ["correct_three"])[0], samples=1024)
+    chunk = G.plan(task)[0]
+    counts = {}
+    for t in (task, replace(task, graph=None, ir_reason="forced")):
+        counts[G.forward_runner(t)] = G.run_chunk(t, chunk).correct
+    z = G.chunk_noise(task, chunk).reshape(chunk.stop, 32).astype(np.float32)
+    logits = run_onnx("cls28", run_onnx("gen28_digit3", z))
+    top = np.sort(logits, 1)
+    expected = int(np.sum((logits.argmax(1) == 3) & (top[:, -2] < top[:, -1])))
+    assert counts["onnxruntime"] == expected
+    if task.graph is not None:       # robustc's IR takes the Tanh generator
+        assert counts["torch"] == expected
