@@ -41,8 +41,9 @@ import numpy as np
 from robustc.backends.solve import FEASIBLE, INFEASIBLE, LIMIT, SolveOutcome
 from robustc.backends.z3smt import z3_module
 from robustc.errors import IRError
-from robustc.ir import Graph, Input, MaxPool, OutputMap, Relu
+from robustc.ir import Activation, Graph, Input, MaxPool, OutputMap, Relu
 from robustc.ir.linear import affine_map, pool_index
+from robustc.ir.nodes import not_piecewise_linear
 from robustc.ir.property import And, AtLeast, Box, Condition, Linear, negate
 
 NAME = "z3-exact"
@@ -73,6 +74,8 @@ def rigorous_bounds(graph: Graph, box: Box) -> tuple[dict, dict]:
             hi = np.where(win >= 0, upper[node.inputs[0]][win], -np.inf).max(axis=1)
         elif node.linear:
             lo, hi = _affine_interval(graph, node, lower, upper)
+        elif isinstance(node, Activation):
+            raise not_piecewise_linear(node, "the exact Z3 decision")
         else:
             raise IRError(f"node {node.name!r} ({node.op}) has no exact encoding")
         lower[node.name], upper[node.name] = lo, hi
@@ -180,6 +183,8 @@ class _Encoder:
                 values[node.name] = self.maxpool(node, win, values[node.inputs[0]])
             elif node.linear:
                 values[node.name] = self.affine(graph, node, values)
+            elif isinstance(node, Activation):
+                raise not_piecewise_linear(node, "the exact Z3 decision")
             else:
                 raise IRError(f"node {node.name!r} ({node.op}) has no exact encoding")
         out, inp = values[graph.output.name], values[graph.inputs[0]]

@@ -17,6 +17,7 @@ from robustc.backends import solver_module
 from robustc.backends.milp.encode import MARGIN_TOL, encode
 from robustc.backends.solve import FEASIBLE, INFEASIBLE, LIMIT, SolveOptions, SolveOutcome
 from robustc.errors import LicenseLimit
+from robustc.ir import Activation
 from robustc.ir.property import Box, Linear, negate
 from robustc.verify.results import (
     CLEAR_VIOLATION,
@@ -45,6 +46,12 @@ def decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
             return lo if run.options.margin else np.inf  # the bounds alone prove it
     if run.late():  # building a large model would overrun the time limit
         return run.result(UNKNOWN, "time limit reached before the MILP")
+    smooth = [n for n in run.graph.nodes if isinstance(n, Activation)]
+    if smooth:  # the MILP refuses them (robustc.backends.milp.encode): not a proof, no guess
+        names = ", ".join(f"{n.name!r} ({n.kind})" for n in smooth[:3])
+        more = f" and {len(smooth) - 3} more" if len(smooth) > 3 else ""
+        return run.result(UNKNOWN, f"the bounds leave a violation case open and the MILP "
+                                   f"does not encode the smooth activation(s) {names}{more}")
     if objective is not None:
         model = _encode(run, box, bounds, [], objective)
         bound = None if run.options.margin else MARGIN_TOL

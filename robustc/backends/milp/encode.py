@@ -42,8 +42,9 @@ import scipy.sparse as sp
 
 from robustc.backends.milp.model import MilpBuilder, MilpModel, pad
 from robustc.errors import IRError
-from robustc.ir import Graph, Input, MaxPool, OutputMap, Relu
+from robustc.ir import Activation, Graph, Input, MaxPool, OutputMap, Relu
 from robustc.ir.linear import affine_map, pool_index
+from robustc.ir.nodes import not_piecewise_linear
 from robustc.ir.property import AtLeast, Box, Linear
 
 MARGIN_TOL = 1e-5
@@ -66,7 +67,8 @@ def encode(graph: Graph, lower: dict[str, np.ndarray], upper: dict[str, np.ndarr
     every node over ``box`` (from :mod:`robustc.compiler.bounds`). With ``objective`` the
     model minimises that atom's margin (used to decide one atom with early stopping, and to
     compute margins). Each atom must hold with margin ``>= -tol`` (a negative ``tol`` asks
-    for a clear violation). Raises ``IRError`` for a graph the encoding does not support.
+    for a clear violation). Raises ``IRError`` for a graph the encoding does not support and
+    ``UnsupportedOperator`` naming a smooth activation (sigmoid, tanh, softplus, ELU).
     """
     if isinstance(graph.output, OutputMap):
         raise IRError("encode() needs the logits: strip output maps with robustc.ir.logits")
@@ -90,6 +92,8 @@ def encode(graph: Graph, lower: dict[str, np.ndarray], upper: dict[str, np.ndarr
                                         stats, convex.get(node.name), _relu_floor(graph, node))
         elif node.linear:
             exprs[node.name] = _linear(graph, node, exprs, builder.num_vars)
+        elif isinstance(node, Activation):
+            raise not_piecewise_linear(node, "the MILP encoding")
         else:
             raise IRError(f"node {node.name!r} ({node.op}) cannot be encoded as a MILP")
     out = exprs[graph.output.name]

@@ -15,7 +15,10 @@ phases, with one of two searches (``ReluSplitOptions.engine``):
 
 Candidate points are replayed on onnxruntime before they count; a case a search leaves
 undecided for a reason other than the time limit goes to the pipeline's MILP
-(:func:`robustc.verify.milp.decide_case`).
+(:func:`robustc.verify.milp.decide_case`). On a graph with smooth activations (sigmoid,
+tanh, softplus, ELU), which the graph search bounds by their relaxations and never splits,
+there is no MILP to try first or after: the search gets all the time, and what it leaves
+open is ``unknown`` (the MILP step says why, naming the activations).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 from robustc.backends.milp.encode import MARGIN_TOL
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.errors import UnsupportedOperator
-from robustc.ir import Dense, ElementwiseAffine, Identity, Input, Relu, Reshape
+from robustc.ir import Activation, Dense, ElementwiseAffine, Identity, Input, Relu, Reshape
 from robustc.ir.property import Box, Linear
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome
 from robustc.verify.milp import decide_case, decide_cases_by_milp
@@ -110,8 +113,10 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
     stopped at ``1 - milp_share`` of the time left; None when the linear bounds do not
     cover the graph. If it decides nothing, the time left goes to one MILP per case."""
     options = run.options.relu_split
-    # a forced --strategy relu-split gets the search alone
-    done = [False] * len(cases) if run.options.strategy == "relu-split" else \
+    # a forced --strategy relu-split gets the search alone; so does a graph the MILP
+    # refuses (smooth activations)
+    smooth = any(isinstance(n, Activation) for n in run.graph.nodes)
+    done = [False] * len(cases) if run.options.strategy == "relu-split" or smooth else \
         _probe(run, box, bounds, cases)
     if isinstance(done, Result):
         return done
@@ -119,7 +124,8 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
     if not cases:
         return np.inf
     left = run.remaining()
-    until = None if left is None else time.perf_counter() + (1 - options.milp_share) * left
+    share = 0.0 if smooth else options.milp_share
+    until = None if left is None else time.perf_counter() + (1 - share) * left
     try:
         search = GraphSplit(run.graph, box.lower, box.upper, bounds, cases, MARGIN_TOL,
                             lambda x: run.confirm(box, x, "ReLU split", _FOUND),
