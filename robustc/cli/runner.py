@@ -37,10 +37,18 @@ def _bar(args, total: int, initial: int):
     """A tqdm bar on stderr, or None (``--quiet``, ``--json``, or stderr not a terminal)."""
     if args.quiet or not sys.stderr.isatty():
         return None
+    import os
+
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, file=sys.stderr, unit="inst",
-                dynamic_ncols=True, leave=False)
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except OSError:
+        width = 0
+    # a terminal that reports no size (0 x 0) still gets a bar, 80 columns wide
+    return tqdm(total=total, initial=initial, file=sys.stderr, unit="inst", leave=False,
+                dynamic_ncols=width > 0, ncols=None if width > 0 else 80,
+                nrows=None if width > 0 else 24)
 
 
 @contextmanager

@@ -332,3 +332,55 @@ def test_plot_of_a_spec_with_several_budgets_is_a_certified_accuracy_curve(tmp_p
     assert "accuracy plot" in capsys.readouterr().err
     with Image.open(plot) as image:
         assert image.size[0] > 100
+
+
+def run_on_a_terminal(argv: list) -> tuple[str, str]:
+    """Run robustc with stderr on a pseudo-terminal (stdout a pipe); returns both."""
+    import fcntl
+    import re
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "robustc.cli", *map(str, argv)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the terminal closes when the process ends (EIO on Linux)
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    out = proc.communicate(timeout=300)[0].decode()
+    return out, re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", b"".join(chunks).decode())
+
+
+@pytest.mark.slow  # two runs of a subprocess importing torch: about 20 s here
+def test_the_progress_bar_shows_on_a_terminal_without_garbling_the_lines(tmp_path):
+    import re
+
+    import onnxruntime as ort
+
+    make_instances(tmp_path, 1)
+    x = np.full((1, 4), 0.5, dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
+    label = int(np.argmax(session.run(None, {session.get_inputs()[0].name: x})[0]))
+    (tmp_path / "p.rspec").write_text(NET_SPEC.format(label=label))
+    out, err = run_on_a_terminal(["verify", tmp_path / "p.rspec"])
+    pieces = [p.strip() for p in re.split(r"[\r\n]", err)]
+    for i in range(4):  # each progress line whole, on a line of its own
+        assert f"p{i}: verifying on 'n' (4 input values may change) ..." in pieces
+    bars = [p for p in pieces if "inst" in p and "/4" in p]
+    assert bars and any("robust" in p for p in bars)  # the counts per verdict
+    assert any(re.search(r"<[0-9?:]", p) for p in bars)  # the ETA
+    assert "verdict       count  median_s   total_s" in pieces
+    assert [line.split(":")[0] for line in out.splitlines()[:4]] == ["p0", "p1", "p2", "p3"]
+    _, quiet = run_on_a_terminal(["verify", tmp_path / "p.rspec", "--quiet"])
+    assert "inst" not in quiet and "verifying on" not in quiet and "median_s" not in quiet
