@@ -11,8 +11,10 @@ differences are listed apart from those between decided answers, which must not 
     PYTHONPATH=. python benchmarks/campaign.py [--limit N] [--timeout-cap S] [--workers 2]
         [--ray]
 
-The load average of the machine is recorded before and after each configuration (the
-ratio means little on a machine that other work keeps busy). Saves JSON under
+The load average of the machine is recorded before and after each configuration, and the
+throughput the machine gives N processes is measured before and after (N copies of a
+pure-Python loop against one): on a machine that other work keeps busy the ratio cannot
+exceed that figure. Saves JSON under
 ``benchmarks/results/campaign_acasxu.json``.
 """
 
@@ -64,6 +66,24 @@ def run_config(csv: Path, extra: list[str], cap: float | None, folder: Path,
             "median_instance_s": statistics.median(r["time_s"] for r in records)}
 
 
+SPIN = "sum(i * i for i in range(20_000_000))"
+
+
+def machine_ratio(workers: int) -> dict:
+    """What the machine gives ``workers`` processes now: the same pure-Python loop run once
+    alone and then ``workers`` times at once; the throughput ratio is the most any
+    executor can reach (1.0 when other work keeps every core busy)."""
+    def spin(n: int) -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(n)]
+        for proc in procs:
+            proc.wait()
+        return time.perf_counter() - start
+
+    alone, together = spin(1), spin(workers)
+    return {"alone_s": alone, "together_s": together, "ratio": workers * alone / together}
+
+
 def compare(base: dict, other: dict) -> dict:
     """Instances whose answers differ: between decided answers, and involving a time-out."""
     decided, timing = [], []
@@ -90,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     if not ACASXU.is_dir():
         print(f"benchmark folder {ACASXU} is absent; nothing to run")
         return 0
+    calibration = machine_ratio(args.workers)
+    print(f"machine now: {args.workers} copies of a pure-Python loop give "
+          f"{calibration['ratio']:.2f}x the throughput of one (load "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         csv, n = subset_csv(folder, args.limit)
@@ -117,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     from robustc.files import write_json
 
+    calibration_after = machine_ratio(args.workers)
+    print(f"machine after: {calibration_after['ratio']:.2f}x")
     write_json(out, {"instances": n, "timeout_cap": args.timeout_cap,
+                     "machine_ratio_before": calibration, "machine_ratio_after":
+                     calibration_after,
                      "cpu_count": os.cpu_count(), "runs": runs, "comparisons": comparisons})
     print(f"saved {out}")
     return 1 if any(c["decided_differ"] for c in comparisons.values()) else 0
