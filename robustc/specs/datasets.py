@@ -29,7 +29,7 @@ from pathlib import Path
 
 from robustc.errors import SpecError
 from robustc.specs import ast as A
-from robustc.specs.checker import MASK_FIELDS, resolve_path
+from robustc.specs.checker import resolve_path
 from robustc.specs.diagnostics import Diagnostic, make, raise_if_any
 
 __all__ = ["DataElements", "expand", "select_elements", "data_elements", "element_shape",
@@ -383,7 +383,9 @@ def _inside(target: Path, base: Path) -> bool:
 
 
 def _is_pattern(path: A.PathRef) -> bool:
-    return any("{" + f + "}" in path.text for f in MASK_FIELDS)
+    """A per-element mask name (the checker allows only ``{stem}`` and ``{i}`` in braces,
+    with an optional format such as ``{i:03d}``)."""
+    return "{" in path.text or "}" in path.text
 
 
 def _walk(node):

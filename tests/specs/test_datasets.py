@@ -207,6 +207,14 @@ def test_the_bad_input_fixture_is_valid(folder):
     assert len(_load(_spec(), folder).properties) == 3
 
 
+def test_an_index_pattern_with_a_format(folder):
+    for i in range(3):
+        (folder / "masks" / f"im{i}.npy").rename(folder / "masks" / f"m{i:03d}.npy")
+    spec = _load(_spec(mask='"masks/m{i:03d}.npy"'), folder)
+    masks = [n.path.text for n in specs.walk(spec) if isinstance(n, A.MaskFile)]
+    assert masks == ["masks/m000.npy", "masks/m001.npy", "masks/m002.npy"]
+
+
 def test_elements_that_differ_in_shape(folder):
     np.save(folder / "imgs" / "im9.npy", np.zeros((1, 1, 16, 20), dtype=np.float32))
     (folder / "labels.txt").write_text("7\n0\n7\n1\n")
