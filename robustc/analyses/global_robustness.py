@@ -455,8 +455,10 @@ def _verify_one(task: GlobalTask, z: np.ndarray, has_witness: bool,
                 result: ChunkResult) -> np.ndarray | None:
     """The complete verifier on the ball around ``z`` (skipped when a witness exists: not
     proved). Returns the verifier's replayed counterexample, if it found one."""
+    from robustc.ir import Activation
     from robustc.runtime.noise_search import ball
     from robustc.verify import NOT_ROBUST, ROBUST, Problem, VerifyOptions, verify
+    from robustc.verify.relu_split.options import ReluSplitOptions
 
     result.verified += 1
     if has_witness:
@@ -464,10 +466,16 @@ def _verify_one(task: GlobalTask, z: np.ndarray, has_witness: bool,
     lo, hi = ball(z, task.eps, task.noise.support)
     prop = P.Property(task.name, (P.Box(lo, hi),), P.in_top_k(task.n_labels, task.label, 1),
                       {"center": z})
+    # Smooth activations (a generator's Tanh/Sigmoid output, ELU, ...): the MILP refuses
+    # them, so what the bounds leave open goes to the graph branch and bound whatever the
+    # number of unstable ReLUs; it bounds them by their relaxations (unknown where too loose).
+    smooth = any(isinstance(n, Activation) for n in task.graph.nodes)
     res = verify(Problem(task.name, task.graph, task.onnx_paths, prop),
                  VerifyOptions(time_limit=task.verify_time_limit,
                                node_limit=task.verify_node_limit, attack=False, threads=1,
-                               seed=task.seed))
+                               seed=task.seed,
+                               relu_split=ReluSplitOptions(min_unstable=0) if smooth
+                               else ReluSplitOptions()))
     if res.verdict == ROBUST:
         result.proved += 1
     elif res.verdict == NOT_ROBUST and res.counterexample is not None:
