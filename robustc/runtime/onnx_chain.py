@@ -89,6 +89,12 @@ class OnnxChain:
         self._runs = [self._session(i, last=k == len(self.infos) - 1, threads=threads)
                       for k, i in enumerate(self.infos)]
 
+    @property
+    def batched(self) -> tuple[bool, ...]:
+        """Per file: True when one session run takes the whole batch, False when the file
+        fixes its batch inside and runs one row at a time."""
+        return tuple(run[3] for run in self._runs)
+
     def _session(self, info: OnnxInfo, last: bool, threads: int):
         import onnx
         import onnxruntime as ort
