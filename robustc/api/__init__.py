@@ -172,9 +172,13 @@ def topk(k: int) -> A.TopKDecoder:
 
 
 # ------------------------------------------------------------------------------ conditions
-def data_label(input: str) -> A.DataLabel:
-    """``x.label``: the label of data set ``input``'s element."""
-    return A.DataLabel(input, pos=_here())
+def data_label(input: str, kind: str = "label") -> A.DataLabel:
+    """``x.label`` (``kind="target"``: ``x.target``): the label (target) of data set
+    ``input``'s element."""
+    pos = _here()
+    if kind not in ("label", "target"):
+        _fail(pos, f"kind must be 'label' or 'target', got {kind!r}")
+    return A.DataLabel(input, kind, pos=pos)
 
 
 def present(label) -> A.Present:
@@ -371,22 +375,25 @@ class SpecBuilder:
         self.declarations.append(self._input(name, source, domain, reshape, pos))
         return self
 
-    def dataset(self, name: str, images, *, labels=None,
+    def dataset(self, name: str, images, *, labels=None, targets=None,
                 domain: tuple[float, float] | None = None,
                 reshape: Sequence[int] | None = None) -> SpecBuilder:
-        """``input NAME = dataset(npy(...), labels=...)``: a stacked array (N, ...) or a
-        folder path of ``.npy``/``.png`` files; ``labels`` one label per element (a
-        sequence, saved, or a labels file path). Properties over it expand per element."""
+        """``input NAME = dataset(npy(...), labels=..., targets=...)``: a stacked array
+        (N, ...) or a folder path of ``.npy``/``.png`` files; ``labels`` (``targets``) one
+        label per element (a sequence, saved, or a labels file path). Properties over it
+        expand per element."""
         pos = _here()
         if isinstance(images, (str, os.PathLike)):
             files = A.DataFolder(self._external(images, pos), None, "grey", pos=pos)
         else:
             files = A.NpyFile(self._save(name, images, pos), pos=pos)
-        if labels is None or isinstance(labels, (str, os.PathLike)):
-            ref = None if labels is None else self._external(labels, pos)
-        else:
-            ref = self._save(f"{name}_labels", list(labels), pos)
-        source = A.DataSet(files, ref, pos=pos)
+        refs = []
+        for kind, values in (("labels", labels), ("targets", targets)):
+            if values is None or isinstance(values, (str, os.PathLike)):
+                refs.append(None if values is None else self._external(values, pos))
+            else:
+                refs.append(self._save(f"{name}_{kind}", list(values), pos))
+        source = A.DataSet(files, refs[0], refs[1], pos=pos)
         self.declarations.append(self._input(name, source, domain, reshape, pos))
         return self
 

@@ -113,13 +113,15 @@ class Neg(Node):
 
 @dataclass(frozen=True, slots=True)
 class DataLabel(Node):
-    """``x.label``: the label of the data set ``x``'s element (from its labels file).
+    """``x.label`` (or ``x.target``): the label of the data set ``x``'s element, from its
+    labels (targets) file; ``kind`` is ``label`` or ``target``.
 
     A property that uses it expands to one instance per element, in which it becomes that
     element's label (a :class:`Number` index or a :class:`Str` name), at this position.
     """
 
     input: str
+    kind: str = "label"
     pos: SourcePos = _pos()
 
 
@@ -224,11 +226,13 @@ class DataSet(Node):
     """``dataset(npy("stack.npy") | folder(...) [, labels="file"])``: an input that is a data
     set; a property over it expands to one instance per element (``prop[i]``).
 
-    ``labels`` names a ``.npy``, ``.csv`` or ``.txt`` file with one label per element.
+    ``labels`` (``targets``) names a ``.npy``, ``.csv`` or ``.txt`` file with one label per
+    element: ``x.label`` (``x.target``).
     """
 
     files: NpyFile | DataFolder
     labels: PathRef | None
+    targets: PathRef | None = None
     pos: SourcePos = _pos()
 
 

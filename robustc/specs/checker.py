@@ -149,11 +149,11 @@ class _Checker:
         elif isinstance(source, A.DataSet):
             files = source.files
             self.path(files.path, "data set", folder=isinstance(files, A.DataFolder))
-            if source.labels is not None:
-                self.path(source.labels, "labels")
-                if Path(source.labels.text).suffix.lower() not in LABEL_FILES:
-                    self.error(source.labels, f"a labels file must end in "
-                                              f"{', '.join(LABEL_FILES)}")
+            for what, path in (("labels", source.labels), ("targets", source.targets)):
+                if path is not None:
+                    self.path(path, what)
+                    if Path(path.text).suffix.lower() not in LABEL_FILES:
+                        self.error(path, f"a {what} file must end in {', '.join(LABEL_FILES)}")
         elif isinstance(source, A.DataElement):
             pass  # made by the data-set expansion, which checked it
         else:
@@ -315,11 +315,11 @@ class _Checker:
         if decl is None:
             self.error(expr, f"unknown input '{expr.input}'")
         elif not isinstance(decl.source, A.DataSet):
-            self.error(expr, f"'{expr.input}.label' needs a data set: input '{expr.input}' "
-                             f"is one array")
-        elif decl.source.labels is None:
-            self.error(expr, f"data set '{expr.input}' has no labels: write "
-                             f"dataset(..., labels=\"labels.txt\")")
+            self.error(expr, f"'{expr.input}.{expr.kind}' needs a data set: input "
+                             f"'{expr.input}' is one array")
+        elif getattr(decl.source, expr.kind + "s") is None:
+            self.error(expr, f"data set '{expr.input}' has no {expr.kind}s: write "
+                             f"dataset(..., {expr.kind}s=\"{expr.kind}s.txt\")")
 
     def label_names(self, net: str | None) -> tuple[str, ...] | None:
         decode = self.decodes.get(net or "")

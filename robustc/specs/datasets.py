@@ -3,8 +3,9 @@
 An input declared ``dataset(npy("stack.npy"))`` (a stacked array, one element per entry
 of the first axis) or ``dataset(folder("dir" [, "glob"] [, grey|rgb]))`` (the ``.npy``
 and ``.png`` files of a folder, in natural order: ``img2`` before ``img10``), with an
-optional ``labels="file"`` (``.npy``, ``.txt`` or ``.csv``, one label per element), is a
-data set. :func:`expand` turns a resolved, checked spec into one without data sets:
+optional ``labels="file"`` and ``targets="file"`` (``.npy``, ``.txt`` or ``.csv``, one
+label per element: ``x.label``, ``x.target``), is a data set. :func:`expand` turns a
+resolved, checked spec into one without data sets:
 
 * each element becomes an input ``x[i]`` (:class:`~robustc.specs.ast.DataElement`);
 * each property over a data set becomes the properties ``prop[0]``, ``prop[1]``, ... on
@@ -42,14 +43,16 @@ _PROPERTY_INPUT_NODES = (A.LinfBall, A.LayeredNeighbourhood, A.PixelPredicate, A
 @dataclass(frozen=True)
 class DataElements:
     """What a data set holds: per element its file (``""`` for a stacked array) and stem,
-    the elements' common shape, and the labels (None without a labels file) with the line
-    of the labels file each came from (the index for ``.npy``)."""
+    the elements' common shape, and the labels and targets (None without their file) with
+    the line of the file each came from (the index for ``.npy``)."""
 
     files: tuple[str, ...]
     stems: tuple[str, ...]
     shape: tuple[int, ...]
-    labels: tuple[int | str, ...] | None
-    label_lines: tuple[int, ...]
+    labels: tuple[int | str, ...] | None = None
+    label_lines: tuple[int, ...] = ()
+    targets: tuple[int | str, ...] | None = None
+    target_lines: tuple[int, ...] = ()
 
     def where(self, index: int) -> str:
         """Element ``index`` in words: ``element 3 (dd_3)``."""
@@ -89,13 +92,15 @@ def data_elements(spec: A.Spec, decl: A.InputDecl) -> DataElements:
         found = _stacked(spec, decl.name, files)
     else:
         found = _folder(spec, decl.name, files)
-    labels, lines = (None, ())
-    if data.labels is not None:
-        labels, lines = _read_labels(spec, data.labels)
-        if len(labels) != len(found.files):
-            _fail(data.labels, f"the labels file has {len(labels)} labels but data set "
-                               f"'{decl.name}' has {len(found.files)} elements", spec)
-    return dataclasses.replace(found, labels=labels, label_lines=lines)
+    for kind, path in (("label", data.labels), ("target", data.targets)):
+        if path is None:
+            continue
+        values, lines = _read_labels(spec, path)
+        if len(values) != len(found.files):
+            _fail(path, f"the {kind}s file has {len(values)} {kind}s but data set "
+                        f"'{decl.name}' has {len(found.files)} elements", spec)
+        found = dataclasses.replace(found, **{kind + "s": values, kind + "_lines": lines})
+    return found
 
 
 def _stacked(spec: A.Spec, name: str, files: A.NpyFile) -> DataElements:
@@ -109,7 +114,7 @@ def _stacked(spec: A.Spec, name: str, files: A.NpyFile) -> DataElements:
         _fail(files, f"a stacked data set is an array (N, ...) of N >= 1 elements; "
                      f"'{files.path.text}' has shape {list(shape)}", spec)
     stems = tuple(str(i) for i in range(shape[0]))
-    return DataElements(("",) * shape[0], stems, tuple(shape[1:]), None, ())
+    return DataElements(("",) * shape[0], stems, tuple(shape[1:]))
 
 
 def _folder(spec: A.Spec, name: str, files: A.DataFolder) -> DataElements:
@@ -134,7 +139,7 @@ def _folder(spec: A.Spec, name: str, files: A.DataFolder) -> DataElements:
                          f"({names[0]}) is {list(shapes[0])}", spec)
     rel = files.path.text.rstrip("/")
     return DataElements(tuple(f"{rel}/{n}" for n in names), tuple(Path(n).stem for n in names),
-                        shapes[0], None, ())
+                        shapes[0])
 
 
 def _read_labels(spec: A.Spec, path: A.PathRef) -> tuple[tuple, tuple[int, ...]]:
@@ -301,12 +306,17 @@ class _Expansion:
 
     # -- labels from the data
     def check_labels(self, prop, new, name: str, index: int) -> None:
-        """A label taken from the data must be one of the network's labels."""
-        uses = [n for n in _walk(prop) if isinstance(n, A.DataLabel)]
-        if not uses:
-            return
+        """A label or target taken from the data must be one of the network's labels."""
+        uses = {n.kind: n for n in reversed(list(_walk(prop))) if isinstance(n, A.DataLabel)}
+        for use in uses.values():
+            self.check_label(prop, use, name, index)
+
+    def check_label(self, prop, use: A.DataLabel, name: str, index: int) -> None:
         found = self.elements[name]
-        value = found.labels[index]
+        values = getattr(found, use.kind + "s")
+        if values is None:
+            return  # the checker reported it
+        value = values[index]
         net = getattr(prop, "network", None)
         if net is None and len(self.networks) == 1:
             net = next(iter(self.networks))
@@ -315,14 +325,15 @@ class _Expansion:
         if names is None:
             return  # indices are checked against the network's outputs (check_networks)
         names = names.names
-        where = (f"{found.where(index)}, line {found.label_lines[index]} of "
-                 f"{self.datasets[name].source.labels.text}")
+        source = getattr(self.datasets[name].source, use.kind + "s")
+        where = (f"{found.where(index)}, line {getattr(found, use.kind + '_lines')[index]} of "
+                 f"{source.text}")
         if isinstance(value, str) and value not in names:
-            self.error(uses[0], f"label \"{value}\" of {where} is not a label of network "
-                                f"'{net}' (labels: {', '.join(names)})")
+            self.error(use, f"{use.kind} \"{value}\" of {where} is not a label of network "
+                            f"'{net}' (labels: {', '.join(names)})")
         elif isinstance(value, int) and not 0 <= value < len(names):
-            self.error(uses[0], f"label {value} of {where} is outside network '{net}''s "
-                                f"{len(names)} classes (0..{len(names) - 1})")
+            self.error(use, f"{use.kind} {value} of {where} is outside network '{net}''s "
+                            f"{len(names)} classes (0..{len(names) - 1})")
 
 
 class _Instance:
@@ -355,10 +366,10 @@ class _Instance:
         return dataclasses.replace(node, **changes)
 
     def label(self, node: A.DataLabel) -> A.Expr:
-        found = self.exp.elements[node.input]
-        if found.labels is None:  # the checker reports it; keep a value for later checks
+        values = getattr(self.exp.elements[node.input], node.kind + "s")
+        if values is None:  # the checker reports it; keep a value for later checks
             return A.Number(0, pos=node.pos)
-        value = found.labels[self.index]
+        value = values[self.index]
         return A.Number(value, pos=node.pos) if isinstance(value, int) else A.Str(value,
                                                                                  pos=node.pos)
 

@@ -90,7 +90,7 @@ def _expr(e: A.Expr) -> tuple[str, int]:
     if isinstance(e, A.ParamRef):
         return e.name, 4
     if isinstance(e, A.DataLabel):
-        return f"{e.input}.label", 4
+        return f"{e.input}.{e.kind}", 4
     if isinstance(e, A.ListExpr):
         return "[" + ", ".join(format_expr(i) for i in e.items) + "]", 4
     if isinstance(e, A.Neg):
@@ -242,7 +242,8 @@ def _dataset(d: A.DataSet) -> str:
         pattern = f", {_quote(files.pattern)}" if files.pattern is not None else ""
         text = f"folder({_path(files.path)}{pattern}, {files.mode})"
     labels = f", labels={_path(d.labels)}" if d.labels is not None else ""
-    return f"dataset({text}{labels})"
+    targets = f", targets={_path(d.targets)}" if d.targets is not None else ""
+    return f"dataset({text}{labels}{targets})"
 
 
 def _network(d: A.NetworkDecl) -> str:

@@ -24,7 +24,9 @@ npy_source: "npy" "(" path ")"
 png_source: "png" "(" path ("," colour)? ")"
 !colour: "grey" | "rgb"
 values_source: "values" "(" expr ")"
-dataset_source: "dataset" "(" (npy_source | folder_source) ("," "labels" "=" path)? ")"
+dataset_source: "dataset" "(" (npy_source | folder_source) ("," (data_labels | data_targets))* ")"
+data_labels: "labels" "=" path
+data_targets: "targets" "=" path
 folder_source: "folder" "(" path ("," STRING)? ("," colour)? ")"
 domain: "in" "[" expr "," expr "]"
 reshape: "reshape" expr
@@ -134,6 +136,7 @@ output: "y" "[" expr "]"
      | NAME -> ref
      | STRING -> string
      | NAME "." "label" -> data_label
+     | NAME "." "target" -> data_target
      | "[" (expr ("," expr)*)? "]" -> list
      | "(" expr ")"
 

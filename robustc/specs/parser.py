@@ -254,7 +254,10 @@ class _Builder(Transformer):
         return A.ParamRef(str(items[0]), pos=self._pos(meta))
 
     def data_label(self, meta, items):
-        return A.DataLabel(str(items[0]), pos=self._pos(meta))
+        return A.DataLabel(str(items[0]), "label", pos=self._pos(meta))
+
+    def data_target(self, meta, items):
+        return A.DataLabel(str(items[0]), "target", pos=self._pos(meta))
 
     def string(self, meta, items):
         return A.Str(_unquote(str(items[0])), pos=self._pos(meta))
@@ -328,9 +331,20 @@ class _Builder(Transformer):
         mode = next((t for t in items[1:] if not isinstance(t, Token)), "grey")
         return A.DataFolder(items[0], pattern, mode, pos=self._pos(meta))
 
+    def data_labels(self, meta, items):
+        return _tag("labels", items[0])
+
+    def data_targets(self, meta, items):
+        return _tag("targets", items[0])
+
     def dataset_source(self, meta, items):
-        labels = items[1] if len(items) > 1 else None
-        return A.DataSet(items[0], labels, pos=self._pos(meta))
+        files = {}
+        for tag, path in items[1:]:
+            if tag in files:
+                self.problems.append(make(path.pos, f"{tag}= given twice", self.text))
+            files.setdefault(tag, path)
+        return A.DataSet(items[0], files.get("labels"), files.get("targets"),
+                         pos=self._pos(meta))
 
     def domain(self, meta, items):
         return A.Domain(items[0], items[1], pos=self._pos(meta))

@@ -207,6 +207,34 @@ def test_the_bad_input_fixture_is_valid(folder):
     assert len(_load(_spec(), folder).properties) == 3
 
 
+def test_targets_from_the_data(folder):
+    """``x.target`` reads the targets file, ``x.label`` the labels file, per element."""
+    (folder / "targets.csv").write_text("name,label\nim0,3\nim1,5\nim2,\"9\"\n")
+    source = 'dataset(folder("imgs"), labels="labels.txt", targets="targets.csv")'
+    text = _spec(source=source, cond="present(x.label) and absent(x.target)") + """
+attack to on plain:
+    target {x.label, x.target} from x
+    using pgd norm linf
+"""
+    spec = _load(text, folder)
+    got = [(p.name, p.condition.operands[0].label, p.condition.operands[1].label)
+           for p in spec.properties if isinstance(p, A.VerifyProperty)]
+    assert got == [("k[0]", A.Number(7), A.Number(3)), ("k[1]", A.Number(0), A.Number(5)),
+                   ("k[2]", A.Number(7), A.Number(9))]
+    goals = [p.goal.labels for p in spec.properties if isinstance(p, A.AttackProperty)]
+    assert goals == [(A.Number(7), A.Number(3)), (A.Number(0), A.Number(5)),
+                     (A.Number(7), A.Number(9))]
+    assert specs.parse_text(specs.format_spec(specs.parse_text(text))) == specs.parse_text(text)
+    (folder / "targets.csv").write_text("im0,3\nim1,10\nim2,9\n")
+    assert "target 10 of element 1 (im1), line 2 of targets.csv is outside network 'plain''s " \
+           "10 classes" in _error(text, folder)
+    no_targets = text.replace(', targets="targets.csv"', "")
+    assert "data set 'x' has no targets: write dataset(..., targets=\"targets.txt\")" \
+        in _error(no_targets, folder)
+    twice = text.replace('targets="targets.csv"', 'labels="labels.txt"')
+    assert "labels= given twice" in _error(twice, folder)
+
+
 def test_an_index_pattern_with_a_format(folder):
     for i in range(3):
         (folder / "masks" / f"im{i}.npy").rename(folder / "masks" / f"m{i:03d}.npy")
