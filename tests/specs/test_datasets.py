@@ -120,6 +120,28 @@ def test_same_verdicts_as_by_hand():
     assert {"robust", "not_robust"} <= set(got)
 
 
+def test_a_folder_of_pngs_in_natural_order(tmp_path):
+    """PNG elements load as png(..., grey) does; img2 comes before img10."""
+    from PIL import Image
+
+    (tmp_path / "pngs").mkdir()
+    order = [2, 10, 1]  # file numbers; natural order is 1, 2, 10
+    for n, i in zip(order, range(3), strict=True):
+        pixels = np.load(EXAMPLES / "samples" / f"dd_{i}.npy")[0, 0]
+        Image.fromarray((pixels * 255).round().astype(np.uint8)).save(
+            tmp_path / "pngs" / f"img{n}.png")
+    net = f'external "{EXAMPLES}/models/mlc_plain.onnx"'
+    body = "verify k{i}: forall x' in linf({x}, 0.02): argmax == 7\n"
+    data = f'network plain = onnx({net})\ninput x = dataset(folder("pngs", grey))\n' + \
+        body.format(i="", x="x")
+    hand = f"network plain = onnx({net})\n" + "".join(
+        f'input x{n} = png("pngs/img{n}.png", grey)\n' for n in sorted(order)) + "".join(
+        body.format(i=f"_{n}", x=f"x{n}") for n in sorted(order))
+    spec = _load(data, tmp_path)
+    assert [i.stem for i in spec.instances] == ["img1", "img2", "img10"]
+    _same_problems(verify_problems(spec), verify_problems(_load(hand, tmp_path)))
+
+
 def test_format_round_trip_of_data_set_syntax():
     text = _data_spec(FOLDER, '"samples/{stem}_mask_a.npy"') + """
 input y = dataset(npy("s.npy"))
