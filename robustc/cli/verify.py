@@ -245,7 +245,12 @@ def _run_instance_list(args: argparse.Namespace) -> int:
 
     if args.network:
         raise SpecError(f"{args.spec}: an instance list names its networks; drop --network")
-    rows = read_instances(args.spec)
+    for flag, value in (("--property", args.property), ("--set", args.set),
+                        ("--select", getattr(args, "select", None))):
+        if value:
+            raise SpecError(f"{args.spec}: {flag} does not apply to an instance list (--limit "
+                            f"N runs its first N rows)")
+    rows = read_instances(args.spec)[:getattr(args, "limit", None)]
     out_dir = None
     if getattr(args, "vnncomp_result", None):
         from robustc.files import check_output_dir

@@ -122,6 +122,18 @@ def test_a_malformed_row_is_an_error_at_its_line(tmp_path, capsys, row, words):
     assert "Traceback" not in err
 
 
+def test_limit_takes_the_first_rows_and_spec_options_are_refused(tmp_path, capsys):
+    expected = make_instances(tmp_path, 4)
+    csv = str(tmp_path / "instances.csv")
+    main(["verify", csv, "--json", "--limit", "2"])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["name"] for r in printed] == list(expected)[:2]
+    for flag in (["-p", "x"], ["--set", "a=1"], ["--select", "0:2"]):
+        assert main(["verify", csv, *flag]) == EXIT_ERROR
+        assert f"instances.csv: {flag[0]} does not apply to an instance list" in \
+            capsys.readouterr().err
+
+
 @pytest.mark.slow  # spawned workers or a subprocess importing torch: 20-30 s here
 def test_workers_give_the_serial_answers(tmp_path, capsys):
     expected = make_instances(tmp_path, 6)
