@@ -337,10 +337,14 @@ def _module(task: GlobalTask, device: str | None = None):
 
 
 def _onnx_chain(paths: tuple[str, ...], logits: bool = True):
-    """An onnxruntime chain over ``paths`` (one intra-op thread), built once per process."""
+    """An onnxruntime chain over ``paths`` (one intra-op thread), built once per process
+    and file version (a rewritten file gets a new chain)."""
+    import os
+
     from robustc.runtime.onnx_chain import OnnxChain
 
-    key = ("onnx", paths, logits)
+    key = ("onnx", paths, logits,
+           tuple(os.path.getmtime(p) if os.path.exists(p) else None for p in paths))
     if key not in _MODULES:
         _MODULES[key] = OnnxChain(paths, logits=logits)
     return _MODULES[key]
