@@ -3,12 +3,15 @@
 A ``global`` property names a composed network ``compose(classifier, generator)``, a noise
 distribution and a class ``c`` (see docs/global.md):
 
-* ``correct``: p = P_z(C(G(z)) = c). Noise is sampled, ``C(G(z))`` evaluated in batches with
-  the PyTorch runtime, and p gets an exact (Clopper-Pearson) interval at the declared
-  confidence.
+* ``correct``: p = P_z(C(G(z)) = c). Noise is sampled, ``C(G(z))`` evaluated in batches by
+  forward passes (:func:`forward_logits`: the PyTorch module of the IR composition, or
+  onnxruntime on the chain of ONNX files when robustc cannot import or compose the
+  networks, so any generator onnxruntime runs can be sampled), and p gets an exact
+  (Clopper-Pearson) interval at the declared confidence.
 * ``robust``: p = P_z(for all z' with |z' - z|_inf <= eps: C(G(z')) = c). Each sampled noise
   gets a local check in noise space: a bounded search (white-box then black-box,
-  :mod:`robustc.runtime.noise_search`) looks for a z' of another class; the fraction of noises
+  :mod:`robustc.runtime.noise_search`; black-box alone without the IR composition, whose
+  PyTorch module gives the gradients) looks for a z' of another class; the fraction of noises
   *without* such a witness is an upper bound on p. The complete verifier
   (:func:`robustc.verify.verify`) on the composed network decides the ball of a random
   subsample of the noises; the fraction *proved* robust is a lower bound on p. Each bound
