@@ -654,6 +654,6 @@ def summary(result: GlobalResult) -> str:
 
 __all__ = ["CORRECT", "MET", "NOT_MET", "ROBUST", "UNDECIDED", "Chunk", "ChunkResult",
            "GlobalResult", "GlobalTask", "Noise", "ProcessExecutor", "RayExecutor",
-           "SerialExecutor", "clopper_pearson", "combine", "decide", "estimate", "global_tasks",
-           "lower_global", "make_executor", "plan", "run_chunk", "save_pairs", "summary",
-           "with_seed"]
+           "SerialExecutor", "chunk_noise", "clopper_pearson", "combine", "decide", "estimate",
+           "forward_logits", "forward_runner", "global_tasks", "lower_global", "make_executor",
+           "plan", "run_chunk", "save_pairs", "searches", "summary", "with_seed"]
