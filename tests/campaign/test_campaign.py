@@ -128,7 +128,7 @@ def test_limit_takes_the_first_rows_and_spec_options_are_refused(tmp_path, capsy
     main(["verify", csv, "--json", "--limit", "2"])
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["name"] for r in printed] == list(expected)[:2]
-    for flag in (["-p", "x"], ["--set", "a=1"], ["--select", "0:2"]):
+    for flag in (["--property", "x"], ["--set", "a=1"], ["--select", "0:2"]):
         assert main(["verify", csv, *flag]) == EXIT_ERROR
         assert f"instances.csv: {flag[0]} does not apply to an instance list" in \
             capsys.readouterr().err
