@@ -126,6 +126,12 @@ def _folder(spec: A.Spec, name: str, files: A.DataFolder) -> DataElements:
     if not names:
         _fail(files, f"data set '{name}': no .npy or .png file in {folder}"
                      + (f" matches \"{files.pattern}\"" if files.pattern else ""), spec)
+    base = Path(spec.source_dir).resolve()
+    if not files.path.external:
+        out = [n for n in names if not _inside((folder / n).resolve(), base)]
+        if out:
+            _fail(files, f"data set '{name}': {out[0]} in {folder} is a link that leaves the "
+                         f"spec's directory ({base}); write external \"...\" to allow it", spec)
     shapes = []
     for fname in names:
         try:

@@ -168,6 +168,10 @@ class _NetChecker:
 
     def input(self, decl: A.InputDecl):
         """Return (shape as loaded, shape fed to networks) or None."""
+        if isinstance(decl.source, A.DataSet):
+            self.error(decl.source, f"input '{decl.name}' is a data set: expand the spec "
+                                    f"first (robustc.specs.check with files does)")
+            return None
         try:
             loaded = _loaded_shape(decl, self.spec.source_dir)
         except (OSError, ValueError, SpecError) as exc:

@@ -319,6 +319,14 @@ def test_bad_data_set_declarations(folder, change, message):
     assert f"t.rspec:{message}" in msg
 
 
+def test_a_link_out_of_the_spec_directory(folder, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside") / "secret.npy"
+    np.save(outside, np.zeros((1, 1, 16, 24), dtype=np.float32))
+    (folder / "imgs" / "im3.npy").symlink_to(outside)
+    assert "data set 'x': im3.npy in" in _error(_spec(), folder)
+    assert "is a link that leaves the spec's directory" in _error(_spec(), folder)
+
+
 def test_a_stacked_array_must_have_an_element_axis(tmp_path):
     np.save(tmp_path / "flat.npy", np.zeros(5))
     text = 'network n = onnx("n.onnx")\ninput x = dataset(npy("flat.npy"))\n' \
