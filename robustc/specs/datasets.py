@@ -225,7 +225,7 @@ class _Expansion:
         self.dependent = {n for n in self.regions if self.region_data(self.regions[n]) is not None}
         self.diags: list[Diagnostic] = []
         self.new_decls: list = []
-        self.made: dict[tuple[str, int], tuple[str, ...]] = {}
+        self.made: dict[tuple[str, int], tuple[str, ...]] = {}  # region copies per element
         self.instances: list[A.Instance] = []
         self.decodes = {d.network: d for d in spec.declarations if isinstance(d, A.DecodeDecl)}
         self.label_lists = spec.declared(A.LabelsDecl)
@@ -274,7 +274,7 @@ class _Expansion:
         name = named[0]
         out = []
         for index in range(len(self.elements[name].files)):
-            decls = self.element_decls(name, index)
+            decls = self.element_decls(name, index, prop)
             inst = _Instance(self, name, index)
             new = inst.rewrite(prop)
             new = dataclasses.replace(new, name=f"{prop.name}[{index}]")
@@ -285,24 +285,40 @@ class _Expansion:
         return out
 
     # -- per-element declarations
-    def element_decls(self, name: str, index: int) -> tuple[str, ...]:
-        if (name, index) in self.made:
-            return self.made[(name, index)]
+    def element_decls(self, name: str, index: int, prop) -> tuple[str, ...]:
+        """Declare element ``index``'s input and its copies of the element-dependent
+        regions ``prop`` uses (once each); return their names."""
         decl, found = self.datasets[name], self.elements[name]
-        element = A.DataElement(decl.source, index, found.files[index], found.stems[index],
-                                pos=decl.source.pos)
         names = [self.input_name(name, index)]
-        self.new_decls.append(dataclasses.replace(decl, name=names[0], source=element))
+        if (name, index) not in self.made:
+            element = A.DataElement(decl.source, index, found.files[index], found.stems[index],
+                                    pos=decl.source.pos)
+            self.new_decls.append(dataclasses.replace(decl, name=names[0], source=element))
+            self.made[(name, index)] = ()
         inst = _Instance(self, name, index)
+        used = self.used_regions(prop)
         for rname in self.regions:  # in source order: a copy refers only to earlier ones
-            if rname in self.dependent and self.region_data(self.regions[rname]) <= {name, "*"}:
-                region = self.regions[rname]
-                copy = dataclasses.replace(region, name=inst.region_name(rname),
-                                           region=inst.rewrite(region.region))
-                self.new_decls.append(copy)
-                names.append(copy.name)
-        self.made[(name, index)] = tuple(names)
-        return self.made[(name, index)]
+            if rname in self.dependent and rname in used:
+                copy_name = inst.region_name(rname)
+                if copy_name not in self.made[(name, index)]:
+                    region = self.regions[rname]
+                    self.new_decls.append(dataclasses.replace(
+                        region, name=copy_name, region=inst.rewrite(region.region)))
+                    self.made[(name, index)] += (copy_name,)
+                names.append(copy_name)
+        return tuple(names)
+
+    def used_regions(self, node) -> set[str]:
+        """The regions ``node`` refers to, directly or through other regions."""
+        found: set[str] = set()
+        stack = [n.name for n in _walk(node) if isinstance(n, A.RegionRef)]
+        while stack:
+            rname = stack.pop()
+            if rname in found or rname not in self.regions:
+                continue
+            found.add(rname)
+            stack.extend(n.name for n in _walk(self.regions[rname]) if isinstance(n, A.RegionRef))
+        return found
 
     def input_name(self, name: str, index: int) -> str:
         return f"{name}[{index}]"
@@ -437,7 +453,13 @@ def select_elements(spec: A.Spec, select: Iterable[str] | None = None,
     elements: dict[str, dict[int, str]] = {}
     for inst in spec.instances:
         elements.setdefault(inst.data, {})[inst.index] = inst.stem
-    chosen = {data: _choose(words, stems, data) for data, stems in elements.items()}
+    chosen, applied = {}, set()
+    for data, stems in elements.items():
+        chosen[data], used = _choose(words, stems)
+        applied |= used
+    for word in words:  # a word must pick an element of at least one data set
+        if word not in applied:
+            raise SpecError(_unknown(word, elements))
     if limit is not None:
         chosen = {data: set(sorted(picked)[:limit]) for data, picked in chosen.items()}
     keep = [i for i in spec.instances if i.index in chosen[i.data]]
@@ -451,29 +473,36 @@ def select_elements(spec: A.Spec, select: Iterable[str] | None = None,
     return dataclasses.replace(spec, declarations=decls, properties=props, instances=tuple(keep))
 
 
-def _choose(words: list[str], stems: dict[int, str], data: str) -> set[int]:
+def _choose(words: list[str], stems: dict[int, str]) -> tuple[set[int], set[str]]:
+    """The indices ``words`` pick among ``stems`` (all without words), and the words that
+    picked at least one."""
     if not words:
-        return set(stems)
+        return set(stems), set()
     count = max(stems) + 1
     by_stem = {s: i for i, s in stems.items()}
     picked: set[int] = set()
+    used: set[str] = set()
     for word in words:
         if re.fullmatch(r"\d*:\d*", word):
             a, b = word.split(":")
-            lo, hi = int(a or 0), int(b) if b else count
-            if lo >= hi or lo >= count:
-                raise SpecError(f"--select {word}: no element of data set '{data}' in that "
-                                f"range (it has {count}: 0:{count})")
-            picked |= set(range(lo, min(hi, count)))
+            found = set(range(int(a or 0), min(int(b) if b else count, count)))
         elif word.isdigit():
-            if int(word) >= count:
-                raise SpecError(f"--select {word}: data set '{data}' has {count} elements "
-                                f"(0..{count - 1})")
-            picked.add(int(word))
-        elif word in by_stem:
-            picked.add(by_stem[word])
+            found = {int(word)} & set(stems)
         else:
-            some = ", ".join(list(by_stem)[:5]) + (", ..." if len(by_stem) > 5 else "")
-            raise SpecError(f"--select {word}: no element of data set '{data}' is called so "
-                            f"(an index, a range A:B or a file stem such as {some})")
-    return picked
+            found = {by_stem[word]} if word in by_stem else set()
+        picked |= found
+        used |= {word} if found else set()
+    return picked, used
+
+
+def _unknown(word: str, elements: dict[str, dict[int, str]]) -> str:
+    """Why a ``--select`` word picks nothing, in words."""
+    sizes = ", ".join(f"'{d}' has {max(s) + 1} (0..{max(s)})" for d, s in elements.items())
+    if re.fullmatch(r"\d*:\d*", word):
+        return f"--select {word}: no element in that range (data set {sizes})"
+    if word.isdigit():
+        return f"--select {word}: no such element (data set {sizes})"
+    stems = [s for stems in elements.values() for s in stems.values()]
+    some = ", ".join(stems[:5]) + (", ..." if len(stems) > 5 else "")
+    return (f"--select {word}: no element is called so (an index, a range A:B or a file stem "
+            f"such as {some})")

@@ -179,9 +179,9 @@ def test_select_and_limit(expanded, select, limit, indices):
 
 
 @pytest.mark.parametrize("select, message", [
-    (["6"], "has 6 elements (0..5)"),
-    (["7:9"], "no element of data set 'x' in that range"),
-    (["cat"], "no element of data set 'x' is called so"),
+    (["6"], "no such element (data set 'x' has 6 (0..5))"),
+    (["7:9"], "no element in that range (data set 'x' has 6 (0..5))"),
+    (["cat"], "no element is called so (an index, a range A:B or a file stem such as dd_0"),
 ])
 def test_bad_selection(expanded, select, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -396,3 +396,20 @@ def test_select_without_a_data_set_is_an_error():
     assert out.returncode == 2
     assert "no property of the spec ranges over a data set" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_select_over_two_data_sets(folder):
+    """A name picks in the data set that has it; an index in every data set that has it."""
+    np.save(folder / "stack.npy", np.stack([np.load(folder / "imgs" / "im0.npy")[0]] * 2))
+    text = _spec() + """
+input y = dataset(npy("stack.npy"))
+verify other on plain:
+    forall x' in linf(y, 0.01): present("7")
+"""
+    spec = _load(text, folder)
+    assert [p.name for p in specs.select_elements(spec, ["im2"]).properties] == ["k[2]"]
+    assert [p.name for p in specs.select_elements(spec, ["1"]).properties] == ["k[1]", "other[1]"]
+    assert [p.name for p in specs.select_elements(spec, ["2"]).properties] == ["k[2]"]
+    with pytest.raises(SpecError, match=r"--select 3: no such element \(data set 'x' has 3 "
+                                        r"\(0..2\), 'y' has 2 \(0..1\)\)"):
+        specs.select_elements(spec, ["3"])
