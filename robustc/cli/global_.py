@@ -54,6 +54,13 @@ def run(args: argparse.Namespace) -> int:
     if not tasks:
         print("no global properties in the spec", file=sys.stderr)
         return EXIT_OK
+    for task in tasks:   # a generator robustc's IR cannot take is still sampled
+        if task.graph is None:
+            robust = task.criterion == G.ROBUST
+            print(f"note: {task.name}: robustc cannot compose the networks' IR "
+                  f"({task.ir_reason}); forward passes on onnxruntime"
+                  + ("; black-box search only, no verified lower bound" if robust else ""),
+                  file=sys.stderr)
     progress = None if args.quiet else (lambda line: print(f"  ... {line}", file=sys.stderr))
     executor = G.make_executor(args.workers, args.ray)
     verdicts = []

@@ -3,6 +3,7 @@ files by forward passes (onnxruntime), checked against onnxruntime sessions buil
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -249,3 +250,18 @@ def test_missing_generator_file(tmp_path):
     (tmp_path / "gen.onnx").unlink()
     with pytest.raises(SpecError, match="gen.onnx"):
         _tasks(tmp_path, '"pos", "neg"', "pos")
+
+
+def test_cli_notes_the_onnxruntime_path(monotone, capsys):
+    from robustc.cli.main import main
+
+    tmp, _ = monotone
+    code = main(["global", str(tmp / "spec.rspec"), "--quiet", "--json"])
+    captured = capsys.readouterr()
+    assert code in (1, 3)     # not met / undecided: the lower end is 0 without a verifier
+    notes = [line for line in captured.err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 2 and all("Sin node 'h8'" in n and "onnxruntime" in n for n in notes)
+    assert "no verified lower bound" in notes[1] and "no verified" not in notes[0]
+    results = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["forward"] for r in results] == ["onnxruntime", "onnxruntime"]
+    assert results[1]["searches"] == ["black-box"] and "Sin" in results[1]["verify_unavailable"]
