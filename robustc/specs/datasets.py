@@ -120,9 +120,12 @@ def _stacked(spec: A.Spec, name: str, files: A.NpyFile) -> DataElements:
 def _folder(spec: A.Spec, name: str, files: A.DataFolder) -> DataElements:
     folder = resolve_path(spec, files.path)
     pattern = files.pattern or "*"
-    names = sorted((p.name for p in folder.iterdir() if p.is_file()
-                    and p.suffix.lower() in (".npy", ".png") and fnmatch.fnmatch(p.name, pattern)),
-                   key=natural_key)
+    try:
+        names = sorted((p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower()
+                        in (".npy", ".png") and fnmatch.fnmatch(p.name, pattern)),
+                       key=natural_key)
+    except OSError as exc:
+        _fail(files, f"cannot list data set '{name}': {exc}", spec)
     if not names:
         _fail(files, f"data set '{name}': no .npy or .png file in {folder}"
                      + (f" matches \"{files.pattern}\"" if files.pattern else ""), spec)
