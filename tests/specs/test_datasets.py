@@ -120,6 +120,36 @@ def test_same_verdicts_as_by_hand():
     assert {"robust", "not_robust"} <= set(got)
 
 
+def test_maximize_rings_grow_around_each_elements_own_object():
+    """A maximize property over the data set: each instance's rings are those of the
+    element's own mask (against rings computed here from the mask files, by dilation)."""
+    from scipy.ndimage import binary_dilation
+
+    from robustc.analyses.maximize import layered_problem
+    from robustc.compiler.spec_lower import SpecContext
+
+    text = HEAD.format(net='"models/mlc_plain.onnx"') + f"""
+input x = {FOLDER} in [0, 1]
+region digit_a = mask("samples/{{stem}}_mask_a.npy")
+maximize wide on plain:
+    layered(x, rings(digit_a, chebyshev, 2)) such that present(x.label)
+    method naive
+"""
+    spec = _load(text)
+    ctx = SpecContext(spec)
+    for i, prop in enumerate(spec.properties):
+        problem = layered_problem(ctx, prop)
+        obj = np.load(EXAMPLES / "samples" / f"dd_{i}_mask_a.npy")
+        square = np.ones((3, 3), dtype=bool)
+        one, two = binary_dilation(obj, square), binary_dilation(obj, square, iterations=2)
+        want = np.select([obj, one, two], [0, 1, 2], default=-1)
+        np.testing.assert_array_equal(problem.rings, want)
+        np.testing.assert_array_equal(problem.x0.ravel(),
+                                      np.load(EXAMPLES / "samples" / f"dd_{i}.npy").ravel())
+        assert problem.meta["reference_set"] and str(DIGIT_B[f"dd_{i}"]) in \
+            problem.meta["reference_set"]
+
+
 def test_a_folder_of_pngs_in_natural_order(tmp_path):
     """PNG elements load as png(..., grey) does; img2 comes before img10."""
     from PIL import Image
