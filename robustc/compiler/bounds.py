@@ -11,8 +11,10 @@ Three methods, each returning a :class:`Bounds` (per-node lower/upper arrays):
   of slope ``alpha`` or 1 below (whichever covers the larger part of ``[l, u]``). MaxPool
   uses the input with the largest lower bound as its lower bound and, above, that input
   itself when its lower bound is at least every other upper bound (the max is then exact),
-  else the constant largest upper bound. Every node is then intersected with its interval
-  bound, so symbolic bounds are never looser than interval ones.
+  else the constant largest upper bound. Smooth activations (sigmoid, tanh, softplus, ELU)
+  use tangent and chord lines (:mod:`robustc.compiler.smooth`). Every node is then
+  intersected with its interval bound, so symbolic bounds are never looser than interval
+  ones.
 * ``lp``: the symbolic bounds, then :func:`lp_tighten`: every still-unstable ReLU input is
   minimised and maximised over the triangle LP relaxation of the layers before it, with one
   HiGHS model that is extended layer by layer and re-solved from its previous basis
@@ -712,8 +714,9 @@ def lp_tighten(graph: Graph, bounds: Bounds, *, time_limit: float | None = None,
     """``bounds`` tightened by LP: each unstable ReLU input (and, with ``tighten_outputs``,
     each output logit) is minimised and maximised over the LP relaxation of the layers
     before it (exact rows for linear nodes and stable ReLUs, the triangle for unstable
-    ReLUs, a sound relaxation for MaxPool). One HiGHS model is grown layer by layer, each
-    layer's rows added after its inputs are tightened, and re-solved from its last basis.
+    ReLUs, a sound relaxation for MaxPool, the two lines of a smooth activation). One HiGHS
+    model is grown layer by layer, each layer's rows added after its inputs are tightened,
+    and re-solved from its last basis.
 
     Returns bounds inside ``bounds``; neurons not reached within ``time_limit`` seconds keep
     their old bounds. Raises ``SolverUnavailable`` when highspy is not installed.

@@ -8,8 +8,9 @@
    each graph output, in topological order, the neurons whose bounds matter
    (:meth:`Crown.rows_to_refine`) are bounded by back-substitution: coefficients start as
    the identity on those neurons and travel backwards through the DAG (residual Adds send
-   them down both branches, Concats split them), through each ReLU and MaxPool by the side
-   of its relaxation that the coefficient's sign asks for, until they reach the input box,
+   them down both branches, Concats split them), through each ReLU, MaxPool and smooth
+   activation (:mod:`robustc.compiler.smooth`) by the side of its relaxation that the
+   coefficient's sign asks for, until they reach the input box,
    where they are concretised. Blocks of rows keep the coefficients under ``entries``
    numbers; every bound is intersected with the interval bound and widened outwards by
    :func:`robustc.compiler.bound_types.widen`.

@@ -11,10 +11,11 @@ n)`` for ``R`` linear functions per box. A linear node has three rules:
   convolution, a selection by a scatter, a reshape by nothing at all. No matrix of a
   convolution is ever built.
 
-The nonlinear nodes (ReLU, MaxPool) have a relaxation: two linear functions that enclose
-them on the input's bounds (:func:`relu_slopes`, :func:`pool_relaxation`), and the backward
-rule that picks the lower or the upper one by the sign of each coefficient
-(:func:`relu_backward`, :func:`pool_backward`). They are the relaxations of
+The nonlinear nodes (ReLU, MaxPool, smooth activations) have a relaxation: two linear
+functions that enclose them on the input's bounds (:func:`relu_slopes`,
+:func:`pool_relaxation`, :func:`activation_relaxation`), and the backward rule that picks
+the lower or the upper one by the sign of each coefficient (:func:`relu_backward`,
+:func:`pool_backward`, :func:`activation_backward`). They are the relaxations of
 :mod:`robustc.compiler.bounds` (CROWN's adaptive ReLU slope, the MaxPool input with the
 largest lower bound), so both engines give the same bounds.
 """
