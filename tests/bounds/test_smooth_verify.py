@@ -136,6 +136,23 @@ def test_graph_branch_and_bound_splits_relus_and_bounds_the_tanh(loose_net):
     assert res.verdict == ROBUST, res.reason
 
 
+def test_input_split_bisects_until_the_relaxation_is_tight_enough(loose_net, tanh_net):
+    """The input split never hands a part with a smooth activation to the MILP: it bisects
+    and proves the loose network on [-2, 2] (the property holds: see above); on the tanh
+    network it finds the counterexample of a wide box (replayed)."""
+    graph, path = loose_net
+    opts = VerifyOptions(strategy="input-split")
+    res = verify(problem(graph, path, [-2.0], [2.0], output_gt(2, 0, 1)), opts)
+    assert res.verdict == ROBUST and res.stats["split_exact"] == 0, res.reason
+    assert res.stats["split_parts"] > 1
+    graph, path = tanh_net
+    x0 = np.array([0.3, -0.2])
+    label = top_class(path, x0)
+    res = verify(problem(graph, path, x0 - 3.0, x0 + 3.0, in_top_k(2, label, 1)), opts)
+    assert res.verdict == NOT_ROBUST
+    assert top_class(path, res.counterexample.input.reshape(-1)) != label
+
+
 def test_milp_encoding_and_z3_exact_refuse_the_activation_by_name(tanh_net):
     graph, path = tanh_net
     lo, hi = np.array([[-1.0, -1.0]]), np.array([[1.0, 1.0]])

@@ -8,7 +8,9 @@ one MILP over the whole box is slow. Splitting the box makes the bounds tight:
    bounds of that node bound each atom directly, not through output intervals;
 2. a part whose bounds refute every violation case (:func:`refuted`) is proved;
 3. otherwise it is attacked (a counterexample ends the search); a part with at most
-   ``max_unstable`` unstable ReLUs is handed to the exact decision (a MILP per open case);
+   ``max_unstable`` unstable ReLUs is handed to the exact decision (a MILP per open case),
+   unless the network holds smooth activations (sigmoid, tanh, ...: the MILP refuses them,
+   and each bisection tightens their relaxation), whose parts are bisected until refuted;
 4. any other part is bisected at the midpoint of the input dimension with the largest
    estimated influence, ``width_i * |d margin / d x_i|`` (gradients supplied by the caller,
    :func:`split_dimension`). The two halves share the cut plane, so they cover the part
@@ -45,7 +47,7 @@ import numpy as np
 
 from robustc.compiler import batch_bounds
 from robustc.compiler.bounds import Bounds, compute_bounds
-from robustc.ir import Graph
+from robustc.ir import Activation, Graph
 from robustc.ir.property import AtLeast, Box
 from robustc.verify.cases import (
     FOUND,
@@ -184,8 +186,11 @@ def _visit(mgraph: Graph, part: Box, depth: int, cases: list, atoms: list, calls
         if found is not None:
             return FOUND, found
     # A part too thin to bisect in floating point is decided exactly whatever its size.
+    # Smooth activations: the MILP refuses them, while each bisection tightens their
+    # relaxation, so such parts are split until refuted (or thin).
     thin = float(np.max(part.upper - part.lower)) < MIN_WIDTH
-    if bounds.num_unstable() <= options.max_unstable or thin:
+    smooth = any(isinstance(n, Activation) for n in mgraph.nodes)
+    if (bounds.num_unstable() <= options.max_unstable and not smooth) or thin:
         stats["exact"] += 1
         return calls.decide(part, bounds, open_cases)
     return "split", None
