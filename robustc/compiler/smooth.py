@@ -16,7 +16,7 @@ interval. The linear relaxation on ``[l, u]`` is a pair of lines
 * the constant line ``f(l)`` below (``f(u)`` above) where it encloses less area than the
   line above (its value at the middle of the interval is larger; smaller above), as for
   a wide interval that crosses 0 off-centre, and on a very narrow interval (width at most
-  ``1e-9 (1 + |l| + |u|)``).
+  ``1e-9 (1 + |l| + |u|)``), and where an end is infinite (overflowed bounds).
 
 The functions are the float64 interpreter's (:func:`robustc.ir.interpret.activation`), and
 every intercept is moved outwards by ``RELAX_MARGIN (1 + |f(l)| + |f(u)| + (|sl| + |su|)
@@ -125,6 +125,10 @@ def relaxation(kind: str, alpha: float, lo, hi) -> tuple[np.ndarray, ...]:
     docstring for the lines chosen)."""
     l = np.array(lo, dtype=np.float64, copy=True)
     u = np.array(hi, dtype=np.float64, copy=True)
+    f_lo, f_hi = value(kind, alpha, l), value(kind, alpha, u)
+    infinite = ~(np.isfinite(l) & np.isfinite(u))  # e.g. overflowed bounds: constant lines
+    if infinite.any():  # lines are computed on [0, 1] there, then replaced
+        l, u = np.where(infinite, 0.0, l), np.where(infinite, 1.0, u)
     fl, fu = value(kind, alpha, l), value(kind, alpha, u)
     width = u - l
     narrow = ~(width > 1e-9 * (1.0 + np.abs(l) + np.abs(u)))
@@ -153,12 +157,14 @@ def relaxation(kind: str, alpha: float, lo, hi) -> tuple[np.ndarray, ...]:
         raise ValueError(f"unknown activation {kind!r}")
     # the constant lines f(l) <= f(x) <= f(u) (f is increasing) where they enclose less
     # area (the larger lower / smaller upper value at the middle), and on narrow intervals
-    flat_lo = narrow | (sl * mid + tl < fl)
-    flat_hi = narrow | (su * mid + tu > fu)
+    flat_lo = narrow | infinite | (sl * mid + tl < fl)
+    flat_hi = narrow | infinite | (su * mid + tu > fu)
+    fl, fu = np.where(infinite, f_lo, fl), np.where(infinite, f_hi, fu)
     sl, tl = np.where(flat_lo, 0.0, sl), np.where(flat_lo, fl, tl)
     su, tu = np.where(flat_hi, 0.0, su), np.where(flat_hi, fu, tu)
-    margin = RELAX_MARGIN * (1.0 + np.abs(fl) + np.abs(fu)
-                             + (np.abs(sl) + np.abs(su)) * (np.abs(l) + np.abs(u)))
+    finite = np.where(np.isfinite(fl), np.abs(fl), 0.0) + np.where(np.isfinite(fu),
+                                                                     np.abs(fu), 0.0)
+    margin = RELAX_MARGIN * (1.0 + finite + (np.abs(sl) + np.abs(su)) * (np.abs(l) + np.abs(u)))
     return sl, tl - margin, su, tu + margin
 
 

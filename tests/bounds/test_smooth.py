@@ -127,6 +127,21 @@ def test_the_grid_check_can_fail():
     assert np.any(f < sl * xs + tl + 1e-6)  # the tangent touches: shifted up, it cuts
 
 
+@pytest.mark.parametrize("kind,alpha", KINDS)
+def test_infinite_ends_give_constant_lines(kind, alpha):
+    """Overflowed bounds (an infinite end): the constant lines f(l) and f(u), no NaN."""
+    lo, hi = np.array([-np.inf, -1.0, -np.inf]), np.array([1.0, np.inf, np.inf])
+    with np.errstate(all="raise"):
+        sl, tl, su, tu = smooth.relaxation(kind, alpha, lo, hi)
+    assert np.all(sl == 0) and np.all(su == 0) and not np.isnan(tl).any()
+    assert not np.isnan(tu).any()
+    xs = np.array([-1e6, -1.0, 0.0, 1.0, 1e6])
+    f = torch_f(kind, alpha, xs)
+    for i in range(3):
+        inside = (xs >= lo[i]) & (xs <= hi[i])
+        assert np.all(tl[i] <= f[inside]) and np.all(f[inside] <= tu[i])
+
+
 def test_interval_bounds_clip_to_the_range():
     lo, hi = smooth.interval("sigmoid", 1.0, np.array([-1e4, 3.0]), np.array([1e4, 4.0]))
     assert lo[0] == 0.0 and hi[0] == 1.0 and 0 < lo[1] < hi[1] < 1
