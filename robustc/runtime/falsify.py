@@ -14,6 +14,7 @@ its reach (VNN-COMP MNIST-FC 256x2 prop_4 at eps 0.05).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -43,14 +44,16 @@ def pgd_falsify(graph: Graph, box: Box, condition: Condition, *, steps: int = 50
                 restarts: int = 8, seed: int = 0, device: str | None = None,
                 start: np.ndarray | None = None,
                 module: torch.nn.Module | None = None, targeted: bool = False,
-                max_targets: int = 32) -> tuple[np.ndarray, float]:
+                max_targets: int = 32, deadline: float | None = None
+                ) -> tuple[np.ndarray, float]:
     """The input in ``box`` with the smallest margin PGD found, and that margin.
 
     ``graph`` must output the logits the condition refers to. ``start`` (e.g. the
     unperturbed input) is used as one of the starting points. ``module`` is ``graph``'s
     float32 PyTorch module when the caller already has one (attacks on many boxes).
     ``targeted`` adds one start per violation case (at most ``max_targets`` cases; none
-    when there is only one case).
+    when there is only one case). Past ``deadline`` (a ``time.perf_counter()`` value) no
+    further step starts: the best point so far is returned.
     """
     cases = dnf(negate(condition)) if targeted else []
     cases = [And(tuple(c)) for c in cases] if 1 < len(cases) <= max_targets else []
@@ -68,6 +71,8 @@ def pgd_falsify(graph: Graph, box: Box, condition: Condition, *, steps: int = 50
     radius = (hi - lo) / 2
     best_x, best_m = x[0].clone(), torch.tensor(np.inf)
     for k in range(steps + 1):
+        if k and deadline is not None and time.perf_counter() > deadline:
+            break
         x.requires_grad_(True)
         y = module(x).reshape(restarts, -1)
         m = margin_torch(condition, y)

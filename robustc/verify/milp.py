@@ -137,6 +137,9 @@ def _linear_lower(atom: Linear, bounds, out_name: str) -> float:
 
 
 def _solve(run: Run, model, options: SolveOptions) -> SolveOutcome:
+    if run.late():  # the deadline passed while the model was built: no solve
+        return SolveOutcome(LIMIT, run.options.solver,
+                            reason="time limit reached while building the MILP")
     t = time.perf_counter()
     name = run.options.solver
     try:

@@ -69,6 +69,8 @@ def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
                 if found is not None:
                     return run.result(NOT_ROBUST, "found by the PGD attack", found,
                                       found.margin)
+                if run.late():
+                    return run.result(UNKNOWN, "time limit reached during the PGD attack")
         return _decide_exact(run) if run.options.exact else _decide(run)
     except BoundsTimeout as exc:
         return run.result(UNKNOWN, str(exc))
@@ -122,7 +124,7 @@ def _falsify(run: Run, box: Box) -> Counterexample | None:
                            restarts=run.options.attack_restarts, seed=run.options.seed,
                            device=run.options.device,
                            start=run.problem.prop.meta.get("center", center),
-                           targeted=True)
+                           targeted=True, deadline=run.deadline)
     rep = replay(run.problem.onnx_paths, x, box, run.problem.prop.condition)
     run.stats["attack_s"] += time.perf_counter() - t
     if rep.violated:

@@ -72,7 +72,8 @@ def _attack(run: Run, module, part: Box, seed: int) -> Result | None:
     cond = run.problem.prop.condition
     x, m = pgd_falsify(run.graph, part, cond, steps=PART_ATTACK_STEPS,
                        restarts=PART_ATTACK_RESTARTS, seed=seed,
-                       module=module, start=(part.lower + part.upper) / 2)
+                       module=module, start=(part.lower + part.upper) / 2,
+                       deadline=run.deadline)
     if m > 0.0:  # float32 margin positive: onnxruntime would not see a violation either
         return None
     return run.confirm(part, x, "pgd (input split)", "found by the PGD attack on an input part")
