@@ -20,7 +20,7 @@ import numpy as np
 from robustc.compiler.onnx_context import Attrs, Importer, Unsupported
 from robustc.compiler.onnx_ops import LOWERINGS
 from robustc.errors import IRError, ModelError, UnsupportedOperator
-from robustc.ir import Activation, Graph, Input, OutputMap
+from robustc.ir import Activation, Graph, Identity, Input, OutputMap
 from robustc.specs.netcheck import nan_initializers
 
 
@@ -124,7 +124,7 @@ def load_onnx(path: str | os.PathLike, *, input_shape=None, name: str | None = N
     for node in model.graph.node:
         _import_node(imp, node, LOWERINGS, problems, poisoned)
     outputs = _outputs(imp, problems, poisoned)
-    _hidden_output_maps(imp, problems)
+    _hidden_output_maps(imp, problems, outputs)
     if problems:
         lines = "\n".join(f"  - {op} node {nm!r}: {detail}" for op, nm, detail in problems)
         raise UnsupportedOperator(f"{imp.path}: {len(problems)} unsupported node(s):\n{lines}",
@@ -220,10 +220,12 @@ def _outputs(imp: Importer, problems: list, poisoned: set[str]) -> tuple[str, ..
     return tuple(names)
 
 
-def _hidden_output_maps(imp: Importer, problems: list) -> None:
+def _hidden_output_maps(imp: Importer, problems: list, outputs: tuple[str, ...]) -> None:
     """A Sigmoid or Tanh that feeds a hidden layer becomes a smooth :class:`Activation`
     (bounded by its relaxation; output maps stay for the property translation); a Softmax
-    is supported only as an output activation."""
+    is supported only as an output activation. One that is also a graph output is refused:
+    properties are checked on the tensor before a trailing map (see
+    :func:`robustc.runtime.replay.logits_name`), which would not be the IR's output."""
     for name in reversed(list(imp.nodes)):  # consumers first: a chain of maps converts
         node = imp.nodes[name]
         for src in node.inputs:
@@ -237,3 +239,12 @@ def _hidden_output_maps(imp: Importer, problems: list) -> None:
                 problems.append((cur.kind.capitalize(), cur.name,
                                  "used as a hidden activation (a softmax is supported only "
                                  "as the output activation)"))
+    for name in outputs:  # the replay strips every trailing Sigmoid/Tanh/Softmax/Identity
+        cur = imp.nodes[name]
+        while isinstance(cur, OutputMap | Identity):
+            cur = imp.nodes[cur.inputs[0]]
+        if isinstance(cur, Activation) and cur.kind in ("sigmoid", "tanh"):
+            problems.append((cur.kind.capitalize(), cur.name,
+                             "ends the graph (alone or before output activations) and also "
+                             "feeds a hidden layer: not supported (properties read the "
+                             "tensor before a trailing output activation)"))

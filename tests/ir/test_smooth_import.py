@@ -99,6 +99,19 @@ def test_elu_with_alpha_above_one_and_hidden_softmax_are_named(tmp_path):
     assert "alpha=2.0" in message and "convex" in message and "Elu_e" in message
 
 
+@pytest.mark.parametrize("chain", [False, True])
+def test_a_map_that_ends_the_graph_and_feeds_a_hidden_layer_is_named(tmp_path, chain):
+    """The replay reads the tensor before trailing Sigmoid/Tanh nodes, so such a node may not
+    also be a hidden activation (robustc's output and the replayed tensor would differ)."""
+    nodes = [_n("Gemm", ["x", "W"], ["g"]), _n("Tanh", ["g"], ["t"])]
+    nodes += [_n("Sigmoid", ["t"], ["y"])] if chain else [_n("Identity", ["t"], ["y"])]
+    nodes += [_n("Gemm", ["t", "W2"], ["z"])]
+    path = tmp_path / "both.onnx"
+    onnx.save(model(nodes, {"x": [1, 4]}, [1, 3], {"W": w(4, 3), "W2": w(3, 2)}), str(path))
+    with pytest.raises(UnsupportedOperator, match="Tanh_t.*ends the graph.*hidden layer"):
+        load_onnx(path)
+
+
 def test_hidden_softmax_is_named(tmp_path):
     m = model([_n("Softmax", ["x"], ["s"]), _n("Gemm", ["s", "W"], ["y"])],
               {"x": [1, 4]}, [1, 3], {"W": w(4, 3)})
