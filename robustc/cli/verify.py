@@ -117,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if parallel and not args.json:
         for problem in problems:  # the workers' lines would cross the progress bar
             _print_warnings(problem)
-    job = VerifyJob(_option_fields(args), args.json, not (parallel or args.json or args.quiet),
-                    os.getpid(), _started())
+    job = VerifyJob(_worker_options(args, parallel), args.json,
+                    not (parallel or args.json or args.quiet), os.getpid(), _started())
     global _LAST_END
     _LAST_END = None
     records = run_campaign(
@@ -158,7 +158,17 @@ def _option_fields(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k, None) for k in _OPTION_FIELDS}
 
 
-def _fingerprint(args: argparse.Namespace, problems: list) -> str:
+def _worker_options(args: argparse.Namespace, parallel: bool) -> dict:
+    """The options each instance runs with; on workers, HiGHS gets the worker's thread
+    budget (``--threads``, default 1) instead of its own default (half the cores, per
+    worker)."""
+    fields = _option_fields(args)
+    if parallel:
+        fields["threads"] = args.threads or 1
+    return fields
+
+
+def _fingerprint(args: argparse.Namespace, problems: list) -> dict:
     """The results log's key: the spec (or VNN-LIB) file, ``--set``, the networks and the
     options that change verdicts (not --workers, --ray or --threads)."""
     from robustc.analyses.campaign import fingerprint
@@ -259,7 +269,8 @@ def _run_instance_list(args: argparse.Namespace) -> int:
     from robustc.analyses.campaign import fingerprint
 
     files = [args.spec, *sorted({f for r in rows for f in (r.onnx, r.vnnlib)})]
-    job = VerifyJob(_option_fields(args), args.json, False, os.getpid(), _started())
+    job = VerifyJob(_worker_options(args, args.workers > 1 or bool(args.ray)), args.json,
+                    False, os.getpid(), _started())
 
     def show(record: dict) -> str:
         if out_dir is not None:
