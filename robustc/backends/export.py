@@ -41,6 +41,7 @@ def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
             with atomic_path(path) as tmp:
                 if h.writeModel(str(tmp)) == highspy.HighsStatus.kError:
                     raise OutputError(f"cannot write {path}: HiGHS's writer failed")
+                _check_complete(tmp, path, fmt)
             written.append(path)
         elif fmt == "smt2":
             from robustc.backends.z3smt import write_smt2
@@ -57,6 +58,27 @@ def write_model(model: MilpModel, stem: Path, formats: tuple[str, ...] = FORMATS
                     raise type(exc)(f"{path}: {exc}") from None
             written.append(path)
     return written
+
+
+#: The last line of a complete file HiGHS writes, by format.
+_LAST_LINE = {"lp": b"end", "mps": b"ENDATA"}
+
+
+def _check_complete(tmp: Path, path: Path, fmt: str) -> None:
+    """Raise ``OutputError`` naming ``path`` unless HiGHS's file ``tmp`` reached the disk
+    whole. HiGHS's writer ignores failed writes (a full disk, a file size limit: measured
+    with ``RLIMIT_FSIZE``, it returned ok on a file cut at the limit), so the file is
+    synced (a delayed write error surfaces there as an ``OSError``) and its last line must
+    be the format's end marker."""
+    import os
+
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+        fh.seek(max(0, os.fstat(fh.fileno()).st_size - 64))
+        tail = fh.read().rstrip()
+    if tail.rsplit(b"\n", 1)[-1].strip() != _LAST_LINE[fmt]:
+        raise OutputError(f"cannot write {path}: the file HiGHS wrote is incomplete (is the "
+                          f"disk full or a file size limit set?)")
 
 
 def _name_columns(h, model: MilpModel) -> None:
