@@ -71,9 +71,9 @@ class GraphBounds:
 
 
 class Crown:
-    """Linear bounds of one graph (one input; ReLU, MaxPool and linear nodes; see
-    :mod:`robustc.compiler.crown.operators`). Raises ``UnsupportedOperator`` naming the
-    first node it cannot bound."""
+    """Linear bounds of one graph (one input; ReLU, MaxPool, smooth activations and linear
+    nodes; see :mod:`robustc.compiler.crown.operators`). Raises ``UnsupportedOperator``
+    naming the first node it cannot bound."""
 
     def __init__(self, graph: Graph, device: str = "cpu", dtype=None, entries: int = ENTRIES):
         import torch
