@@ -197,6 +197,33 @@ def test_bounds_contain_sampled_and_attacked_activations(seed, kind_alpha, n, wi
         assert not violations(graph, bounds, xs), bounds.method
 
 
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(KINDS), st.sampled_from([0.05, 0.5]))
+def test_conv_and_maxpool_around_an_activation(seed, kind_alpha, eps):
+    """conv -> activation -> MaxPool -> conv -> activation -> dense: the element-wise rule
+    on 4-D tensors, and CROWN's convolution operators through the activation's lines."""
+    from robustc.ir import MaxPool, Reshape
+
+    kind, alpha = kind_alpha
+    rng = np.random.default_rng(seed)
+    b = Builder(rng)
+    cur = b.input((1, 2, 6, 6))
+    cur = b.add(Activation, (b.conv(cur, 3, (3, 3), pads=(1, 1, 1, 1)),), kind=kind,
+                alpha=alpha)
+    cur = b.add(MaxPool, (cur,), kernel=(2, 2), strides=(2, 2))
+    cur = b.add(Activation, (b.conv(cur, 2, (2, 2)),), kind=kind, alpha=alpha)
+    cur = b.add(Reshape, (cur,), shape=(1, int(np.prod(b.shapes[cur]))))
+    graph = b.graph(b.dense(cur, 3), "conv_smooth")
+    lo, hi = random_centre_box(rng, graph.input.shape, eps)
+    sb, cb = symbolic_bounds(graph, lo, hi), compute_bounds(graph, lo, hi, "crown")
+    for name in sb.lower:
+        np.testing.assert_allclose(cb.lower[name], sb.lower[name], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(cb.upper[name], sb.upper[name], rtol=1e-9, atol=1e-9)
+    xs = np.concatenate([sample_box(rng, lo, hi, 500, 100), attack(graph, lo, hi, rng, 40,
+                                                                    10)])
+    assert not violations(graph, sb, xs)
+
+
 def test_lp_bounds_are_sound_and_tighter():
     rng = np.random.default_rng(7)
     for kind, alpha in KINDS:
