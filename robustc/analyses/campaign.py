@@ -121,7 +121,7 @@ class SerialExecutor:
         """Nothing to release."""
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, warm_up: Callable | None = None) -> None:
     """Each local worker: its thread budget, and SIGINT left to the parent (Ctrl-C reaches
     the whole process group; the parent ends the workers itself, without their tracebacks)."""
     import signal
@@ -132,22 +132,27 @@ def _init_worker(threads: int) -> None:
     except OSError:
         pass
     limit_threads(threads)
+    if warm_up is not None:
+        warm_up()
 
 
 class ProcessExecutor:
     """Runs items on ``workers`` spawned local processes, each with ``threads`` threads.
 
-    Spawned workers re-import the caller's ``__main__``: scripts need the usual
+    ``warm_up`` (a picklable function) runs once in every worker before its first item
+    (imports, first-call costs), so that they do not count against the first item's time
+    limit. Spawned workers re-import the caller's ``__main__``: scripts need the usual
     ``if __name__ == "__main__":`` guard. Raises :class:`ExecutorError` when a worker dies.
     """
 
-    def __init__(self, workers: int, threads: int = 1):
+    def __init__(self, workers: int, threads: int = 1, warm_up: Callable | None = None):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         self.workers, self.threads = workers, threads
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init_worker, initargs=(threads,))
+                                         initializer=_init_worker,
+                                         initargs=(threads, warm_up))
 
     def map_unordered(self, fn: Callable, shared, items: Iterable) -> Iterator:
         """Yield ``fn(shared, item)`` for every item as they complete."""
@@ -171,8 +176,14 @@ class ProcessExecutor:
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
-def _ray_worker(threads: int, fn: Callable, shared, item):
+_WARM: set = set()
+
+
+def _ray_worker(threads: int, warm_up: Callable | None, fn: Callable, shared, item):
     limit_threads(threads)
+    if warm_up is not None and warm_up not in _WARM:  # once per Ray worker process
+        warm_up()
+        _WARM.add(warm_up)
     return call_in_worker(fn, shared, item)
 
 
@@ -204,13 +215,14 @@ class RayExecutor:
     hint when Ray is missing and :class:`ExecutorError` when the address cannot be reached.
     """
 
-    def __init__(self, address: str = "local", workers: int | None = None, threads: int = 1):
+    def __init__(self, address: str = "local", workers: int | None = None, threads: int = 1,
+                 warm_up: Callable | None = None):
         try:
             import ray
         except ImportError:
             raise MissingComponent("--ray needs Ray, which is not installed: pip install "
                                    "'robustc[ray]'") from None
-        self._ray, self.threads = ray, threads
+        self._ray, self.threads, self.warm_up = ray, threads, warm_up
         if not ray.is_initialized():
             check_ray_address(address)
             kwargs = {"num_cpus": workers} if address == "local" and workers else {}
@@ -225,7 +237,8 @@ class RayExecutor:
     def map_unordered(self, fn: Callable, shared, items: Iterable) -> Iterator:
         """Yield ``fn(shared, item)`` for every item as they complete."""
         ref = self._ray.put(shared)
-        pending = [self._remote.remote(self.threads, fn, ref, item) for item in items]
+        pending = [self._remote.remote(self.threads, self.warm_up, fn, ref, item)
+                   for item in items]
         while pending:
             done, pending = self._ray.wait(pending, num_returns=1)
             yield unwrap(self._ray.get(done[0]))
@@ -234,12 +247,13 @@ class RayExecutor:
         """Leave Ray running (the caller owns ``ray.shutdown``)."""
 
 
-def make_executor(workers: int = 1, ray_address: str | None = None, threads: int = 1):
+def make_executor(workers: int = 1, ray_address: str | None = None, threads: int = 1,
+                  warm_up: Callable | None = None):
     """Serial for one worker, a process pool for more, Ray when ``ray_address`` is given;
-    every worker limited to ``threads`` threads."""
+    every worker limited to ``threads`` threads and warmed up by ``warm_up``."""
     if ray_address:
-        return RayExecutor(ray_address, workers if workers > 1 else None, threads)
-    return ProcessExecutor(workers, threads) if workers > 1 else SerialExecutor()
+        return RayExecutor(ray_address, workers if workers > 1 else None, threads, warm_up)
+    return ProcessExecutor(workers, threads, warm_up) if workers > 1 else SerialExecutor()
 
 
 # -- the results log ---------------------------------------------------------------------

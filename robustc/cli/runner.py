@@ -63,11 +63,14 @@ def _lines_through(bar):
 
 def run_campaign(args: argparse.Namespace, *, campaign: str, fp: dict,
                  instances: list[tuple[str, object]], fn: Callable, shared,
-                 show: Callable[[dict], str], plot_kind: str = "auto") -> list[dict]:
+                 show: Callable[[dict], str], plot_kind: str = "auto",
+                 warm_up: Callable | None = None) -> list[dict]:
     """Run every instance not already in the results log; returns all records (resumed ones
     included) in instance order. Raises ``SpecError`` for duplicate names, a results file of
     another campaign, ``--resume`` without a file; ``KeyboardInterrupt`` and SIGTERM pass
-    through after the workers are ended and the resume command is printed."""
+    through after the workers are ended and the resume command is printed. ``warm_up`` runs
+    once in each worker before its first instance (:func:`~robustc.analyses.campaign.
+    make_executor`)."""
     from robustc.analyses.campaign import make_executor
 
     names = [name for name, _ in instances]
@@ -80,8 +83,8 @@ def run_campaign(args: argparse.Namespace, *, campaign: str, fp: dict,
     if done:
         print(f"robustc: resume: {len(done)} of {len(instances)} instances already in "
               f"{args.results}; running the other {len(todo)}", file=sys.stderr)
-    executor = make_executor(args.workers, args.ray, getattr(args, "threads", None) or 1) \
-        if todo else None
+    executor = make_executor(args.workers, args.ray, getattr(args, "threads", None) or 1,
+                             warm_up) if todo else None
     bar = _bar(args, len(instances), len(done))
     counts: dict[str, int] = {}
     for record in done.values():

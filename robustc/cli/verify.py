@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     records = run_campaign(
         args, campaign=f"verify {Path(args.spec).name}", fp=_fingerprint(args, problems),
         instances=[(p.name, p) for p in problems], fn=verify_instance, shared=job,
-        show=lambda r: json_text(r["result"]) if args.json else r["text"])
+        show=lambda r: json_text(r["result"]) if args.json else r["text"], warm_up=warm_up)
     if getattr(args, "vnncomp_result", None):
         from robustc.verify.vnncomp import result_from_json, write_vnncomp_result
 
@@ -284,9 +284,22 @@ def _run_instance_list(args: argparse.Namespace) -> int:
         args, campaign=f"verify {Path(args.spec).name}",
         fp=fingerprint("verify-csv", _verdict_options(args), files),
         instances=[(r.name, r) for r in rows],
-        fn=instance_row, shared=job, show=show, plot_kind="cactus")
+        fn=instance_row, shared=job, show=show, plot_kind="cactus", warm_up=warm_up)
     _summary_line(args, records)
     return verdict_exit(r["verdict"] for r in records)
+
+
+def warm_up() -> None:
+    """A worker's preparation before its first instance: import the verifier, the attacks
+    and onnxruntime and run one PyTorch op (under load these took 7 s of the first
+    instance's 5 s limit)."""
+    import onnxruntime  # noqa: F401
+    import torch
+
+    import robustc.runtime.attacks  # noqa: F401
+    import robustc.verify  # noqa: F401
+
+    torch.ones(4).relu().sum().item()
 
 
 def result_file_name(name: str) -> str:
