@@ -396,3 +396,49 @@ def test_the_progress_bar_shows_on_a_terminal_without_garbling_the_lines(tmp_pat
     assert [line.split(":")[0] for line in out.splitlines()[:4]] == ["p0", "p1", "p2", "p3"]
     _, quiet = run_on_a_terminal(["verify", tmp_path / "p.rspec", "--quiet"])
     assert "inst" not in quiet and "verifying on" not in quiet and "median_s" not in quiet
+
+
+# -- maximize on the campaign runner -----------------------------------------------------
+
+@pytest.mark.slow  # two spawned workers importing torch: about 25 s here
+def test_maximize_on_workers_certifies_what_the_exact_oracle_proves(tmp_path, capsys):
+    """Three maximize properties of the tiny network of tests/layered on 2 workers with a
+    results file: every budget found is robust by tests/layered/tiny.py's exact LP oracle,
+    and the serial run finds the same budgets."""
+    from tests.layered import tiny
+
+    params = tiny.weights()
+    tiny.write_onnx(tmp_path / "tiny.onnx", params)
+    region = np.zeros((tiny.H, tiny.W), dtype=bool)
+    region[:, 0] = True
+    np.save(tmp_path / "x.npy", params["x0"].reshape(1, tiny.H, tiny.W))
+    np.save(tmp_path / "obj.npy", region)
+    text = ('network n = onnx("tiny.onnx")\ninput x = npy("x.npy") reshape [1, 1, 3, 4]\n'
+            'labels two = ["a", "b"]\ndecode n as multilabel(logit > 0) over two\n'
+            'region obj = mask("obj.npy")\n')
+    for name, method in (("fixed", "oracle(cutting=fixed, iterations=10)"),
+                         ("naive", "naive"), ("sens", "oracle(iterations=10)")):
+        text += (f'maximize keep_{name} on n:\n    layered(x, rings(obj, chebyshev, 2)) such '
+                 f'that present("a")\n    weights [1, 1, 1]\n    method {method}\n')
+    (tmp_path / "t.rspec").write_text(text)
+    found = {}
+    for workers in ("2", "1"):
+        log = tmp_path / f"r{workers}.jsonl"
+        code = main(["maximize", str(tmp_path / "t.rspec"), "--call-timeout", "20", "--json",
+                     "--workers", workers, "--results", str(log)])
+        assert code == 0
+        capsys.readouterr()
+        found[workers] = {r["name"]: r["result"]["eps"] for r in read_records(log)}
+    assert found["1"] == found["2"]
+    assert sorted(found["2"]) == ["keep_fixed", "keep_naive", "keep_sens"]
+    lows = params["x0"].astype(np.float64)
+    from robustc.specs.rings import layer_indices
+
+    rings = layer_indices(region, "chebyshev", 2)
+    for eps in found["2"].values():
+        radius = np.zeros(lows.shape)
+        for layer, e in enumerate(eps):
+            radius.reshape(-1)[np.asarray(rings).reshape(-1) == layer] = e
+        lower = np.clip(lows - radius.reshape(lows.shape), 0, 1)
+        upper = np.clip(lows + radius.reshape(lows.shape), 0, 1)
+        assert tiny.min_margin(params, lower, upper) > 0
