@@ -73,7 +73,8 @@ def lower_attack(ctx: SpecContext, prop: A.AttackProperty) -> AttackProblem:
         codebook = np.load(resolve_path(ctx.spec, decoder.codebook)).astype(np.float32)
     x0 = _inputs(ctx, prop, net)
     lower, upper = _box(ctx, prop, net, x0)
-    options = {o.name: spec_number(o.value) for o in prop.method.options}
+    options = {o.name: o.value.value if isinstance(o.value, A.Str) else spec_number(o.value)
+               for o in prop.method.options}
     if prop.method.kind in ("jma", "mlcw") and prop.norm != "l2":
         raise ctx.fail(prop, f"{prop.method.kind} minimises the l2 norm; write 'norm l2'")
     if prop.method.kind == "pgd" and prop.norm not in ("l2", "linf"):
@@ -222,12 +223,15 @@ def make_encoding(problem: AttackProblem):
 def make_attack(problem: AttackProblem, norm: str = "l2"):
     """The attack object with the spec's options (integers where the field is one)."""
     from robustc.runtime.attacks import ATTACKS
+    from robustc.runtime.attacks.jma import PRESETS
 
     cls = ATTACKS[problem.method]
     kwargs = {k: (int(v) if k in ("max_iter", "steps", "restarts", "binary_steps") else v)
               for k, v in problem.options.items()}
     if problem.method == "pgd":
         kwargs["norm"] = norm
+    if problem.method == "jma":  # a preset's settings, then the options written beside it
+        kwargs = {**PRESETS[kwargs.pop("preset", "search")], **kwargs}
     return cls(**kwargs)
 
 

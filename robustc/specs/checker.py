@@ -19,13 +19,15 @@ __all__ = ["check_spec", "resolve_path", "METHOD_OPTIONS"]
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "naive": ("precision", "max_eps", "timeout"),
     "oracle": ("iterations", "step", "precision", "max_eps", "timeout"),
-    "jma": ("max_iter", "confidence", "step", "timeout"),
+    "jma": ("preset", "max_iter", "confidence", "step", "fallback_step",
+            "fallback_confidence", "timeout"),
     "mlcw": ("max_iter", "confidence", "c", "learning_rate", "binary_steps", "timeout"),
     "pgd": ("steps", "step_size", "restarts", "eps", "timeout"),
     "adversarial": ("pixels", "delta", "relax"),
 }
 #: Options whose value is one of a few words, written as a string (``relax="region"``).
-WORD_OPTIONS: dict[str, tuple[str, ...]] = {"relax": ("marks", "region")}
+WORD_OPTIONS: dict[str, tuple[str, ...]] = {"relax": ("marks", "region"),
+                                            "preset": ("search", "fast")}
 #: The file kinds a data set's labels may be read from.
 LABEL_FILES = (".npy", ".csv", ".txt")
 #: The names a per-element mask pattern may substitute.
