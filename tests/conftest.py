@@ -12,11 +12,14 @@ EXAMPLES = ROOT / "examples"
 
 
 def pytest_addoption(parser):
-    """``--cases N`` / ``--cases-start S``: the differential suite's size (tests/differential)."""
+    """``--cases N`` / ``--cases-start S``: the differential suite's size (tests/differential);
+    ``--long``: the fuzz suite's full size (tests/faults)."""
     parser.addoption("--cases", type=int, default=None,
                      help="number of random differential cases (default 300)")
     parser.addoption("--cases-start", type=int, default=None,
                      help="first seed of the differential cases (default 0)")
+    parser.addoption("--long", action="store_true", default=False,
+                     help="run the fault and fuzz suite at full size (tests/faults)")
 
 
 def shared_benchmarks() -> Path:
