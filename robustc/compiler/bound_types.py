@@ -14,6 +14,11 @@ from robustc.errors import Error
 #: Relative outward widening applied to every computed bound: ``b -/+ WIDEN_REL * (1 + |b|)``.
 WIDEN_REL = 1e-9
 
+#: Relative tolerance of "largest lower bound" in a MaxPool window: both bound engines take
+#: the first window input within ``POOL_TIE * (1 + |max|)`` of the largest lower bound
+#: (:func:`robustc.compiler.bounds.near_top`).
+POOL_TIE = 1e-9
+
 
 class BoundsError(Error, ValueError):
     """An input box is empty or not finite, or an unknown bound method was asked for."""

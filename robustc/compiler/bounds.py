@@ -42,7 +42,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from robustc.compiler import smooth
-from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError, BoundsTimeout, widen
+from robustc.compiler.bound_types import (
+    POOL_TIE,
+    WIDEN_REL,
+    Bounds,
+    BoundsError,
+    BoundsTimeout,
+    widen,
+)
 from robustc.errors import IRError, ShapeError, SolverUnavailable
 from robustc.ir import (
     Activation,
@@ -311,6 +318,19 @@ def relu_relaxation(alpha: float, lo: np.ndarray, hi: np.ndarray):
     return sl, su, tu
 
 
+def near_top(l_win: np.ndarray) -> np.ndarray:
+    """Which entries of each row of ``l_win`` lie within ``POOL_TIE * (1 + |max|)`` of the
+    row's largest: the MaxPool relaxation takes the first of them. Any window input bounds
+    the max from below, so the choice is sound either way; taking the first near-largest
+    (not the exact argmax) keeps the choice from flipping with last-bit differences of the
+    bounds (hypothesis found two bound computations, summing in different orders, that
+    chose different inputs among ReLU outputs tied at 0 and differed by 1.4e-3 at the
+    output)."""
+    top = l_win.max(axis=1, keepdims=True)
+    tol = np.where(np.isfinite(top), POOL_TIE * (1.0 + np.abs(top)), 0.0)
+    return l_win >= top - tol
+
+
 def _pool_relaxation(index: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     """Selections ``P_lo``, ``P_up`` (transposed, CSR) and offset ``t`` with
     ``P_lo x <= maxpool(x) <= P_up x + t`` on ``[lo, hi]``."""
@@ -320,7 +340,7 @@ def _pool_relaxation(index: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     safe = np.maximum(index, 0)
     l_win = np.where(valid, lo[safe], -np.inf)
     u_win = np.where(valid, hi[safe], -np.inf)
-    best = np.argmax(l_win, axis=1)
+    best = np.argmax(valid & near_top(l_win), axis=1)
     chosen = index[rows, best]
     others = u_win.copy()
     others[rows, best] = -np.inf

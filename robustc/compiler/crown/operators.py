@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from robustc.compiler import smooth
+from robustc.compiler.bound_types import POOL_TIE
 from robustc.errors import UnsupportedOperator
 from robustc.ir import (
     Activation,
@@ -246,7 +247,12 @@ class Operators:
         torch, c = self.torch, self.consts[node.name]
         l_win = lo[:, c["index"]].masked_fill(~c["valid"], -np.inf)
         u_win = hi[:, c["index"]].masked_fill(~c["valid"], -np.inf)
-        best = l_win.argmax(-1, keepdim=True)
+        # the first input within POOL_TIE of the largest lower bound (bounds.near_top)
+        top = l_win.amax(-1, keepdim=True)
+        tol = torch.where(torch.isfinite(top), POOL_TIE * (1.0 + top.abs()),
+                          torch.zeros_like(top))
+        near = c["valid"] & (l_win >= top - tol)
+        best = near.to(torch.uint8).argmax(-1, keepdim=True)
         chosen = torch.gather(c["index"].expand(lo.shape[0], -1, -1), 2, best)[..., 0]
         others = u_win.scatter(2, best, -np.inf).amax(-1)
         exact = torch.gather(l_win, 2, best)[..., 0] >= others
