@@ -192,6 +192,39 @@ def add_campaign_arguments(p: argparse.ArgumentParser, *, results_flags=("--resu
     if quiet:
         g.add_argument("--quiet", "-q", action="store_true",
                        help="no progress bar, progress lines or summary table")
+    p.add_argument("--memory", type=memory_size, default=None, metavar="SIZE",
+                   help="memory cap per process, e.g. 4G or 500M, or 'none' (default: 75%% "
+                        "of the machine's memory); past it a property is unknown 'memory "
+                        "cap reached' and a file too large for it an error (docs/errors.md)")
+
+
+def memory_size(text: str) -> int:
+    """argparse type of ``--memory``: bytes of SIZE (``4G``, ``500M``), 0 for ``none``."""
+    from robustc.files.limits import MIN_MEMORY, format_size, parse_size
+
+    if text.strip().lower() in ("none", "off", "unlimited"):
+        return 0
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if size < MIN_MEMORY:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {format_size(MIN_MEMORY)} (robustc with PyTorch and HiGHS "
+            f"needs about 300M to start), got {text!r}")
+    return size
+
+
+def memory_cap_of(args: argparse.Namespace) -> int | None:
+    """The memory cap a command's ``--memory`` asks for in bytes (its default where not
+    given; None for ``none`` and for commands without the option)."""
+    if not hasattr(args, "memory"):
+        return None
+    if args.memory is None:
+        from robustc.files.limits import default_memory_cap
+
+        return default_memory_cap()
+    return args.memory or None
 
 
 class Progress:
@@ -213,4 +246,5 @@ __all__ = ["EXIT_OK", "EXIT_VIOLATED", "EXIT_ERROR", "EXIT_UNKNOWN", "EXIT_INTER
            "worst_exit", "verdict_exit", "parse_overrides", "add_spec_arguments",
            "add_element_arguments", "load_spec",
            "Progress", "emit", "stderr_writer", "add_campaign_arguments",
-           "seconds", "positive_int", "non_negative_int", "non_negative_float"]
+           "seconds", "positive_int", "non_negative_int", "non_negative_float",
+           "memory_size", "memory_cap_of"]

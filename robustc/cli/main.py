@@ -11,6 +11,7 @@ error is printed as a message (never a traceback) and mapped to an exit code
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import signal
 import sys
@@ -19,8 +20,15 @@ import time
 from contextlib import contextmanager
 
 import robustc
-from robustc.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
+from robustc.cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    memory_cap_of,
+)
 from robustc.errors import Error
+from robustc.files.limits import memory_capped
 
 #: When the running command started (``time.perf_counter``; set again by each :func:`main`
 #: call): ``verify --timeout`` counts the start-up (imports, loading the spec and the
@@ -91,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_ERROR
+    cap = memory_cap_of(args)
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(), memory_capped(cap):
             if args.command not in NO_SOLVER:
                 from robustc.backends.highs import banner_to_stderr
 
@@ -108,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `robustc dump net.onnx | head`
         sys.stderr.close()
         return EXIT_OK
+    except (MemoryError, OSError) as exc:  # outside a verify call (that gives unknown)
+        if isinstance(exc, OSError) and exc.errno != errno.ENOMEM:
+            raise
+        from robustc.files.limits import format_size
+
+        where = f"the memory cap of {format_size(cap)} (--memory)" if cap else "memory"
+        print(f"robustc: error: out of {where}: {exc or 'MemoryError'}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _stopped(how: str, code: int) -> int:

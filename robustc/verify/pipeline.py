@@ -77,19 +77,34 @@ def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
     except Error as exc:
         return run.result(ERROR, str(exc))
     except MemoryError as exc:
-        return run.result(UNKNOWN, f"out of memory ({exc or 'MemoryError'})")
+        return run.result(UNKNOWN, _memory_reason(f"out of memory ({exc or 'MemoryError'})"))
     except RuntimeError as exc:  # PyTorch's allocators fail with a RuntimeError
         if not _out_of_memory(exc):
             raise
-        return run.result(UNKNOWN, f"out of memory: {str(exc).splitlines()[0][:200]}")
+        return run.result(UNKNOWN, _memory_reason(
+            f"out of memory: {str(exc).splitlines()[0][:200]}"))
+
+
+def _memory_reason(reason: str) -> str:
+    """``reason``, saying so when the ``--memory`` cap (robustc.files.limits) is in force."""
+    from robustc.files.limits import format_size, memory_cap
+
+    cap = memory_cap()
+    return reason if cap is None else f"memory cap reached ({format_size(cap)}, --memory): " \
+        f"{reason}"
 
 
 def _out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is an allocation failure (torch: "can't allocate memory", "out of
-    memory"; CUDA's OutOfMemoryError is a RuntimeError too)."""
+    memory"; CUDA's OutOfMemoryError is a RuntimeError too; under a ``--memory`` cap also
+    oneDNN's "could not create a primitive", which is how a convolution's backward pass
+    failed at a 300 MB cap)."""
+    from robustc.files.limits import memory_cap
+
     text = str(exc).lower()
     return type(exc).__name__ == "OutOfMemoryError" or "allocate" in text \
-        or "out of memory" in text
+        or "out of memory" in text \
+        or (memory_cap() is not None and "could not create a primitive" in text)
 
 
 def _with_strategy(options: VerifyOptions) -> VerifyOptions:
