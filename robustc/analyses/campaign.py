@@ -189,7 +189,8 @@ def _ray_worker(threads: int, warm_up: Callable | None, fn: Callable, shared, it
 
 def check_ray_address(address: str, timeout: float = RAY_CONNECT_S) -> None:
     """Raise :class:`ExecutorError` when ``HOST:PORT`` (or ``ray://HOST:PORT``) does not
-    accept a TCP connection within ``timeout`` seconds (``local`` and ``auto`` pass)."""
+    accept a TCP connection and answer gRPC's connection preface within ``timeout`` seconds
+    (``local`` and ``auto`` pass)."""
     import socket
 
     if address in ("local", "auto"):
@@ -200,10 +201,18 @@ def check_ray_address(address: str, timeout: float = RAY_CONNECT_S) -> None:
         raise ExecutorError(f"--ray {address!r}: expected 'local' or HOST:PORT of a Ray "
                             f"head node")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            # Ray's head answers gRPC: an HTTP/2 connection preface gets a SETTINGS frame
+            # (type 4, the fourth byte) back; a port that accepts and says nothing else
+            # would keep ray.init trying for many seconds
+            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            answer = conn.recv(9)
     except OSError as exc:
         raise ExecutorError(f"--ray {address}: cannot reach a Ray head node "
                             f"({exc.strerror or exc} after at most {timeout:g} s)") from None
+    if len(answer) < 4 or answer[3] != 4:
+        raise ExecutorError(f"--ray {address}: the port answers, but not as a Ray head node "
+                            f"(no gRPC reply)")
 
 
 class RayExecutor:

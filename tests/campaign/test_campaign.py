@@ -270,6 +270,20 @@ def test_an_unreachable_ray_address_is_an_error_after_a_short_timeout():
         C.check_ray_address("nowhere")
 
 
+def test_a_port_that_is_not_a_ray_head_is_an_error_after_the_timeout():
+    """A listener that accepts and says nothing (not gRPC) is refused after the connect
+    timeout instead of leaving ray.init retrying."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        with pytest.raises(C.ExecutorError, match=f"--ray 127.0.0.1:{port}: cannot reach a "
+                                                  f"Ray head node .*after at most 1 s"):
+            C.check_ray_address(f"127.0.0.1:{port}", timeout=1.0)
+
+
 def test_verify_with_an_unreachable_ray_address_exits_2(tmp_path, capsys):
     make_instances(tmp_path, 1)
     code = main(["verify", str(tmp_path / "instances.csv"), "--ray", "127.0.0.1:9"])
