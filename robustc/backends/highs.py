@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -140,11 +141,39 @@ def make_highs(model: MilpModel, options: SolveOptions):
 def _run(h, hs, threads: int | None) -> None:
     """``h.run()``, restarting the global scheduler once when it runs on another thread count
     than ``threads``, the count ``h`` asks for (see the module docstring)."""
-    status = h.run()
+    status = _interruptible_run(h)
     if (threads is not None and status == hs.HighsStatus.kError
             and h.getModelStatus() == hs.HighsModelStatus.kNotset):
         hs.Highs.resetGlobalScheduler(True)
-        h.run()
+        _interruptible_run(h)
+
+
+#: Seconds a cancelled solve gets to stop at HiGHS's next interrupt check before the
+#: signal's exception goes on without it (the solve thread is a daemon).
+CANCEL_GRACE = 1.0
+
+
+def _interruptible_run(h):
+    """``h.run()`` such that SIGINT and SIGTERM stop it: HiGHS does not return to Python
+    while it solves, so a signal used to wait for the solve's end (58 s of a 60 s limit,
+    measured on a market-split model). In the main thread the solve runs in highspy's
+    solver thread (``startSolve``) while this thread waits in 0.1 s steps, where Python runs
+    its signal handlers; their exception cancels the solve through HiGHS's user-interrupt
+    callback (``cancelSolve``), waits up to :data:`CANCEL_GRACE` seconds for it to stop,
+    and propagates. Elsewhere (signals reach only the main thread) ``h.run()`` as before."""
+    if threading.current_thread() is not threading.main_thread():
+        return h.run()
+    h.HandleUserInterrupt = True
+    h.startSolve()
+    try:
+        while True:
+            done, status = h.wait(0.1)
+            if done:
+                return status
+    except BaseException:
+        h.cancelSolve()
+        h.wait(CANCEL_GRACE)
+        raise
 
 
 def solve(model: MilpModel, options: SolveOptions) -> SolveOutcome:
