@@ -94,7 +94,7 @@ def _spec_survives(text: str, outcomes: dict) -> None:
 def test_specs_drawn_from_the_grammar(request):
     outcomes = {"parsed": 0, "syntax": 0, "checked": 0}
 
-    @_fuzz(_sizes(request, 40, 3000))
+    @_fuzz(_sizes(request, 40, 2000))
     @given(SPEC_GRAMMAR)
     def case(text):
         _spec_survives(text, outcomes)
@@ -227,7 +227,7 @@ def _load(text: str):
 def test_vnnlib_files_drawn_from_the_fragment(request):
     outcomes = {"loaded": 0, "refused": 0}
 
-    @_fuzz(_sizes(request, 150, 8000))
+    @_fuzz(_sizes(request, 150, 3000))
     @given(vnnlib_files())
     def case(text):
         props = _load(text)
@@ -276,7 +276,7 @@ def test_vnnlib_files_through_verify(request, tmp_path, network, capsys):
     seen = {"robust": 0, "not_robust": 0, "unknown": 0, "error": 0}
     path = tmp_path / "q.vnnlib"
 
-    @_fuzz(_sizes(request, 8, 300), deadline=timedelta(seconds=60))
+    @_fuzz(_sizes(request, 8, 100), deadline=timedelta(seconds=60))
     @given(vnnlib_files().filter(lambda text: _load(text) is not None))
     def case(text):
         path.write_text(text)
