@@ -107,8 +107,21 @@ def _inputs(ctx: SpecContext, prop: A.AttackProperty, net: Network) -> np.ndarra
     return raw.reshape((raw.size // size,) + shape).astype(np.float32)
 
 
+#: How far an input value may lie outside its domain ``in [lo, hi]`` (float32 rounding of
+#: stored images) before the attack refuses it.
+DOMAIN_TOL = 1e-6
+
+
 def _box(ctx, prop, net, x0) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = ctx.domain(prop.input)
+    outside = (x0 < lo - DOMAIN_TOL) | (x0 > hi + DOMAIN_TOL)
+    if outside.any():  # the attack would start from a clipped copy: another image
+        image = int(np.flatnonzero(outside.reshape(len(x0), -1).any(axis=1))[0])
+        which = f"image {image} of " if len(x0) > 1 else ""
+        raise ctx.fail(prop, f"{which}input '{prop.input}' has values in "
+                             f"[{float(x0.min()):.6g}, {float(x0.max()):.6g}], outside its "
+                             f"domain [{lo:g}, {hi:g}] ({int(outside.sum())} value(s)); "
+                             "declare the domain with 'in [lo, hi]'")
     lower, upper = np.full_like(x0, lo), np.full_like(x0, hi)
     if prop.within is not None:
         if len(x0) != 1:

@@ -99,3 +99,23 @@ def test_unknown_preset_is_a_positioned_error(tmp_path):
     with pytest.raises(SpecError, match=r"t.rspec:7:.*preset") as err:
         specs.load(_spec(tmp_path, 'jma(preset="slow")'))
     assert "search" in str(err.value) and "fast" in str(err.value)
+
+
+@pytest.mark.parametrize("scale, ok", [(1.0, True), (3.0, False)])
+def test_an_image_outside_its_domain_is_refused(tmp_path, scale, ok):
+    """The attack would start from a clipped copy, another image: a positioned error
+    naming the input and its range (1.0: the sample itself, inside [0, 1])."""
+    from robustc import specs
+    from robustc.analyses.attack import lower_attack
+    from robustc.compiler.spec_lower import SpecContext
+
+    path = _spec(tmp_path, "jma")
+    x = np.load(tmp_path / "samples" / "dd_0.npy")
+    np.save(tmp_path / "samples" / "dd_0.npy", x * scale)
+    spec = specs.load(path)
+    if ok:
+        assert lower_attack(SpecContext(spec), spec.properties[0]).x0.max() <= 1.0
+        return
+    with pytest.raises(SpecError, match=r"t.rspec:5:.*input 'x' has values in \[0, 3\], "
+                                        r"outside its domain \[0, 1\]"):
+        lower_attack(SpecContext(spec), spec.properties[0])
