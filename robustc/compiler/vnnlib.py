@@ -542,6 +542,13 @@ def _cases(query: Query) -> tuple[list[tuple[list[Atom], list[Atom]]], list[Form
     cases: list[tuple[list[Atom], list[Atom]]] = [([], [])]
     global_outputs = []
     for f in query.assertions:
+        if isinstance(f, Atom):  # the usual case, a bound: one conjunction of one atom
+            if f.kinds() == {"Y"}:
+                global_outputs.append(f)
+            else:  # {"X"}: an atom never mixes kinds (_formula)
+                for xs, _ in cases:
+                    xs.append(f)
+            continue
         if _kinds(f) == {"Y"}:
             global_outputs.append(f)
             continue
