@@ -96,13 +96,13 @@ def compare(base: dict, other: dict) -> dict:
             "throughput_ratio": base["wall_s"] / other["wall_s"]}
 
 
-DATASET_SPEC = """# {n} double-digit test images (robustc.runtime.datasets, 16x24): digit a and
+DATASET_SPEC = """# {n} double-digit test images (robustc.runtime.datasets, {size}): digit a and
 # four rings around it may change, each ring by its own budget (the main example's budgets times a
 # scale); the label of digit b must stay present.
 network plain = onnx("{net}")
 input x = dataset(npy("images.npy"), labels="labels.txt") in [0, 1]
 labels digits = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
-decode plain as multilabel(logit > 0) over digits
+decode plain as {decoder} over digits
 region digit_a = mask("masks/{{i}}.npy")
 """ + "".join(f"""
 verify keep_b_{k} on plain:
@@ -112,27 +112,38 @@ verify keep_b_{k} on plain:
 """ for k, s in enumerate((0.2, 0.6, 1.0, 1.4)))
 
 
-def dataset_run(n: int, workers: int, timeout: float, plot: Path) -> dict:
+#: ``--dataset-network``: the network, its decoder and the data layout. ``mlc_plain``: the
+#: 16x24 multi-label network; ``dd64_plain``: the README main example's undefended 64x64
+#: network of the papers' architecture (top-2).
+DATASET_NETWORKS = {"mlc_plain": ("multilabel(logit > 0)", "SMALL"),
+                    "dd64_plain": ("topk(2)", "LARGE")}
+
+
+def dataset_run(n: int, workers: int, timeout: float, plot: Path,
+                network: str = "mlc_plain") -> dict:
     """``robustc verify`` over ``n`` double-digit test images at four budget scales on
     ``--workers``, with ``--plot`` (the certified-accuracy curve); returns the summary."""
     import numpy as np
 
-    from robustc.runtime.datasets import double_digits, double_digits_info
+    from robustc.runtime import datasets
 
-    folder = ROOT / "benchmarks" / "results" / "campaign_dataset"
+    decoder, layout_name = DATASET_NETWORKS[network]
+    layout = getattr(datasets, layout_name)
+    folder = ROOT / "benchmarks" / "results" / f"campaign_dataset_{network}"
     (folder / "masks").mkdir(parents=True, exist_ok=True)
-    images, _, masks = double_digits("test")
-    classes = double_digits_info("test").classes
-    np.save(folder / "images.npy", images[:n, None].astype(np.float32))  # (n, 1, 1, 16, 24)
+    images, _, masks = datasets.double_digits("test", layout=layout)
+    classes = datasets.double_digits_info("test", layout=layout).classes
+    np.save(folder / "images.npy", images[:n, None].astype(np.float32))  # (n, 1, 1, H, W)
     for i in range(n):
         np.save(folder / "masks" / f"{i}.npy", masks[i, 0])
     (folder / "labels.txt").write_text("".join(f"{int(c)}\n" for c in classes[:n, 1]))
     import shutil
 
-    net = "mlc_plain.onnx"  # a copy: spec paths stay inside the spec's folder
+    net = f"{network}.onnx"  # a copy: spec paths stay inside the spec's folder
     shutil.copyfile(ROOT / "examples" / "models" / net, folder / net)
     spec = folder / "dataset.rspec"
-    spec.write_text(DATASET_SPEC.format(n=n, net=net))
+    spec.write_text(DATASET_SPEC.format(n=n, net=net, decoder=decoder,
+                                        size="x".join(map(str, layout.canvas))))
     results = folder / "results.jsonl"
     results.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "robustc.cli", "verify", str(spec), "--quiet", "--output",
@@ -170,14 +181,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead: N double-digit test images at four budgets with "
                         "--workers, plotting the certified-accuracy curve to --plot")
     p.add_argument("--dataset-timeout", type=float, default=5.0, metavar="S")
+    p.add_argument("--dataset-network", default="mlc_plain", choices=sorted(DATASET_NETWORKS),
+                   help="mlc_plain (16x24, default) or dd64_plain (the README example's "
+                        "64x64 top-2 network)")
     p.add_argument("--plot", default=str(ROOT / "docs" / "campaigns_accuracy.png"))
     args = p.parse_args(argv)
     if args.dataset:
         from robustc.files import write_json
 
         summary = dataset_run(args.dataset, args.workers, args.dataset_timeout,
-                              Path(args.plot))
-        out = Path(args.output or ROOT / "benchmarks" / "results" / "campaign_dataset.json")
+                              Path(args.plot), args.dataset_network)
+        out = Path(args.output or ROOT / "benchmarks" / "results" /
+                   f"campaign_dataset_{args.dataset_network}.json")
         write_json(out, summary)
         print(f"{summary['wall_s']:.1f} s wall; saved {out} and {args.plot}")
         return 0
