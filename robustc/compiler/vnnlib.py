@@ -130,14 +130,19 @@ def _tokens(text: str, file: str) -> Iterator[tuple[str, Pos]]:
         if kind == "tok":
             yield m.group(), Pos(file, line, m.start() - line_start + 1)
         elif kind == "skip":
-            gap = m.group()
-            newlines = gap.count("\n")
-            if newlines:
-                line += newlines
-                line_start = m.start() + gap.rindex("\n") + 1
+            line, line_start = _after_gap(m, line, line_start)
         else:
             raise _error(Pos(file, line, m.start() - line_start + 1),
                          f"unexpected character {m.group()!r}")
+
+
+def _after_gap(m: re.Match, line: int, line_start: int) -> tuple[int, int]:
+    """``(line, line_start)`` after the whitespace or comment matched by ``m``."""
+    gap = m.group()
+    newlines = gap.count("\n")
+    if newlines:
+        return line + newlines, m.start() + gap.rindex("\n") + 1
+    return line, line_start
 
 
 @contextmanager
@@ -397,11 +402,7 @@ def _read_one(text: str, file: str, at: int, line: int, line_start: int) -> tupl
     for m in _TOKEN.finditer(text, at):
         kind = m.lastgroup
         if kind == "skip":
-            gap = m.group()
-            newlines = gap.count("\n")
-            if newlines:
-                line += newlines
-                line_start = m.start() + gap.rindex("\n") + 1
+            line, line_start = _after_gap(m, line, line_start)
             continue
         pos = Pos(file, line, m.start() - line_start + 1)
         if kind == "bad":
