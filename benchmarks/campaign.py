@@ -45,12 +45,12 @@ def subset_csv(folder: Path, limit: int | None) -> tuple[Path, int]:
     return path, len(rows)
 
 
-def run_config(csv: Path, extra: list[str], cap: float | None, folder: Path,
-               label: str) -> dict:
-    """One ``robustc verify`` run; returns wall time, load averages and the answers."""
-    results = folder / f"{label}.jsonl"
-    argv = [sys.executable, "-m", "robustc.cli", "verify", str(csv), "--quiet", "--output",
-            str(results), *extra] + (["--timeout", str(cap)] if cap else [])
+def verify_run(args: list[str], results: Path, label: str) -> dict:
+    """``robustc verify ARGS --quiet --output RESULTS`` in a child (one thread): its argv
+    (after the interpreter), wall time, load averages before and after, and the records of
+    the results log; exits naming ``label`` unless the exit code is a verdict's."""
+    argv = [sys.executable, "-m", "robustc.cli", "verify", args[0], "--quiet", "--output",
+            str(results), *args[1:]]
     load_before = os.getloadavg()
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
@@ -59,8 +59,18 @@ def run_config(csv: Path, extra: list[str], cap: float | None, folder: Path,
     if proc.returncode not in (0, 1, 3):
         raise SystemExit(f"{label} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     records = [json.loads(line) for line in results.read_text().splitlines()[1:]]
-    return {"label": label, "argv": argv[3:], "wall_s": wall, "load_before": load_before,
-            "load_after": os.getloadavg(),
+    return {"argv": argv[3:], "wall_s": wall, "load_before": load_before,
+            "load_after": os.getloadavg(), "records": records}
+
+
+def run_config(csv: Path, extra: list[str], cap: float | None, folder: Path,
+               label: str) -> dict:
+    """One ``robustc verify`` run; returns wall time, load averages and the answers."""
+    run = verify_run([str(csv), *extra] + (["--timeout", str(cap)] if cap else []),
+                     folder / f"{label}.jsonl", label)
+    records = run["records"]
+    return {"label": label, "argv": run["argv"], "wall_s": run["wall_s"],
+            "load_before": run["load_before"], "load_after": run["load_after"],
             "answers": {r["name"]: r["answer"] for r in records},
             "times": {r["name"]: r["time_s"] for r in records},
             "median_instance_s": statistics.median(r["time_s"] for r in records)}
@@ -146,24 +156,16 @@ def dataset_run(n: int, workers: int, timeout: float, plot: Path,
                                         size="x".join(map(str, layout.canvas))))
     results = folder / "results.jsonl"
     results.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "robustc.cli", "verify", str(spec), "--quiet", "--output",
-            str(results), "--workers", str(workers), "--timeout", str(timeout), "--plot",
-            str(plot)]
-    start = time.perf_counter()
-    load_before = os.getloadavg()
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    wall = time.perf_counter() - start
-    if proc.returncode not in (0, 1, 3):
-        raise SystemExit(f"data-set run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    run = verify_run([str(spec), "--workers", str(workers), "--timeout", str(timeout),
+                      "--plot", str(plot)], results, "data-set run")
+    wall, load_before, records = run["wall_s"], run["load_before"], run["records"]
     from robustc.analyses.campaign import accuracy_points, summary_rows
 
-    records = [json.loads(line) for line in results.read_text().splitlines()[1:]]
     curve = accuracy_points(records)
     for eps, frac, count in curve:
         print(f"eps {eps:.4g}: verified {frac:.3f} of {count}")
     return {"images": n, "workers": workers, "timeout": timeout, "wall_s": wall,
-            "load_before": load_before, "load_after": os.getloadavg(), "curve": curve,
+            "load_before": load_before, "load_after": run["load_after"], "curve": curve,
             "summary": summary_rows(records), "plot": str(plot)}
 
 

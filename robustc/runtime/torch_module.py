@@ -138,15 +138,12 @@ def _select(m: IRModule, node: Select, args, batch):
 
 
 def _output_map(m: IRModule, node: OutputMap, args, batch):
-    x = args[0]
-    if node.kind == "sigmoid":
-        return torch.sigmoid(x)
-    if node.kind == "tanh":
-        return torch.tanh(x)
-    return torch.softmax(x, dim=node.axis % len(node.shape) + 1)
+    if node.kind == "softmax":
+        return torch.softmax(args[0], dim=node.axis % len(node.shape) + 1)
+    return _activation(m, node, args, batch)  # sigmoid, tanh: the same as hidden ones
 
 
-def _activation(m: IRModule, node: Activation, args, batch):
+def _activation(m: IRModule, node: Activation | OutputMap, args, batch):
     x = args[0]
     if node.kind == "sigmoid":
         return torch.sigmoid(x)
