@@ -333,9 +333,10 @@ def parse_vnnlib(text: str, file: str = "<string>", fast: bool = True) -> Query:
     or not yet), goes through the general reader, so the result and every error are the
     same either way (tested against ``fast=False``).
     """
+    declared: set = set()  # ("X", i) / ("Y", j), shared by the fast reader and _query
     with _no_gc():
-        commands = _scan(text, file) if fast else iter_sexprs(text, file)
-        return _query(commands, file)
+        commands = _scan(text, file, declared) if fast else iter_sexprs(text, file)
+        return _query(commands, file, declared)
 
 
 #: ``(declare-const X_i Real)`` or ``(assert (<= X_i c))`` / ``(assert (>= X_i c))``, the
@@ -349,12 +350,12 @@ _SIMPLE = re.compile(
 _GAP = re.compile(r"(?:\s+|;[^\n]*)*")
 
 
-def _scan(text: str, file: str) -> Iterator:
-    """The file's commands in order, as :func:`_query` takes them: ``("X", i)`` keys of
-    simple declarations, ready :class:`Atom` s of simple bounds, and
-    :class:`SExpr` s of everything else (read by :func:`_read_one`)."""
+def _scan(text: str, file: str, declared: set) -> Iterator:
+    """The file's commands in order, as :func:`_query` takes them: ready :class:`Atom` s of
+    simple bounds and :class:`SExpr` s of everything else (read by :func:`_read_one`).
+    Simple declarations go straight into ``declared`` (the set :func:`_query` fills from
+    the others: a repeated or premature name goes to the general reader, which reports it)."""
     at, line, line_start, end = 0, 1, 0, len(text)
-    declared: set = set()  # to send a repeated or premature name to the general reader
     while True:
         gap = _GAP.match(text, at).end()
         newlines = text.count("\n", at, gap)
@@ -371,7 +372,6 @@ def _scan(text: str, file: str) -> Iterator:
                 key = (kind, int(index))
                 if key not in declared:
                     declared.add(key)
-                    yield key
                     at = m.end()
                     continue
             else:
@@ -387,10 +387,6 @@ def _scan(text: str, file: str) -> Iterator:
                     at = m.end()
                     continue
         e, at, line, line_start = _read_one(text, file, at, line, line_start)
-        if e.head == "declare-const" and len(e.items) == 3 and e.items[1].atom:
-            var = _VAR.match(e.items[1].atom)
-            if var is not None:
-                declared.add((var.group(1), int(var.group(2))))
         yield e
 
 
@@ -424,14 +420,11 @@ def _read_one(text: str, file: str, at: int, line: int, line_start: int) -> tupl
     raise _error(stack[-1][0], "'(' is never closed")
 
 
-def _query(commands: Iterator, file: str) -> Query:
-    declared: set = set()
+def _query(commands: Iterator, file: str, declared: set) -> Query:
     assertions = []
     for e in commands:
         if isinstance(e, Atom):  # a simple bound, read by _scan
             assertions.append(e)
-        elif not isinstance(e, SExpr):  # the key of a simple declaration, read by _scan
-            declared.add(e)
         elif e.head == "declare-const":
             _declare(e, declared)
         elif e.head == "assert":
