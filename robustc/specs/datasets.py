@@ -244,21 +244,15 @@ class _Expansion:
         """The data sets a region (or any node) reads: pixels over one, per-element masks
         (``"*"``: any data set), regions that do; None when it reads none."""
         found: set = set()
-        stack = [node]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, tuple):
-                stack.extend(item)
-            elif isinstance(item, A.Node):
-                if isinstance(item, A.MaskFile) and _is_pattern(item.path):
-                    found.add("*")
-                elif isinstance(item, A.RegionRef) and item.name in self.regions and depth < 100:
-                    found |= self.region_data(self.regions[item.name], depth + 1) or set()
-                if isinstance(item, _PROPERTY_INPUT_NODES) and item.input in self.datasets:
-                    found.add(item.input)
-                if isinstance(item, A.PatchProperty):
-                    found |= {n for n in item.inputs if n in self.datasets}
-                stack.extend(getattr(item, f.name) for f in dataclasses.fields(item) if f.compare)
+        for item in _walk(node):
+            if isinstance(item, A.MaskFile) and _is_pattern(item.path):
+                found.add("*")
+            elif isinstance(item, A.RegionRef) and item.name in self.regions and depth < 100:
+                found |= self.region_data(self.regions[item.name], depth + 1) or set()
+            if isinstance(item, _PROPERTY_INPUT_NODES) and item.input in self.datasets:
+                found.add(item.input)
+            if isinstance(item, A.PatchProperty):
+                found |= {n for n in item.inputs if n in self.datasets}
         return found or None
 
     def property(self, prop) -> list:
