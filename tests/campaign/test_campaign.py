@@ -339,9 +339,10 @@ input x = npy("x.npy") in [0, 1] reshape [1, 4]
 """ for i, eps in enumerate([0.001, 0.01, 0.3, 0.5]))
 
 
-def test_plot_of_a_spec_with_several_budgets_is_a_certified_accuracy_curve(tmp_path, capsys):
+def net_spec(tmp_path: Path) -> Path:
+    """``p.rspec`` (NET_SPEC) on the instance list's network at x = 0.5, with the class
+    onnxruntime gives x as its label."""
     import onnxruntime as ort
-    from PIL import Image
 
     make_instances(tmp_path, 1)
     x = np.full((1, 4), 0.5, dtype=np.float32)
@@ -349,6 +350,13 @@ def test_plot_of_a_spec_with_several_budgets_is_a_certified_accuracy_curve(tmp_p
     session = ort.InferenceSession(str(tmp_path / "net.onnx"))
     label = int(np.argmax(session.run(None, {session.get_inputs()[0].name: x})[0]))
     (tmp_path / "p.rspec").write_text(NET_SPEC.format(label=label))
+    return tmp_path / "p.rspec"
+
+
+def test_plot_of_a_spec_with_several_budgets_is_a_certified_accuracy_curve(tmp_path, capsys):
+    from PIL import Image
+
+    net_spec(tmp_path)
     plot = tmp_path / "curve.png"
     main(["verify", str(tmp_path / "p.rspec"), "--json", "--plot", str(plot),
           "--output", str(tmp_path / "r.jsonl")])
@@ -391,14 +399,7 @@ def run_on_a_terminal(argv: list) -> tuple[str, str]:
 def test_the_progress_bar_shows_on_a_terminal_without_garbling_the_lines(tmp_path):
     import re
 
-    import onnxruntime as ort
-
-    make_instances(tmp_path, 1)
-    x = np.full((1, 4), 0.5, dtype=np.float32)
-    np.save(tmp_path / "x.npy", x)
-    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
-    label = int(np.argmax(session.run(None, {session.get_inputs()[0].name: x})[0]))
-    (tmp_path / "p.rspec").write_text(NET_SPEC.format(label=label))
+    net_spec(tmp_path)
     out, err = run_on_a_terminal(["verify", tmp_path / "p.rspec"])
     pieces = [p.strip() for p in re.split(r"[\r\n]", err)]
     for i in range(4):  # each progress line whole, on a line of its own
