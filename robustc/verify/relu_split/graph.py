@@ -49,6 +49,7 @@ import numpy as np
 
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.crown.engine import Crown, GraphBounds
+from robustc.compiler.crown.intermediate import tighten_intermediate
 from robustc.compiler.passes import maxpool_as_relus
 from robustc.ir import Graph, MaxPool, Relu
 from robustc.ir.property import AtLeast
@@ -177,6 +178,9 @@ class GraphSplit:
         with torch.no_grad():  # the nodes the rewrite added get CROWN bounds
             self.root = self.crown.refine(self.box, within=within, keep=set(self.graph.outputs),
                                           unstable_only=True, deadline=self.deadline)
+        self.stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0,
+                      "vertices": 0, "engine": "graph"}
+        self._tighten_root()
         self.relus = [n for n in self.graph.nodes if isinstance(n, Relu)]
         self.offsets = np.cumsum([0] + [n.size for n in self.relus])
         self.reads = {}
@@ -185,12 +189,26 @@ class GraphSplit:
         self.rows = len(self.req.atoms)
         widest = max(n.size for n in self.graph.nodes)
         self.per_round = max(2, ROUND_ENTRIES // (self.rows * widest))
-        self.stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0,
-                      "vertices": 0, "engine": "graph"}
         self.heap: list = []
         self.counter = itertools.count()
         self.queue_bytes = 0
         self.undecided = False
+
+    def _tighten_root(self) -> None:
+        """alpha-CROWN on the root's ReLU inputs (:func:`tighten_intermediate`), within
+        ``intermediate_share`` of the time left: every domain starts from these bounds."""
+        steps = self.options.intermediate_steps
+        if steps <= 0:
+            return
+        start = time.perf_counter()
+        until = None if self.deadline is None else \
+            start + self.options.intermediate_share * max(0.0, self.deadline - start)
+        with self.torch.no_grad():
+            done = tighten_intermediate(self.crown, self.box, self.root, steps=steps,
+                                        lr=self.options.lr_alpha, deadline=until,
+                                        tuner=self.crown32)
+        self.stats["intermediate_s"] = time.perf_counter() - start
+        self.stats["intermediate_unstable"] = done["unstable_before"] - done["unstable_after"]
 
     # -- bounds of a batch of domains ------------------------------------------------
 

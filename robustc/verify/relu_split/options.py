@@ -33,6 +33,11 @@ class ReluSplitOptions:
     # img6638 in 31.4 s against 20.9 s (deep_kw img5168: 10.2 s against 9.9 s; one run
     # each); docs/verify.md.
     graph_refresh: bool = False
+    # alpha-CROWN steps on the unstable ReLU inputs at the graph search's root (0: plain
+    # CROWN intermediate bounds), within intermediate_share of the search's time;
+    # robustc.compiler.crown.intermediate, docs/verify.md.
+    intermediate_steps: int = 20
+    intermediate_share: float = 0.2
     batch: int = 128            # domains split per round (2 * batch children bounded at once)
     iterations: int = 20        # Adam steps on alpha and beta per round
     root_iterations: int = 60   # alpha-CROWN steps per hidden layer at the root (0: none)

@@ -1,0 +1,188 @@
+"""alpha-CROWN on intermediate bounds: optimised lower ReLU slopes for every ReLU input.
+
+:meth:`Crown.refine <robustc.compiler.crown.engine.Crown.refine>` bounds the input of each
+ReLU by CROWN (every lower slope fixed by the adaptive rule), and :meth:`Crown.optimise`
+optimises the slopes for the final objective alone. :func:`tighten_intermediate` does for
+the unstable inputs of every ReLU what ``optimise`` does for the objective (auto_LiRPA's
+``optimized_bounds``, alpha-CROWN): in topological order, each ReLU input's unstable
+neurons are bounded below and above by back-substitution with one lower slope per row and
+per unstable neuron of every ReLU before it (its own set of slopes: the slopes that tighten
+one neuron need not tighten another), raised by projected Adam steps; per neuron the best
+step's bound is kept and intersected with the bound it had. The ReLU's relaxation is then
+rebuilt from the tighter bounds before the next ReLU input is bounded, so every later bound
+(and every domain of a branch and bound that starts from them) uses the tighter chords.
+
+Any slope in ``[leak, 1]`` gives a valid bound, so the result is as sound as CROWN's; the
+steps may run in a cheaper dtype (``tuner``: a float32 :class:`Crown` of the same graph),
+the bound that counts is computed again in the engine's own dtype with the slopes found and
+widened outwards. The deadline is checked before every step; past it the neurons not yet
+tightened keep their bounds (nothing is lost, nothing raised).
+"""
+
+from __future__ import annotations
+
+import time
+
+from robustc.compiler.crown.adam import Ascent
+from robustc.compiler.crown.operators import relu_slopes
+from robustc.ir import Identity, Input, Relu, Reshape
+
+#: Coefficient numbers one block of rows may hold per node while its steps keep the
+#: autograd graph (float32: 4 bytes each, times the nodes on the way back).
+TUNE_ENTRIES = 1 << 21
+
+
+def tighten_intermediate(crown, box, bounds, *, steps: int = 20, lr: float = 0.1,
+                         deadline: float | None = None, tuner=None,
+                         entries: int = TUNE_ENTRIES) -> dict:
+    """Tighten ``bounds`` (a :class:`~robustc.compiler.crown.engine.GraphBounds` of
+    ``crown``'s graph over ``box``, ``(lo, hi)`` tensors ``(B, n_in)``) in place: the
+    unstable inputs of every ReLU by alpha-CROWN (module docstring), the ReLU's outputs and
+    relaxation after them. ``tuner`` (default ``crown``) takes the Adam steps. Returns
+    statistics: ``unstable_before``/``unstable_after`` (unstable ReLU inputs over the
+    batch), ``rows`` (neurons tightened), ``steps`` taken and ``complete`` (False when the
+    deadline stopped it)."""
+    torch = crown.torch
+    tuner = tuner or crown
+    graph = crown.graph
+    stats = {"unstable_before": _unstable(crown, bounds), "rows": 0, "steps": 0,
+             "complete": True}
+    relus = {}
+    for node in graph.nodes:
+        if isinstance(node, Relu):
+            relus.setdefault(node.inputs[0], []).append(node)
+    with torch.no_grad():
+        for node in graph.nodes:
+            if node.name not in relus or node.name not in crown.targets:
+                continue
+            lo, hi = bounds.lower[node.name], bounds.upper[node.name]
+            rows = torch.nonzero(((lo < 0.0) & (hi > 0.0)).any(0)).flatten()
+            if not rows.numel() or _first_order(crown, node.name):
+                continue
+            if deadline is not None and time.perf_counter() > deadline:
+                stats["complete"] = False
+                break
+            done = _tighten_node(crown, tuner, node.name, rows, box, bounds, steps, lr,
+                                 deadline, entries, stats)
+            for relu in relus[node.name]:
+                _after(crown, relu, bounds)
+            if not done:
+                stats["complete"] = False
+                break
+    stats["unstable_after"] = _unstable(crown, bounds)
+    return stats
+
+
+def _first_order(crown, name: str) -> bool:
+    """Whether ``name`` is a linear map of the input alone (its interval bound is exact
+    per neuron and no slope lies before it)."""
+    node = crown.graph[name]
+    if not (node.linear and len(node.inputs) == 1):
+        return False
+    src = crown.graph[node.inputs[0]]
+    while isinstance(src, Reshape | Identity):
+        src = crown.graph[src.inputs[0]]
+    return isinstance(src, Input)
+
+
+def _unstable(crown, bounds) -> int:
+    total = 0
+    for node in crown.graph.nodes:
+        if isinstance(node, Relu):
+            lo, hi = bounds.lower[node.inputs[0]], bounds.upper[node.inputs[0]]
+            total += int(((lo < 0.0) & (hi > 0.0)).sum())
+    return total
+
+
+def _slopes(crown, name: str, bounds, rows: int) -> dict:
+    """Starting lower slopes ``(B, rows, n)`` of every ReLU before ``name`` with an
+    unstable neuron (CROWN's adaptive choice)."""
+    out = {}
+    for node in crown.graph.nodes[:crown.position[name]]:
+        if isinstance(node, Relu):
+            sl, _, _, unstable = bounds.relax[node.name]
+            if unstable.any():
+                out[node.name] = sl.unsqueeze(1).expand(-1, rows, -1)
+    return out
+
+
+def _tighten_node(crown, tuner, name: str, rows, box, bounds, steps: int, lr: float,
+                  deadline, entries: int, stats: dict) -> bool:
+    """alpha-CROWN bounds of neurons ``rows`` of ``name``, block by block, intersected
+    into ``bounds``; False when the deadline stopped it before the last block."""
+    torch = crown.torch
+    batch = box[0].shape[0]
+    widest = max(n.size for n in crown.graph.nodes[:crown.position[name] + 1])
+    block = max(1, entries // (2 * batch * widest))
+    size = crown.graph[name].size
+    dtype = tuner.ops.dtype
+    box_t = tuple(b.to(dtype) for b in box)
+    for first in range(0, rows.numel(), block):
+        if deadline is not None and time.perf_counter() > deadline:
+            return False
+        part = rows[first:first + block]
+        k = part.numel()
+        eye = torch.zeros(batch, 2 * k, size, dtype=box[0].dtype, device=box[0].device)
+        idx = torch.arange(k, device=eye.device)
+        eye[:, idx, part] = 1.0
+        eye[:, k + idx, part] = -1.0
+        alpha = _slopes(crown, name, bounds, 2 * k)
+        if alpha and steps > 0:
+            relax = {n: tuple(t.to(dtype) if t.is_floating_point() else t for t in v)
+                     for n, v in bounds.relax.items()}
+            with torch.enable_grad():
+                alpha, taken = _ascend(tuner, name, eye.to(dtype), box_t, relax, alpha,
+                                       steps, lr, deadline)
+            stats["steps"] += taken
+            alpha = {n: a.to(box[0].dtype) for n, a in alpha.items()}
+        const = crown.backsubstitute(name, eye, box, bounds.relax, alpha or None)
+        low, high = crown.widen(const[:, :k], -const[:, k:])
+        lo, hi = bounds.lower[name], bounds.upper[name]
+        lo[:, part] = torch.maximum(lo[:, part], low)
+        hi[:, part] = torch.minimum(hi[:, part], high)
+        stats["rows"] += k
+    return True
+
+
+def _ascend(tuner, name: str, eye, box, relax: dict, alpha: dict, steps: int, lr: float,
+            deadline) -> tuple[dict, int]:
+    """Adam steps on ``alpha`` raising every row of ``backsubstitute(name, eye)``; the
+    best step's slopes per box and row, and the number of steps taken."""
+    torch = tuner.torch
+    params = {n: a.to(tuner.ops.dtype).clone().requires_grad_(True) for n, a in alpha.items()}
+    best_a = {n: p.detach().clone() for n, p in params.items()}
+    opt = Ascent([(list(params.values()), lr)])
+    best, taken = None, 0
+    for _ in range(steps):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        lb = tuner.backsubstitute(name, eye, box, relax, params)
+        with torch.no_grad():
+            better = torch.ones_like(lb, dtype=torch.bool) if best is None else lb > best
+            best = lb.detach() if best is None else torch.where(better, lb, best)
+            mask = better.unsqueeze(-1)
+            for n, p in params.items():
+                best_a[n] = torch.where(mask, p, best_a[n])
+        opt.zero_grad()
+        lb.sum().backward()
+        opt.step()
+        taken += 1
+        with torch.no_grad():
+            for n, p in params.items():
+                p.clamp_(tuner.graph[n].alpha, 1.0)
+    return best_a, taken
+
+
+def _after(crown, relu, bounds) -> None:
+    """The ReLU's output bounds and relaxation from its input's (tightened) bounds."""
+    torch = crown.torch
+    lo, hi = bounds.lower[relu.inputs[0]], bounds.upper[relu.inputs[0]]
+    leak = relu.alpha
+    out_lo = torch.where(lo >= 0.0, lo, leak * lo)
+    out_hi = torch.where(hi >= 0.0, hi, leak * hi)
+    bounds.lower[relu.name] = torch.maximum(bounds.lower[relu.name], out_lo)
+    bounds.upper[relu.name] = torch.minimum(bounds.upper[relu.name], out_hi)
+    bounds.relax[relu.name] = relu_slopes(torch, leak, lo, hi)
+
+
+__all__ = ["tighten_intermediate", "TUNE_ENTRIES"]
