@@ -24,7 +24,9 @@ bound, so the optimised bound is as sound as CROWN's).
 
 Every box of a batch (``B`` boxes, ``(B, n_in)`` each) has its own bounds and relaxations;
 the neurons refined are the union over the batch. A ``deadline`` (``time.perf_counter()``
-seconds) is checked between blocks and steps: past it, :class:`BoundsTimeout` is raised.
+seconds) is checked between blocks and steps and, inside one back-substitution, before
+each node (one block through a large convolutional graph took tens of seconds): past it,
+:class:`BoundsTimeout` is raised (alpha-CROWN's steps stop and keep the best bound so far).
 """
 
 from __future__ import annotations
@@ -266,13 +268,14 @@ class Crown:
             idx = torch.arange(k, device=eye.device)
             eye[:, idx, part] = 1.0
             eye[:, k + idx, part] = -1.0
-            const = self.backsubstitute(target, eye, box, relax)
+            const = self.backsubstitute(target, eye, box, relax, deadline=deadline)
             lows.append(const[:, :k])
             highs.append(-const[:, k:])
         return self.widen(torch.cat(lows, 1), torch.cat(highs, 1))
 
     def backsubstitute(self, target: str, coefs, box, relax: dict, alpha: dict | None = None,
-                       beta: dict | None = None, record: dict | None = None):
+                       beta: dict | None = None, record: dict | None = None,
+                       deadline: float | None = None):
         """A lower bound ``(B, R)`` of ``coefs . target`` (``coefs``: ``(B, R, n_target)``)
         over the boxes, by back-substitution through the relaxations ``relax`` (the lower
         ReLU slopes replaced by ``alpha[name]`` ``(B, R, n)`` where given). Not widened.
@@ -282,7 +285,8 @@ class Crown:
         ``beta_j s_j`` (``beta_j >= 0``, 0 where no decision): ``- sum beta_j s_j z_j`` is
         added to the function, which lowers it nowhere on the split domain, so the result
         bounds the function on that domain. ``record``, when given, receives the
-        coefficients reaching each ReLU's output and the input (``(B, R, n)`` by name)."""
+        coefficients reaching each ReLU's output and the input (``(B, R, n)`` by name).
+        Raises :class:`BoundsTimeout` when a node is reached past ``deadline``."""
         graph = self.graph
         pending = {target: coefs}
         const = coefs.new_zeros(coefs.shape[:2])
@@ -290,6 +294,8 @@ class Crown:
             a = pending.pop(node.name, None)
             if a is None:
                 continue
+            if deadline is not None and time.perf_counter() > deadline:
+                raise BoundsTimeout(f"time limit reached while bounding node {target!r}")
             if record is not None and isinstance(node, Input | Relu):
                 record[node.name] = a
             if isinstance(node, Input):
@@ -322,10 +328,11 @@ class Crown:
     # -- objectives ------------------------------------------------------------------
 
     def objective(self, weights, bias, bounds: GraphBounds, box, alpha: dict | None = None,
-                  beta: dict | None = None, record: dict | None = None):
+                  beta: dict | None = None, record: dict | None = None,
+                  deadline: float | None = None):
         """A lower bound ``(B, R)`` of ``weights . output + bias`` (``weights``: ``(R,
         n_out)`` or ``(B, R, n_out)``; ``bias``: ``(R,)`` or ``(B, R)``), widened down
-        (``alpha``, ``beta``, ``record``: see :meth:`backsubstitute`)."""
+        (``alpha``, ``beta``, ``record``, ``deadline``: see :meth:`backsubstitute`)."""
         torch = self.torch
         batch = box[0].shape[0]
         w = self.ops.tensor(weights) if not torch.is_tensor(weights) else weights
@@ -333,7 +340,7 @@ class Crown:
         w = w.expand(batch, -1, -1) if w.dim() == 2 else w
         b = b.expand(batch, -1) if b.dim() == 1 else b
         lb = b + self.backsubstitute(self.graph.outputs[0], w, box, bounds.relax, alpha, beta,
-                                     record)
+                                     record, deadline)
         return lb - WIDEN_REL * (1.0 + lb.abs())
 
     def optimise(self, weights, bias, bounds: GraphBounds, box, *, steps: int = 20,
@@ -341,10 +348,11 @@ class Crown:
         """alpha-CROWN: the best lower bound ``(B, R)`` of ``weights . output + bias`` over
         ``steps`` projected Adam steps on the lower slopes of the unstable ReLUs (one slope
         per neuron and row, in ``[leak, 1]``, starting at CROWN's). Never below
-        :meth:`objective`'s bound; stops early past ``deadline``."""
+        :meth:`objective`'s bound; stops early past ``deadline`` (raises
+        :class:`BoundsTimeout` when even CROWN's bound is not done by then)."""
         torch = self.torch
         with torch.no_grad():
-            crown = self.objective(weights, bias, bounds, box)
+            crown = self.objective(weights, bias, bounds, box, deadline=deadline)
         rows = crown.shape[1]
         alpha = {name: relax[0].unsqueeze(1).expand(-1, rows, -1)
                  for name, relax in bounds.relax.items()
@@ -354,7 +362,11 @@ class Crown:
         alpha, _ = self.tune(weights, bias, bounds, box, alpha, steps=steps, lr_alpha=lr,
                              deadline=deadline)
         with torch.no_grad():
-            return torch.maximum(crown, self.objective(weights, bias, bounds, box, alpha))
+            try:
+                tuned = self.objective(weights, bias, bounds, box, alpha, deadline=deadline)
+            except BoundsTimeout:  # late: CROWN's bound is still valid
+                return crown
+            return torch.maximum(crown, tuned)
 
     def tune(self, weights, bias, bounds: GraphBounds, box, alpha: dict,
              beta: dict | None = None, signs: dict | None = None, *, steps: int,
@@ -380,8 +392,11 @@ class Crown:
         for _ in range(steps):
             if deadline is not None and time.perf_counter() > deadline:
                 break
-            lb = self.objective(weights, bias, bounds, box, a_p,
-                                {k: v * sign[k] for k, v in b_p.items()})
+            try:
+                lb = self.objective(weights, bias, bounds, box, a_p,
+                                    {k: v * sign[k] for k, v in b_p.items()}, deadline=deadline)
+            except BoundsTimeout:  # the deadline passed inside this step
+                break
             with torch.no_grad():
                 better = torch.ones_like(lb, dtype=torch.bool) if best is None else lb > best
                 best = lb.detach() if best is None else torch.where(better, lb, best)

@@ -1,0 +1,124 @@
+"""The CROWN engine honours its deadline inside one back-substitution (issue 23, item 4).
+
+One block of rows carried back through a large convolutional graph took tens of seconds,
+and the deadline was read only between blocks and between alpha-CROWN's steps: a 128x128
+conv net ran 44 s past ``--timeout 120``. Here a fake clock (``time.perf_counter``) jumps a
+day ahead inside the first node's backward rule of a back-substitution, and the test counts
+the backward rules applied after the jump: the engine must stop at the next node (none
+applied), where before it finished the whole block (or step). No wall-clock time is
+asserted.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from robustc.compiler.bound_types import BoundsTimeout
+from robustc.compiler.crown.engine import Crown
+from robustc.ir import Relu
+from tests.faults.test_deadline_phases import JumpingClock
+from tests.verify.nets import conv_onnx, save_and_load
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    """conv -> relu -> maxpool -> conv -> relu -> gemm on a 1x8x8 input."""
+    path = tmp_path_factory.mktemp("crown_deadline") / "conv.onnx"
+    return save_and_load(conv_onnx(np.random.default_rng(5), hw=(8, 8), channels=(1, 4, 4),
+                                   classes=3), path)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = JumpingClock(time.perf_counter)
+    monkeypatch.setattr(time, "perf_counter", fake)
+    return fake
+
+
+def _count_backward(monkeypatch, clock, crown: Crown, armed: dict) -> dict:
+    """Wrap the linear nodes' backward rule of ``crown``: once ``armed['on']`` is set, its
+    next call jumps the clock after it returns; ``counter['after']`` counts the calls
+    started after the jump."""
+    counter = {"after": 0, "calls": 0}
+    real = crown.ops.backward
+
+    def backward(node, a):
+        counter["calls"] += 1
+        if clock.jumped:
+            counter["after"] += 1
+        out = real(node, a)
+        if armed.get("on"):
+            clock.jump()
+        return out
+
+    monkeypatch.setattr(crown.ops, "backward", backward)
+    return counter
+
+
+def _box(graph, eps=0.3):
+    x = np.random.default_rng(1).uniform(0, 1, graph.input.shape)
+    return x - eps, x + eps
+
+
+def test_without_a_jump_the_bounds_need_several_backward_rules_per_block(graph, monkeypatch,
+                                                                          clock):
+    """The oracle for the test below: untouched, one back-substitution applies the backward
+    rule of several nodes (so stopping after the first is observable)."""
+    crown = Crown(graph, entries=1 << 30)  # one block per node
+    counter = _count_backward(monkeypatch, clock, crown, {})
+    out = crown.bounds(*_box(graph), deadline=time.perf_counter() + 3600.0)
+    blocks = sum(1 for n in graph.nodes if n.name in crown.targets)
+    assert counter["calls"] > blocks and out.lower[graph.outputs[0]].shape[1] == 3
+
+
+def test_crown_bounds_stop_inside_a_block(graph, monkeypatch, clock):
+    crown = Crown(graph, entries=1 << 30)
+    armed = {"on": True}
+    counter = _count_backward(monkeypatch, clock, crown, armed)
+    with pytest.raises(BoundsTimeout, match="time limit reached while bounding node"):
+        crown.bounds(*_box(graph), deadline=time.perf_counter() + 3600.0)
+    assert clock.jumped and counter["after"] == 0, counter
+
+
+def test_alpha_crown_stops_inside_a_step_and_keeps_a_valid_bound(graph, monkeypatch, clock):
+    """The jump happens inside the first Adam step's back-substitution: the step stops at
+    the next node, no further step or final bound is computed, and the bound returned is
+    CROWN's (valid for any slopes), equal to the one computed without a deadline."""
+    crown = Crown(graph)
+    lo, hi = _box(graph)
+    w, b = np.array([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]]), np.zeros(2)
+    with torch.no_grad():
+        bounds = crown.bounds(lo, hi)
+        tbox = crown.box(lo, hi)
+        plain = crown.objective(w, b, bounds, tbox)
+    assert any(bounds.relax[n.name][3].any() for n in graph.nodes
+               if isinstance(n, Relu))  # alpha-CROWN has slopes to tune
+    armed: dict = {}
+    counter = _count_backward(monkeypatch, clock, crown, armed)
+    real_tune = crown.tune
+
+    def tune(*args, **kwargs):
+        armed["on"] = True  # jump inside the first step
+        return real_tune(*args, **kwargs)
+
+    monkeypatch.setattr(crown, "tune", tune)
+    got = crown.optimise(w, b, bounds, tbox, steps=20, deadline=time.perf_counter() + 3600.0)
+    assert clock.jumped and counter["after"] == 0, counter
+    assert torch.equal(got, plain)
+
+
+def test_a_late_alpha_crown_raises_before_any_work(graph, monkeypatch, clock):
+    crown = Crown(graph)
+    lo, hi = _box(graph)
+    with torch.no_grad():
+        bounds = crown.bounds(lo, hi)
+    counter = _count_backward(monkeypatch, clock, crown, {})
+    clock.jump()
+    with pytest.raises(BoundsTimeout):
+        crown.optimise(np.eye(3)[:1], np.zeros(1), bounds, crown.box(lo, hi), steps=20,
+                       deadline=time.perf_counter() - 1.0)
+    assert counter["after"] == 0, counter
