@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import statistics
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -187,10 +188,123 @@ def _ray_worker(threads: int, warm_up: Callable | None, fn: Callable, shared, it
     return call_in_worker(fn, shared, item)
 
 
+#: The gRPC method probed on a Ray head (the GCS): present in every Ray 2.x release.
+RAY_PROBE_PATH = "/ray.rpc.NodeInfoGcsService/GetClusterId"
+#: HPACK static-table indices of ``:status`` values (RFC 7541, appendix A).
+_HPACK_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
+
+
+def _h2_frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return (len(payload).to_bytes(3, "big") + bytes((kind, flags))
+            + stream.to_bytes(4, "big") + payload)
+
+
+def _h2_literal(name: str, value: str) -> bytes:
+    """An HPACK header field: literal, not indexed, new name, no Huffman coding."""
+    name_b, value_b = name.encode(), value.encode()
+    return b"\x00" + bytes((len(name_b),)) + name_b + bytes((len(value_b),)) + value_b
+
+
+def _h2_frames(conn, deadline: float):
+    """Yield ``(type, flags, stream, payload)`` frames read from ``conn`` until
+    ``deadline`` (``time.monotonic()``) or the peer closes."""
+    buf = b""
+    while True:
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            yield buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]
+            buf = buf[9 + n:]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        conn.settimeout(left)
+        try:
+            chunk = conn.recv(65536)
+        except OSError:  # a timeout included
+            return
+        if not chunk:
+            return
+        buf += chunk
+
+
+def _hpack_int(data: bytes, pos: int, prefix: int) -> tuple[int, int]:
+    """An HPACK integer with a ``prefix``-bit prefix at ``data[pos]``: (value, next)."""
+    mask = (1 << prefix) - 1
+    value, pos = data[pos] & mask, pos + 1
+    if value < mask:
+        return value, pos
+    shift = 0
+    while True:
+        byte = data[pos]
+        value, pos, shift = value + ((byte & 0x7F) << shift), pos + 1, shift + 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _hpack_fields(block: bytes) -> dict:
+    """The header fields of an HPACK block that need neither Huffman decoding nor the
+    dynamic table (the static table's ``:status`` values and plain literals, which is how
+    gRPC servers send a trailers-only answer); stops at the first field it cannot read."""
+    fields, pos = {}, 0
+    try:
+        while pos < len(block):
+            byte = block[pos]
+            if byte & 0x80:                                   # indexed field
+                index, pos = _hpack_int(block, pos, 7)
+                if index not in _HPACK_STATUS:
+                    break
+                fields[":status"] = str(_HPACK_STATUS[index])
+                continue
+            if byte & 0xE0 == 0x20:                           # dynamic table size update
+                _, pos = _hpack_int(block, pos, 5)
+                continue
+            prefix = 6 if byte & 0x40 else 4
+            index, pos = _hpack_int(block, pos, prefix)
+            if index:                                         # a name from a table
+                break
+            strings = []
+            for _ in range(2):
+                if block[pos] & 0x80:                         # Huffman-coded
+                    return fields
+                length, pos = _hpack_int(block, pos, 7)
+                strings.append(block[pos:pos + length].decode("latin-1"))
+                pos += length
+            fields[strings[0]] = strings[1]
+    except IndexError:
+        pass
+    return fields
+
+
+def _grpc_answer(conn, host: str, port: int, deadline: float) -> dict | None:
+    """The response header fields (:func:`_hpack_fields`) of a unary gRPC call of
+    :data:`RAY_PROBE_PATH` (an empty request) on an open connection, or None when no
+    response header came before ``deadline``."""
+    headers = b"".join(_h2_literal(k, v) for k, v in (
+        (":method", "POST"), (":scheme", "http"), (":path", RAY_PROBE_PATH),
+        (":authority", f"{host}:{port}"), ("content-type", "application/grpc"),
+        ("te", "trailers")))
+    conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0, b"")
+                 + _h2_frame(1, 0x4, 1, headers)              # HEADERS, END_HEADERS
+                 + _h2_frame(0, 0x1, 1, b"\x00" * 5))         # DATA: empty message, END_STREAM
+    for kind, flags, stream, payload in _h2_frames(conn, deadline):
+        if kind != 1 or stream != 1:
+            continue
+        if flags & 0x8:                                       # PADDED
+            payload = payload[1:len(payload) - payload[0]]
+        if flags & 0x20:                                      # PRIORITY
+            payload = payload[5:]
+        return _hpack_fields(payload)
+    return None
+
+
 def check_ray_address(address: str, timeout: float = RAY_CONNECT_S) -> None:
-    """Raise :class:`ExecutorError` when ``HOST:PORT`` (or ``ray://HOST:PORT``) does not
-    accept a TCP connection and answer gRPC's connection preface within ``timeout`` seconds
-    (``local`` and ``auto`` pass)."""
+    """Raise :class:`ExecutorError` unless ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts a
+    TCP connection and answers a gRPC call of a Ray head's method within ``timeout``
+    seconds; ``local`` and ``auto`` pass. Refused at once, instead of leaving ``ray.init``
+    retrying for about 20 s: a peer that answers HTTP/2 with another status than 200 (a
+    proxy, a web server: 404), a gRPC server without Ray's method (``UNIMPLEMENTED``), and
+    a cluster that asks for a token (``UNAUTHENTICATED``) while ``RAY_AUTH_MODE`` is not
+    ``token`` here (Ray would not send one)."""
     import socket
 
     if address in ("local", "auto"):
@@ -200,19 +314,29 @@ def check_ray_address(address: str, timeout: float = RAY_CONNECT_S) -> None:
     if not sep or not port.isdigit():
         raise ExecutorError(f"--ray {address!r}: expected 'local' or HOST:PORT of a Ray "
                             f"head node")
+    deadline = time.monotonic() + timeout
     try:
         with socket.create_connection((host, int(port)), timeout=timeout) as conn:
-            # Ray's head answers gRPC: an HTTP/2 connection preface gets a SETTINGS frame
-            # (type 4, the fourth byte) back; a port that accepts and says nothing else
-            # would keep ray.init trying for many seconds
-            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-            answer = conn.recv(9)
+            answer = _grpc_answer(conn, host, int(port), deadline)
     except OSError as exc:
         raise ExecutorError(f"--ray {address}: cannot reach a Ray head node "
                             f"({exc.strerror or exc} after at most {timeout:g} s)") from None
-    if len(answer) < 4 or answer[3] != 4:
-        raise ExecutorError(f"--ray {address}: the port answers, but not as a Ray head node "
-                            f"(no gRPC reply)")
+    if answer is None:
+        raise ExecutorError(f"--ray {address}: cannot reach a Ray head node (no gRPC "
+                            f"answer within {timeout:g} s)")
+    status = answer.get(":status", "200")
+    if status != "200":
+        raise ExecutorError(f"--ray {address}: the address answers, but not as a Ray head "
+                            f"node (HTTP {status} to a call of {RAY_PROBE_PATH})")
+    grpc = answer.get("grpc-status")
+    if grpc == "12":                                          # UNIMPLEMENTED
+        raise ExecutorError(f"--ray {address}: a gRPC server answers, but not a Ray head "
+                            f"node (it does not know {RAY_PROBE_PATH})")
+    if grpc == "16" and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        raise ExecutorError(f"--ray {address}: the Ray cluster asks for an authentication "
+                            f"token; set RAY_AUTH_MODE=token, with the cluster's token in "
+                            f"RAY_AUTH_TOKEN or ~/.ray/auth_token (Ray's token "
+                            f"authentication), and run again")
 
 
 class RayExecutor:

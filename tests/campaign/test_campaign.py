@@ -280,7 +280,7 @@ def test_a_port_that_is_not_a_ray_head_is_an_error_after_the_timeout():
         server.listen(1)
         port = server.getsockname()[1]
         with pytest.raises(C.ExecutorError, match=f"--ray 127.0.0.1:{port}: cannot reach a "
-                                                  f"Ray head node .*after at most 1 s"):
+                                                  f"Ray head node \\(no gRPC answer within 1 s\\)"):
             C.check_ray_address(f"127.0.0.1:{port}", timeout=1.0)
 
 
@@ -295,6 +295,119 @@ def test_verify_with_an_unreachable_ray_address_exits_2(tmp_path, capsys):
         assert "--ray needs Ray, which is not installed" in err
     else:
         assert "--ray 127.0.0.1:9: cannot reach a Ray head node" in err
+
+
+def _http2_peer(answer: bytes):
+    """A listening socket whose peer reads the client's first bytes and sends ``answer``
+    (HTTP/2 frames), as a web server or proxy on that port would; returns (socket, port)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(answer)
+            time.sleep(0.5)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_an_http2_peer_that_is_not_a_ray_head_is_refused_at_once():
+    """A proxy or web server that speaks HTTP/2 answers the probe's gRPC call with 404 (the
+    HEADERS block starts with HPACK's static index 13, ``:status 404``): refused at once,
+    naming the status, instead of leaving ray.init retrying for about 20 s."""
+    settings = C._h2_frame(4, 0, 0, b"")
+    not_found = C._h2_frame(1, 0x4 | 0x1, 1, bytes([0x80 | 13]))
+    server, port = _http2_peer(settings + not_found)
+    with server:
+        start = time.monotonic()
+        with pytest.raises(C.ExecutorError, match=rf"--ray 127.0.0.1:{port}: the address "
+                                                  r"answers, but not as a Ray head node "
+                                                  r"\(HTTP 404"):
+            C.check_ray_address(f"127.0.0.1:{port}", timeout=4.0)
+        assert time.monotonic() - start < 4.0  # the answer decided it, not the timeout
+
+
+def _grpc_trailers(status: str, message: str) -> bytes:
+    """A trailers-only gRPC answer on stream 1 as a gRPC server encodes it: ``:status 200``
+    by static index, content-type as a literal with incremental indexing, grpc-status and
+    grpc-message as literals without indexing (the bytes a Ray 2.60 head sends)."""
+    def lit(first: int, name: str, value: str) -> bytes:
+        return bytes([first, len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
+
+    block = (bytes([0x80 | 8]) + lit(0x40, "content-type", "application/grpc")
+             + lit(0x00, "grpc-status", status) + lit(0x00, "grpc-message", message))
+    return C._h2_frame(4, 0, 0, b"") + C._h2_frame(1, 0x4 | 0x1, 1, block)
+
+
+def test_a_grpc_server_without_rays_method_is_refused():
+    server, port = _http2_peer(_grpc_trailers("12", "unknown service"))
+    with server, pytest.raises(C.ExecutorError, match="a gRPC server answers, but not a Ray "
+                                                      "head node"):
+        C.check_ray_address(f"127.0.0.1:{port}", timeout=4.0)
+
+
+def test_a_cluster_that_asks_for_a_token_names_the_setting(monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    answer = _grpc_trailers("16", "InvalidAuthToken: Authentication token is missing")
+    server, port = _http2_peer(answer)
+    with server, pytest.raises(C.ExecutorError, match="asks for an authentication token; "
+                                                      "set RAY_AUTH_MODE=token"):
+        C.check_ray_address(f"127.0.0.1:{port}", timeout=4.0)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # Ray sends the token: the probe passes
+    server, port = _http2_peer(answer)
+    with server:
+        C.check_ray_address(f"127.0.0.1:{port}", timeout=4.0)
+
+
+def test_hpack_fields_read_static_statuses_and_plain_literals():
+    assert C._hpack_fields(bytes([0x80 | 13])) == {":status": "404"}
+    block = bytes([0x88, 0x00, 3]) + b"abc" + bytes([0x7F, 0x81, 0x01]) + b"x" * 255
+    assert C._hpack_fields(block) == {":status": "200", "abc": "x" * 255}  # 127 + 128
+    assert C._hpack_fields(bytes([0x88, 0x00, 0x83]) + b"abc") == {":status": "200"}  # Huffman
+
+
+@pytest.mark.slow
+def test_a_running_ray_head_passes_the_probe_and_runs_the_instances(tmp_path):
+    """A real head started with ``ray start --head`` (Ray >= 2.59 turns token
+    authentication on for it): without ``RAY_AUTH_MODE=token`` ``robustc verify --ray
+    HOST:PORT`` exits 2 at once naming the setting; with it (Ray reads it when imported,
+    so in a fresh process), the instances get onnxruntime's answers."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'robustc[ray]')")
+    import shutil
+    import socket
+
+    ray_cli = shutil.which("ray") or pytest.skip("the ray command is not on PATH")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    expected = make_instances(tmp_path, 3)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    argv = [sys.executable, "-m", "robustc.cli", "verify", str(tmp_path / "instances.csv"),
+            "--json", "--ray", f"127.0.0.1:{port}"]
+    subprocess.run([ray_cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
+                    "--include-dashboard", "false"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    try:
+        plain = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                               cwd=ROOT)
+        token = subprocess.run(argv, env=dict(env, RAY_AUTH_MODE="token"), text=True,
+                               capture_output=True, timeout=120, cwd=ROOT)
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True,
+                       timeout=120)
+    if plain.returncode == EXIT_ERROR:  # a Ray release that asks for the token
+        assert "asks for an authentication token; set RAY_AUTH_MODE=token" in plain.stderr
+    else:
+        token = plain
+    printed = [json.loads(line) for line in token.stdout.splitlines()]
+    assert {r["name"]: r["answer"] for r in printed} == expected, token.stderr[-2000:]
 
 
 @pytest.mark.slow
