@@ -157,6 +157,8 @@ def _ascend(tuner, name: str, eye, box, relax: dict, alpha: dict, steps: int, lr
         if deadline is not None and time.perf_counter() > deadline:
             break
         lb = tuner.backsubstitute(name, eye, box, relax, params)
+        if not lb.requires_grad:  # no slope given lies on the way back to the input
+            break
         with torch.no_grad():
             better = torch.ones_like(lb, dtype=torch.bool) if best is None else lb > best
             best = lb.detach() if best is None else torch.where(better, lb, best)

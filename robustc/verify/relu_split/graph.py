@@ -265,8 +265,15 @@ class GraphSplit:
         """Bound ``N`` domains; returns ``(lb, lo, hi, alpha, beta, choice, found)``:
         widened lower bounds ``(N, R)`` of ``-m`` (``inf`` rows for empty domains), the
         ReLU input bounds of the pass over the graph, the optimised parameters, the neuron to
-        split next (-1: none) and a replayed counterexample or None."""
+        split next (-1: none) and a replayed counterexample or None. Only the rows some
+        domain has not refuted (``inherited``) are bounded: a row refuted in a parent is
+        refuted in its children, which keep the parent's bound and parameters there."""
         torch, crown, ops = self.torch, self.crown, self.crown.ops
+        sub = np.arange(self.rows) if inherited is None else \
+            np.flatnonzero((inherited <= self.tol).any(0))
+        sub = sub if sub.size else np.arange(self.rows)
+        full_alpha, full_beta = alpha, beta
+        alpha, beta = alpha[:, sub], beta[:, sub]
         t_signs = ops.tensor(signs)
         with torch.no_grad():
             gb, empty = self._node_bounds(ops.tensor(lo), ops.tensor(hi), split)
@@ -280,14 +287,17 @@ class GraphSplit:
         beta_p = {nm: b for nm, b, s in zip(names, b_sl, s_sl, strict=True) if (s != 0).any()}
         signed = {nm: s for nm, s in zip(names, s_sl, strict=True)}
         if (alpha_p or beta_p) and steps > 0:
-            alpha_p, beta_p = self._optimise(gb, box, alpha_p, beta_p, signed, steps)
+            alpha_p, beta_p = self._optimise(gb, box, alpha_p, beta_p, signed, steps, sub)
         record: dict = {}
         with torch.no_grad():  # the bound that counts: float64, the parameters found
             betas = {nm: b * signed[nm] for nm, b in beta_p.items()}
-            lb = crown.objective(self.w, self.b, gb, box, alpha_p, betas, record)
-            lb = lb.cpu().numpy()
+            part = crown.objective(self.w[sub], self.b[sub], gb, box, alpha_p, betas, record)
+            part = part.cpu().numpy()
         if inherited is not None:
-            lb = np.maximum(lb, inherited)
+            lb = inherited.copy()
+            lb[:, sub] = np.maximum(part, inherited[:, sub])
+        else:
+            lb = part
         e = empty.cpu().numpy()
         lb[e] = np.inf
         # keep the tighter ReLU input bounds of the pass over the graph
@@ -296,40 +306,51 @@ class GraphSplit:
             a_sl[names.index(nm)].copy_(p)
         for nm, p in beta_p.items():
             b_sl[names.index(nm)].copy_(p)
-        alpha = torch.cat(a_sl, -1).cpu().numpy().astype(np.float32) if a_sl else alpha
-        beta = torch.cat(b_sl, -1).cpu().numpy().astype(np.float32) if b_sl else beta
+        if a_sl:
+            full_alpha = full_alpha.copy()
+            full_alpha[:, sub] = torch.cat(a_sl, -1).cpu().numpy()
+        if b_sl:
+            full_beta = full_beta.copy()
+            full_beta[:, sub] = torch.cat(b_sl, -1).cpu().numpy()
+        alpha, beta = full_alpha, full_beta
         open_ = self.req.refutation(lb).min(axis=1) <= self.tol
-        choice = self._choose(record, gb, lb, open_)
+        choice = self._choose(record, gb, lb, open_, (box, alpha_p, betas, sub))
         found = self._candidates(record, open_)
         return lb, lo, hi, alpha, beta, choice, found
 
     def _optimise(self, gb: GraphBounds, box, alpha: dict, beta: dict, signed: dict,
-                  steps: int) -> tuple[dict, dict]:
-        """:meth:`Crown.tune` in float32 (it only chooses parameters: the bound that counts
-        is computed again in float64); returns the best step's parameters as float64."""
+                  steps: int, sub: np.ndarray) -> tuple[dict, dict]:
+        """:meth:`Crown.tune` of rows ``sub`` in float32 (it only chooses parameters: the
+        bound that counts is computed again in float64); returns the best step's
+        parameters as float64."""
         f32, f64 = self.torch.float32, self.crown.ops.dtype
         relax = {k: tuple(t.to(f32) if t.is_floating_point() else t for t in v)
                  for k, v in gb.relax.items()}
-        a, b = self.crown32.tune(self.w32, self.b32, GraphBounds({}, {}, relax),
+        a, b = self.crown32.tune(self.w32[sub], self.b32[sub], GraphBounds({}, {}, relax),
                                  (box[0].to(f32), box[1].to(f32)), alpha, beta, signed,
                                  steps=steps, lr_alpha=self.options.lr_alpha,
                                  lr_beta=self.options.lr_beta, deadline=self.deadline)
         return ({k: v.to(f64) for k, v in a.items()}, {k: v.to(f64) for k, v in b.items()})
 
-    def _choose(self, record: dict, gb: GraphBounds, lb: np.ndarray, open_: np.ndarray
-                ) -> np.ndarray:
-        """The neuron to split next per domain (BaBSR intercept score over the open rows),
-        -1 where none is unstable or the domain is refuted."""
+    def _choose(self, record: dict, gb: GraphBounds, lb: np.ndarray, open_: np.ndarray,
+                params: tuple) -> np.ndarray:
+        """The neuron to split next per domain, -1 where none is unstable or the domain is
+        refuted: the ``graph_candidates`` unstable neurons with the largest BaBSR
+        intercept score over the open rows are tried by bounding both children once with
+        the domain's parameters (``params``: box, alpha, signed beta; no optimisation), and
+        the candidate whose worse child is closest to refuted wins (filtered smart
+        branching, FSB); with one candidate, BaBSR's choice."""
         torch = self.torch
         n = lb.shape[0]
         if not self.relus:
             return np.full(n, -1, dtype=np.int64)
-        rows = self.crown.ops.tensor((lb <= self.tol).astype(np.float64)).unsqueeze(-1)
+        sub = params[3]
+        rows = self.crown.ops.tensor((lb[:, sub] <= self.tol).astype(np.float64)).unsqueeze(-1)
         scores = []
         for r in self.relus:
             _, _, tu, unstable = gb.relax[r.name]
             if r.name not in record:  # the output does not depend on this ReLU
-                a = rows.new_zeros(n, self.rows, r.size)
+                a = rows.new_zeros(n, len(sub), r.size)
             else:
                 a = record[r.name] * rows  # (N, R, n): only the rows still open
             intercept = (a.clamp(max=0.0).neg() * tu.unsqueeze(1)).sum(1)
@@ -342,10 +363,58 @@ class GraphSplit:
         unstable = torch.cat([s[2] for s in scores], 1)
         score = torch.where(inter > 0, inter + backup.amax(1, keepdim=True), backup)
         score = torch.where(unstable, score, torch.full_like(score, -1.0))
-        best, idx = score.max(1)
-        choice = torch.where(best >= 0, idx, torch.full_like(idx, -1)).cpu().numpy()
+        k = min(self.options.graph_candidates, score.shape[1])
+        best, top = score.topk(max(k, 1), dim=1)
+        choice = torch.where(best[:, 0] >= 0, top[:, 0], torch.full_like(top[:, 0], -1))
+        choice = choice.cpu().numpy()
         choice[~open_] = -1
+        rows = np.flatnonzero(choice >= 0)
+        if k > 1 and rows.size and not self._late():
+            top, valid = top.cpu().numpy()[rows], (best >= 0).cpu().numpy()[rows]
+            worse = np.where(valid, self._try_splits(gb, lb, rows, top, params), -np.inf)
+            choice[rows] = top[np.arange(rows.size), np.argmax(worse, axis=1)]
         return choice
+
+    def _try_splits(self, gb: GraphBounds, lb: np.ndarray, rows: np.ndarray, top: np.ndarray,
+                    params: tuple) -> np.ndarray:
+        """``(len(rows), k)``: for each candidate neuron ``top`` of domains ``rows``, the
+        refutation measure of the worse of its two children, bounded once in float32 with
+        the parent's bounds, alpha and beta and the neuron's phase fixed (it only ranks
+        candidates: no domain is refuted by it)."""
+        torch, f32 = self.torch, self.torch.float32
+        box, alpha, betas, sub = params
+        n, k = top.shape
+        parent = np.repeat(rows, 2 * k)
+        neuron = np.repeat(top.ravel(), 2)
+        active = np.tile([True, False], n * k)
+        layer = np.searchsorted(self.offsets, neuron, side="right") - 1
+        measure = np.empty(len(parent))
+        chunk = max(2, self.per_round)
+        dev = self.box[0].device
+        for first in range(0, len(parent), chunk):
+            part = slice(first, first + chunk)
+            sel = torch.as_tensor(parent[part], device=dev)
+            relax = {nm: tuple(t[sel].to(f32) if t.is_floating_point() else t[sel].clone()
+                               for t in v) for nm, v in gb.relax.items()}
+            for kk, relu in enumerate(self.relus):
+                here = np.flatnonzero(layer[part] == kk)
+                if not here.size:
+                    continue
+                i = torch.as_tensor(here, device=dev)
+                j = torch.as_tensor(neuron[part][here] - self.offsets[kk], device=dev)
+                on = torch.as_tensor(active[part][here], device=dev)
+                slope = torch.where(on, 1.0, float(relu.alpha)).to(f32)
+                sl, su, tu, unstable = relax[relu.name]
+                sl[i, j], su[i, j], tu[i, j], unstable[i, j] = slope, slope, 0.0, False
+            child = self.crown32.objective(
+                self.w32[sub], self.b32[sub], GraphBounds({}, {}, relax),
+                (box[0][sel].to(f32), box[1][sel].to(f32)),
+                {nm: a[sel].to(f32) for nm, a in alpha.items()},
+                {nm: b[sel].to(f32) for nm, b in betas.items()})
+            full = lb[parent[part]].copy()
+            full[:, sub] = np.maximum(child.cpu().numpy().astype(np.float64), full[:, sub])
+            measure[part] = self.req.refutation(full).min(axis=1)
+        return measure.reshape(n, k, 2).min(axis=2)
 
     def _candidates(self, record: dict, open_: np.ndarray):
         """The input vertices minimising each open domain's row bounds; the ones that

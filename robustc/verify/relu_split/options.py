@@ -38,6 +38,9 @@ class ReluSplitOptions:
     # robustc.compiler.crown.intermediate, docs/verify.md.
     intermediate_steps: int = 20
     intermediate_share: float = 0.2
+    # Neurons tried per split by the graph search (filtered smart branching: the BaBSR
+    # top candidates, each domain's children bounded once; 1: BaBSR alone); docs/verify.md.
+    graph_candidates: int = 1
     batch: int = 128            # domains split per round (2 * batch children bounded at once)
     iterations: int = 20        # Adam steps on alpha and beta per round
     root_iterations: int = 60   # alpha-CROWN steps per hidden layer at the root (0: none)
