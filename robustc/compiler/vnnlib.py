@@ -49,6 +49,7 @@ import numpy as np
 
 from robustc.compiler.onnx_import import load_onnx
 from robustc.compiler.passes import standard_passes
+from robustc.compiler.vnnlib_scan import DeclaredNames, first_invalid, scan_block
 from robustc.errors import EmptyInputSet, SpecError
 from robustc.files import write_text
 from robustc.files.limits import check_file_size
@@ -214,17 +215,111 @@ class Junction:
 Formula = Atom | Junction
 
 
+@dataclass(frozen=True, eq=False)
+class InputBounds:
+    """The top-level assertions that bound one input, ``coeff * X_index + const >= 0``
+    (``(assert (<= X_i c))``: coefficient -1, constant ``c``), in file order, as arrays
+    (one entry per assertion; ``line``/``col``: the position of its comparison). A large
+    file is mostly these, so they are not kept as :class:`Atom` objects."""
+
+    file: str
+    index: np.ndarray
+    coeff: np.ndarray
+    const: np.ndarray
+    line: np.ndarray
+    col: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def __eq__(self, other) -> bool:
+        fields = ("index", "coeff", "const", "line", "col")
+        return isinstance(other, InputBounds) and self.file == other.file and all(
+            getattr(self, f).dtype == getattr(other, f).dtype
+            and getattr(self, f).tobytes() == getattr(other, f).tobytes() for f in fields)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def atoms(self) -> Iterator[Atom]:
+        """The bounds as :class:`Atom` s (what the formula reader makes of each)."""
+        for i, c, k, line, col in zip(self.index.tolist(), self.coeff.tolist(),
+                                      self.const.tolist(), self.line.tolist(),
+                                      self.col.tolist(), strict=True):
+            yield Atom({("X", i): c}, k, Pos(self.file, line, col))
+
+    def apply(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Intersect the box ``[lower, upper]`` (flat, in place) with every bound."""
+        value = -self.const / self.coeff
+        up = self.coeff > 0
+        np.maximum.at(lower, self.index[up], value[up])
+        np.minimum.at(upper, self.index[~up], value[~up])
+
+    def lines_of(self, i: int) -> set[int]:
+        """The lines of the bounds on ``X_i``."""
+        return set(self.line[self.index == i].tolist())
+
+
+class _BoundsBuilder:
+    """Collects :class:`InputBounds` in file order: blocks of arrays from the fast reader
+    and single atoms from the formula reader."""
+
+    _DTYPES = (np.int64, np.float64, np.float64, np.int64, np.int64)
+
+    def __init__(self, file: str):
+        self.file = file
+        self.columns: list[list[np.ndarray]] = [[] for _ in self._DTYPES]
+        self.pending: list[tuple] = []
+
+    def add_atom(self, a: Atom) -> None:
+        ((_, i), c), = a.coeffs.items()
+        self.pending.append((i, c, a.const, a.pos.line, a.pos.col))
+
+    def add_arrays(self, *columns: np.ndarray) -> None:
+        self._flush()
+        for parts, column, dtype in zip(self.columns, columns, self._DTYPES, strict=True):
+            parts.append(np.asarray(column, dtype=dtype))
+
+    def _flush(self) -> None:
+        if self.pending:
+            rows, self.pending = self.pending, []
+            self.add_arrays(*(np.array(c) for c in zip(*rows, strict=True)))
+
+    def empty(self) -> bool:
+        return not self.pending and not any(p.size for p in self.columns[0])
+
+    def build(self) -> InputBounds:
+        """The bounds; each column is joined and its blocks freed before the next."""
+        self._flush()
+        joined = []
+        for j, dtype in enumerate(self._DTYPES):
+            parts, self.columns[j] = self.columns[j], []
+            joined.append(np.concatenate(parts) if parts else np.zeros(0, dtype=dtype))
+            del parts
+        return InputBounds(self.file, *joined)
+
+
+def _is_input_bound(f: Formula) -> bool:
+    """Whether ``f`` bounds a single input (then it goes to :class:`InputBounds`)."""
+    if not isinstance(f, Atom) or len(f.coeffs) != 1:
+        return False
+    ((kind, _), _), = f.coeffs.items()
+    return kind == "X"
+
+
 @dataclass(frozen=True)
 class Query:
-    """A parsed VNN-LIB file: its declared sizes and its assertions (a conjunction)."""
+    """A parsed VNN-LIB file: its declared sizes and its assertions (a conjunction): the
+    bounds of single inputs at the top level in ``bounds``, the others in ``assertions``
+    (both in file order)."""
 
     file: str
     n_inputs: int
     n_outputs: int
     assertions: tuple[Formula, ...]
+    bounds: InputBounds
 
 
-def _term(e: SExpr, declared: set) -> tuple[dict, float]:
+def _term(e: SExpr, declared: DeclaredNames) -> tuple[dict, float]:
     """A linear term as ``(coeffs, const)``; raises ``SpecError`` if not linear."""
     if e.atom is not None:
         if _NUMBER.match(e.atom):
@@ -271,7 +366,7 @@ def _product(terms: list, pos: Pos) -> tuple[dict, float]:
     return _scale(variable[0], factor) if variable else ({}, factor)
 
 
-def _formula(e: SExpr, declared: set) -> Formula:
+def _formula(e: SExpr, declared: DeclaredNames) -> Formula:
     op = e.head
     if op in ("and", "or"):
         if len(e.items) < 2:
@@ -284,6 +379,9 @@ def _formula(e: SExpr, declared: set) -> Formula:
         small, big = (lhs, rhs) if op == "<=" else (rhs, lhs)
         coeffs, const = _sum([big, _scale(small, -1.0)])
         atom = Atom({k: v for k, v in coeffs.items() if v != 0.0}, const, e.pos)
+        if not all(map(math.isfinite, [const, *atom.coeffs.values()])):
+            raise _error(e.pos, "a coefficient or the constant of this constraint is out of "
+                                "range (it overflows)")
         if not atom.kinds():
             raise _error(e.pos, "comparison of constants (no variable)")
         if atom.kinds() == {"X", "Y"}:
@@ -297,7 +395,7 @@ def _show(e: SExpr, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _declare(e: SExpr, declared: set) -> None:
+def _declare(e: SExpr, declared: DeclaredNames) -> None:
     if len(e.items) != 3 or e.items[1].atom is None or e.items[2].atom != "Real":
         raise _error(e.pos, "expected (declare-const NAME Real)")
     name = e.items[1]
@@ -311,15 +409,15 @@ def _declare(e: SExpr, declared: set) -> None:
     declared.add(key)
 
 
-def _count(declared: set, kind: str, file: str) -> int:
-    idx = sorted(i for k, i in declared if k == kind)
-    if idx != list(range(len(idx))):
-        missing = sorted(set(range(max(idx) + 1)) - set(idx))
-        raise SpecError(f"{file}: {kind}_{missing[0]} is not declared (the {kind} variables "
-                        f"must be {kind}_0 .. {kind}_{max(idx)})")
-    if not idx:
+def _count(declared: DeclaredNames, kind: str, file: str) -> int:
+    idx = declared.indices(kind)
+    gaps = np.flatnonzero(idx != np.arange(idx.size))
+    if gaps.size:
+        raise SpecError(f"{file}: {kind}_{int(gaps[0])} is not declared (the {kind} variables "
+                        f"must be {kind}_0 .. {kind}_{int(idx[-1])})")
+    if not idx.size:
         raise SpecError(f"{file}: no {kind}_i variable is declared")
-    return len(idx)
+    return int(idx.size)
 
 
 def parse_vnnlib(text: str, file: str = "<string>", fast: bool = True) -> Query:
@@ -327,67 +425,77 @@ def parse_vnnlib(text: str, file: str = "<string>", fast: bool = True) -> Query:
     for anything outside the supported fragment (see the module docstring).
 
     ``fast`` (the default) reads the two commands that make up nearly all of a large file,
-    ``(declare-const X_i Real)`` and a bound ``(assert (<= X_i c))`` / ``(>= X_i c)``, with
-    one regular expression each instead of tokens and s-expressions (about 10x faster);
+    ``(declare-const X_i Real)`` and a bound ``(assert (<= X_i c))`` / ``(>= X_i c)``, by
+    array operations over blocks of the text (:mod:`robustc.compiler.vnnlib_scan`);
     anything else, and any such command that would be an error (a variable declared twice
-    or not yet), goes through the general reader, so the result and every error are the
-    same either way (tested against ``fast=False``).
+    or not yet, a number that overflows), goes through the general reader, so the result
+    and every error are the same either way (tested against ``fast=False``).
     """
-    declared: set = set()  # ("X", i) / ("Y", j), shared by the fast reader and _query
+    declared = DeclaredNames(len(text))  # shared by the fast reader and _query
+    bounds = _BoundsBuilder(file)
     with _no_gc():
-        commands = _scan(text, file, declared) if fast else iter_sexprs(text, file)
-        return _query(commands, file, declared)
+        commands = _scan(text, file, declared, bounds) if fast else iter_sexprs(text, file)
+        return _query(commands, file, declared, bounds)
 
 
-#: ``(declare-const X_i Real)`` or ``(assert (<= X_i c))`` / ``(assert (>= X_i c))``, the
-#: bulk of large VNN-LIB files; groups: the declared kind and index, or the inner
-#: comparison's "(", operator, input index and number.
-_SIMPLE = re.compile(
-    r"\(\s*(?:declare-const\s+([XY])_(\d+)\s+Real"
-    r"|assert\s+(\()\s*(<=|>=)\s+X_(\d+)\s+([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\))"
-    r"\s*\)")
-#: Whitespace and comments between commands.
-_GAP = re.compile(r"(?:\s+|;[^\n]*)*")
+#: Characters the fast reader scans at once: after a command that only the general reader
+#: reads it starts again at the smallest block, and doubles up to the largest.
+_BLOCK_MIN, _BLOCK_MAX = 1 << 12, 1 << 20
 
 
-def _scan(text: str, file: str, declared: set) -> Iterator:
-    """The file's commands in order, as :func:`_query` takes them: ready :class:`Atom` s of
-    simple bounds and :class:`SExpr` s of everything else (read by :func:`_read_one`).
-    Simple declarations go straight into ``declared`` (the set :func:`_query` fills from
-    the others: a repeated or premature name goes to the general reader, which reports it)."""
+def _scan(text: str, file: str, declared: DeclaredNames, bounds: _BoundsBuilder
+          ) -> Iterator[SExpr]:
+    """The commands of ``text`` that the fast reader leaves to the general reader, as
+    :class:`SExpr` s in order; the simple ones go straight into ``declared`` and ``bounds``
+    (in file order: :func:`_query` handles each command yielded before the next block is
+    scanned)."""
     at, line, line_start, end = 0, 1, 0, len(text)
-    while True:
-        gap = _GAP.match(text, at).end()
-        newlines = text.count("\n", at, gap)
-        if newlines:
-            line += newlines
-            line_start = text.rindex("\n", at, gap) + 1
-        at = gap
-        if at >= end:
-            return
-        m = _SIMPLE.match(text, at)
-        if m is not None and text.find("\n", at, m.end()) < 0:
-            kind, index, _, op, x_index, number = m.groups()
-            if kind is not None:
-                key = (kind, int(index))
-                if key not in declared:
-                    declared.add(key)
-                    at = m.end()
-                    continue
-            else:
-                key, value = ("X", int(x_index)), float(number)
-                if key in declared and math.isfinite(value):
-                    # what _formula makes of it: big - small >= 0 (0.0 + keeps the sign
-                    # of zero as _sum's does)
-                    if op == "<=":
-                        coeffs, const = {key: -1.0}, 0.0 + value
-                    else:
-                        coeffs, const = {key: 1.0}, 0.0 + -value
-                    yield Atom(coeffs, const, Pos(file, line, m.start(3) - line_start + 1))
-                    at = m.end()
-                    continue
-        e, at, line, line_start = _read_one(text, file, at, line, line_start)
-        yield e
+    size = _BLOCK_MIN
+    while at < end:
+        stop = text.find("\n", min(at + size, end))
+        stop = end if stop < 0 else stop + 1
+        cmds = scan_block(np.frombuffer(text[at:stop].encode("ascii", "replace"), np.uint8))
+        n = first_invalid(cmds, declared)
+        _take(cmds, n, declared, bounds, (at, line, line_start))
+        general = n < cmds.kind.size or cmds.rest == "stray" or \
+            (cmds.rest == "open" and (n == 0 or stop == end))
+        upto = stop - at if not general and cmds.rest == "end" else \
+            int(cmds.end[n - 1]) if n else 0
+        line, line_start = map(int, _line_at(cmds.newlines, upto, (at, line, line_start)))
+        at += upto
+        if general:
+            e, at, line, line_start = _read_one(text, file, at, line, line_start)
+            size = _BLOCK_MIN
+            yield e
+        else:
+            size = min(2 * size, _BLOCK_MAX)
+
+
+def _line_at(newlines: np.ndarray, offset, origin: tuple) -> tuple:
+    """``(line, line_start)`` at ``offset`` (array or int) into a block whose first
+    character is at ``origin = (at, line, line_start)``; ``newlines``: the block's."""
+    at, line, line_start = origin
+    before = np.searchsorted(newlines, offset)
+    last = newlines[np.maximum(before - 1, 0)] if newlines.size else 0
+    return line + before, np.where(before > 0, at + last + 1, line_start)
+
+
+def _take(cmds, n: int, declared: DeclaredNames, bounds: _BoundsBuilder,
+          origin: tuple) -> None:
+    """Declare the names and keep the bounds of the first ``n`` commands of a block."""
+    kind, index = cmds.kind[:n], cmds.index[:n]
+    for name, is_y in (("X", False), ("Y", True)):
+        mine = (kind == 1) & (cmds.name_y[:n] == is_y)
+        if mine.any():
+            declared.add_many(name, index[mine])
+    b = np.flatnonzero(kind == 2)
+    if b.size:
+        paren, le, value = cmds.paren[b], cmds.le[b], cmds.value[b]
+        line, line_start = _line_at(cmds.newlines, paren, origin)
+        # what _formula makes of it: big - small >= 0 (0.0 + keeps the sign of zero as
+        # _sum's does)
+        bounds.add_arrays(index[b], np.where(le, -1.0, 1.0), np.where(le, value, -value) + 0.0,
+                          line, origin[0] + paren - line_start + 1)
 
 
 def _read_one(text: str, file: str, at: int, line: int, line_start: int) -> tuple:
@@ -420,24 +528,27 @@ def _read_one(text: str, file: str, at: int, line: int, line_start: int) -> tupl
     raise _error(stack[-1][0], "'(' is never closed")
 
 
-def _query(commands: Iterator, file: str, declared: set) -> Query:
+def _query(commands: Iterator[SExpr], file: str, declared: DeclaredNames,
+           bounds: _BoundsBuilder) -> Query:
     assertions = []
     for e in commands:
-        if isinstance(e, Atom):  # a simple bound, read by _scan
-            assertions.append(e)
-        elif e.head == "declare-const":
+        if e.head == "declare-const":
             _declare(e, declared)
         elif e.head == "assert":
             if len(e.items) != 2:
                 raise _error(e.pos, "(assert F) takes exactly one formula")
-            assertions.append(_formula(e.items[1], declared))
+            f = _formula(e.items[1], declared)
+            if _is_input_bound(f):
+                bounds.add_atom(f)
+            else:
+                assertions.append(f)
         else:
             raise _error(e.pos, f"unsupported command {_show(e)!r} (expected declare-const "
                                 f"or assert)")
-    if not assertions:
+    if not assertions and bounds.empty():
         raise SpecError(f"{file}: no assertion")
     return Query(file, _count(declared, "X", file), _count(declared, "Y", file),
-                 tuple(assertions))
+                 tuple(assertions), bounds.build())
 
 
 #: Memory per byte of a VNN-LIB file while it is read and lowered, for the ``--memory``
@@ -507,9 +618,11 @@ def _apply_input_atom(a: Atom, lower: np.ndarray, upper: np.ndarray) -> None:
         upper[i] = min(upper[i], value)
 
 
-def _case_box(atoms: list[Atom], n_inputs: int, file: str, shape) -> Box | str:
-    """The box of one case's input atoms, or (when it is empty) why, in words."""
-    lower, upper = np.full(n_inputs, -np.inf), np.full(n_inputs, np.inf)
+def _case_box(atoms: list[Atom], query: Query, base: tuple, shape) -> Box | str:
+    """The box of one case's input atoms within ``base`` (the box of ``query.bounds``), or
+    (when it is empty) why, in words."""
+    lower, upper = base[0].copy(), base[1].copy()
+    file = query.file
     for a in atoms:
         _apply_input_atom(a, lower, upper)
     unbounded = np.flatnonzero(~np.isfinite(lower) | ~np.isfinite(upper))
@@ -519,7 +632,8 @@ def _case_box(atoms: list[Atom], n_inputs: int, file: str, shape) -> Box | str:
     crossed = np.flatnonzero(lower > upper)
     if crossed.size:  # an empty box: no counterexample here
         i = int(crossed[0])
-        lines = sorted({a.pos.line for a in atoms if ("X", i) in a.coeffs})
+        lines = sorted({a.pos.line for a in atoms if ("X", i) in a.coeffs}
+                       | query.bounds.lines_of(i))
         return (f"X_{i} has lower bound {lower[i]:g} above its upper bound {upper[i]:g} "
                 f"(line{'s' * (len(lines) > 1)} {', '.join(map(str, lines))})")
     return Box(lower.reshape(shape), upper.reshape(shape))
@@ -529,14 +643,13 @@ def _cases(query: Query) -> tuple[list[tuple[list[Atom], list[Atom]]], list[Form
     """Input-dependent assertions expanded: ``[(input atoms, output atoms)]``; and the
     output-only assertions (kept as formulas, not expanded).
 
-    Linear in the file: an assertion with one conjunction (a bound, the usual case) extends
-    every case's lists in place (each case owns its lists); only a disjunction copies them,
-    into its cases.
+    Linear in the file: an assertion with one conjunction extends every case's lists in
+    place (each case owns its lists); only a disjunction copies them, into its cases.
     """
     cases: list[tuple[list[Atom], list[Atom]]] = [([], [])]
     global_outputs = []
     for f in query.assertions:
-        if isinstance(f, Atom):  # the usual case, a bound: one conjunction of one atom
+        if isinstance(f, Atom):  # one conjunction of one atom (input bounds: query.bounds)
             if f.kinds() == {"Y"}:
                 global_outputs.append(f)
             else:  # {"X"}: an atom never mixes kinds (_formula)
@@ -584,10 +697,12 @@ def to_properties(query: Query, input_shape: tuple[int, ...], n_outputs: int,
         raise SpecError(f"{query.file}: declares {query.n_outputs} outputs Y_j, the network "
                         f"has {n_outputs}")
     cases, outputs = _cases(query)
+    base = np.full(size, -np.inf), np.full(size, np.inf)
+    query.bounds.apply(*base)  # the bounds every case shares
     groups: dict[tuple, tuple[list[Box], list[Atom]]] = {}
     empty = []
     for xs, ys in cases:
-        box = _case_box(xs, size, query.file, input_shape)
+        box = _case_box(xs, query, base, input_shape)
         boxes = groups.setdefault(tuple(id(a) for a in ys), ([], ys))[0]
         if isinstance(box, Box):
             boxes.append(box)

@@ -54,8 +54,11 @@ def test_a_typical_file_uses_the_fast_path_and_agrees():
               for i in range(50)]
     lines.append("(assert (>= Y_0 0.25))")
     fast, general = _both("\n".join(lines))
-    assert fast == general and fast.n_inputs == 50 and len(fast.assertions) == 101
-    assert str(fast.assertions[3].pos) == "q.vnnlib:55:9"  # 51 declaration lines, 2 per input after
+    assert fast == general and fast.n_inputs == 50
+    assert len(fast.bounds) == 100 and len(fast.assertions) == 1
+    atom = list(fast.bounds.atoms())[3]  # 51 declaration lines, 2 per input after
+    assert str(atom.pos) == "q.vnnlib:55:9" and atom.coeffs == {("X", 1): 1.0}
+    assert atom.const == 1 / 7
 
 
 def test_benchmark_files_agree():

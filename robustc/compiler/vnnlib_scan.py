@@ -1,0 +1,299 @@
+"""The VNN-LIB reader's fast path: the two commands that make up nearly all of a large
+file, ``(declare-const X_i Real)`` (or ``Y_j``) and an input bound ``(assert (<= X_i c))``
+/ ``(assert (>= X_i c))``, recognised in a block of text by numpy operations over its
+bytes, with no Python object per token or per command.
+
+:func:`scan_block` tokenizes a block exactly as the general reader
+(:func:`robustc.compiler.vnnlib.iter_sexprs`) does: whitespace is Python's ``\\s`` (for
+ASCII text: tab, newline, vertical tab, form feed, carriage return, ``\\x1c``-``\\x1f`` and
+space), ``;`` starts a comment up to the end of its line, ``(`` and ``)`` are tokens of
+their own and every other run of characters is one atom. It splits the block into
+top-level commands and marks the simple ones: a declaration whose name is ``X_`` or ``Y_``
+and 1 to 9 ASCII digits, and a bound whose number matches the reader's number syntax
+(at most 64 characters; converted by numpy, which gives Python's ``float`` of the text,
+tested). Everything else is left to the general reader, which also reports every error;
+:func:`first_invalid` finds the first simple command that the general reader would refuse
+(a variable declared twice, a bound on a variable not declared before it, a number that
+overflows), so that the caller hands that one to the general reader too.
+
+:class:`DeclaredNames` is the set of declared variables that both readers share: a flag
+per index (one byte per input of a file, not a Python object per name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Longest number text the fast path converts (longer ones go to the general reader).
+MAX_NUMBER = 64
+
+_WS = np.zeros(256, dtype=bool)
+_WS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_OPEN, _CLOSE, _SEMI, _NL = ord("("), ord(")"), ord(";"), ord("\n")
+_ATOM, _LP, _RP = 0, 1, 2  # token kinds
+
+# The number syntax of the general reader, [-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?, as a
+# DFA over character classes; past a token's end its characters are class _PAD.
+_DIGIT, _SIGN, _DOT, _EXP, _OTHER, _PAD = range(6)
+_CLASS = np.full(256, _OTHER, dtype=np.int8)
+_CLASS[np.frombuffer(b"0123456789", np.uint8)] = _DIGIT
+_CLASS[np.frombuffer(b"+-", np.uint8)] = _SIGN
+_CLASS[ord(".")] = _DOT
+_CLASS[np.frombuffer(b"eE", np.uint8)] = _EXP
+_DEAD, _END = 10, 11
+_STEP = np.full((12, 6), _DEAD, dtype=np.int8)
+for _state, _moves in {0: {_SIGN: 1, _DIGIT: 2, _DOT: 5}, 1: {_DIGIT: 2, _DOT: 5},
+                       2: {_DIGIT: 2, _DOT: 3, _EXP: 7}, 3: {_DIGIT: 4, _EXP: 7},
+                       4: {_DIGIT: 4, _EXP: 7}, 5: {_DIGIT: 6}, 6: {_DIGIT: 6, _EXP: 7},
+                       7: {_SIGN: 8, _DIGIT: 9}, 8: {_DIGIT: 9}, 9: {_DIGIT: 9}}.items():
+    for _cls, _to in _moves.items():
+        _STEP[_state, _cls] = _to
+for _state in (2, 3, 4, 6, 9, _END):  # accepting states end at the padding
+    _STEP[_state, _PAD] = _END
+
+
+class DeclaredNames:
+    """The declared variables ``("X", i)`` / ``("Y", j)``: ``in``, ``add`` (one name) and
+    :meth:`declared`/:meth:`add_many` (arrays of indices). Indices below ``limit`` (the
+    length of the file: a file cannot declare more names than it has characters) are
+    flags in a growing array, larger ones a set."""
+
+    def __init__(self, limit: int):
+        self.limit = max(int(limit), 1)
+        self._flags = {"X": np.zeros(0, dtype=bool), "Y": np.zeros(0, dtype=bool)}
+        self._far: set = set()
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        kind, i = key
+        flags = self._flags[kind]
+        return bool(flags[i]) if i < flags.size else key in self._far
+
+    def add(self, key: tuple[str, int]) -> None:
+        """Declare one name."""
+        self.add_many(key[0], np.array([key[1]], dtype=np.int64))
+
+    def declared(self, kind: str, index: np.ndarray) -> np.ndarray:
+        """Whether each ``kind_index`` is declared (a bool array)."""
+        flags = self._flags[kind]
+        out = np.zeros(index.shape, dtype=bool)
+        near = index < flags.size
+        out[near] = flags[index[near]]
+        if self._far and (~near).any():
+            out[~near] = [(kind, int(i)) in self._far for i in index[~near]]
+        return out
+
+    def add_many(self, kind: str, index: np.ndarray) -> None:
+        """Declare ``kind_i`` for each ``i`` of ``index``."""
+        near = index < self.limit
+        if not near.all():
+            self._far.update((kind, int(i)) for i in index[~near])
+            index = index[near]
+        if not index.size:
+            return
+        flags = self._flags[kind]
+        top = int(index.max()) + 1
+        if top > flags.size:  # (the set holds only indices >= limit, never in the array)
+            grown = np.zeros(min(self.limit, max(top, 2 * flags.size)), dtype=bool)
+            grown[:flags.size] = flags
+            self._flags[kind] = flags = grown
+        flags[index] = True
+
+    def indices(self, kind: str) -> np.ndarray:
+        """The declared indices of ``kind``, sorted."""
+        far = [i for k, i in self._far if k == kind]
+        return np.sort(np.concatenate([np.flatnonzero(self._flags[kind]),
+                                       np.array(far, dtype=np.int64)]))
+
+
+@dataclass
+class Commands:
+    """The top-level commands at the start of a block (up to the first token that starts
+    none, or the first command not closed in the block), as arrays with one entry per
+    command. ``kind``: 0 not simple, 1 declaration, 2 input bound; ``name_y``: a
+    declaration of a ``Y_j``; ``index``: the variable's index; ``le``: a ``<=`` bound;
+    ``value``: the bound's number; ``paren``: the offset of the bound's inner ``(``;
+    ``end``: the offset after the command's ``)``. ``rest`` says what follows them:
+    ``"end"`` (only whitespace and comments, to the end of the block), ``"open"`` (a
+    command that the block does not close) or ``"stray"`` (an atom or ``)`` outside any
+    command). ``newlines``: the offsets of the block's ``\\n`` characters."""
+
+    kind: np.ndarray
+    name_y: np.ndarray
+    index: np.ndarray
+    le: np.ndarray
+    value: np.ndarray
+    paren: np.ndarray
+    end: np.ndarray
+    rest: str
+    newlines: np.ndarray
+
+
+def scan_block(block: np.ndarray) -> Commands:
+    """The commands at the start of ``block`` (ASCII bytes as ``uint8``; a non-ASCII
+    character may stand as one ``?``, which no simple command contains) that begins
+    between two commands; see :class:`Commands`."""
+    newlines = np.flatnonzero(block == _NL)
+    start, end, kind = _tokens(block, newlines)
+    depth = np.cumsum(np.where(kind == _LP, 1, np.where(kind == _RP, -1, 0)))
+    before = depth - (kind == _LP) + (kind == _RP)
+    stray = np.flatnonzero((depth < 0) | ((kind == _ATOM) & (before == 0)))
+    stop = int(stray[0]) if stray.size else kind.size  # tokens before the first stray one
+    firsts = np.flatnonzero((kind[:stop] == _LP) & (before[:stop] == 0))
+    lasts = np.flatnonzero((kind[:stop] == _RP) & (depth[:stop] == 0))
+    m = lasts.size
+    rest = "stray" if firsts.size == m and stop < kind.size else \
+        "open" if firsts.size > m else "end"
+    cmds = _simple(block, start, end, kind, firsts[:m], lasts)
+    cmds.end = end[lasts]
+    cmds.rest, cmds.newlines = rest, newlines
+    return cmds
+
+
+def _tokens(block: np.ndarray, newlines: np.ndarray) -> tuple:
+    """``(start, end, kind)`` of every token of ``block``, in order."""
+    space = _WS[block]
+    semis = np.flatnonzero(block == _SEMI)
+    if semis.size:  # a comment runs from ';' to the end of its line
+        stops = np.searchsorted(newlines, semis)
+        ends = np.append(newlines, block.size)[stops]
+        edge = np.zeros(block.size + 1, dtype=np.int32)
+        np.add.at(edge, semis, 1)
+        np.add.at(edge, ends, -1)
+        space |= np.cumsum(edge[:-1]) > 0
+    paren = ~space & ((block == _OPEN) | (block == _CLOSE))
+    atom = ~space & ~paren
+    prev = np.concatenate(([False], atom[:-1]))
+    nxt = np.concatenate((atom[1:], [False]))
+    start = np.flatnonzero(paren | (atom & ~prev))
+    kind = np.where(block[start] == _OPEN, _LP, np.where(block[start] == _CLOSE, _RP, _ATOM))
+    end = start + 1
+    end[kind == _ATOM] = np.flatnonzero(atom & ~nxt) + 1
+    return start, end, kind
+
+
+def _simple(block, start, end, kind, firsts, lasts) -> Commands:
+    """Which of the commands (token ``firsts[c]`` to ``lasts[c]``) are simple, with their
+    fields."""
+    m = firsts.size
+    ntok = lasts - firsts + 1
+    out = Commands(np.zeros(m, np.int8), np.zeros(m, bool), np.full(m, -1, np.int64),
+                   np.zeros(m, bool), np.full(m, np.nan), np.zeros(m, np.int64),
+                   np.zeros(m, np.int64), "", np.zeros(0, np.int64))
+    if not m:
+        return out
+    f = firsts
+    # ( declare-const NAME Real ): 5 tokens, the inner three atoms
+    decl = np.flatnonzero(ntok == 5)
+    decl = decl[(kind[f[decl] + 1] == _ATOM) & (kind[f[decl] + 2] == _ATOM)
+                & (kind[f[decl] + 3] == _ATOM)]
+    decl = decl[_is_word(block, start, end, f[decl] + 1, b"declare-const")
+                & _is_word(block, start, end, f[decl] + 3, b"Real")]
+    name_x = _is_name(block, start, end, f[decl] + 2, b"X")
+    name_y = _is_name(block, start, end, f[decl] + 2, b"Y")
+    decl = decl[name_x | name_y]
+    out.name_y[decl] = name_y[name_x | name_y]
+    out.index[decl] = _digits(block, start[f[decl] + 2] + 2, end[f[decl] + 2])
+    out.kind[decl] = 1
+    # ( assert ( OP X_i NUMBER ) ): 8 tokens
+    bound = np.flatnonzero(ntok == 8)
+    shape = [_ATOM, _LP, _ATOM, _ATOM, _ATOM, _RP]
+    bound = bound[np.all([kind[f[bound] + 1 + j] == k for j, k in enumerate(shape)], axis=0)]
+    le = _is_word(block, start, end, f[bound] + 3, b"<=")
+    bound = bound[_is_word(block, start, end, f[bound] + 1, b"assert")
+                  & (le | _is_word(block, start, end, f[bound] + 3, b">="))
+                  & _is_name(block, start, end, f[bound] + 4, b"X")]
+    value, ok = _numbers(block, start[f[bound] + 5], end[f[bound] + 5])
+    bound = bound[ok]
+    out.le[bound] = _is_word(block, start, end, f[bound] + 3, b"<=")
+    out.index[bound] = _digits(block, start[f[bound] + 4] + 2, end[f[bound] + 4])
+    out.value[bound] = value
+    out.paren[bound] = start[f[bound] + 2]
+    out.kind[bound] = 2
+    return out
+
+
+def _chars(block: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:
+    """``(n, width)``: the bytes at ``first + 0 .. width - 1`` (0 past the block)."""
+    at = first[:, None] + np.arange(width)
+    return np.where(at < block.size, block[np.minimum(at, block.size - 1)], 0)
+
+
+def _is_word(block, start, end, tok, word: bytes) -> np.ndarray:
+    """Whether each token ``tok`` is ``word``."""
+    s = start[tok]
+    return (end[tok] - s == len(word)) & \
+        (_chars(block, s, len(word)) == np.frombuffer(word, np.uint8)).all(1)
+
+
+def _is_name(block, start, end, tok, letter: bytes) -> np.ndarray:
+    """Whether each token ``tok`` is ``letter`` + ``_`` + 1 to 9 ASCII digits."""
+    s, n = start[tok], end[tok] - start[tok]
+    head = _chars(block, s, 11)
+    digit = (head >= ord("0")) & (head <= ord("9")) | (np.arange(11) >= n[:, None])
+    return (n >= 3) & (n <= 11) & (head[:, 0] == letter[0]) & (head[:, 1] == ord("_")) & \
+        digit[:, 2:].all(1)
+
+
+def _digits(block, first: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """The integers written by the (at most 9) ASCII digits ``block[first:stop]``."""
+    digits = _chars(block, first, 9).astype(np.int64) - ord("0")
+    value = np.zeros(first.size, dtype=np.int64)
+    for j in range(9):
+        value = np.where(j < stop - first, value * 10 + digits[:, j], value)
+    return value
+
+
+def _numbers(block, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, ok)``: the numbers ``block[first:stop]`` (where ``ok``: the text is a
+    number of the reader's syntax, at most :data:`MAX_NUMBER` characters long)."""
+    n = stop - first
+    if not first.size:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    width = int(min(n.max(), MAX_NUMBER))
+    chars = _chars(block, first, width).astype(np.uint8)
+    past = np.arange(width) >= n[:, None]
+    classes = np.where(past, _PAD, _CLASS[chars])
+    state = np.zeros(first.size, dtype=np.int8)
+    for j in range(width):
+        state = _STEP[state, classes[:, j]]
+    ok = ((state == _END) | np.isin(state, (2, 3, 4, 6, 9))) & (n <= MAX_NUMBER)
+    chars[past] = 0
+    text = np.ascontiguousarray(chars[ok]).view(f"S{width}").ravel()
+    with np.errstate(over="ignore"):
+        return text.astype(np.float64), ok
+
+
+def first_invalid(cmds: Commands, names: DeclaredNames) -> int:
+    """The first command that is not simple or that the general reader would refuse given
+    the names declared before the block (a name declared twice, a bound on a name not
+    declared before it, a number that overflows to infinity); ``len(cmds.kind)`` if none."""
+    m = cmds.kind.size
+    bad = cmds.kind == 0
+    decl = np.flatnonzero(cmds.kind == 1)
+    bound = np.flatnonzero(cmds.kind == 2)
+    key = cmds.index[decl] * 2 + cmds.name_y[decl]
+    order = np.argsort(key, kind="stable")
+    again = np.zeros(decl.size, dtype=bool)  # declared earlier in the block
+    again[order[1:]] = key[order[1:]] == key[order[:-1]]
+    for kind, is_y in (("X", False), ("Y", True)):
+        mine = cmds.name_y[decl] == is_y
+        again[mine] |= names.declared(kind, cmds.index[decl][mine])
+    bad[decl[again]] = True
+    # a bound needs its X_i declared before the block or by an earlier command in it
+    firsts = decl[~again & ~cmds.name_y[decl]]
+    sorted_at = np.argsort(cmds.index[firsts])
+    known, where = cmds.index[firsts][sorted_at], firsts[sorted_at]
+    idx = cmds.index[bound]
+    earlier = np.zeros(bound.size, dtype=bool)
+    if known.size:
+        slot = np.minimum(np.searchsorted(known, idx), known.size - 1)
+        earlier = (known[slot] == idx) & (where[slot] < bound)
+    ok = (names.declared("X", idx) | earlier) & np.isfinite(cmds.value[bound])
+    bad[bound[~ok]] = True
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if hits.size else m
+
+
+__all__ = ["DeclaredNames", "Commands", "scan_block", "first_invalid", "MAX_NUMBER"]
