@@ -11,6 +11,13 @@ paints one random black rectangle on every training image; ``pgd`` trains on L-i
 examples of that loss (eps ramped up over ``--warmup`` epochs). Every epoch draws fresh
 pairs from the train source digits (seeded); the test split is the fixed one of
 ``robustc.runtime.datasets.double_digits("test", layout=LARGE)``.
+
+Recipes (``--recipe``; the default ``papers`` builds the committed networks): ``bn`` trains
+with batch normalisation after each convolution and folds it into the convolutions at export
+(the ONNX graph has the same nodes); ``bn-distill`` first trains a wider BN teacher
+(``--teacher-channels``, ``--teacher-epochs``), then the BN student on the pair cross-entropy
+mixed with the distillation loss against the teacher's softened outputs
+(``--distill-weight``, ``--temperature``). See docs/examples.md for what each reaches.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from common import (
     seed_everything,
     write_manifest,
 )
-from models import DoubleMnistCNN
+from models import DoubleMnistBN, DoubleMnistCNN
 from torch.nn import functional as F
 from train_mlc import f1_per_label
 
@@ -42,6 +49,11 @@ LAYOUT = datasets.LARGE
 NAMES = {"none": "dd64_plain", "l0": "dd64_l0", "pgd": "dd64_pgd"}
 EVAL_EPS = (0.01, 0.03)
 EVAL_STEPS = 20
+RECIPES = ("papers", "bn", "bn-distill")
+# --recipe bn-distill's defaults, used where its options are not given
+DISTILL_DEFAULTS = {"teacher_channels": (32, 64), "teacher_epochs": 15, "distill_weight": 0.5,
+                    "temperature": 2.0}
+FOLD_TOLERANCE = 1e-4  # largest |logit| difference allowed between BN net and folded net
 
 
 def pair_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -95,7 +107,17 @@ def render_augmented(
     return images[:, None], labels
 
 
-def predict_sets(model: DoubleMnistCNN, x: torch.Tensor) -> torch.Tensor:
+def distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+                 ) -> torch.Tensor:  # fmt: skip
+    """Knowledge-distillation loss: ``temperature**2`` times the mean KL divergence from the
+    teacher's softened distribution ``softmax(teacher_logits / T)`` to the student's."""
+    student = F.log_softmax(logits / temperature, dim=1)
+    teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    kl = F.kl_div(student, teacher, reduction="batchmean", log_target=True)
+    return kl * temperature**2
+
+
+def predict_sets(model: DoubleMnistCNN | DoubleMnistBN, x: torch.Tensor) -> torch.Tensor:
     """Return the predicted multi-hot top-2 sets for ``x`` (uint8 ``[N, 10]``), in batches."""
     out = []
     with torch.no_grad():
@@ -128,10 +150,12 @@ def evaluate(model: DoubleMnistCNN, x: torch.Tensor, y: torch.Tensor, seed: int)
 
 
 def train_epoch(
-    model: DoubleMnistCNN, opt: torch.optim.Optimizer, sched: Any, args: argparse.Namespace,
-    epoch: int, gen: torch.Generator,
+    model: DoubleMnistCNN | DoubleMnistBN, opt: torch.optim.Optimizer, sched: Any,
+    args: argparse.Namespace, epoch: int, gen: torch.Generator,
+    teacher: DoubleMnistBN | None = None,
 ) -> float:  # fmt: skip
-    """Train one epoch on freshly drawn pairs; return the mean loss."""
+    """Train one epoch on freshly drawn pairs; return the mean loss. With a ``teacher``
+    (eval mode) the loss mixes in the distillation loss against its outputs."""
     model.train()
     info = datasets.draw_pairs("train", args.pairs, np.random.default_rng([args.seed, epoch]),
                                LAYOUT)  # fmt: skip
@@ -146,7 +170,14 @@ def train_epoch(
         xb, yb = x[batch], y[batch]
         if args.defence == "l0":
             xb = black_rectangle(xb, gen, tuple(args.rectangle))
-        loss = pair_loss(model.logits(xb), yb)
+        logits = model.logits(xb)
+        loss = pair_loss(logits, yb)
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_logits = teacher.logits(xb)
+            weight = args.distill_weight
+            loss = (1 - weight) * loss + weight * distill_loss(logits, teacher_logits,
+                                                               args.temperature)
         if args.defence == "pgd":
             eps = args.train_eps * min(1.0, (epoch + 1) / args.warmup)
             adv = pgd_attack(lambda a, yb=yb: pair_loss(model.logits(a), yb), xb, eps,
@@ -175,7 +206,64 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--init", default=None, metavar="NAME",
                         help="start from the weights of examples/models/NAME.pt (for example "
                         "PGD fine-tuning of dd64_plain) instead of a random initialisation")
-    return parser.parse_args()
+    parser.add_argument("--recipe", choices=RECIPES, default=None,
+                        help="papers (default): the committed networks; bn: batch "
+                        "normalisation folded into the convolutions at export; bn-distill: bn "
+                        "plus distillation from a wider BN teacher trained first")
+    parser.add_argument("--teacher-channels", type=int, nargs=2, default=None,
+                        help="bn-distill: the teacher's channels (default "
+                        f"{DISTILL_DEFAULTS['teacher_channels']})")
+    parser.add_argument("--teacher-epochs", type=int, default=None,
+                        help=f"bn-distill: teacher epochs (default "
+                        f"{DISTILL_DEFAULTS['teacher_epochs']})")
+    parser.add_argument("--distill-weight", type=float, default=None,
+                        help="bn-distill: loss = (1 - w) * pair loss + w * distillation loss "
+                        f"(default {DISTILL_DEFAULTS['distill_weight']})")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help=f"bn-distill: softmax temperature of the distillation loss "
+                        f"(default {DISTILL_DEFAULTS['temperature']})")
+    args = parser.parse_args()
+    recipe = args.recipe or "papers"
+    distill_options = [key for key in DISTILL_DEFAULTS if getattr(args, key) is not None]
+    if recipe != "bn-distill" and distill_options:
+        parser.error(f"--{distill_options[0].replace('_', '-')} needs --recipe bn-distill")
+    if recipe != "papers" and (args.init or args.defence == "pgd"):
+        parser.error(f"--recipe {recipe} trains from scratch without PGD (--init, --defence "
+                     "pgd); fine-tune its result with --recipe papers --defence pgd --init NAME")
+    if recipe == "bn-distill":
+        for key, value in DISTILL_DEFAULTS.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    return args
+
+
+def train(
+    model: DoubleMnistCNN | DoubleMnistBN, args: argparse.Namespace, epochs: int,
+    gen: torch.Generator, x_test: torch.Tensor, y_test: torch.Tensor, label: str = "",
+    teacher: DoubleMnistBN | None = None,
+) -> None:  # fmt: skip
+    """Train ``model`` for ``epochs`` epochs (AdamW, one-cycle schedule), printing the test
+    exact top-2 accuracy after each."""
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
+    steps = epochs * -(-args.pairs // args.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps)
+    for epoch in range(epochs):
+        loss = train_epoch(model, opt, sched, args, epoch, gen, teacher)
+        acc = (predict_sets(model.eval(), x_test) == y_test.to(torch.uint8)).all(1).float().mean()
+        print(f"{label}epoch {epoch:2d} loss {loss:.4f} test exact top-2 set {float(acc):.4f}",
+              flush=True)  # fmt: skip
+
+
+def fold_checked(model: DoubleMnistBN, x: torch.Tensor) -> tuple[DoubleMnistCNN, float]:
+    """Return ``model.fold()`` and the largest logit difference between the two on ``x``;
+    raise ``RuntimeError`` if it exceeds ``FOLD_TOLERANCE``."""
+    folded = model.fold()
+    with torch.no_grad():
+        gap = max(float((folded.logits(xb) - model.eval().logits(xb)).abs().max())
+                  for xb in x.split(500))  # fmt: skip
+    if gap > FOLD_TOLERANCE:
+        raise RuntimeError(f"folded network differs from the BN network by {gap:.3g}")
+    return folded, gap
 
 
 def main() -> None:
@@ -184,19 +272,24 @@ def main() -> None:
     started = time.time()
     gen = seed_everything(args.seed)
     name = args.name or NAMES[args.defence]
-    model = DoubleMnistCNN()
-    if args.init:
-        model.load_state_dict(torch.load(MODELS / f"{args.init}.pt", weights_only=True))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
-    steps = args.epochs * -(-args.pairs // args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps)
+    recipe = args.recipe or "papers"
     images, labels, _ = datasets.double_digits("test", layout=LAYOUT)
     x_test, y_test = torch.from_numpy(images), torch.from_numpy(labels).float()
-    for epoch in range(args.epochs):
-        loss = train_epoch(model, opt, sched, args, epoch, gen)
-        acc = (predict_sets(model.eval(), x_test) == y_test.to(torch.uint8)).all(1).float().mean()
-        print(f"epoch {epoch:2d} loss {loss:.4f} test exact top-2 set {float(acc):.4f}",
-              flush=True)  # fmt: skip
+    extra: dict[str, Any] = {}
+    teacher = None
+    if recipe == "bn-distill":
+        teacher = DoubleMnistBN(tuple(args.teacher_channels))
+        train(teacher, args, args.teacher_epochs, gen, x_test, y_test, "teacher ")
+        teacher.eval()
+        hits = (predict_sets(teacher, x_test) == y_test.to(torch.uint8)).all(1).float().mean()
+        extra["teacher_exact_set_accuracy"] = round(float(hits), 4)
+    model = DoubleMnistCNN() if recipe == "papers" else DoubleMnistBN()
+    if args.init:
+        model.load_state_dict(torch.load(MODELS / f"{args.init}.pt", weights_only=True))
+    train(model, args, args.epochs, gen, x_test, y_test, teacher=teacher)
+    if isinstance(model, DoubleMnistBN):
+        model, gap = fold_checked(model, x_test)
+        extra["fold_max_logit_difference"] = float(f"{gap:.3g}")
     metrics = evaluate(model, x_test, y_test, args.seed)
     print(metrics, flush=True)
     example = x_test[:1]
@@ -216,6 +309,7 @@ def main() -> None:
         "seed": args.seed,
         "train_options": vars(args),
         **metrics,
+        **extra,
         "pgd_attack": f"L-inf PGD on the pair cross-entropy, {EVAL_STEPS} steps of "
                       f"2.5*eps/{EVAL_STEPS}, random start; a sample counts robust if its "
                       "top-2 set equals the true set",
