@@ -84,11 +84,11 @@ def test_requirements_refute_and_satisfy_top_k_cases():
     assert req.refutation(lb).min() > 0
 
 
-def _search(graph, lo, hi, cond, rounds=4, refresh=False):
+def _search(graph, lo, hi, cond, rounds=4, refresh=False, candidates=1):
     g, _ = logits(graph)
     bounds = compute_bounds(g, lo, hi, "symbolic")
     search = GraphSplit(g, lo, hi, bounds, dnf(negate(cond)), MARGIN_TOL, None,
-                        ReluSplitOptions(graph_refresh=refresh))
+                        ReluSplitOptions(graph_refresh=refresh, graph_candidates=candidates))
     search._root()
     for _ in range(rounds):
         if not search.heap:
@@ -97,9 +97,13 @@ def _search(graph, lo, hi, cond, rounds=4, refresh=False):
     return search
 
 
-@pytest.mark.parametrize("refresh", [False, True])
+@pytest.mark.parametrize("refresh, candidates", [(False, 1), (True, 1), (False, 3)])
 @pytest.mark.parametrize("seed", [2, 3, 6, 9])  # seeds whose root is not refuted at once
-def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refresh):
+def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refresh,
+                                                                      candidates):
+    """Every domain's bounds (the root tightened by alpha-CROWN on intermediate bounds,
+    rows refuted in a parent not bounded again; BaBSR or filtered smart branching) hold
+    on the sampled points of that domain."""
     rng = np.random.default_rng(seed)
     graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
     centre = rng.normal(size=graph.input.shape)
@@ -107,7 +111,7 @@ def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refr
     y0 = evaluate(graph, centre).ravel()
     cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
                      if j != int(np.argmax(y0))))
-    search = _search(graph, lo, hi, cond, refresh=refresh)
+    search = _search(graph, lo, hi, cond, refresh=refresh, candidates=candidates)
     assert search.stats["domains"] > 1 and search.heap
     g = search.graph
     x = rng.uniform(lo, hi, size=(4000, *lo.shape))
@@ -186,3 +190,27 @@ def test_auto_tries_each_case_by_milp_first_and_the_graph_search_takes_the_rest(
         base, relu_split=dataclasses.replace(relu, milp_probe=0.0)))
     assert alone.verdict == truth.verdict
     assert alone.stats["queries"] == 0 and alone.stats["relu_split_domains"] >= 1
+
+
+@pytest.mark.slow  # 46 s under load
+def test_filtered_smart_branching_and_plain_bounds_agree_with_the_milp(tmp_path):
+    """The graph search with FSB (3 candidates) and with neither the root's alpha-CROWN
+    intermediate bounds nor FSB gives the MILP's verdicts on a max-pooled CNN."""
+    import dataclasses
+
+    verdicts = set()
+    rng = np.random.default_rng(0)
+    model = conv_onnx(rng, hw=(8, 8), channels=(1, 3, 4), classes=4)
+    for kind in ("argmax", "top2"):
+        for eps in (0.03, 0.1):
+            problem = _problem(tmp_path, model, "fsb", eps, kind, rng)
+            truth = verify(problem, VerifyOptions(attack=False, strategy="milp", threads=1))
+            for relu in (ReluSplitOptions(graph_candidates=3),
+                         ReluSplitOptions(intermediate_steps=0)):
+                options = VerifyOptions(attack=False, strategy="relu-split", threads=1,
+                                        time_limit=120)
+                got = verify(problem, dataclasses.replace(options, relu_split=relu))
+                assert got.verdict == truth.verdict, (problem.name, relu, got.reason)
+                assert got.stats["queries"] == 0, problem.name
+                verdicts.add(got.verdict)
+    assert verdicts == {ROBUST, NOT_ROBUST}
