@@ -37,6 +37,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -144,21 +145,33 @@ class LinearOps:
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def prepare_linear_ops(graph: Graph) -> LinearOps:
-    """Build (once per graph) the affine maps of its linear nodes and its pool windows."""
+def prepare_linear_ops(graph: Graph, deadline: float | None = None) -> LinearOps:
+    """Build (once per graph) the affine maps of its linear nodes and its pool windows;
+    raises ``BoundsTimeout`` past ``deadline`` (checked between nodes and between the parts
+    of a convolution's map: the maps of a 128x128 conv net took tens of seconds)."""
     if graph in _PREPARED:
         return _PREPARED[graph]
     ops, offsets, pools = {}, {}, {}
     for node in graph.nodes:
         in_shapes = [graph[i].shape for i in node.inputs]
         if node.linear:
-            mats, offsets[node.name] = affine_map(node, in_shapes)
+            check = partial(_check_deadline, deadline, f"preparing the linear map of node "
+                                                       f"{node.name!r}")
+            check()
+            mats, offsets[node.name] = affine_map(node, in_shapes, check)
+            check()
             ops[node.name] = [LinearOp(m) for m in mats]
         elif isinstance(node, MaxPool):
             pools[node.name] = pool_index(node, in_shapes[0])
     prep = LinearOps(ops, offsets, pools, {n.name: i for i, n in enumerate(graph.nodes)})
     _PREPARED[graph] = prep
     return prep
+
+
+def _check_deadline(deadline: float | None, doing: str) -> None:
+    """Raise ``BoundsTimeout`` ("time limit reached while ``doing``") past ``deadline``."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise BoundsTimeout(f"time limit reached while {doing}")
 
 
 # --------------------------------------------------------------------------------------
@@ -393,8 +406,10 @@ def push_coefficients(pending: dict, name: str, a_lo: np.ndarray, a_hi: np.ndarr
 
 
 def _backsubstitute(graph: Graph, prep: LinearOps, target: str, rows: np.ndarray,
-                    box: dict, relax: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Linear bounds of ``target``'s neurons ``rows``, propagated back to the input box."""
+                    box: dict, relax: dict, deadline: float | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Linear bounds of ``target``'s neurons ``rows``, propagated back to the input box;
+    raises ``BoundsTimeout`` when a node is reached past ``deadline``."""
     eye = np.zeros((rows.size, graph[target].size))
     eye[np.arange(rows.size), rows] = 1.0
     pending = {target: (eye, eye)}
@@ -402,6 +417,7 @@ def _backsubstitute(graph: Graph, prep: LinearOps, target: str, rows: np.ndarray
     for node in reversed(graph.nodes[:prep.position[target] + 1]):
         if node.name not in pending:
             continue
+        _check_deadline(deadline, f"bounding node {target!r}")
         a_lo, a_hi = pending.pop(node.name)
         shared = a_lo is a_hi
         if isinstance(node, Input):
@@ -436,7 +452,8 @@ def _crown(graph: Graph, prep: LinearOps, target: str, box: dict, relax: dict,
         if deadline is not None and time.perf_counter() > deadline:
             raise BoundsTimeout(f"time limit reached while bounding node {target!r}")
         part = slice(first, min(wanted.size, first + block))
-        lo[part], hi[part] = _backsubstitute(graph, prep, target, wanted[part], box, relax)
+        lo[part], hi[part] = _backsubstitute(graph, prep, target, wanted[part], box, relax,
+                                             deadline)
     return lo, hi
 
 
@@ -490,7 +507,7 @@ def _symbolic_pass(graph: Graph, box: dict, deadline: float | None = None
                    ) -> tuple[dict, dict]:
     """Forward over the nodes: interval bounds, refined by back-substitution at targets and
     intersected with the plain interval bounds."""
-    prep = prepare_linear_ops(graph)
+    prep = prepare_linear_ops(graph, deadline)
     int_lo, int_hi = _interval_pass(graph, box)
     targets = symbolic_targets(graph)
     lo = {name: b[0] for name, b in box.items()}

@@ -16,6 +16,8 @@ loops over output pixels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -90,7 +92,13 @@ def _dense(node: Dense, in_shapes: list[Shape]) -> AffineMap:
     return [sp.csr_matrix(mat)], offset.ravel()
 
 
-def _conv(node: Conv, in_shapes: list[Shape]) -> AffineMap:
+#: Entries of a convolution's matrix built at once (a block of output channels; between
+#: blocks ``affine_map``'s ``check`` is called: a 16-channel 128x128 map took 12 s whole).
+PART_ENTRIES = 1 << 21
+
+
+def _conv(node: Conv, in_shapes: list[Shape], check: Callable[[], None] | None = None
+          ) -> AffineMap:
     _, c_in, h, w = in_shapes[0]
     out_c, cg, kh, kw = node.weight.shape
     ho, wo = node.shape[2], node.shape[3]
@@ -98,16 +106,23 @@ def _conv(node: Conv, in_shapes: list[Shape]) -> AffineMap:
     n_pos = ho * wo
     group = np.arange(out_c) // (out_c // node.groups)  # [O]
     chan = group[:, None] * cg + np.arange(cg)[None, :]  # [O, cg] input channel
-    # broadcast to [O, P, cg, K]
-    rows = (np.arange(out_c)[:, None, None, None] * n_pos
-            + np.arange(n_pos)[None, :, None, None])
-    pos = win[None, :, None, :]
-    cols = chan[:, None, :, None] * (h * w) + pos
-    vals = np.asarray(node.weight, dtype=np.float64).reshape(out_c, 1, cg, kh * kw)
-    full = (out_c, n_pos, cg, kh * kw)
-    rows, cols, vals, pos = (np.broadcast_to(a, full) for a in (rows, cols, vals, pos))
-    keep = (pos >= 0) & (vals != 0.0)
-    mat = _csr(rows[keep], cols[keep], vals[keep], (node.size, c_in * h * w))
+    weight = np.asarray(node.weight, dtype=np.float64).reshape(out_c, 1, cg, kh * kw)
+    step = max(1, PART_ENTRIES // max(1, n_pos * cg * kh * kw))
+    parts = []
+    for first in range(0, out_c, step):
+        if check is not None:
+            check()
+        o = slice(first, min(out_c, first + step))
+        # broadcast to [O, P, cg, K] for the output channels o
+        rows = (np.arange(o.stop - o.start)[:, None, None, None] * n_pos
+                + np.arange(n_pos)[None, :, None, None])
+        pos = win[None, :, None, :]
+        cols = chan[o, None, :, None] * (h * w) + pos
+        full = (o.stop - o.start, n_pos, cg, kh * kw)
+        rows, cols, vals, pos = (np.broadcast_to(a, full) for a in (rows, cols, weight[o], pos))
+        keep = (pos >= 0) & (vals != 0.0)
+        parts.append(_csr(rows[keep], cols[keep], vals[keep], (full[0] * n_pos, c_in * h * w)))
+    mat = parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
     offset = np.zeros(node.size, dtype=np.float64)
     if node.bias is not None:
         offset = np.repeat(np.asarray(node.bias, dtype=np.float64), n_pos)
@@ -163,12 +178,15 @@ AFFINE_MAPS = {
 }
 
 
-def affine_map(node: Node, in_shapes: list[Shape]) -> AffineMap:
+def affine_map(node: Node, in_shapes: list[Shape], check: Callable[[], None] | None = None
+               ) -> AffineMap:
     """The exact affine map of a linear node: ``([M_1, ..., M_k], offset)``.
 
     ``M_i`` is a float64 CSR matrix of shape ``[node.size, size of input i]`` and ``offset``
     a float64 vector of length ``node.size``. Raises ``IRError`` for a node that is not
-    linear or when the number of input shapes does not match ``node.inputs``.
+    linear or when the number of input shapes does not match ``node.inputs``. ``check``,
+    when given, is called before each part of a convolution's matrix (at most
+    :data:`PART_ENTRIES` entries) and may raise to stop the work (a deadline).
     """
     fn = AFFINE_MAPS.get(type(node))
     if fn is None:
@@ -176,7 +194,8 @@ def affine_map(node: Node, in_shapes: list[Shape]) -> AffineMap:
     if len(in_shapes) != len(node.inputs):
         raise IRError(f"node {node.name!r}: {len(node.inputs)} inputs but "
                       f"{len(in_shapes)} shapes given")
-    return fn(node, [tuple(s) for s in in_shapes])
+    shapes = [tuple(s) for s in in_shapes]
+    return _conv(node, shapes, check) if fn is _conv else fn(node, shapes)
 
 
 def pool_index(node: MaxPool, in_shape: Shape) -> np.ndarray:
