@@ -136,6 +136,10 @@ def scan_block(block: np.ndarray) -> Commands:
     between two commands; see :class:`Commands`."""
     newlines = np.flatnonzero(block == _NL)
     start, end, kind = _tokens(block, newlines)
+    # row i: the MAX_NUMBER bytes from offset i (a view; zeros past the block)
+    padded = np.concatenate([block, np.zeros(MAX_NUMBER, dtype=np.uint8)])
+    windows = np.lib.stride_tricks.as_strided(padded, (block.size, MAX_NUMBER), (1, 1),
+                                              writeable=False)
     depth = np.cumsum(np.where(kind == _LP, 1, np.where(kind == _RP, -1, 0)))
     before = depth - (kind == _LP) + (kind == _RP)
     stray = np.flatnonzero((depth < 0) | ((kind == _ATOM) & (before == 0)))
@@ -145,7 +149,7 @@ def scan_block(block: np.ndarray) -> Commands:
     m = lasts.size
     rest = "stray" if firsts.size == m and stop < kind.size else \
         "open" if firsts.size > m else "end"
-    cmds = _simple(block, start, end, kind, firsts[:m], lasts)
+    cmds = _simple(windows, start, end, kind, firsts[:m], lasts)
     cmds.end = end[lasts]
     cmds.rest, cmds.newlines = rest, newlines
     return cmds
@@ -175,7 +179,7 @@ def _tokens(block: np.ndarray, newlines: np.ndarray) -> tuple:
 
 def _simple(block, start, end, kind, firsts, lasts) -> Commands:
     """Which of the commands (token ``firsts[c]`` to ``lasts[c]``) are simple, with their
-    fields."""
+    fields (``block``: the windows of :func:`scan_block`)."""
     m = firsts.size
     ntok = lasts - firsts + 1
     out = Commands(np.zeros(m, np.int8), np.zeros(m, bool), np.full(m, -1, np.int64),
@@ -214,50 +218,57 @@ def _simple(block, start, end, kind, firsts, lasts) -> Commands:
     return out
 
 
-def _chars(block: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:
+def _chars(windows: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:
     """``(n, width)``: the bytes at ``first + 0 .. width - 1`` (0 past the block)."""
-    at = first[:, None] + np.arange(width)
-    return np.where(at < block.size, block[np.minimum(at, block.size - 1)], 0)
+    return windows[first, :width]
 
 
-def _is_word(block, start, end, tok, word: bytes) -> np.ndarray:
-    """Whether each token ``tok`` is ``word``."""
+def _is_word(windows, start, end, tok, word: bytes) -> np.ndarray:
+    """Whether each token ``tok`` is ``word`` (at most 16 bytes): its first bytes, read as
+    two 64-bit words under a mask of the word's length, and its length."""
     s = start[tok]
-    return (end[tok] - s == len(word)) & \
-        (_chars(block, s, len(word)) == np.frombuffer(word, np.uint8)).all(1)
+    width = 8 if len(word) <= 8 else 16
+    mask = np.frombuffer(b"\xff" * len(word) + b"\0" * (width - len(word)), np.uint64)
+    want = np.frombuffer(word + b"\0" * (width - len(word)), np.uint64)
+    got = np.ascontiguousarray(_chars(windows, s, width)).view(np.uint64)
+    return (end[tok] - s == len(word)) & ((got & mask) == want).all(1)
 
 
-def _is_name(block, start, end, tok, letter: bytes) -> np.ndarray:
+def _is_name(windows, start, end, tok, letter: bytes) -> np.ndarray:
     """Whether each token ``tok`` is ``letter`` + ``_`` + 1 to 9 ASCII digits."""
     s, n = start[tok], end[tok] - start[tok]
-    head = _chars(block, s, 11)
+    head = _chars(windows, s, 11)
     digit = (head >= ord("0")) & (head <= ord("9")) | (np.arange(11) >= n[:, None])
     return (n >= 3) & (n <= 11) & (head[:, 0] == letter[0]) & (head[:, 1] == ord("_")) & \
         digit[:, 2:].all(1)
 
 
-def _digits(block, first: np.ndarray, stop: np.ndarray) -> np.ndarray:
+def _digits(windows, first: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """The integers written by the (at most 9) ASCII digits ``block[first:stop]``."""
-    digits = _chars(block, first, 9).astype(np.int64) - ord("0")
+    digits = _chars(windows, first, 9).astype(np.int64) - ord("0")
     value = np.zeros(first.size, dtype=np.int64)
     for j in range(9):
         value = np.where(j < stop - first, value * 10 + digits[:, j], value)
     return value
 
 
-def _numbers(block, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+#: The number DFA as one flat table: next state = _FLAT[state * 6 + class].
+_FLAT = _STEP.astype(np.uint8).ravel()
+
+
+def _numbers(windows, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(values, ok)``: the numbers ``block[first:stop]`` (where ``ok``: the text is a
     number of the reader's syntax, at most :data:`MAX_NUMBER` characters long)."""
     n = stop - first
     if not first.size:
         return np.zeros(0), np.zeros(0, dtype=bool)
     width = int(min(n.max(), MAX_NUMBER))
-    chars = _chars(block, first, width).astype(np.uint8)
+    chars = np.array(_chars(windows, first, width))
     past = np.arange(width) >= n[:, None]
-    classes = np.where(past, _PAD, _CLASS[chars])
-    state = np.zeros(first.size, dtype=np.int8)
-    for j in range(width):
-        state = _STEP[state, classes[:, j]]
+    classes = np.where(past, _PAD, _CLASS[chars]).astype(np.uint8).T.copy()  # (width, n)
+    state = np.zeros(first.size, dtype=np.uint8)
+    for column in classes:
+        state = _FLAT[state * np.uint8(6) + column]
     ok = ((state == _END) | np.isin(state, (2, 3, 4, 6, 9))) & (n <= MAX_NUMBER)
     chars[past] = 0
     text = np.ascontiguousarray(chars[ok]).view(f"S{width}").ravel()
