@@ -32,12 +32,17 @@ MAX_NUMBER = 64
 _WS = np.zeros(256, dtype=bool)
 _WS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
 _OPEN, _CLOSE, _SEMI, _NL = ord("("), ord(")"), ord(";"), ord("\n")
-_ATOM, _LP, _RP = 0, 1, 2  # token kinds
+_LP, _RP, _ATOM = 1, 2, 3  # token kinds; each byte's class in _KIND (0: a space)
+_KIND = np.full(256, _ATOM, dtype=np.uint8)
+_KIND[_WS] = 0
+_KIND[[_SEMI]] = 0  # a comment's start (the rest of its line is blanked)
+_KIND[_OPEN], _KIND[_CLOSE] = _LP, _RP
+_DEPTH = np.array([0, 1, -1, 0], dtype=np.int64)  # by token kind
 
 # The number syntax of the general reader, [-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?, as a
 # DFA over character classes; past a token's end its characters are class _PAD.
 _DIGIT, _SIGN, _DOT, _EXP, _OTHER, _PAD = range(6)
-_CLASS = np.full(256, _OTHER, dtype=np.int8)
+_CLASS = np.full(256, _OTHER, dtype=np.uint8)
 _CLASS[np.frombuffer(b"0123456789", np.uint8)] = _DIGIT
 _CLASS[np.frombuffer(b"+-", np.uint8)] = _SIGN
 _CLASS[ord(".")] = _DOT
@@ -140,7 +145,7 @@ def scan_block(block: np.ndarray) -> Commands:
     padded = np.concatenate([block, np.zeros(MAX_NUMBER, dtype=np.uint8)])
     windows = np.lib.stride_tricks.as_strided(padded, (block.size, MAX_NUMBER), (1, 1),
                                               writeable=False)
-    depth = np.cumsum(np.where(kind == _LP, 1, np.where(kind == _RP, -1, 0)))
+    depth = np.cumsum(_DEPTH[kind])
     before = depth - (kind == _LP) + (kind == _RP)
     stray = np.flatnonzero((depth < 0) | ((kind == _ATOM) & (before == 0)))
     stop = int(stray[0]) if stray.size else kind.size  # tokens before the first stray one
@@ -157,7 +162,7 @@ def scan_block(block: np.ndarray) -> Commands:
 
 def _tokens(block: np.ndarray, newlines: np.ndarray) -> tuple:
     """``(start, end, kind)`` of every token of ``block``, in order."""
-    space = _WS[block]
+    kind = _KIND[block]
     semis = np.flatnonzero(block == _SEMI)
     if semis.size:  # a comment runs from ';' to the end of its line
         stops = np.searchsorted(newlines, semis)
@@ -165,15 +170,16 @@ def _tokens(block: np.ndarray, newlines: np.ndarray) -> tuple:
         edge = np.zeros(block.size + 1, dtype=np.int32)
         np.add.at(edge, semis, 1)
         np.add.at(edge, ends, -1)
-        space |= np.cumsum(edge[:-1]) > 0
-    paren = ~space & ((block == _OPEN) | (block == _CLOSE))
-    atom = ~space & ~paren
-    prev = np.concatenate(([False], atom[:-1]))
-    nxt = np.concatenate((atom[1:], [False]))
-    start = np.flatnonzero(paren | (atom & ~prev))
-    kind = np.where(block[start] == _OPEN, _LP, np.where(block[start] == _CLOSE, _RP, _ATOM))
+        kind[np.cumsum(edge[:-1]) > 0] = 0
+    atom = kind == _ATOM
+    first = kind != 0  # a token starts here: a parenthesis, or an atom not continued
+    first[1:] &= ~(atom[1:] & atom[:-1])
+    start = np.flatnonzero(first)
+    last = atom.copy()  # an atom ends here
+    last[:-1] &= ~atom[1:]
+    kind = kind[start]
     end = start + 1
-    end[kind == _ATOM] = np.flatnonzero(atom & ~nxt) + 1
+    end[kind == _ATOM] = np.flatnonzero(last) + 1
     return start, end, kind
 
 
@@ -265,7 +271,7 @@ def _numbers(windows, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, 
     width = int(min(n.max(), MAX_NUMBER))
     chars = np.array(_chars(windows, first, width))
     past = np.arange(width) >= n[:, None]
-    classes = np.where(past, _PAD, _CLASS[chars]).astype(np.uint8).T.copy()  # (width, n)
+    classes = np.where(past, np.uint8(_PAD), _CLASS[chars]).T.copy()  # (width, n)
     state = np.zeros(first.size, dtype=np.uint8)
     for column in classes:
         state = _FLAT[state * np.uint8(6) + column]
