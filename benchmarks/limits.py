@@ -41,13 +41,14 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 #: The child's measurement: import robustc's VNN-LIB module, run CODE, then print CODE's
-#: wall seconds and the process's peak RSS in MiB.
+#: wall and CPU seconds (the CPU time is about what an idle machine's wall time would be)
+#: and the process's peak RSS in MiB.
 CHILD = """
 import json, resource, sys, time
 import robustc.compiler.vnnlib
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 {code}
-print(json.dumps({{"s": time.perf_counter() - t,
+print(json.dumps({{"s": time.perf_counter() - t, "cpu_s": time.process_time() - c,
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 LOAD = """
@@ -115,7 +116,7 @@ def vnnlib_rows(sizes_mb: list[float]) -> list[dict]:
                 got = measure(LOAD, str(path))
                 extra = (got["rss_mib"] - base["rss_mib"]) * 2 ** 20
                 rows.append({"case": f"{shape} {size / 1e6:.2f} MB", "mb": size / 1e6,
-                             "s": got["s"], "rss_mib": got["rss_mib"],
+                             "s": got["s"], "cpu_s": got["cpu_s"], "rss_mib": got["rss_mib"],
                              "s_per_mb": got["s"] / (size / 1e6),
                              "extra_mib_per_mb": extra / 2 ** 20 / (size / 1e6),
                              "peak_x": extra / size})
@@ -225,10 +226,11 @@ def main() -> None:
                    help="channels of the conv net's stride-1 convolutions (default 16)")
     args = p.parse_args()
     rows = vnnlib_rows(args.mb) if args.mb else []
-    print(f"{'case':<28} {'s':>7} {'peak MiB':>9} {'s/MB':>6} {'MiB/MB':>7} {'peak x':>7}")
+    print(f"{'case':<28} {'s':>7} {'cpu s':>7} {'peak MiB':>9} {'s/MB':>6} {'MiB/MB':>7} "
+          f"{'peak x':>7}")
     nan = float("nan")
     for r in rows:
-        print(f"{r['case']:<28} {r['s']:7.2f} {r['rss_mib']:9.1f} "
+        print(f"{r['case']:<28} {r['s']:7.2f} {r.get('cpu_s', nan):7.2f} {r['rss_mib']:9.1f} "
               f"{r.get('s_per_mb', nan):6.2f} {r.get('extra_mib_per_mb', nan):7.1f} "
               f"{r.get('peak_x', nan):7.2f}")
     conv = conv_rows(args.conv, args.channels) if args.conv else []

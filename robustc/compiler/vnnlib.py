@@ -15,9 +15,11 @@ The fragment read here:
 
 Anything else is a :class:`~robustc.errors.SpecError` with ``file:line:col``.
 
-Lowering to the property IR: the assertions are conjoined; the input-dependent ones are
-expanded into disjunctive normal form (at most :data:`MAX_CASES` cases), each case
-intersecting its input bounds into a box and collecting its output atoms. A violation atom
+Lowering to the property IR: the assertions are conjoined; the top-level bounds of single
+inputs, nearly all of a large file, are kept as arrays (:class:`InputBounds`) and bound
+every case's box; the other input-dependent assertions are expanded into disjunctive
+normal form (at most :data:`MAX_CASES` cases), each case intersecting its input bounds
+into a box and collecting its output atoms. A violation atom
 ``T1 <= T2`` is ``Linear(c, d, strict=False)`` with ``c . y + d = T2 - T1 >= 0``. The robustc
 property is the **negation** of the violation: ``negate`` turns each atom into ``T2 - T1 < 0``
 (strict), so "robust" = ``unsat`` and "not robust" = ``sat``, exactly. Cases with the same
@@ -552,8 +554,11 @@ def _query(commands: Iterator[SExpr], file: str, declared: DeclaredNames,
 
 
 #: Memory per byte of a VNN-LIB file while it is read and lowered, for the ``--memory``
-#: pre-check (robustc.files.limits); measured: a 5.4 MB file of 60,000 input bounds raised
-#: the peak RSS by 86 MB (16x).
+#: pre-check (robustc.files.limits). Measured (benchmarks/limits.py): files of
+#: declarations and input bounds, read by the fast reader, raise the peak RSS by 2.5-2.8x
+#: their size at 50 MB (3.5-3.8x at 10 MB, plus about 20 MB of blocks); the general reader,
+#: which a file of other commands needs, by about 16x (5.4 MB of 60,000 bounds: 86 MB), and
+#: which reader a file needs is known only once it is read.
 VNNLIB_READ_OVERHEAD = 20.0
 
 
