@@ -364,7 +364,8 @@ def _product(terms: list, pos: Pos) -> tuple[dict, float]:
     variable = [t for t in terms if t[0]]
     if len(variable) > 1:
         raise _error(pos, "product of two variable terms (only linear constraints are allowed)")
-    factor = float(np.prod([t[1] for t in terms if not t[0]]))
+    with np.errstate(over="ignore", invalid="ignore"):  # _formula names an overflow
+        factor = float(np.prod([t[1] for t in terms if not t[0]]))
     return _scale(variable[0], factor) if variable else ({}, factor)
 
 

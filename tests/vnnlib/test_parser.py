@@ -170,3 +170,16 @@ def test_bounds_after_a_disjunction_reach_every_case_and_only_their_own():
     (p,) = props(text, shape=(1, 3))
     assert [b.lower.ravel().tolist() for b in p.boxes] == [[0.5, 0, 0], [-1, 0, 0]]
     assert [b.upper.ravel().tolist() for b in p.boxes] == [[1, 1, 0.25], [-0.5, 1, 0.25]]
+
+
+@pytest.mark.parametrize("atom, col", [("(<= (* 1e200 1e200 X_0) 1)", 9),
+                                       ("(<= X_0 (+ 1e308 1e308))", 9),
+                                       ("(>= (* 1e300 1e300 0 X_1) 0)", 9)])
+def test_a_coefficient_or_constant_that_overflows_is_a_positioned_error(atom, col):
+    """Finite numbers whose product or sum overflows (an infinite coefficient bounded X_0
+    at 0; a NaN one was ignored): an error at the comparison, from both readers."""
+    text = HEADER + f"(assert {atom})\n(assert (>= Y_1 Y_0))\n"
+    for fast in (True, False):
+        with pytest.raises(SpecError, match=f"q.vnnlib:5:{col}: a coefficient or the "
+                                            f"constant of this constraint is out of range"):
+            parse_vnnlib(text, "q.vnnlib", fast=fast)
