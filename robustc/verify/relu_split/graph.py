@@ -187,8 +187,8 @@ class GraphSplit:
         for k, node in enumerate(self.relus):
             self.reads.setdefault(node.inputs[0], []).append(k)
         self.rows = len(self.req.atoms)
-        widest = max(n.size for n in self.graph.nodes)
-        self.per_round = max(2, ROUND_ENTRIES // (self.rows * widest))
+        self.widest = max(n.size for n in self.graph.nodes)
+        self.per_round = max(2, ROUND_ENTRIES // (self.rows * self.widest))
         self.heap: list = []
         self.counter = itertools.count()
         self.queue_bytes = 0
@@ -471,8 +471,14 @@ class GraphSplit:
         return None
 
     def _round(self) -> object:
-        k = min(max(1, self.per_round // 2), self.options.batch, len(self.heap))
+        k = min(self.options.graph_batch, len(self.heap))
         parents = [heapq.heappop(self.heap)[2] for _ in range(k)]
+        # as many parents as the rows they leave open fit in ROUND_ENTRIES; the rest go back
+        rows = max(1, int((np.stack([d.lb for d in parents]) <= self.tol).any(0).sum()))
+        fit = max(1, ROUND_ENTRIES // (rows * self.widest) // 2)
+        for d in parents[fit:]:
+            heapq.heappush(self.heap, (d.measure, next(self.counter), d))
+        parents = parents[:fit]
         for d in parents:
             self.queue_bytes -= d.nbytes
         two = lambda f: np.repeat(np.stack([f(d) for d in parents]), 2, axis=0)  # noqa: E731
@@ -485,7 +491,8 @@ class GraphSplit:
         self.stats["rounds"] += 1
         self.stats["domains"] += len(idx)
         self.stats["max_depth"] = max(self.stats["max_depth"], int(depth.max()))
-        out = self.bound(signs, lo, hi, alpha, beta, inherited, self.options.iterations, idx)
+        out = self.bound(signs, lo, hi, alpha, beta, inherited, self.options.graph_iterations,
+                         idx)
         if out[-1] is not None:
             return out[-1]
         self._push(*out[:-1], signs, depth)
