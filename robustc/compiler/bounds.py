@@ -448,12 +448,15 @@ def _crown(graph: Graph, prep: LinearOps, target: str, box: dict, relax: dict,
     widest = max(node.size for node in graph.nodes[:prep.position[target] + 1])
     block = max(1, BLOCK_ENTRIES // widest)
     lo, hi = np.empty(wanted.size), np.empty(wanted.size)
-    for first in range(0, wanted.size, block):
-        if deadline is not None and time.perf_counter() > deadline:
+    took = 0.0  # the last block's seconds: a block that cannot end before the deadline is
+    for first in range(0, wanted.size, block):  # not started (its bounds would be lost)
+        started = time.perf_counter()
+        if deadline is not None and started + took > deadline:
             raise BoundsTimeout(f"time limit reached while bounding node {target!r}")
         part = slice(first, min(wanted.size, first + block))
         lo[part], hi[part] = _backsubstitute(graph, prep, target, wanted[part], box, relax,
                                              deadline)
+        took = time.perf_counter() - started
     return lo, hi
 
 

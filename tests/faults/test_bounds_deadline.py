@@ -112,3 +112,25 @@ def test_a_block_of_the_symbolic_bounds_stops_at_the_next_node(graph, monkeypatc
     with pytest.raises(BoundsTimeout, match="bounding node"):
         bounds.symbolic_bounds(graph, x - 0.3, x + 0.3, deadline=time.perf_counter() + 3600)
     assert clock.jumped and counter["after"] == 0, counter
+
+
+def test_a_symbolic_block_that_cannot_end_before_the_deadline_is_not_started(graph,
+                                                                             monkeypatch):
+    """As for CROWN (test_crown_deadline.py): blocks of 10 s, a deadline 15 s away, one
+    block started."""
+    now = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(bounds, "BLOCK_ENTRIES", 1)  # one row per block
+    real, blocks = bounds._backsubstitute, []
+
+    def backsubstitute(*args, **kwargs):
+        blocks.append(1)
+        out = real(*args, **kwargs)
+        now[0] += 10.0
+        return out
+
+    monkeypatch.setattr(bounds, "_backsubstitute", backsubstitute)
+    x = np.full(graph.input.shape, 0.5)
+    with pytest.raises(BoundsTimeout, match="bounding node"):
+        bounds.symbolic_bounds(graph, x - 0.3, x + 0.3, deadline=15.0)
+    assert len(blocks) == 1, blocks

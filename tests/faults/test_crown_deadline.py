@@ -122,3 +122,37 @@ def test_a_late_alpha_crown_raises_before_any_work(graph, monkeypatch, clock):
         crown.optimise(np.eye(3)[:1], np.zeros(1), bounds, crown.box(lo, hi), steps=20,
                        deadline=time.perf_counter() - 1.0)
     assert counter["after"] == 0, counter
+
+
+class SteppingClock:
+    """``time.perf_counter`` that stands still except when :meth:`advance` is called."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_block_that_cannot_end_before_the_deadline_is_not_started(graph, monkeypatch):
+    """Each block of rows takes 10 s (a clock advanced after each back-substitution) and
+    the deadline is 15 s away: the second block would end past it, so it is not started
+    (it was, and its bounds were thrown away at the next check)."""
+    clock = SteppingClock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    crown = Crown(graph, entries=2 * 4 * 8 * 8)  # one row per block
+    real, blocks = crown.backsubstitute, []
+
+    def backsubstitute(*args, **kwargs):
+        blocks.append(1)
+        out = real(*args, **kwargs)
+        clock.advance(10.0)
+        return out
+
+    monkeypatch.setattr(crown, "backsubstitute", backsubstitute)
+    with pytest.raises(BoundsTimeout):
+        crown.bounds(*_box(graph), deadline=15.0)
+    assert len(blocks) == 1, blocks
