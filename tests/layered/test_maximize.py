@@ -60,19 +60,20 @@ def make_problem(net, weights) -> LayeredProblem:
 
 def exact_robust(net, problem: LayeredProblem, eps) -> bool:
     box = problem.box(np.asarray(eps, float))
-    return tiny.min_margin(net[0], box.lower, box.upper) > 0
+    return tiny.min_margin(net[0], box.lower, box.upper, stop_at=0.0) > 0
 
 
 @pytest.fixture(scope="module")
 def grid(net):
-    """``top[i, j]`` = the largest k with (i, j, k) * STEP robust (-1: none)."""
+    """``top[i, j]`` = the largest k with (i, j, k) * STEP robust (-1: none). As the sets
+    are nested, ``top[i, j]`` is at most ``top[i - 1, j]`` and ``top[i, j - 1]``."""
     problem = make_problem(net, np.ones(3))
     top = np.full((STEPS + 1, STEPS + 1), -1)
     for i in range(STEPS + 1):
         for j in range(STEPS + 1):
             if not exact_robust(net, problem, [i * STEP, j * STEP, 0.0]):
                 break
-            lo, hi = 0, STEPS
+            lo, hi = 0, min([STEPS] + [top[i - 1, j]] * (i > 0) + [top[i, j - 1]] * (j > 0))
             while lo < hi:
                 mid = (lo + hi + 1) // 2
                 if exact_robust(net, problem, [i * STEP, j * STEP, mid * STEP]):

@@ -50,8 +50,11 @@ def write_onnx(path: Path, p: dict[str, np.ndarray]) -> Path:
     return path
 
 
-def min_margin(p: dict[str, np.ndarray], lower: np.ndarray, upper: np.ndarray) -> float:
-    """The exact minimum of ``y_0`` over the box (LP per activation pattern)."""
+def min_margin(p: dict[str, np.ndarray], lower: np.ndarray, upper: np.ndarray,
+               stop_at: float = -np.inf) -> float:
+    """The exact minimum of ``y_0`` over the box (LP per activation pattern); with
+    ``stop_at``, the first pattern's minimum at or below it as soon as one is found (enough
+    to decide whether the minimum is above ``stop_at``)."""
     w1, b1, w2, b2 = p["w1"], p["b1"], p["w2"], p["b2"]
     bounds = list(zip(lower.ravel(), upper.ravel(), strict=True))
     best = np.inf
@@ -65,6 +68,8 @@ def min_margin(p: dict[str, np.ndarray], lower: np.ndarray, upper: np.ndarray) -
         res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
         if res.status == 0:
             best = min(best, float(res.fun + (w2[0] * on) @ b1 + b2[0]))
+            if best <= stop_at:
+                break
     return best
 
 
