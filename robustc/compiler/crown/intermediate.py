@@ -15,14 +15,16 @@ rebuilt from the tighter bounds before the next ReLU input is bounded, so every 
 Any slope in ``[leak, 1]`` gives a valid bound, so the result is as sound as CROWN's; the
 steps may run in a cheaper dtype (``tuner``: a float32 :class:`Crown` of the same graph),
 the bound that counts is computed again in the engine's own dtype with the slopes found and
-widened outwards. The deadline is checked before every step; past it the neurons not yet
-tightened keep their bounds (nothing is lost, nothing raised).
+widened outwards. The deadline is checked before every step and node of a
+back-substitution; past it the neurons not yet tightened keep their bounds (nothing is
+lost, nothing raised).
 """
 
 from __future__ import annotations
 
 import time
 
+from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.crown.adam import Ascent
 from robustc.compiler.crown.operators import relu_slopes
 from robustc.ir import Identity, Input, Relu, Reshape
@@ -62,8 +64,11 @@ def tighten_intermediate(crown, box, bounds, *, steps: int = 20, lr: float = 0.1
             if deadline is not None and time.perf_counter() > deadline:
                 stats["complete"] = False
                 break
-            done = _tighten_node(crown, tuner, node.name, rows, box, bounds, steps, lr,
-                                 deadline, entries, stats)
+            try:
+                done = _tighten_node(crown, tuner, node.name, rows, box, bounds, steps, lr,
+                                     deadline, entries, stats)
+            except BoundsTimeout:  # a back-substitution reached the deadline: keep the rest
+                done = False
             for relu in relus[node.name]:
                 _after(crown, relu, bounds)
             if not done:
@@ -135,7 +140,8 @@ def _tighten_node(crown, tuner, name: str, rows, box, bounds, steps: int, lr: fl
                                        steps, lr, deadline)
             stats["steps"] += taken
             alpha = {n: a.to(box[0].dtype) for n, a in alpha.items()}
-        const = crown.backsubstitute(name, eye, box, bounds.relax, alpha or None)
+        const = crown.backsubstitute(name, eye, box, bounds.relax, alpha or None,
+                                     deadline=deadline)
         low, high = crown.widen(const[:, :k], -const[:, k:])
         lo, hi = bounds.lower[name], bounds.upper[name]
         lo[:, part] = torch.maximum(lo[:, part], low)
@@ -156,7 +162,10 @@ def _ascend(tuner, name: str, eye, box, relax: dict, alpha: dict, steps: int, lr
     for _ in range(steps):
         if deadline is not None and time.perf_counter() > deadline:
             break
-        lb = tuner.backsubstitute(name, eye, box, relax, params)
+        try:
+            lb = tuner.backsubstitute(name, eye, box, relax, params, deadline=deadline)
+        except BoundsTimeout:
+            break
         if not lb.requires_grad:  # no slope given lies on the way back to the input
             break
         with torch.no_grad():
