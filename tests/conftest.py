@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,27 @@ def benchmark_networks() -> list[Path]:
 def example_networks() -> list[Path]:
     """Every ONNX network committed under examples/."""
     return sorted(EXAMPLES.rglob("*.onnx"))
+
+
+@pytest.fixture(scope="session")
+def verify_cli_run(tmp_path_factory):
+    """``run(spec)``: the standard output and the records (``--output`` JSON lines, header
+    left out) of ``robustc verify SPEC --output LOG``, run once per spec and session as a
+    subprocess from the repository root. The README's and docs' samples
+    (tests/test_doc_samples.py) and the documented verdicts (tests/verify/test_examples.py)
+    of the same example spec share one run: the 64x64 one takes minutes under load."""
+    runs: dict[str, tuple[str, list[dict]]] = {}
+
+    def run(spec: str) -> tuple[str, list[dict]]:
+        if spec not in runs:
+            log = tmp_path_factory.mktemp("verify_cli_run") / "results.jsonl"
+            done = subprocess.run([sys.executable, "-m", "robustc.cli", "verify", spec,
+                                   "--output", str(log)], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=900)
+            assert done.returncode in (0, 1, 3), f"verify {spec} exited {done.returncode}:\n" \
+                f"{done.stderr[-2000:]}"
+            records = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+            runs[spec] = done.stdout, records
+        return runs[spec]
+
+    return run
