@@ -52,8 +52,9 @@ def pgd_falsify(graph: Graph, box: Box, condition: Condition, *, steps: int = 50
     unperturbed input) is used as one of the starting points. ``module`` is ``graph``'s
     float32 PyTorch module when the caller already has one (attacks on many boxes).
     ``targeted`` adds one start per violation case (at most ``max_targets`` cases; none
-    when there is only one case). Past ``deadline`` (a ``time.perf_counter()`` value) no
-    further step starts: the best point so far is returned.
+    when there is only one case). Past ``deadline`` (a ``time.perf_counter()`` value), or
+    when the last step took longer than the time left, no further step starts: the best
+    point so far is returned.
     """
     cases = dnf(negate(condition)) if targeted else []
     cases = [And(tuple(c)) for c in cases] if 1 < len(cases) <= max_targets else []
@@ -70,8 +71,10 @@ def pgd_falsify(graph: Graph, box: Box, condition: Condition, *, steps: int = 50
         x[0] = torch.clamp(torch.as_tensor(start, dtype=torch.float32, device=dev), lo, hi)
     radius = (hi - lo) / 2
     best_x, best_m = x[0].clone(), torch.tensor(np.inf)
-    for k in range(steps + 1):
-        if k and deadline is not None and time.perf_counter() > deadline:
+    took = 0.0  # the last step's seconds: a step that cannot end before the deadline is
+    for k in range(steps + 1):  # not started (the attack would end after the limit)
+        started = time.perf_counter()
+        if k and deadline is not None and started + took > deadline:
             break
         x.requires_grad_(True)
         y = module(x).reshape(restarts, -1)
@@ -89,6 +92,7 @@ def pgd_falsify(graph: Graph, box: Box, condition: Condition, *, steps: int = 50
         (grad,) = torch.autograd.grad(loss.sum(), x)
         with torch.no_grad():
             x = torch.minimum(torch.maximum(x - _step(radius, k, steps) * grad.sign(), lo), hi)
+        took = time.perf_counter() - started
     return best_x.cpu().numpy().astype(np.float64), float(best_m)
 
 

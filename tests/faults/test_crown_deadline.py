@@ -19,7 +19,7 @@ import torch
 
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.crown.engine import Crown
-from robustc.ir import Relu
+from robustc.ir import Relu, evaluate
 from tests.faults.test_deadline_phases import JumpingClock
 from tests.verify.nets import conv_onnx, save_and_load
 
@@ -156,3 +156,32 @@ def test_a_block_that_cannot_end_before_the_deadline_is_not_started(graph, monke
     with pytest.raises(BoundsTimeout):
         crown.bounds(*_box(graph), deadline=15.0)
     assert len(blocks) == 1, blocks
+
+
+def test_a_pgd_step_that_cannot_end_before_the_deadline_is_not_started(graph, monkeypatch):
+    """The same rule for the PGD attack: each step (a forward pass) takes 10 s, the
+    deadline is 15 s away, the box is robust (no early stop): one step (two before)."""
+    from robustc.ir.property import Box, output_gt
+    from robustc.runtime.falsify import pgd_falsify
+    from robustc.runtime.torch_module import to_torch
+
+    clock = SteppingClock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    inner, steps = to_torch(graph, dtype=torch.float32), []
+
+    class Slow(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            steps.append(1)
+            clock.advance(10.0)
+            return self.inner(x)
+
+    x = np.random.default_rng(1).uniform(0, 1, graph.input.shape)
+    y = evaluate(graph, x).ravel()
+    top, second = np.argsort(-y)[:2]
+    _, margin = pgd_falsify(graph, Box(x - 1e-6, x + 1e-6), output_gt(y.size, int(top),
+                            int(second)), steps=50, restarts=2, module=Slow(), deadline=15.0)
+    assert margin > 0 and len(steps) == 1, (margin, steps)
