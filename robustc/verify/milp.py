@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from robustc.backends import solver_module
-from robustc.backends.milp.encode import MARGIN_TOL, encode
+from robustc.backends.milp.encode import MARGIN_TOL, EncodeTimeout, encode
 from robustc.backends.solve import FEASIBLE, INFEASIBLE, LIMIT, SolveOptions, SolveOutcome
 from robustc.errors import LicenseLimit
 from robustc.ir import Activation
@@ -36,8 +36,16 @@ def decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
 
     The solver is asked for a *clear* violation (margin <= -CLEAR_VIOLATION) first, so a
     point that merely touches the tolerance band is not taken for a counterexample while a
-    real one exists.
+    real one exists. The model is built within the run's deadline (the current one: a
+    phase's under :meth:`Run.until`); past it, the case is ``unknown``.
     """
+    try:
+        return _decide_case(run, box, bounds, case)
+    except EncodeTimeout as exc:
+        return run.result(UNKNOWN, str(exc))
+
+
+def _decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
     objective = None
     if len(case) == 1 and isinstance(case[0], Linear):
         objective = negate(case[0])  # minimise the property's margin
@@ -88,7 +96,7 @@ def decide_cases_by_milp(run: Run, box: Box, bounds, cases: list, which, note: s
 
 def _encode(run: Run, box: Box, bounds, atoms: list, objective, tol: float = MARGIN_TOL):
     model = encode(run.graph, bounds.lower, bounds.upper, box, atoms, objective=objective,
-                   tol=tol)
+                   tol=tol, deadline=run.deadline)
     run.stats["queries"] += 1
     run.stats["max_variables"] = max(run.stats["max_variables"], model.num_vars)
     run.stats["max_binaries"] = max(run.stats["max_binaries"], model.num_binaries)

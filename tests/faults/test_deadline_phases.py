@@ -177,6 +177,22 @@ def test_building_the_milp_polls_the_deadline(problems, clock, monkeypatch):
     assert clock.jumped and solved.get("after", 0) == 0, solved  # no solve once late
 
 
+def test_building_the_milp_stops_between_nodes(problems, clock, monkeypatch):
+    """The deadline passes while the first ReLU layer is encoded: the second ReLU layer is
+    never encoded and no solve starts (resnet_4b's model took 4 s to build on a loaded
+    core, which ran 12 s past a 60 s limit when the build began late)."""
+    from robustc.backends import highs
+    from robustc.backends.milp import encode as enc
+
+    relus, solved = {}, {}
+    _trip(monkeypatch, clock, enc, "_relu", relus, after_call=True)
+    _trip(monkeypatch, clock, highs, "solve", solved)
+    result = verify(problems["one"], _options(strategy="milp"))
+    _assert_timed_out(result)
+    assert "building the MILP" in result.reason, result.reason
+    assert relus.get("after", 0) == 0 and solved.get("after", 0) == 0, (relus, solved)
+
+
 def test_solving_polls_the_deadline(problems, clock, monkeypatch):
     from robustc.backends import highs
 
