@@ -360,7 +360,7 @@ class RayExecutor:
             check_ray_address(address)
             kwargs = {"num_cpus": workers} if address == "local" and workers else {}
             try:
-                ray.init(address=None if address == "local" else address,
+                ray.init(address=address,  # "local": a new instance, never an existing one
                          include_dashboard=False, log_to_driver=False, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ExecutorError(f"--ray {address}: {exc}") from None
@@ -427,20 +427,29 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 @contextmanager
 def _signals_held():
-    """Hold SIGINT and SIGTERM for the block (main thread, POSIX); they arrive after it."""
+    """Hold SIGINT and SIGTERM for the block (main thread); they arrive after it.
+
+    Python runs signal handlers in the main thread whatever thread the kernel delivered
+    the signal to, so a mask on the main thread alone does not hold them while other
+    threads (a worker pool's, PyTorch's) run: the handlers are swapped for one that notes
+    the signal, and the noted signals are raised again once the old handlers are back."""
     import signal
     import threading
 
-    if not hasattr(signal, "pthread_sigmask") or \
-            threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    saved = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        saved[signum] = signal.signal(signum, lambda n, _frame: pending.append(n))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in saved.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 class ResultsLog:

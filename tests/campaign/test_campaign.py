@@ -196,6 +196,28 @@ def test_sigint_stops_writes_what_finished_and_says_how_to_resume(tmp_path):
         assert record["answer"] == expected[record["name"]]
 
 
+def test_a_signal_sent_from_another_thread_waits_for_the_held_block():
+    """SIGINT sent while the results log holds signals (another thread sends it, as the
+    kernel may deliver it to any thread) interrupts after the block, not inside it."""
+    steps, go, sent = [], threading.Event(), threading.Event()
+
+    def send():  # started before the block: its signal mask is not the block's
+        go.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+        sent.set()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        with C._signals_held():
+            go.set()
+            sent.wait()
+            for _ in range(1000):  # bytecode boundaries where a handler would run
+                steps.append(1)
+            steps.append("end of block")
+    assert steps[-1] == "end of block"
+
+
 def test_resume_refuses_a_results_file_of_another_run(tmp_path, capsys):
     make_instances(tmp_path, 2)
     csv, log = str(tmp_path / "instances.csv"), str(tmp_path / "r.jsonl")
