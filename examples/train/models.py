@@ -73,7 +73,7 @@ class DoubleMnistCNN(nn.Module):
         return torch.softmax(self.logits(x), dim=1)
 
 
-class DoubleMnistBN(nn.Module):
+class DoubleMnistBN(DoubleMnistCNN):
     """``DoubleMnistCNN`` as trained by ``train_dd64.py --recipe bn``: each convolution is
     followed by batch normalisation (conv - BN - ReLU), which trains this small network much
     faster; ``fold`` turns it into the deployed ``DoubleMnistCNN`` (same ONNX nodes).
@@ -82,7 +82,7 @@ class DoubleMnistBN(nn.Module):
     """
 
     def __init__(self, channels: tuple[int, int] = (8, 16)):
-        super().__init__()
+        nn.Module.__init__(self)  # the layers differ; logits and forward are inherited
         c1, c2 = channels
         self.channels = (c1, c2)
         self.features = nn.Sequential(
@@ -96,14 +96,6 @@ class DoubleMnistBN(nn.Module):
             nn.Flatten(),
         )
         self.dense = nn.Linear(c2 * 4 * 4, 10)
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the scores before the softmax ``[B, 10]``."""
-        return self.dense(self.features(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the label probabilities ``[B, 10]``."""
-        return torch.softmax(self.logits(x), dim=1)
 
     def fold(self) -> DoubleMnistCNN:
         """Return the ``DoubleMnistCNN`` (eval mode) that computes what this network computes

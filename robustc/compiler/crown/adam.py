@@ -52,3 +52,20 @@ class Ascent:
 
 
 __all__ = ["Ascent"]
+
+
+def keep_best(best, lb, *kept: tuple[dict, dict]):
+    """The elementwise best bound so far (``lb`` where it beats ``best``; ``lb`` itself
+    when ``best`` is None), and for each ``(saved, current)`` pair of parameter dicts the
+    rows of ``current`` where ``lb`` won copied into ``saved`` (rows: the last-but-one
+    dimension of each parameter matches ``lb``'s last). Call under ``torch.no_grad()``."""
+    import torch
+
+    better = torch.ones_like(lb, dtype=torch.bool) if best is None else lb > best
+    best = lb.detach() if best is None else torch.where(better, lb, best)
+    mask = better.unsqueeze(-1)
+    for saved, current in kept:
+        for k, v in current.items():
+            saved[k] = torch.where(mask, v, saved[k])
+    return best
+

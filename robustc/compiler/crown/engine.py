@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustc.compiler.bound_types import WIDEN_REL, Bounds, BoundsError, BoundsTimeout
-from robustc.compiler.crown.adam import Ascent
+from robustc.compiler.crown.adam import Ascent, keep_best
 from robustc.compiler.crown.operators import (
     Operators,
     activation_backward,
@@ -401,13 +401,7 @@ class Crown:
             except BoundsTimeout:  # the deadline passed inside this step
                 break
             with torch.no_grad():
-                better = torch.ones_like(lb, dtype=torch.bool) if best is None else lb > best
-                best = lb.detach() if best is None else torch.where(better, lb, best)
-                mask = better.unsqueeze(-1)
-                for k, v in a_p.items():
-                    best_a[k] = torch.where(mask, v, best_a[k])
-                for k, v in b_p.items():
-                    best_b[k] = torch.where(mask, v, best_b[k])
+                best = keep_best(best, lb, (best_a, a_p), (best_b, b_p))
             opt.zero_grad()
             lb.sum().backward()
             opt.step()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 
 from robustc.compiler.bound_types import BoundsTimeout
-from robustc.compiler.crown.adam import Ascent
+from robustc.compiler.crown.adam import Ascent, keep_best
 from robustc.compiler.crown.operators import relu_slopes
 from robustc.ir import Identity, Input, Relu, Reshape
 
@@ -169,11 +169,7 @@ def _ascend(tuner, name: str, eye, box, relax: dict, alpha: dict, steps: int, lr
         if not lb.requires_grad:  # no slope given lies on the way back to the input
             break
         with torch.no_grad():
-            better = torch.ones_like(lb, dtype=torch.bool) if best is None else lb > best
-            best = lb.detach() if best is None else torch.where(better, lb, best)
-            mask = better.unsqueeze(-1)
-            for n, p in params.items():
-                best_a[n] = torch.where(mask, p, best_a[n])
+            best = keep_best(best, lb, (best_a, params))
         opt.zero_grad()
         lb.sum().backward()
         opt.step()
