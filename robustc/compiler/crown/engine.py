@@ -72,6 +72,20 @@ class GraphBounds:
         return Bounds(lower, upper, method, time_s, relu_inputs)
 
 
+def signed_rows(part, size: int, batch: int, like):
+    """Back-substitution coefficients ``(batch, 2k, size)`` for the ``k`` neurons ``part``
+    of a node of ``size`` neurons: rows ``0..k-1`` pick ``z`` (+1), rows ``k..2k-1`` pick
+    ``-z`` (-1), so one pass gives lower and upper bounds (dtype and device of ``like``)."""
+    import torch
+
+    k = part.numel()
+    eye = torch.zeros(batch, 2 * k, size, dtype=like.dtype, device=like.device)
+    idx = torch.arange(k, device=eye.device)
+    eye[:, idx, part] = 1.0
+    eye[:, k + idx, part] = -1.0
+    return eye
+
+
 class Crown:
     """Linear bounds of one graph (one input; ReLU, MaxPool, smooth activations and linear
     nodes; see :mod:`robustc.compiler.crown.operators`). Raises ``UnsupportedOperator``
@@ -266,10 +280,7 @@ class Crown:
                 raise BoundsTimeout(f"time limit reached while bounding node {target!r}")
             part = rows[first:first + block]
             k = part.numel()
-            eye = torch.zeros(batch, 2 * k, size, dtype=box[0].dtype, device=box[0].device)
-            idx = torch.arange(k, device=eye.device)
-            eye[:, idx, part] = 1.0
-            eye[:, k + idx, part] = -1.0
+            eye = signed_rows(part, size, batch, box[0])
             const = self.backsubstitute(target, eye, box, relax, deadline=deadline)
             lows.append(const[:, :k])
             highs.append(-const[:, k:])

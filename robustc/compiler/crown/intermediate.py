@@ -26,6 +26,7 @@ import time
 
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.crown.adam import Ascent, keep_best
+from robustc.compiler.crown.engine import signed_rows
 from robustc.compiler.crown.operators import relu_slopes
 from robustc.ir import Identity, Input, Relu, Reshape
 
@@ -127,10 +128,7 @@ def _tighten_node(crown, tuner, name: str, rows, box, bounds, steps: int, lr: fl
             return False
         part = rows[first:first + block]
         k = part.numel()
-        eye = torch.zeros(batch, 2 * k, size, dtype=box[0].dtype, device=box[0].device)
-        idx = torch.arange(k, device=eye.device)
-        eye[:, idx, part] = 1.0
-        eye[:, k + idx, part] = -1.0
+        eye = signed_rows(part, size, batch, box[0])
         alpha = _slopes(crown, name, bounds, 2 * k)
         if alpha and steps > 0:
             relax = {n: tuple(t.to(dtype) if t.is_floating_point() else t for t in v)
