@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import subprocess
@@ -214,6 +215,165 @@ def conv_rows(limits: list[float], channels: int) -> list[dict]:
     return rows
 
 
+#: ``--suites`` with no names: the VNN-COMP suites of ``benchmarks/vnncomp.py`` (not its
+#: ``test`` sample nor the 2021 MNIST-FC, which the 2022 one replaces), the example specs
+#: and the 64x64 DOUBLE-MNIST networks of ``benchmarks/verify64.py``.
+ALL_SUITES = ("acasxu", "mnist_fc2022", "verivital", "oval21", "cifar10_resnet", "examples",
+              "dd64")
+
+
+def run_child(cmd: list[str], cwd: Path = ROOT) -> dict:
+    """Run ``cmd`` with one thread (``OMP_NUM_THREADS=1``, ``--threads 1`` is the caller's);
+    returns its wall seconds (spawn to exit), exit code, stdout and peak RSS in MiB
+    (``ru_maxrss`` of this child alone, read with ``os.wait4``)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                 text=True, start_new_session=True)  # no signal to our group
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        return {"s": wall, "rc": child.returncode, "out": out.read(),
+                "rss_mib": usage.ru_maxrss / 1024}
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def vnncomp_suite(name: str, limit: float) -> dict:
+    """One VNN-COMP suite as ``robustc verify SUITE.csv --timeout T --threads 1 --quiet
+    --output LOG.jsonl`` in one child process: per instance its ``time_s`` (loading the
+    network and VNN-LIB file included) against its time limit (the listed one, capped by
+    ``--timeout``), the answers against the ground truth, the child's peak RSS."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import vnncomp
+
+    insts = vnncomp.instances(name)
+    expected = {i["name"]: i["expected"] for i in insts}
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(tmp, f"{name}.csv")
+        table.write_text("".join(f"{i['onnx']},{i['vnnlib']},{i['timeout']:g}\n" for i in insts))
+        log = Path(tmp, f"{name}.jsonl")
+        before = _load()
+        run = run_child([sys.executable, "-m", "robustc.cli", "verify", str(table), "--timeout",
+                         f"{limit:g}", "--threads", "1", "--quiet", "--output", str(log)])
+        after = _load()
+        lines = log.read_text().splitlines() if log.is_file() else []
+        records = [r for r in map(json.loads, filter(str.strip, lines)) if "name" in r]
+    rows = [{"name": r["name"], "answer": r["answer"], "time_s": r["time_s"],
+             "limit_s": r["timeout"], "overshoot_s": round(r["time_s"] - r["timeout"], 3),
+             "expected": expected.get(r["name"], "unknown"), "detail": r["detail"][:160]}
+            for r in records]
+    wrong = [r["name"] for r in rows if r["answer"] in ("sat", "unsat")
+             and r["expected"] in ("sat", "unsat") and r["answer"] != r["expected"]]
+    return _suite_summary(name, limit, rows, run, before, after, len(insts),
+                          decided=sum(r["answer"] in ("sat", "unsat") for r in rows),
+                          wrong=wrong, errors=sum(r["answer"] == "error" for r in rows))
+
+
+def _suite_summary(name: str, limit: float, rows: list[dict], run: dict, before: list[float],
+                   after: list[float], listed: int, **counts) -> dict:
+    worst = max(rows, key=lambda r: r["overshoot_s"], default=None)
+    allowed = max(2.0, 0.05 * limit)
+    return {"suite": name, "limit_s": limit, "instances": listed, "ran": len(rows), **counts,
+            "unknown": len(rows) - counts["decided"] - counts.get("errors", 0),
+            "worst_overshoot_s": worst["overshoot_s"] if worst else None,
+            "worst_instance": worst["name"] if worst else None,
+            "over_allowed": [r["name"] for r in rows if r["overshoot_s"] > allowed],
+            "peak_rss_mib": round(run["rss_mib"], 1), "child_s": round(run["s"], 1),
+            "child_rc": run["rc"], "child_tail": run["out"][-2000:] if run["rc"] not in (0, 1)
+            else "", "load_before": before, "load_after": after, "rows": rows}
+
+
+def command_suite(name: str, limit: float, commands: list[tuple[str, list[str], Path]]) -> dict:
+    """Whole ``robustc verify SPEC -p P --timeout T`` commands, one child each: the
+    overshoot is the command's wall time (Python start-up included: the command's clock
+    starts with its process) minus T; peak RSS the largest child's."""
+    before, rows, peak, runs = _load(), [], 0.0, []
+    for case, args, cwd in commands:
+        run = run_child([sys.executable, "-m", "robustc.cli", "verify", *args, "--timeout",
+                         f"{limit:g}", "--threads", "1", "--json"], cwd=cwd)
+        peak = max(peak, run["rss_mib"])
+        runs.append(run)
+        try:
+            result = json.loads(run["out"].strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            result = {"verdict": f"exit {run['rc']}", "reason": run["out"][-300:]}
+        rows.append({"name": case, "answer": result.get("verdict", "?"),
+                     "time_s": round(run["s"], 3), "limit_s": limit,
+                     "overshoot_s": round(run["s"] - limit, 3),
+                     "rss_mib": round(run["rss_mib"], 1),
+                     "detail": str(result.get("reason", ""))[:160]})
+    total = {"s": sum(r["s"] for r in runs), "rc": max((r["rc"] for r in runs), default=0),
+             "rss_mib": peak, "out": ""}
+    return _suite_summary(name, limit, rows, total, before, _load(), len(commands),
+                          decided=sum(r["answer"] in ("robust", "not_robust") for r in rows),
+                          errors=sum(r["answer"] not in ("robust", "not_robust", "unknown")
+                                     for r in rows))
+
+
+def example_commands() -> list[tuple[str, list[str], Path]]:
+    """Every verify property of the example specs."""
+    from robustc import specs
+    from robustc.specs.ast import VerifyProperty
+
+    return [(f"{spec.name}:{prop.name}", [str(spec), "-p", prop.name], ROOT)
+            for spec in sorted(EXAMPLES.glob("*.rspec"))
+            for prop in specs.parse(spec).properties if isinstance(prop, VerifyProperty)]
+
+
+def dd64_commands(images: int, workdir: Path) -> list[tuple[str, list[str], Path]]:
+    """The layered-neighbourhood property of ``benchmarks/verify64.py`` on its first
+    ``images`` test images, for each of its three 64x64 networks (its specs, written under
+    ``workdir``)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import verify64
+
+    out = []
+    for index in verify64.chosen_images(list(verify64.MODELS), images):
+        item = verify64.write_specs(index, list(verify64.MODELS), workdir, list(verify64.EPS))
+        out += [(f"{model}/img{index}", [str(spec)], spec.parent)
+                for model, spec in item["specs"].items()]
+    return out
+
+
+def suite_rows(names: list[str], limit: float, images: int, save=None) -> list[dict]:
+    """``--suites``: one summary per suite (see the module docstring), printed and passed
+    to ``save`` as it ends."""
+    out = []
+    print(f"{'suite':<15} {'n':>4} {'decided':>7} {'unknown':>7} {'wrong':>5} {'worst over':>10}"
+          f"  {'peak MiB':>8}  load before/after   worst instance", flush=True)
+    for name in names:
+        if name == "examples":
+            summary = command_suite(name, limit, example_commands())
+        elif name == "dd64":
+            with tempfile.TemporaryDirectory() as tmp:
+                summary = command_suite(name, limit, dd64_commands(images, Path(tmp)))
+        else:
+            summary = vnncomp_suite(name, limit)
+        out.append(summary)
+        if save is not None:
+            save(summary)
+        print(_suite_line(summary), flush=True)
+        for r in summary["rows"]:
+            if r["name"] in summary["over_allowed"]:
+                print(f"    over: {r['name']}: {r['time_s']:.2f} s of {r['limit_s']:g} s, "
+                      f"{r['answer']}: {r['detail']}", flush=True)
+    return out
+
+
+def _suite_line(s: dict) -> str:
+    worst = "-" if s["worst_overshoot_s"] is None else f"{s['worst_overshoot_s']:+.2f} s"
+    wrong = len(s["wrong"]) if "wrong" in s else "-"
+    return (f"{s['suite']:<15} {s['ran']:>4} {s['decided']:>7} {s['unknown']:>7} {wrong:>5} "
+            f"{worst:>10}  {s['peak_rss_mib']:>8.0f}  {s['load_before'][0]:>5.1f} / "
+            f"{s['load_after'][0]:<5.1f}     {s['worst_instance']}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mb", type=float, nargs="*", default=[0.5, 2.0, 8.0],
@@ -224,6 +384,15 @@ def main() -> None:
                    help="also run the generated 128x128 conv net under these --timeout values")
     p.add_argument("--channels", type=int, default=16,
                    help="channels of the conv net's stride-1 convolutions (default 16)")
+    p.add_argument("--suites", nargs="*", choices=ALL_SUITES + ("test", "mnistfc2021"),
+                   default=None, metavar="SUITE",
+                   help="per benchmark suite, the worst overshoot of --suite-timeout and the "
+                        f"peak RSS; no names: all of {', '.join(ALL_SUITES)}")
+    p.add_argument("--suite-timeout", type=float, default=20.0, metavar="T",
+                   help="--timeout of the --suites runs (default 20 s; it caps each VNN-COMP "
+                        "instance's listed limit)")
+    p.add_argument("--dd64-images", type=int, default=20, metavar="N",
+                   help="test images of the dd64 suite (3 networks each; default 20)")
     args = p.parse_args()
     rows = vnnlib_rows(args.mb) if args.mb else []
     print(f"{'case':<28} {'s':>7} {'cpu s':>7} {'peak MiB':>9} {'s/MB':>6} {'MiB/MB':>7} "
@@ -248,8 +417,19 @@ def main() -> None:
     from robustc.files import check_output_dir, write_json
 
     out = check_output_dir(ROOT / "benchmarks" / "results") / "limits.json"
-    write_json(out, {"machine": platform.platform(), "python": platform.python_version(),
-                     "vnnlib": rows, "timeout": limited, "conv": conv})
+    saved = json.loads(out.read_text()) if out.is_file() else {}
+    ran = {"vnnlib": rows, "timeout": limited, "conv": conv}  # kept from before when not run
+    saved.update({"machine": platform.platform(), "python": platform.python_version(),
+                  "cpu_count": os.cpu_count(), **{k: v for k, v in ran.items() if v}})
+
+    def save(summary: dict) -> None:  # after each suite: a long sweep keeps what finished
+        saved["suites"] = dict(saved.get("suites", {}), **{summary["suite"]: summary})
+        write_json(out, saved)
+
+    if args.suites is not None:
+        suite_rows(list(args.suites or ALL_SUITES), args.suite_timeout, args.dd64_images, save)
+        print(f"allowed: max(2 s, 5 %) = {max(2.0, 0.05 * args.suite_timeout):g} s over T")
+    write_json(out, saved)
     print(f"-> {out}")
 
 
