@@ -51,7 +51,15 @@ import numpy as np
 
 from robustc.compiler.onnx_import import load_onnx
 from robustc.compiler.passes import standard_passes
-from robustc.compiler.vnnlib_scan import DeclaredNames, first_invalid, scan_block
+from robustc.compiler.vnnlib_scan import (
+    LP,
+    RP,
+    DeclaredNames,
+    bound_atoms,
+    invalid,
+    scan_block,
+    tokenize_block,
+)
 from robustc.errors import EmptyInputSet, SpecError
 from robustc.files import write_text
 from robustc.files.limits import check_file_size
@@ -217,6 +225,23 @@ class Junction:
 Formula = Atom | Junction
 
 
+class _Run:
+    """Consecutive input bounds ``(<= X_i c)`` / ``(>= X_i c)`` inside an ``(and ...)``, as
+    the fast reader leaves them among the items of an :class:`SExpr`: the columns of
+    :class:`_BoundsBuilder` (what :func:`_formula` makes of each atom) and the text they
+    span (read again only to show them in a message)."""
+
+    __slots__ = ("columns", "text", "span")
+    atom = None
+
+    def __init__(self, columns: tuple, text: str, span: tuple[int, int]):
+        self.columns, self.text, self.span = columns, text, span
+
+    def sexprs(self) -> list[SExpr]:
+        """The atoms as the general reader reads them."""
+        return read_sexprs(self.text[self.span[0]:self.span[1]])
+
+
 @dataclass(frozen=True, eq=False)
 class InputBounds:
     """The top-level assertions that bound one input, ``coeff * X_index + const >= 0``
@@ -233,6 +258,10 @@ class InputBounds:
 
     def __len__(self) -> int:
         return int(self.index.size)
+
+    def kinds(self) -> set[str]:
+        """``{"X"}`` (as :meth:`Atom.kinds`: these bound inputs)."""
+        return {"X"}
 
     def __eq__(self, other) -> bool:
         fields = ("index", "coeff", "const", "line", "col")
@@ -295,7 +324,8 @@ class _BoundsBuilder:
         joined = []
         for j, dtype in enumerate(self._DTYPES):
             parts, self.columns[j] = self.columns[j], []
-            joined.append(np.concatenate(parts) if parts else np.zeros(0, dtype=dtype))
+            joined.append(parts[0] if len(parts) == 1 else
+                          np.concatenate(parts) if parts else np.zeros(0, dtype=dtype))
             del parts
         return InputBounds(self.file, *joined)
 
@@ -374,6 +404,8 @@ def _formula(e: SExpr, declared: DeclaredNames) -> Formula:
     if op in ("and", "or"):
         if len(e.items) < 2:
             raise _error(e.pos, f"({op}) needs at least one operand")
+        if op == "and":
+            return Junction(op, _conjuncts(e.items[1:], declared, e.pos.file), e.pos)
         return Junction(op, tuple(_formula(a, declared) for a in e.items[1:]), e.pos)
     if op in ("<=", ">="):
         if len(e.items) != 3:
@@ -393,8 +425,35 @@ def _formula(e: SExpr, declared: DeclaredNames) -> Formula:
     raise _error(e.pos, f"unsupported formula {_show(e)!r} (expected and, or, <=, >=)")
 
 
+def _conjuncts(items, declared: DeclaredNames, file: str) -> tuple:
+    """The operands of an ``(and ...)`` as formulas, each run of consecutive bounds of
+    single inputs joined into one :class:`InputBounds` (arrays: a large box inside a
+    disjunction is mostly these); the fast reader's :class:`_Run` s are such bounds."""
+    parts: list = []
+    group = _BoundsBuilder(file)
+    for a in items:
+        if isinstance(a, _Run):
+            group.add_arrays(*a.columns)
+            continue
+        f = _formula(a, declared)
+        if _is_input_bound(f):
+            group.add_atom(f)
+            continue
+        if not group.empty():
+            parts.append(group.build())
+            group = _BoundsBuilder(file)
+        parts.append(f)
+    if not group.empty():
+        parts.append(group.build())
+    return tuple(parts)
+
+
 def _show(e: SExpr, limit: int = 40) -> str:
-    text = e.atom if e.atom is not None else "(" + " ".join(_show(i, limit) for i in e.items) + ")"
+    if e.atom is not None:
+        text = e.atom
+    else:
+        items = [s for i in e.items for s in (i.sexprs() if isinstance(i, _Run) else [i])]
+        text = "(" + " ".join(_show(i, limit) for i in items) + ")"
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
@@ -448,30 +507,196 @@ _BLOCK_MIN, _BLOCK_MAX = 1 << 12, 1 << 20
 
 def _scan(text: str, file: str, declared: DeclaredNames, bounds: _BoundsBuilder
           ) -> Iterator[SExpr]:
-    """The commands of ``text`` that the fast reader leaves to the general reader, as
-    :class:`SExpr` s in order; the simple ones go straight into ``declared`` and ``bounds``
-    (in file order: :func:`_query` handles each command yielded before the next block is
-    scanned)."""
+    """The commands of ``text`` that are not simple (see :mod:`~robustc.compiler.vnnlib_scan`),
+    as :class:`SExpr` s in order; the simple ones go straight into ``declared`` and
+    ``bounds`` (in file order: :func:`_query` handles each command yielded before the
+    fast reader goes on). The others are built from the block's tokens by :func:`_build`,
+    over as many blocks as they span."""
     at, line, line_start, end = 0, 1, 0, len(text)
     size = _BLOCK_MIN
     while at < end:
-        stop = text.find("\n", min(at + size, end))
-        stop = end if stop < 0 else stop + 1
+        stop = _cut(text, at, at + size)
         cmds = scan_block(np.frombuffer(text[at:stop].encode("ascii", "replace"), np.uint8))
-        n = first_invalid(cmds, declared)
-        _take(cmds, n, declared, bounds, (at, line, line_start))
-        general = n < cmds.kind.size or cmds.rest == "stray" or \
-            (cmds.rest == "open" and (n == 0 or stop == end))
-        upto = stop - at if not general and cmds.rest == "end" else \
-            int(cmds.end[n - 1]) if n else 0
-        line, line_start = map(int, _line_at(cmds.newlines, upto, (at, line, line_start)))
-        at += upto
-        if general:
-            e, at, line, line_start = _read_one(text, file, at, line, line_start)
+        origin = (at, line, line_start)
+        yield from _block_commands(text, file, cmds, origin, declared, bounds)
+        m = cmds.kind.size
+        if cmds.rest == "end":
+            upto = stop - at
+        elif cmds.rest == "open" and m and stop < end:  # read it again in a larger block
+            upto = int(cmds.end[m - 1])
+        else:  # a command longer than the block, or a token outside any command
+            e, at, line, line_start = _read_rest(text, file, cmds, origin, stop, declared)
             size = _BLOCK_MIN
             yield e
+            continue
+        line, line_start = map(int, _line_at(cmds.newlines, upto, origin))
+        at += upto
+        size = min(2 * size, _BLOCK_MAX)
+
+
+def _block_commands(text: str, file: str, cmds, origin: tuple, declared: DeclaredNames,
+                    bounds: _BoundsBuilder) -> Iterator[SExpr]:
+    """The complete commands of a block: the simple ones that the general reader would
+    accept into ``declared`` and ``bounds``, the others yielded as :class:`SExpr` s."""
+    general = np.flatnonzero(invalid(cmds, declared)).tolist()
+    done, k = 0, 0
+    while k < len(general):
+        n = general[k]
+        _take(cmds, done, n, declared, bounds, origin)
+        e = _command(text, file, cmds, n, origin, declared)
+        yield e
+        done, k = n + 1, k + 1
+        if e.head == "declare-const":  # a name the fast reader did not know of
+            later = np.flatnonzero(invalid(cmds.tail(done), declared)) + done
+            general = general[:k] + later.tolist()
+    _take(cmds, done, cmds.kind.size, declared, bounds, origin)
+
+
+def _cut(text: str, at: int, want: int) -> int:
+    """Where a block that starts at ``at`` (between tokens, outside a comment) ends, at
+    ``want`` or after: after a newline, or, on a long line, before a ``(`` that no comment
+    hides; the end of the text when there is none."""
+    end = len(text)
+    if want >= end:
+        return end
+    paren = text.find("(", want)
+    paren = end if paren < 0 else paren
+    newline = text.find("\n", want, paren)
+    if newline >= 0:
+        return newline + 1
+    if paren == end:
+        return end
+    line_start = max(text.rfind("\n", at, want) + 1, at)
+    if text.find(";", line_start, paren) < 0:
+        return paren
+    newline = text.find("\n", paren)  # in a comment: to its end
+    return end if newline < 0 else newline + 1
+
+
+def _plain(text: str, toks, t0: int, t1: int, origin: tuple) -> bool:
+    """Whether the tokens ``t0`` to ``t1 - 1`` of a block are as the general reader splits
+    them: ASCII text, and no token starts with a ``"`` or ``|`` (the general reader's
+    error)."""
+    at = origin[0]
+    first = toks.block[toks.start[t0:t1]]
+    return text[at + int(toks.start[t0]):at + int(toks.end[t1 - 1])].isascii() and \
+        not ((first == 34) | (first == 124)).any()
+
+
+def _command(text: str, file: str, cmds, n: int, origin: tuple,
+             declared: DeclaredNames) -> SExpr:
+    """Command ``n`` of a block (closed in it)."""
+    toks = cmds.tokens
+    t0, t1 = int(cmds.first[n]), int(cmds.last[n]) + 1
+    if _plain(text, toks, t0, t1, origin):
+        return _build(text, file, toks, t0, t1, origin, [], declared)[0]
+    line, line_start = map(int, _line_at(toks.newlines, toks.start[t0], origin))
+    return _read_one(text, file, origin[0] + int(toks.start[t0]), line, line_start)[0]
+
+
+def _read_rest(text: str, file: str, cmds, origin: tuple, stop: int,
+               declared: DeclaredNames) -> tuple:
+    """The command (or stray token) that starts at token ``cmds.after`` of a block and is
+    not closed in it, read from the block's tokens and as many blocks after it as it needs:
+    ``(SExpr, end offset, line, line_start)``; errors as :func:`iter_sexprs`."""
+    toks, t0, stack = cmds.tokens, cmds.after, []
+    begin = origin[0] + int(toks.start[t0])
+    line, line_start = map(int, _line_at(toks.newlines, toks.start[t0], origin))
+    size = _BLOCK_MIN
+    while True:
+        if not _plain(text, toks, t0, toks.kind.size, origin):
+            return _read_one(text, file, begin, line, line_start)
+        e, last = _build(text, file, toks, t0, toks.kind.size, origin, stack, declared)
+        if e is not None:
+            offset = int(toks.end[last])
+            return (e, origin[0] + offset, *map(int, _line_at(toks.newlines, offset, origin)))
+        if stop == len(text):
+            raise _error(stack[-1][0], "'(' is never closed")
+        origin = (stop, *map(int, _line_at(toks.newlines, stop - origin[0], origin)))
+        size = min(2 * size, _BLOCK_MAX)
+        stop = _cut(text, origin[0], origin[0] + size)
+        toks = tokenize_block(np.frombuffer(text[origin[0]:stop].encode("ascii", "replace"),
+                                            np.uint8))
+        t0 = 0
+
+
+def _build(text: str, file: str, toks, t0: int, t1: int, origin: tuple, stack: list,
+           declared: DeclaredNames) -> tuple:
+    """Go on reading the s-expression whose open lists are ``stack`` (``(pos, items)``,
+    outermost first; empty to start one) with the tokens ``t0`` to ``t1 - 1`` of a block
+    whose first character is at ``origin = (offset, line, line_start)``, as
+    :func:`iter_sexprs` would; but each run of consecutive input bounds ``(<= X_i c)`` /
+    ``(>= X_i c)`` inside an ``(and ...)`` (whose variable is declared and number finite)
+    becomes one :class:`_Run` item, as arrays, with no Python object per token. Returns
+    ``(the s-expression, its last token)`` or ``(None, t1 - 1)`` when the tokens end
+    first; raises ``SpecError`` for an unbalanced ``)``."""
+    at = origin[0]
+    paren, le, index, value = bound_atoms(toks, t0, t1, len(stack))
+    keep = np.isfinite(value) & declared.declared("X", index)
+    paren, le, index, value = paren[keep], le[keep], index[keep], value[keep]
+    covered = np.zeros(t1 - t0, dtype=bool)
+    for j in range(5):
+        covered[paren - t0 + j] = True
+    cuts = np.flatnonzero(np.diff(paren) != 5) + 1
+    firsts = np.concatenate([[0], cuts]).astype(np.int64) if paren.size else cuts
+    stops = np.append(cuts, paren.size)
+    single = np.flatnonzero(~covered) + t0
+    events = np.concatenate([single, paren[firsts]])
+    order = np.argsort(events, kind="stable")
+    events = events[order]
+    run_of = np.concatenate([np.full(single.size, -1), np.arange(firsts.size)])[order]
+    starts = toks.start[events]
+    lines, line_starts = _line_at(toks.newlines, starts, origin)
+    # the columns of _BoundsBuilder, as _take
+    atom_line, atom_start = _line_at(toks.newlines, toks.start[paren], origin)
+    columns = (index, np.where(le, -1.0, 1.0), np.where(le, value, -value) + 0.0, atom_line,
+               at + toks.start[paren] - atom_start + 1)
+    ends = toks.end[events]
+    for t, kind, s, e, line, col, r in zip(
+            events.tolist(), toks.kind[events].tolist(), starts.tolist(), ends.tolist(),
+            lines.tolist(), (at + starts - line_starts + 1).tolist(), run_of.tolist(),
+            strict=True):
+        if r >= 0:
+            a, b = int(firsts[r]), int(stops[r])
+            items = stack[-1][1]
+            if items and items[0].atom == "and":
+                span = (at + int(toks.start[paren[a]]), at + int(toks.end[paren[b - 1] + 4]))
+                items.append(_Run(tuple(c[a:b] for c in columns), text, span))
+            else:
+                items.extend(_bound_sexprs(text, file, toks, paren[a:b], origin))
+            continue
+        pos = Pos(file, line, col)
+        if kind == LP:
+            stack.append((pos, []))
+            continue
+        if kind == RP:
+            if not stack:
+                raise _error(pos, "unbalanced ')'")
+            start, items = stack.pop()
+            done = SExpr(start, items=tuple(items))
         else:
-            size = min(2 * size, _BLOCK_MAX)
+            done = SExpr(pos, atom=text[at + s:at + e])
+        if not stack:
+            return done, t
+        stack[-1][1].append(done)
+    return None, t1 - 1
+
+
+def _bound_sexprs(text: str, file: str, toks, paren: np.ndarray, origin: tuple) -> list:
+    """The input bounds whose ``(`` are the tokens ``paren``, as the general reader's
+    :class:`SExpr` s (a run that is not in an ``(and ...)``)."""
+    at = origin[0]
+    tok = paren[:, None] + np.arange(4)  # ( op name number
+    starts = toks.start[tok]
+    lines, line_starts = _line_at(toks.newlines, starts, origin)
+    cols = at + starts - line_starts + 1
+    out = []
+    for s, e, line, col in zip(starts.tolist(), toks.end[tok].tolist(), lines.tolist(),
+                               cols.tolist(), strict=True):
+        pos = [Pos(file, ln, c) for ln, c in zip(line, col, strict=True)]
+        out.append(SExpr(pos[0], items=tuple(SExpr(pos[j], atom=text[at + s[j]:at + e[j]])
+                                             for j in (1, 2, 3))))
+    return out
 
 
 def _line_at(newlines: np.ndarray, offset, origin: tuple) -> tuple:
@@ -483,22 +708,26 @@ def _line_at(newlines: np.ndarray, offset, origin: tuple) -> tuple:
     return line + before, np.where(before > 0, at + last + 1, line_start)
 
 
-def _take(cmds, n: int, declared: DeclaredNames, bounds: _BoundsBuilder,
+def _take(cmds, first: int, stop: int, declared: DeclaredNames, bounds: _BoundsBuilder,
           origin: tuple) -> None:
-    """Declare the names and keep the bounds of the first ``n`` commands of a block."""
-    kind, index = cmds.kind[:n], cmds.index[:n]
+    """Declare the names and keep the bounds of the commands ``first`` to ``stop - 1`` of a
+    block."""
+    if stop <= first:
+        return
+    kind, index = cmds.kind[first:stop], cmds.index[first:stop]
     for name, is_y in (("X", False), ("Y", True)):
-        mine = (kind == 1) & (cmds.name_y[:n] == is_y)
+        mine = (kind == 1) & (cmds.name_y[first:stop] == is_y)
         if mine.any():
             declared.add_many(name, index[mine])
-    b = np.flatnonzero(kind == 2)
+    b = np.flatnonzero(kind == 2) + first
     if b.size:
         paren, le, value = cmds.paren[b], cmds.le[b], cmds.value[b]
         line, line_start = _line_at(cmds.newlines, paren, origin)
         # what _formula makes of it: big - small >= 0 (0.0 + keeps the sign of zero as
         # _sum's does)
-        bounds.add_arrays(index[b], np.where(le, -1.0, 1.0), np.where(le, value, -value) + 0.0,
-                          line, origin[0] + paren - line_start + 1)
+        bounds.add_arrays(cmds.index[b], np.where(le, -1.0, 1.0),
+                          np.where(le, value, -value) + 0.0, line,
+                          origin[0] + paren - line_start + 1)
 
 
 def _read_one(text: str, file: str, at: int, line: int, line_start: int) -> tuple:
@@ -576,7 +805,7 @@ def read_vnnlib(path: str | Path) -> Query:
 
 
 def _dnf(f: Formula) -> list[list[Atom]]:
-    if isinstance(f, Atom):
+    if not isinstance(f, Junction):  # an Atom or InputBounds: one conjunction
         return [[f]]
     parts = [_dnf(p) for p in f.parts]
     if f.op == "or":
@@ -592,7 +821,7 @@ def _dnf(f: Formula) -> list[list[Atom]]:
 
 
 def _kinds(f: Formula) -> set[str]:
-    if isinstance(f, Atom):
+    if not isinstance(f, Junction):
         return f.kinds()
     return set().union(*(_kinds(p) for p in f.parts))
 
@@ -630,7 +859,10 @@ def _case_box(atoms: list[Atom], query: Query, base: tuple, shape) -> Box | str:
     lower, upper = base[0].copy(), base[1].copy()
     file = query.file
     for a in atoms:
-        _apply_input_atom(a, lower, upper)
+        if isinstance(a, InputBounds):
+            a.apply(lower, upper)
+        else:
+            _apply_input_atom(a, lower, upper)
     unbounded = np.flatnonzero(~np.isfinite(lower) | ~np.isfinite(upper))
     if unbounded.size:
         raise SpecError(f"{file}: X_{unbounded[0]} has no finite lower and upper bound (every "
@@ -638,7 +870,9 @@ def _case_box(atoms: list[Atom], query: Query, base: tuple, shape) -> Box | str:
     crossed = np.flatnonzero(lower > upper)
     if crossed.size:  # an empty box: no counterexample here
         i = int(crossed[0])
-        lines = sorted({a.pos.line for a in atoms if ("X", i) in a.coeffs}
+        lines = sorted({a.pos.line for a in atoms
+                        if not isinstance(a, InputBounds) and ("X", i) in a.coeffs}
+                       .union(*(a.lines_of(i) for a in atoms if isinstance(a, InputBounds)))
                        | query.bounds.lines_of(i))
         return (f"X_{i} has lower bound {lower[i]:g} above its upper bound {upper[i]:g} "
                 f"(line{'s' * (len(lines) > 1)} {', '.join(map(str, lines))})")

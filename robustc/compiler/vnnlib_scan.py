@@ -33,6 +33,8 @@ _WS = np.zeros(256, dtype=bool)
 _WS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
 _OPEN, _CLOSE, _SEMI, _NL = ord("("), ord(")"), ord(";"), ord("\n")
 _LP, _RP, _ATOM = 1, 2, 3  # token kinds; each byte's class in _KIND (0: a space)
+#: The kinds of tokens in :attr:`Tokens.kind`: ``(``, ``)`` and an atom.
+LP, RP, ATOM = _LP, _RP, _ATOM
 _KIND = np.full(256, _ATOM, dtype=np.uint8)
 _KIND[_WS] = 0
 _KIND[[_SEMI]] = 0  # a comment's start (the rest of its line is blanked)
@@ -113,6 +115,32 @@ class DeclaredNames:
 
 
 @dataclass
+class Tokens:
+    """The tokens of a block (see :func:`scan_block`): ``start``/``end`` offsets and
+    ``kind`` (``(``, ``)`` or an atom) of each, in order; the block's bytes and the offsets
+    of its newlines; ``windows``: row ``i`` holds the :data:`MAX_NUMBER` bytes from offset
+    ``i`` (a view, zeros past the block)."""
+
+    start: np.ndarray
+    end: np.ndarray
+    kind: np.ndarray
+    block: np.ndarray
+    newlines: np.ndarray
+    windows: np.ndarray
+
+
+def tokenize_block(block: np.ndarray) -> Tokens:
+    """The tokens of ``block`` (ASCII bytes as ``uint8``, starting between two tokens and
+    outside a comment), as the general reader splits them (see the module docstring)."""
+    newlines = np.flatnonzero(block == _NL)
+    start, end, kind = _tokens(block, newlines)
+    padded = np.concatenate([block, np.zeros(MAX_NUMBER, dtype=np.uint8)])
+    windows = np.lib.stride_tricks.as_strided(padded, (block.size, MAX_NUMBER), (1, 1),
+                                              writeable=False)
+    return Tokens(start, end, kind, block, newlines, windows)
+
+
+@dataclass
 class Commands:
     """The top-level commands at the start of a block (up to the first token that starts
     none, or the first command not closed in the block), as arrays with one entry per
@@ -122,7 +150,9 @@ class Commands:
     ``end``: the offset after the command's ``)``. ``rest`` says what follows them:
     ``"end"`` (only whitespace and comments, to the end of the block), ``"open"`` (a
     command that the block does not close) or ``"stray"`` (an atom or ``)`` outside any
-    command). ``newlines``: the offsets of the block's ``\\n`` characters."""
+    command). ``newlines``: the offsets of the block's ``\\n`` characters; ``tokens``: the
+    block's tokens; ``first``/``last``: each command's first and last token; ``after``: the
+    token where the rest starts (the open command's ``(`` or the stray token)."""
 
     kind: np.ndarray
     name_y: np.ndarray
@@ -133,18 +163,23 @@ class Commands:
     end: np.ndarray
     rest: str
     newlines: np.ndarray
+    tokens: Tokens | None = None
+    first: np.ndarray | None = None
+    last: np.ndarray | None = None
+    after: int = 0
+
+    def tail(self, k: int) -> Commands:
+        """The commands from the ``k``-th on (views)."""
+        return Commands(self.kind[k:], self.name_y[k:], self.index[k:], self.le[k:],
+                        self.value[k:], self.paren[k:], self.end[k:], self.rest, self.newlines)
 
 
 def scan_block(block: np.ndarray) -> Commands:
     """The commands at the start of ``block`` (ASCII bytes as ``uint8``; a non-ASCII
     character may stand as one ``?``, which no simple command contains) that begins
     between two commands; see :class:`Commands`."""
-    newlines = np.flatnonzero(block == _NL)
-    start, end, kind = _tokens(block, newlines)
-    # row i: the MAX_NUMBER bytes from offset i (a view; zeros past the block)
-    padded = np.concatenate([block, np.zeros(MAX_NUMBER, dtype=np.uint8)])
-    windows = np.lib.stride_tricks.as_strided(padded, (block.size, MAX_NUMBER), (1, 1),
-                                              writeable=False)
+    tokens = tokenize_block(block)
+    start, end, kind, windows = tokens.start, tokens.end, tokens.kind, tokens.windows
     depth = np.cumsum(_DEPTH[kind])
     before = depth - (kind == _LP) + (kind == _RP)
     stray = np.flatnonzero((depth < 0) | ((kind == _ATOM) & (before == 0)))
@@ -156,7 +191,9 @@ def scan_block(block: np.ndarray) -> Commands:
         "open" if firsts.size > m else "end"
     cmds = _simple(windows, start, end, kind, firsts[:m], lasts)
     cmds.end = end[lasts]
-    cmds.rest, cmds.newlines = rest, newlines
+    cmds.rest, cmds.newlines, cmds.tokens = rest, tokens.newlines, tokens
+    cmds.first, cmds.last = firsts[:m], lasts
+    cmds.after = int(firsts[m]) if rest == "open" else stop
     return cmds
 
 
@@ -284,9 +321,16 @@ def _numbers(windows, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, 
 
 def first_invalid(cmds: Commands, names: DeclaredNames) -> int:
     """The first command that is not simple or that the general reader would refuse given
-    the names declared before the block (a name declared twice, a bound on a name not
-    declared before it, a number that overflows to infinity); ``len(cmds.kind)`` if none."""
-    m = cmds.kind.size
+    the names declared before the block (see :func:`invalid`); ``len(cmds.kind)`` if
+    none."""
+    hits = np.flatnonzero(invalid(cmds, names))
+    return int(hits[0]) if hits.size else cmds.kind.size
+
+
+def invalid(cmds: Commands, names: DeclaredNames) -> np.ndarray:
+    """Which commands are not simple or would be refused by the general reader given the
+    names declared before the block (a name declared twice, a bound on a name not declared
+    before it, a number that overflows to infinity): a bool array."""
     bad = cmds.kind == 0
     decl = np.flatnonzero(cmds.kind == 1)
     bound = np.flatnonzero(cmds.kind == 2)
@@ -309,8 +353,30 @@ def first_invalid(cmds: Commands, names: DeclaredNames) -> int:
         earlier = (known[slot] == idx) & (where[slot] < bound)
     ok = (names.declared("X", idx) | earlier) & np.isfinite(cmds.value[bound])
     bad[bound[~ok]] = True
-    hits = np.flatnonzero(bad)
-    return int(hits[0]) if hits.size else m
+    return bad
 
 
-__all__ = ["DeclaredNames", "Commands", "scan_block", "first_invalid", "MAX_NUMBER"]
+def bound_atoms(tokens: Tokens, t0: int, t1: int, depth: int) -> tuple:
+    """The input bounds ``(<= X_i NUMBER)`` / ``(>= X_i NUMBER)`` among the tokens ``t0`` to
+    ``t1 - 1`` of a block that lie inside a list (``depth``: the lists open before token
+    ``t0``), with names and numbers as in simple commands: ``(paren, le, index, value)``,
+    ``paren`` the token index of each one's ``(``, in order."""
+    kind = tokens.kind[t0:t1]
+    if kind.size < 5:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, np.zeros(0, dtype=bool), empty, np.zeros(0)
+    at = np.flatnonzero((kind[:-4] == _LP) & (kind[1:-3] == _ATOM) & (kind[2:-2] == _ATOM)
+                        & (kind[3:-1] == _ATOM) & (kind[4:] == _RP))
+    level = depth + np.cumsum(_DEPTH[kind])  # lists open after each token
+    at = at[level[at] >= 2] + t0  # inside a list: one open before its own '('
+    w, start, end = tokens.windows, tokens.start, tokens.end
+    le = _is_word(w, start, end, at + 1, b"<=")
+    at = at[(le | _is_word(w, start, end, at + 1, b">=")) & _is_name(w, start, end, at + 2, b"X")]
+    value, ok = _numbers(w, start[at + 3], end[at + 3])
+    at = at[ok]
+    return (at, _is_word(w, start, end, at + 1, b"<="), _digits(w, start[at + 2] + 2, end[at + 2]),
+            value)
+
+
+__all__ = ["DeclaredNames", "Commands", "Tokens", "scan_block", "tokenize_block", "first_invalid",
+           "invalid", "bound_atoms", "MAX_NUMBER", "LP", "RP", "ATOM"]
