@@ -447,6 +447,46 @@ def test_ray_local_gives_the_serial_answers(tmp_path, capsys):
     assert {r["name"]: r["answer"] for r in printed} == expected
 
 
+def where_squared(shared, item):
+    time.sleep(0.25)
+    return item, shared + item * item, os.getpid()
+
+
+@pytest.mark.slow
+def test_items_run_here_while_ray_starts_and_on_ray_after():
+    """``ray.init`` runs on a thread of its own: the first items run in this process while
+    it starts, the rest on Ray's workers, every item exactly once with the same result."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'robustc[ray]')")
+    import ray
+
+    try:
+        executor = C.RayExecutor("local", 2)
+        first = list(executor.map_unordered(where_squared, 10, list(range(12))))
+        assert ray.is_initialized()
+        time.sleep(1.5)  # the thread that started Ray keeps its processes alive
+        later = list(executor.map_unordered(where_squared, 20, list(range(4))))
+    finally:
+        ray.shutdown()
+    assert sorted(r[:2] for r in first) == [(i, 10 + i * i) for i in range(12)]
+    here = [r[0] for r in first if r[2] == os.getpid()]
+    assert here == list(range(len(here))) and here  # in order, from the first item on
+    assert sorted(r[:2] for r in later) == [(i, 20 + i * i) for i in range(4)]
+    assert os.getpid() not in {r[2] for r in later}  # Ray is up: all on its workers
+
+
+@pytest.mark.slow
+def test_a_ray_that_cannot_start_is_a_clear_error():
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'robustc[ray]')")
+    import ray
+
+    executor = C.RayExecutor("local", -1)  # ray.init refuses num_cpus=-1
+    try:
+        with pytest.raises(C.ExecutorError, match="--ray local: "):
+            list(executor.map_unordered(square, 10, list(range(3))))
+    finally:
+        ray.shutdown()
+
+
 # -- summary and pictures ----------------------------------------------------------------
 
 RECORDS = [{"name": f"p{i}", "verdict": v, "time_s": t, "epsilon": e} for i, (v, t, e) in
