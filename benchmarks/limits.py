@@ -19,10 +19,27 @@ first (``baseline``), and the time shown excludes the imports.
   ``--channels`` channels, expensive to bound) and a robustness spec around a random
   image, under ``robustc verify --timeout T`` for each T: the overshoot and peak RSS of the
   whole command.
+* ``--suites [SUITE ...]`` (optional; no names: all of :data:`ALL_SUITES`): per benchmark
+  suite the worst time-limit overshoot and the peak RSS at ``--suite-timeout T`` (default
+  20 s: a short limit stops more instances inside their heavy phases). A VNN-COMP suite of
+  ``benchmarks/vnncomp.py`` runs as one child ``robustc verify SUITE.csv --timeout T
+  --threads 1 --quiet --output LOG.jsonl`` (``OMP_NUM_THREADS=1``): ``--timeout`` caps
+  each instance's listed limit (``min(listed, T)``; a large T keeps the listed ones), an
+  instance's overshoot is its logged ``time_s`` (reading the ONNX and VNN-LIB files
+  included, Python start-up not) minus its limit, the peak RSS is the child's
+  ``ru_maxrss`` (``os.wait4``), and the answers are checked against the ground truth
+  (``wrong``). ``examples`` (every example verify property) and ``dd64`` (the layered
+  property of ``benchmarks/verify64.py`` on its first ``--dd64-images`` images, three
+  64x64 networks each) run one whole ``robustc verify SPEC --timeout T --threads 1``
+  command per property: the overshoot is the command's wall time, start-up included (the
+  command's clock starts with its process), minus T. The load average before and after
+  each suite is recorded; each suite's summary is saved as it ends.
 
     PYTHONPATH=. python benchmarks/limits.py [--mb 0.5 2 8] [--timeout 2] [--conv 30 60]
+    PYTHONPATH=. python benchmarks/limits.py --mb --suites [SUITE ...] [--suite-timeout 20]
 
-Prints a table and writes ``benchmarks/results/limits.json``.
+Prints a table and writes ``benchmarks/results/limits.json`` (merged: the parts not run
+this time keep their saved figures).
 """
 
 from __future__ import annotations
