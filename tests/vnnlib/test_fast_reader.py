@@ -37,6 +37,9 @@ PIECES = [
     "(assert (or (and (<= Y_0 Y_1)) (and (>= Y_0 0.1))))", "(assert (<= X_0 0.5)",
     "(assert (<= X_0 0.5x))", "(assert (<= X_0 \"1\"))", ")", "(declare-const Z_0 Real)",
     "(assert (<= X_0 0.5)) (assert (>= X_0 0.1))", "(assert (<= (* 2 X_1) 1))",
+    "(assert (or (and (>= X_0 0) (<= X_0 1)) (and (>= X_1 0)\n(<= X_1 1e999))))",
+    "(assert (and (<= X_0 0.5) (>= Y_0 1) (>= X_2 0) (<= X_1 2)))", "(assert (or (<= X_0 1)))",
+    "(assert (or (and (<= X_0 0.5) (<= (and (>= X_1 0)) 1))))",
 ]
 
 
