@@ -6,12 +6,17 @@ Each measurement runs in a fresh child process (``python -c``), so its peak RSS
 first (``baseline``), and the time shown excludes the imports.
 
 * ``vnnlib``: generated files read with :func:`robustc.compiler.vnnlib.read_vnnlib` and
-  lowered with ``to_properties``, in two shapes: ``box`` (``n`` inputs, two bounds each,
-  one output constraint) and ``vnncomp`` (the VNN-COMP CIFAR/ResNet files' layout: a
+  lowered with ``to_properties``, in five shapes: ``box`` (``n`` inputs, two bounds each,
+  one output constraint), ``vnncomp`` (the VNN-COMP CIFAR/ResNet files' layout: a
   comment, declarations, a blank line between the bounds of each input with 16-17 digit
-  numbers, an output disjunction over ten labels). Linear loading shows as a constant
-  time and memory per MB; ``peak x`` is the peak RSS growth over the baseline divided by
-  the file size.
+  numbers, an output disjunction over ten labels), ``or2`` (ACAS Xu property 6's layout:
+  one disjunction of two boxes over ``n`` inputs, each box one line), ``orN`` (a
+  disjunction of boxes of 500 inputs, as many as the size needs, an output disjunction
+  over ten labels) and ``outputs`` (5 bounded inputs and a disjunction of ``n``
+  conjunctions over 10 outputs, each with a linear term ``(+ (* 2.0 Y_b) Y_c)``: what
+  only the formula reader reads; generated up to :data:`OUTPUTS_MAX_MB`). Linear loading
+  shows as a constant time and memory per MB; ``peak x`` is the peak RSS growth over the
+  baseline divided by the file size.
 * ``--timeout T`` (optional): every verify property of the example specs under
   ``robustc verify --timeout T``; the overshoot is the wall time of the whole command
   minus T (a negative value: it finished before the limit).
@@ -74,7 +79,7 @@ from robustc.compiler.vnnlib import read_vnnlib, to_properties
 q = read_vnnlib(sys.argv[1])
 props = to_properties(q, (1, q.n_inputs), q.n_outputs)
 assert len(props) == 1 and props[0].boxes[0].lower.size == q.n_inputs
-assert len(q.bounds) == 2 * q.n_inputs  # every bound read by the fast reader's arrays
+assert len(props[0].boxes) == int(sys.argv[2])  # the boxes written
 """
 IMPORTS = "pass"
 
@@ -109,7 +114,70 @@ def vnncomp_file(path: Path, n: int) -> int:
     return path.stat().st_size
 
 
-SHAPES = {"box": (box_file, 2), "vnncomp": (vnncomp_file, 10)}  # writer, outputs
+def or2_file(path: Path, n: int) -> int:
+    """Write a VNN-LIB file whose input set is one disjunction of two boxes over ``n``
+    inputs (ACAS Xu property 6's layout, each box on one line); returns its size."""
+    with path.open("w") as fh:
+        fh.writelines(f"(declare-const X_{i} Real)\n" for i in range(n))
+        fh.write("(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n\n(assert (or\n")
+        for d in range(2):
+            fh.write("    (and " + " ".join(f"(>= X_{i} {-(i + d) * 1e-6!r}) "
+                                            f"(<= X_{i} {0.5 + i * 1e-6!r})"
+                                            for i in range(n)) + ")\n")
+        fh.write("))\n(assert (>= Y_1 Y_0))\n")
+    return path.stat().st_size
+
+
+#: Inputs of each box of the ``orN`` shape.
+OR_WIDTH = 500
+
+
+def orn_file(path: Path, n: int) -> int:
+    """Write a VNN-LIB file whose input set is a disjunction of ``n // OR_WIDTH`` boxes
+    (at least one) over :data:`OR_WIDTH` inputs, one bound a line, and an output
+    disjunction over ten labels; returns its size."""
+    rng = random.Random(0)
+    with path.open("w") as fh:
+        fh.writelines(f"(declare-const X_{i} Real)\n" for i in range(OR_WIDTH))
+        fh.writelines(f"(declare-const Y_{j} Real)\n" for j in range(10))
+        fh.write("\n(assert (or\n")
+        for _ in range(max(1, n // OR_WIDTH)):
+            fh.write("  (and\n")
+            for i in range(OR_WIDTH):
+                x = rng.uniform(-2, 2)
+                fh.write(f"    (<= X_{i} {x + 0.015:.16g}) (>= X_{i} {x - 0.015:.16g})\n")
+            fh.write("  )\n")
+        fh.write("))\n(assert (or\n" +
+                 "".join(f"    (and (>= Y_{j} Y_8))\n" for j in range(10) if j != 8) + "))\n")
+    return path.stat().st_size
+
+
+def outputs_file(path: Path, n: int) -> int:
+    """Write a VNN-LIB file with 5 bounded inputs and a disjunction of ``n`` conjunctions
+    over 10 outputs, each with a linear term; returns its size."""
+    rng = random.Random(0)
+    with path.open("w") as fh:
+        fh.writelines(f"(declare-const X_{i} Real)\n" for i in range(5))
+        fh.writelines(f"(declare-const Y_{j} Real)\n" for j in range(10))
+        fh.writelines(f"(assert (>= X_{i} -1))\n(assert (<= X_{i} 1))\n" for i in range(5))
+        fh.write("(assert (or\n")
+        for _ in range(n):
+            a, b, c = rng.sample(range(10), 3)
+            fh.write(f"    (and (>= Y_{a} Y_{b}) (<= (+ (* 2.0 Y_{b}) Y_{c}) "
+                     f"{rng.uniform(-1, 1)!r}))\n")
+        fh.write("))\n")
+    return path.stat().st_size
+
+
+#: The largest ``outputs`` file generated, in MB (its formulas are Python objects: about
+#: 2 s and 90 MiB per MB).
+OUTPUTS_MAX_MB = 10.0
+
+#: Shape: (writer, the number of boxes of a file of n units, the largest size in MB).
+SHAPES = {"box": (box_file, lambda n: 1, None), "vnncomp": (vnncomp_file, lambda n: 1, None),
+          "or2": (or2_file, lambda n: 2, None),
+          "orN": (orn_file, lambda n: max(1, n // OR_WIDTH), None),
+          "outputs": (outputs_file, lambda n: 1, OUTPUTS_MAX_MB)}
 
 
 def measure(code: str, *args: str) -> dict:
@@ -126,12 +194,15 @@ def vnnlib_rows(sizes_mb: list[float]) -> list[dict]:
     rows = [{"case": "baseline (imports only)", "mb": 0.0, "s": base["s"],
              "rss_mib": base["rss_mib"]}]
     with tempfile.TemporaryDirectory() as tmp:
-        for shape, (write, _) in SHAPES.items():
+        for shape, (write, boxes, largest) in SHAPES.items():
             path = Path(tmp) / f"{shape}.vnnlib"
-            per_input = write(path, 1000) / 1000  # bytes per input, about
+            per_input = write(path, 2000) / 2000  # bytes per input, about
             for mb in sizes_mb:
-                size = write(path, max(1, int(mb * 1e6 / per_input)))
-                got = measure(LOAD, str(path))
+                if largest is not None and mb > largest:
+                    continue
+                n = max(1, int(mb * 1e6 / per_input))
+                size = write(path, n)
+                got = measure(LOAD, str(path), str(boxes(n)))
                 extra = (got["rss_mib"] - base["rss_mib"]) * 2 ** 20
                 rows.append({"case": f"{shape} {size / 1e6:.2f} MB", "mb": size / 1e6,
                              "s": got["s"], "cpu_s": got["cpu_s"], "rss_mib": got["rss_mib"],
