@@ -17,15 +17,17 @@ Anything else is a :class:`~robustc.errors.SpecError` with ``file:line:col``.
 
 Lowering to the property IR: the assertions are conjoined; the top-level bounds of single
 inputs, nearly all of a large file, are kept as arrays (:class:`InputBounds`) and bound
-every case's box; the other input-dependent assertions are expanded into disjunctive
-normal form (at most :data:`MAX_CASES` cases), each case intersecting its input bounds
-into a box and collecting its output atoms. A violation atom
-``T1 <= T2`` is ``Linear(c, d, strict=False)`` with ``c . y + d = T2 - T1 >= 0``. The robustc
-property is the **negation** of the violation: ``negate`` turns each atom into ``T2 - T1 < 0``
-(strict), so "robust" = ``unsat`` and "not robust" = ``sat``, exactly. Cases with the same
-output constraints share one :class:`~robustc.ir.property.Property` (ACAS Xu property 6:
-one property, two boxes); a case whose box is empty (a lower bound above an upper bound)
-can hold no counterexample and is dropped. When every case is empty the file is refused
+every case's box (so is each run of consecutive bounds of single inputs among the operands
+of an ``(and ...)``: one :class:`InputBounds` operand, the box of a disjunct); the other
+input-dependent assertions are expanded into disjunctive normal form (at most
+:data:`MAX_CASES` cases), each case intersecting its input bounds into a box and
+collecting its output atoms. A violation atom ``T1 <= T2`` is ``Linear(c, d,
+strict=False)`` with ``c . y + d = T2 - T1 >= 0``. The robustc property is the
+**negation** of the violation: ``negate`` turns each atom into ``T2 - T1 < 0`` (strict),
+so "robust" = ``unsat`` and "not robust" = ``sat``, exactly. Cases with the same output
+constraints share one :class:`~robustc.ir.property.Property` (ACAS Xu property 6: one
+property, two boxes); a case whose box is empty (a lower bound above an upper bound) can
+hold no counterexample and is dropped. When every case is empty the file is refused
 (:class:`~robustc.errors.EmptyInputSet`, naming the variable and lines): "unsat" would be
 true only vacuously, and reporting it as a proof would hide a mistake in the file.
 
@@ -496,10 +498,12 @@ def parse_vnnlib(text: str, file: str = "<string>", fast: bool = True) -> Query:
 
     ``fast`` (the default) reads the two commands that make up nearly all of a large file,
     ``(declare-const X_i Real)`` and a bound ``(assert (<= X_i c))`` / ``(>= X_i c)``, by
-    array operations over blocks of the text (:mod:`robustc.compiler.vnnlib_scan`);
-    anything else, and any such command that would be an error (a variable declared twice
-    or not yet, a number that overflows), goes through the general reader, so the result
-    and every error are the same either way (tested against ``fast=False``).
+    array operations over blocks of the text (:mod:`robustc.compiler.vnnlib_scan`); it
+    builds the other commands from the blocks' tokens, with each run of input bounds inside
+    an ``(and ...)`` (the boxes of a disjunction) read as arrays too, and hands them to the
+    same formula reader; any command that would be an error (a variable declared twice or
+    not yet, a number that overflows) goes through the formula reader atom by atom, so the
+    result and every error are the same either way (tested against ``fast=False``).
     """
     declared = DeclaredNames(len(text))  # shared by the fast reader and _query
     bounds = _BoundsBuilder(file)
@@ -793,10 +797,11 @@ def _query(commands: Iterator[SExpr], file: str, declared: DeclaredNames,
 
 #: Memory per byte of a VNN-LIB file while it is read and lowered, for the ``--memory``
 #: pre-check (robustc.files.limits). Measured (benchmarks/limits.py): files of
-#: declarations and input bounds, read by the fast reader, raise the peak RSS by 2.5-2.8x
-#: their size at 50 MB (3.5-3.8x at 10 MB, plus about 20 MB of blocks); the general reader,
-#: which a file of other commands needs, by about 16x (5.4 MB of 60,000 bounds: 86 MB), and
-#: which reader a file needs is known only once it is read.
+#: declarations and input bounds, at the top level or as boxes inside a disjunction, read
+#: as arrays, raise the peak RSS by 2.7-3.8x their size at 50 MB (3.7-5.3x at 10 MB, plus
+#: about 20 MB of blocks); output constraints, one Python object per atom, by about 90x
+#: (a 10 MB disjunction of 300,000 output atoms) but are a few KB in real files; which a
+#: file holds is known only once it is read.
 VNNLIB_READ_OVERHEAD = 20.0
 
 

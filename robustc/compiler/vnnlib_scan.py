@@ -16,6 +16,11 @@ tested). Everything else is left to the general reader, which also reports every
 (a variable declared twice, a bound on a variable not declared before it, a number that
 overflows), so that the caller hands that one to the general reader too.
 
+The tokens of a block (:func:`tokenize_block`) also serve the commands that are not
+simple: :func:`bound_atoms` finds the input bounds ``(<= X_i c)`` / ``(>= X_i c)`` among
+them (the boxes of a disjunction, ``(or (and (>= X_0 ..) (<= X_0 ..) ...) ...)``), which the
+reader keeps as arrays, and the reader builds the rest of the command from the tokens.
+
 :class:`DeclaredNames` is the set of declared variables that both readers share: a flag
 per index (one byte per input of a file, not a Python object per name).
 """
