@@ -57,7 +57,8 @@ from robustc.compiler.vnnlib_scan import (
     LP,
     RP,
     DeclaredNames,
-    bound_atoms,
+    bound_atoms_of,
+    comparisons,
     invalid,
     scan_block,
     tokenize_block,
@@ -227,6 +228,33 @@ class Junction:
 Formula = Atom | Junction
 
 
+class _Cmp:
+    """A comparison of two atoms, ``(<= A B)`` / ``(>= A B)``, as the fast reader leaves it
+    among the items of an :class:`SExpr` (one object where the general reader makes five):
+    the position of its ``(``, the operator, the atoms' text, and the text and offset where
+    it starts, to read it again as the general reader does (for an error or a message)."""
+
+    __slots__ = ("pos", "op", "lhs", "rhs", "text", "start")
+    atom = None
+
+    def __init__(self, pos: Pos, op: str, lhs: str, rhs: str, text: str, start: int):
+        self.pos, self.op, self.lhs, self.rhs, self.text, self.start = \
+            pos, op, lhs, rhs, text, start
+
+    @property
+    def head(self) -> str:
+        return self.op
+
+    @property
+    def items(self) -> tuple:
+        return self.sexpr().items
+
+    def sexpr(self) -> SExpr:
+        """The comparison as the general reader reads it."""
+        p = self.pos
+        return _read_one(self.text, p.file, self.start, p.line, self.start - p.col + 1)[0]
+
+
 class _Run:
     """Consecutive input bounds ``(<= X_i c)`` / ``(>= X_i c)`` inside an ``(and ...)``, as
     the fast reader leaves them among the items of an :class:`SExpr`: the columns of
@@ -357,17 +385,11 @@ def _term(e: SExpr, declared: DeclaredNames) -> tuple[dict, float]:
     """A linear term as ``(coeffs, const)``; raises ``SpecError`` if not linear."""
     text = e.atom
     if text is not None:
-        var = _VAR.match(text)  # (no text is both a name and a number)
-        if var is not None:
-            key = (var.group(1), int(var.group(2)))
-            if key in declared:
-                return {key: 1.0}, 0.0
-        elif _NUMBER.match(text):
-            value = float(text)
-            if not math.isfinite(value):
-                raise _error(e.pos, f"number {text} is out of range (it overflows to "
-                                    f"infinity)")
-            return {}, value
+        term = _atom_term(text, declared)
+        if term is not None:
+            return term
+        if _NUMBER.match(text):
+            raise _error(e.pos, f"number {text} is out of range (it overflows to infinity)")
         raise _error(e.pos, f"undeclared variable or bad number {text!r}")
     op, args = e.head, e.items[1:]
     if op not in ("+", "-", "*") or not args:
@@ -381,6 +403,19 @@ def _term(e: SExpr, declared: DeclaredNames) -> tuple[dict, float]:
     first, rest = terms[0], terms[1:]
     sign = -1.0 if op == "-" else 1.0
     return _sum([first] + [_scale(t, sign) for t in rest])
+
+
+def _atom_term(text: str, declared: DeclaredNames) -> tuple[dict, float] | None:
+    """The term of an atom (a declared variable or a finite number), or None if it is
+    neither (an error for :func:`_term` to name)."""
+    var = _VAR.match(text)  # (no text is both a name and a number)
+    if var is not None:
+        key = (var.group(1), int(var.group(2)))
+        return ({key: 1.0}, 0.0) if key in declared else None
+    if _NUMBER.match(text):
+        value = float(text)
+        return ({}, value) if math.isfinite(value) else None
+    return None
 
 
 def _scale(t: tuple[dict, float], s: float) -> tuple[dict, float]:
@@ -409,6 +444,11 @@ def _product(terms: list, pos: Pos) -> tuple[dict, float]:
 
 
 def _formula(e: SExpr, declared: DeclaredNames) -> Formula:
+    if isinstance(e, _Cmp):
+        lhs, rhs = _atom_term(e.lhs, declared), _atom_term(e.rhs, declared)
+        if lhs is not None and rhs is not None:
+            return _comparison(e.op, lhs, rhs, e.pos)
+        e = e.sexpr()  # an error in a term: found as the general reader finds it
     op = e.head
     if op in ("and", "or"):
         if len(e.items) < 2:
@@ -419,20 +459,24 @@ def _formula(e: SExpr, declared: DeclaredNames) -> Formula:
     if op in ("<=", ">="):
         if len(e.items) != 3:
             raise _error(e.pos, f"({op} ...) takes exactly two terms")
-        lhs, rhs = _term(e.items[1], declared), _term(e.items[2], declared)
-        small, big = (lhs, rhs) if op == "<=" else (rhs, lhs)
-        coeffs, const = _sum([big, _scale(small, -1.0)])
-        atom = Atom({k: v for k, v in coeffs.items() if v != 0.0}, const, e.pos)
-        if not all(map(math.isfinite, [const, *atom.coeffs.values()])):
-            raise _error(e.pos, "a coefficient or the constant of this constraint is out of "
-                                "range (it overflows)")
-        kinds = atom.kinds()
-        if not kinds:
-            raise _error(e.pos, "comparison of constants (no variable)")
-        if kinds == {"X", "Y"}:
-            raise _error(e.pos, "a constraint mixes inputs (X) and outputs (Y)")
-        return atom
+        return _comparison(op, _term(e.items[1], declared), _term(e.items[2], declared), e.pos)
     raise _error(e.pos, f"unsupported formula {_show(e)!r} (expected and, or, <=, >=)")
+
+
+def _comparison(op: str, lhs: tuple, rhs: tuple, pos: Pos) -> Atom:
+    """The atom of ``(op lhs rhs)`` (terms as ``(coeffs, const)``)."""
+    small, big = (lhs, rhs) if op == "<=" else (rhs, lhs)
+    coeffs, const = _sum([big, _scale(small, -1.0)])
+    atom = Atom({k: v for k, v in coeffs.items() if v != 0.0}, const, pos)
+    if not all(map(math.isfinite, [const, *atom.coeffs.values()])):
+        raise _error(pos, "a coefficient or the constant of this constraint is out of range "
+                          "(it overflows)")
+    kinds = atom.kinds()
+    if not kinds:
+        raise _error(pos, "comparison of constants (no variable)")
+    if kinds == {"X", "Y"}:
+        raise _error(pos, "a constraint mixes inputs (X) and outputs (Y)")
+    return atom
 
 
 def _conjuncts(items, declared: DeclaredNames, file: str) -> tuple:
@@ -643,20 +687,28 @@ def _build(text: str, file: str, toks, t0: int, t1: int, origin: tuple, stack: l
     ``(the s-expression, its last token)`` or ``(None, t1 - 1)`` when the tokens end
     first; raises ``SpecError`` for an unbalanced ``)``."""
     at = origin[0]
-    paren, le, index, value = bound_atoms(toks, t0, t1, len(stack))
+    compared = comparisons(toks, t0, t1, len(stack))
+    paren, le, index, value = bound_atoms_of(toks, compared)
     keep = np.isfinite(value) & declared.declared("X", index)
     paren, le, index, value = paren[keep], le[keep], index[keep], value[keep]
+    compared = compared[~np.isin(compared, paren)]  # the other comparisons: one _Cmp each
     covered = np.zeros(t1 - t0, dtype=bool)
     for j in range(5):
         covered[paren - t0 + j] = True
+        covered[compared - t0 + j] = True
     cuts = np.flatnonzero(np.diff(paren) != 5) + 1
     firsts = np.concatenate([[0], cuts]).astype(np.int64) if paren.size else cuts
     stops = np.append(cuts, paren.size)
     single = np.flatnonzero(~covered) + t0
-    events = np.concatenate([single, paren[firsts]])
+    events = np.concatenate([single, compared, paren[firsts]])
     order = np.argsort(events, kind="stable")
     events = events[order]
-    run_of = np.concatenate([np.full(single.size, -1), np.arange(firsts.size)])[order]
+    run_of = np.concatenate([np.full(single.size, -1), np.full(compared.size, -2),
+                             np.arange(firsts.size)])[order]
+    parts = compared[:, None] + np.arange(1, 4)  # op, lhs, rhs of each comparison
+    part_text = iter([text[at + s:at + e] for s, e in zip(toks.start[parts].ravel().tolist(),
+                                                          toks.end[parts].ravel().tolist(),
+                                                          strict=True)])
     starts = toks.start[events]
     lines, line_starts = _line_at(toks.newlines, starts, origin)
     # the columns of _BoundsBuilder, as _take
@@ -668,6 +720,10 @@ def _build(text: str, file: str, toks, t0: int, t1: int, origin: tuple, stack: l
             events.tolist(), toks.kind[events].tolist(), starts.tolist(), ends.tolist(),
             lines.tolist(), (at + starts - line_starts + 1).tolist(), run_of.tolist(),
             strict=True):
+        if r == -2:
+            stack[-1][1].append(_Cmp(Pos(file, line, col), next(part_text), next(part_text),
+                                     next(part_text), text, at + s))
+            continue
         if r >= 0:
             a, b = int(firsts[r]), int(stops[r])
             items = stack[-1][1]

@@ -361,22 +361,33 @@ def invalid(cmds: Commands, names: DeclaredNames) -> np.ndarray:
     return bad
 
 
-def bound_atoms(tokens: Tokens, t0: int, t1: int, depth: int) -> tuple:
-    """The input bounds ``(<= X_i NUMBER)`` / ``(>= X_i NUMBER)`` among the tokens ``t0`` to
+def comparisons(tokens: Tokens, t0: int, t1: int, depth: int) -> np.ndarray:
+    """The comparisons of two atoms, ``(<= A B)`` / ``(>= A B)``, among the tokens ``t0`` to
     ``t1 - 1`` of a block that lie inside a list (``depth``: the lists open before token
-    ``t0``), with names and numbers as in simple commands: ``(paren, le, index, value)``,
-    ``paren`` the token index of each one's ``(``, in order."""
+    ``t0``): the token index of each one's ``(``, in order."""
     kind = tokens.kind[t0:t1]
     if kind.size < 5:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, np.zeros(0, dtype=bool), empty, np.zeros(0)
+        return np.zeros(0, dtype=np.int64)
     at = np.flatnonzero((kind[:-4] == _LP) & (kind[1:-3] == _ATOM) & (kind[2:-2] == _ATOM)
                         & (kind[3:-1] == _ATOM) & (kind[4:] == _RP))
     level = depth + np.cumsum(_DEPTH[kind])  # lists open after each token
     at = at[level[at] >= 2] + t0  # inside a list: one open before its own '('
     w, start, end = tokens.windows, tokens.start, tokens.end
-    le = _is_word(w, start, end, at + 1, b"<=")
-    at = at[(le | _is_word(w, start, end, at + 1, b">=")) & _is_name(w, start, end, at + 2, b"X")]
+    return at[_is_word(w, start, end, at + 1, b"<=") | _is_word(w, start, end, at + 1, b">=")]
+
+
+def bound_atoms(tokens: Tokens, t0: int, t1: int, depth: int) -> tuple:
+    """The input bounds ``(<= X_i NUMBER)`` / ``(>= X_i NUMBER)`` among the tokens ``t0`` to
+    ``t1 - 1`` of a block that lie inside a list (``depth``: the lists open before token
+    ``t0``), with names and numbers as in simple commands: ``(paren, le, index, value)``,
+    ``paren`` the token index of each one's ``(``, in order."""
+    return bound_atoms_of(tokens, comparisons(tokens, t0, t1, depth))
+
+
+def bound_atoms_of(tokens: Tokens, at: np.ndarray) -> tuple:
+    """:func:`bound_atoms` among the comparisons whose ``(`` are the tokens ``at``."""
+    w, start, end = tokens.windows, tokens.start, tokens.end
+    at = at[_is_name(w, start, end, at + 2, b"X")]
     value, ok = _numbers(w, start[at + 3], end[at + 3])
     at = at[ok]
     return (at, _is_word(w, start, end, at + 1, b"<="), _digits(w, start[at + 2] + 2, end[at + 2]),
@@ -384,4 +395,5 @@ def bound_atoms(tokens: Tokens, t0: int, t1: int, depth: int) -> tuple:
 
 
 __all__ = ["DeclaredNames", "Commands", "Tokens", "scan_block", "tokenize_block", "first_invalid",
-           "invalid", "bound_atoms", "MAX_NUMBER", "LP", "RP", "ATOM"]
+           "invalid", "bound_atoms", "bound_atoms_of", "comparisons",
+           "MAX_NUMBER", "LP", "RP", "ATOM"]

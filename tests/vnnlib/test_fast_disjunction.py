@@ -188,3 +188,45 @@ def test_an_empty_box_in_a_disjunction_names_its_lines():
     with pytest.raises(SpecError, match=r"X_0 has lower bound 3 above its upper bound 1 "
                                         r"\(line 4\) \(and 1 more"):
         to_properties(parse_vnnlib(both, "e.vnnlib"), (2,), 1)
+
+
+def _outputs(k: int) -> str:
+    lines = [f"(declare-const X_{i} Real)" for i in range(2)]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(4)]
+    lines += ["(assert (>= X_0 0))", "(assert (<= X_0 1))", "(assert (>= X_1 0))",
+              "(assert (<= X_1 1))", "(assert (or"]
+    for d in range(k):
+        a, b = d % 4, (d + 1) % 4
+        lines.append(f"  (and (>= Y_{a} Y_{b}) (<= Y_{b} {d / k!r}) (>= -{d}.5 Y_{a})\n"
+                     f"       (<= (+ (* 2.0 Y_{a}) Y_{b}) {d}))")
+    lines.append("))")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("bad, at, message", [
+    (None, None, None),
+    ("(>= Y_4 Y_1)", "Y_4", "undeclared variable or bad number 'Y_4'"),
+    ("(<= Y_1 1e999)", "1e999", "number 1e999 is out of range"),
+    ("(<= Y_1 X_0)", "(", "a constraint mixes inputs (X) and outputs (Y)"),
+    ("(<= 1 2)", "(", "comparison of constants (no variable)"),
+    ("(<= Y_1 (and Y_0))", "(and", "unsupported term '(and Y_0)'"),
+])
+def test_output_disjunctions_agree_with_the_general_reader(bad, at, message):
+    """A disjunction of 3,000 conjunctions over outputs (comparisons of two atoms, read as
+    one object each, and linear terms), with one bad atom near the end: the same Query or
+    the same positioned error as the general reader, in default and small blocks."""
+    text = _outputs(3000)
+    if bad is not None:
+        last = text.rindex("(>= Y_")
+        text = text[:last] + bad + text[text.index(")", last) + 1:]
+        line = text.count("\n", 0, last) + 1
+        col = last - text.rindex("\n", 0, last) + bad.index(at)
+    general = _read(text, False)
+    for blocks in ({}, {"_BLOCK_MIN": 1024, "_BLOCK_MAX": 8192}):
+        with patch.multiple(vnnlib, **blocks) if blocks else nullcontext():
+            assert _read(text, True) == general
+    if bad is None:
+        (prop,) = to_properties(general, (2,), 4)
+        assert len(general.assertions) == 1 and len(general.assertions[0].parts) == 3000
+    else:
+        assert general.startswith(f"or.vnnlib:{line}:{col}: {message}"), general
