@@ -203,7 +203,7 @@ def iter_sexprs(text: str, file: str = "<string>") -> Iterator[SExpr]:
 # Formulas: linear atoms over named variables
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Atom:
     """``sum coeffs[v] * v + const >= 0`` over variables ``("X", i)`` / ``("Y", j)``."""
 
@@ -216,7 +216,7 @@ class Atom:
         return {k for (k, _), c in self.coeffs.items() if c != 0.0}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Junction:
     """``(and ...)`` or ``(or ...)`` of formulas."""
 
@@ -226,6 +226,38 @@ class Junction:
 
 
 Formula = Atom | Junction
+
+
+class _Read:
+    """An ``(and ...)``, ``(or ...)``, ``(<= ...)`` or ``(>= ...)`` inside a command, as the
+    fast reader leaves it among the items of an :class:`SExpr`: read by :func:`_formula` as
+    soon as it is closed, into its formula or the ``SpecError`` that reading it raises (the
+    formula reader raises it when it reaches this item, so that the first error is the
+    general reader's), with the text and offset where it starts (to read it again for a
+    message); the tree below it is not kept."""
+
+    __slots__ = ("pos", "head", "result", "text", "start")
+    atom = None
+
+    def __init__(self, e: SExpr, declared: DeclaredNames, text: str, start: int):
+        self.pos, self.head, self.text, self.start = e.pos, e.head, text, start
+        try:
+            self.result = _formula(e, declared)
+        except SpecError as exc:
+            self.result = exc.with_traceback(None)
+
+    @property
+    def items(self) -> tuple:
+        return self.sexpr().items
+
+    def sexpr(self) -> SExpr:
+        """The list as the general reader reads it."""
+        p = self.pos
+        return _read_one(self.text, p.file, self.start, p.line, self.start - p.col + 1)[0]
+
+
+#: The lists that :class:`_Read` reads as soon as they are closed.
+_FORMULAS = frozenset({"and", "or", "<=", ">="})
 
 
 class _Cmp:
@@ -444,6 +476,10 @@ def _product(terms: list, pos: Pos) -> tuple[dict, float]:
 
 
 def _formula(e: SExpr, declared: DeclaredNames) -> Formula:
+    if isinstance(e, _Read):
+        if isinstance(e.result, SpecError):
+            raise e.result
+        return e.result
     if isinstance(e, _Cmp):
         lhs, rhs = _atom_term(e.lhs, declared), _atom_term(e.rhs, declared)
         if lhs is not None and rhs is not None:
@@ -735,13 +771,15 @@ def _build(text: str, file: str, toks, t0: int, t1: int, origin: tuple, stack: l
             continue
         pos = Pos(file, line, col)
         if kind == LP:
-            stack.append((pos, []))
+            stack.append((pos, [], at + s))
             continue
         if kind == RP:
             if not stack:
                 raise _error(pos, "unbalanced ')'")
-            start, items = stack.pop()
+            start, items, offset = stack.pop()
             done = SExpr(start, items=tuple(items))
+            if stack and done.head in _FORMULAS:
+                done = _Read(done, declared, text, offset)
         else:
             done = SExpr(pos, atom=text[at + s:at + e])
         if not stack:
