@@ -892,10 +892,10 @@ def _query(commands: Iterator[SExpr], file: str, declared: DeclaredNames,
 #: Memory per byte of a VNN-LIB file while it is read and lowered, for the ``--memory``
 #: pre-check (robustc.files.limits). Measured (benchmarks/limits.py): files of
 #: declarations and input bounds, at the top level or as boxes inside a disjunction, read
-#: as arrays, raise the peak RSS by 2.7-3.8x their size at 50 MB (3.7-5.3x at 10 MB, plus
-#: about 20 MB of blocks); output constraints, one Python object per atom, by about 90x
-#: (a 10 MB disjunction of 300,000 output atoms) but are a few KB in real files; which a
-#: file holds is known only once it is read.
+#: as arrays, raise the peak RSS by 2.7-3.3x their size at 50 MB (4-5.4x at 10 MB, plus
+#: about 20 MB of blocks); output constraints, Python objects per atom, by about 56x (a
+#: 10 MB disjunction of 300,000 output atoms) but are a few KB in real files; which a file
+#: holds is known only once it is read.
 VNNLIB_READ_OVERHEAD = 20.0
 
 
