@@ -196,3 +196,58 @@ def test_ascent_takes_torch_adams_steps():
     for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert not torch.allclose(ours[0], start[0])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_conv_backward_is_the_adjoint_of_the_convolution(seed):
+    """Every route of Operators.backward through a convolution (folded kernel product,
+    transposed convolution cropping its own padding, cropped onto the padded input) gives
+    the coefficients autograd gives for ``a . conv(x)`` (the convolution's adjoint), on
+    random strides, asymmetric pads, dilations and groups."""
+    from bounds_helpers import Builder
+
+    from robustc.compiler.crown.operators import Operators
+
+    rng = np.random.default_rng(seed)
+    b = Builder(rng)
+    groups = int(rng.choice([1, 2]))
+    chans = groups * int(rng.integers(1, 4))
+    size = int(rng.integers(5, 10))
+    x = b.input((1, chans, size, size + int(rng.integers(0, 2))))
+    pads = tuple(int(p) for p in rng.integers(0, 3, size=4))
+    if seed % 4 == 0:  # symmetric padding: the fold and padding routes
+        pads = (pads[0], pads[1], pads[0], pads[1])
+    conv = b.conv(x, groups * int(rng.integers(1, 3)), tuple(int(k) for k in
+                  rng.integers(1, 4, size=2)),
+                  strides=tuple(int(s) for s in rng.integers(1, 3, size=2)), pads=pads,
+                  dilations=tuple(int(d) for d in rng.integers(1, 3, size=2)), groups=groups)
+    graph = b.graph(conv, "conv")
+    node = graph[conv]
+    ops = Operators(graph)
+    a = torch.as_tensor(rng.normal(size=(2, 3, node.size)))
+    (got,), _ = ops.backward(node, a)
+    xs = torch.zeros(2, 3, *graph.input.shape[1:], dtype=torch.float64, requires_grad=True)
+    top, left, bottom, right = node.pads
+    ys = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(xs.reshape(6, *graph.input.shape[1:]), (left, right, top,
+                                                                       bottom)),
+        ops.consts[conv]["w"], stride=node.strides, dilation=node.dilations, groups=groups)
+    (want,) = torch.autograd.grad((ys.reshape(2, 3, -1) * a).sum(), xs)
+    torch.testing.assert_close(got, want.reshape(2, 3, -1), rtol=1e-12, atol=1e-12)
+
+
+def test_conv_backward_routes_are_all_taken():
+    """Each route of conv_route is one the test above can reach."""
+    from robustc.compiler.crown.operators import conv_route
+    from robustc.ir import Conv
+
+    def route(chans, pads, strides=(1, 1)):
+        node = Conv("c", ("x",), (1, 4, *[
+            (7 + pads[i] + pads[i + 2] - 3) // strides[i] + 1 for i in (0, 1)]),
+            weight=np.zeros((4, chans, 3, 3)), bias=None, strides=strides, pads=pads,
+            dilations=(1, 1), groups=1)
+        return conv_route(node, (1, chans, 7, 7))[0]
+
+    assert route(1, (1, 1, 1, 1)) == "fold"
+    assert route(8, (1, 1, 1, 1)) == "padding"
+    assert route(8, (2, 0, 0, 2)) == "crop"

@@ -46,7 +46,17 @@ from robustc.compiler.crown.operators import (
     relu_slopes,
 )
 from robustc.errors import ShapeError
-from robustc.ir import Activation, Constant, Graph, Identity, Input, MaxPool, Relu, Reshape
+from robustc.ir import (
+    Activation,
+    Constant,
+    Graph,
+    Identity,
+    Input,
+    MaxPool,
+    Relu,
+    Reshape,
+    Select,
+)
 
 #: Coefficient numbers per block of back-substitution (float64: 8 bytes each).
 ENTRIES = 1 << 23
@@ -70,6 +80,29 @@ class GraphBounds:
                  for n in graph.nodes}
         relu_inputs = {n.name: n.inputs[0] for n in graph.nodes if isinstance(n, Relu)}
         return Bounds(lower, upper, method, time_s, relu_inputs)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Per-row parameters of a layer on some of its neurons: ``values`` ``(B, R, k)`` on
+    the neurons ``index`` (a long tensor of ``k``). Adam steps on the unstable neurons alone
+    (alpha) or the decided ones (beta) take the same steps as on the whole layer, whose
+    other entries get no gradient, for a fraction of the work."""
+
+    values: object
+    index: object
+
+    @classmethod
+    def of(cls, full, where):
+        """The columns of ``full`` ``(B, R, n)`` where ``where`` (``(n,)`` bool) holds."""
+        index = where.nonzero().flatten()
+        return cls(full[:, :, index], index)
+
+    def scatter(self, full):
+        """A copy of ``full`` ``(B, R, n)`` with these values in their columns."""
+        out = full.clone()
+        out[:, :, self.index] = self.values.to(out.dtype)
+        return out
 
 
 def signed_rows(part, size: int, batch: int, like):
@@ -300,6 +333,8 @@ class Crown:
         added to the function, which lowers it nowhere on the split domain, so the result
         bounds the function on that domain. ``record``, when given, receives the
         coefficients reaching each ReLU's output and the input (``(B, R, n)`` by name).
+        ``alpha[name]`` and ``beta[name]`` may also be :class:`Columns` (values on some
+        neurons only, the others as if not given: the layer's own slopes, no multiplier).
         Raises :class:`BoundsTimeout` when a node is reached past ``deadline``."""
         graph = self.graph
         pending = {target: coefs}
@@ -320,11 +355,12 @@ class Crown:
             if isinstance(node, Relu):
                 sl, su, tu, unstable = relax[node.name]
                 if alpha is not None and node.name in alpha:
-                    sl = self.torch.where(unstable.unsqueeze(1), alpha[node.name],
-                                          sl.unsqueeze(1))
+                    sl = self._lower_slopes(sl, unstable, alpha[node.name], a.shape[1])
                 coef, c = relu_backward(a, sl, su, tu)
                 if beta is not None and node.name in beta:
-                    coef = coef - beta[node.name]
+                    b = beta[node.name]
+                    coef = coef.index_add(2, b.index, b.values, alpha=-1.0) \
+                        if isinstance(b, Columns) else coef - b
                 ins = [coef]
             elif isinstance(node, MaxPool):
                 coef, c = self.ops.pool_backward(node, relax[node.name], a)
@@ -332,12 +368,29 @@ class Crown:
             elif isinstance(node, Activation):
                 coef, c = activation_backward(a, relax[node.name])
                 ins = [coef]
+            elif isinstance(node, Select):  # added into what its input has already
+                pending[node.inputs[0]], c = self.ops.select_backward(
+                    node, a, pending.get(node.inputs[0]))
+                const = const + c
+                continue
             else:
                 ins, c = self.ops.backward(node, a)
             const = const + c
             for src, ai in zip(node.inputs, ins, strict=True):
                 pending[src] = pending[src] + ai if src in pending else ai
         return const
+
+    def _lower_slopes(self, sl, unstable, alpha, rows: int):
+        """The lower slopes ``(B, R, n)`` of a ReLU: ``alpha`` on its unstable neurons,
+        its own relaxation's ``sl`` (``(B, n)``) elsewhere; ``alpha`` is ``(B, R, n)`` or
+        :class:`Columns` (values on the neurons ``index``)."""
+        torch = self.torch
+        if not isinstance(alpha, Columns):
+            return torch.where(unstable.unsqueeze(1), alpha, sl.unsqueeze(1))
+        idx = alpha.index
+        picked = torch.where(unstable[:, idx].unsqueeze(1), alpha.values,
+                             sl[:, idx].unsqueeze(1))
+        return sl.unsqueeze(1).expand(-1, rows, -1).index_copy(2, idx, picked)
 
     # -- objectives ------------------------------------------------------------------
 
@@ -396,9 +449,16 @@ class Crown:
         :class:`Crown` of the same graph) and bound again in its own."""
         torch = self.torch
         beta, signs = beta or {}, signs or {}
-        a_p = {k: v.to(self.ops.dtype).clone().requires_grad_(True) for k, v in alpha.items()}
-        b_p = {k: v.to(self.ops.dtype).clone().requires_grad_(True) for k, v in beta.items()}
-        sign = {k: signs[k].to(self.ops.dtype) for k in beta}
+        # the steps run on the neurons that can move: the unstable ones of some box (alpha),
+        # the decided ones of some box (beta); every other entry has no gradient
+        cols_a = {k: Columns.of(v, bounds.relax[k][3].any(0)) for k, v in alpha.items()}
+        cols_b = {k: Columns.of(v, (signs[k] != 0).flatten(0, -2).any(0))
+                  for k, v in beta.items()}
+        a_p = {k: c.values.to(self.ops.dtype).clone().requires_grad_(True)
+               for k, c in cols_a.items()}
+        b_p = {k: c.values.to(self.ops.dtype).clone().requires_grad_(True)
+               for k, c in cols_b.items()}
+        sign = {k: signs[k][..., c.index].to(self.ops.dtype) for k, c in cols_b.items()}
         best_a = {k: v.detach().clone() for k, v in a_p.items()}
         best_b = {k: v.detach().clone() for k, v in b_p.items()}
         opt = Ascent([(list(a_p.values()), lr_alpha), (list(b_p.values()), lr_beta)])
@@ -407,8 +467,11 @@ class Crown:
             if deadline is not None and time.perf_counter() > deadline:
                 break
             try:
-                lb = self.objective(weights, bias, bounds, box, a_p,
-                                    {k: v * sign[k] for k, v in b_p.items()}, deadline=deadline)
+                lb = self.objective(
+                    weights, bias, bounds, box,
+                    {k: Columns(v, cols_a[k].index) for k, v in a_p.items()},
+                    {k: Columns(v * sign[k], cols_b[k].index) for k, v in b_p.items()},
+                    deadline=deadline)
             except BoundsTimeout:  # the deadline passed inside this step
                 break
             with torch.no_grad():
@@ -421,7 +484,10 @@ class Crown:
                     v.clamp_(self.graph[k].alpha, 1.0)
                 for v in b_p.values():
                     v.clamp_(min=0.0)
-        return best_a, best_b
+        full = [{k: Columns(v, cols[k].index).scatter(given[k].to(self.ops.dtype))
+                 for k, v in kept.items()}
+                for kept, cols, given in ((best_a, cols_a, alpha), (best_b, cols_b, beta))]
+        return full[0], full[1]
 
 
 def crown_bounds(graph: Graph, lower, upper, *, deadline: float | None = None,
@@ -436,4 +502,4 @@ def crown_bounds(graph: Graph, lower, upper, *, deadline: float | None = None,
         graph, "crown", time.perf_counter() - start)
 
 
-__all__ = ["Crown", "GraphBounds", "BoundsTimeout", "crown_bounds", "ENTRIES"]
+__all__ = ["Crown", "GraphBounds", "Columns", "BoundsTimeout", "crown_bounds", "ENTRIES"]

@@ -90,7 +90,8 @@ class Operators:
                     "b": None if node.bias is None else t(node.bias)}
         if isinstance(node, Conv):
             w = t(node.weight)
-            return {"w": w, "abs_w": w.abs(), "b": None if node.bias is None else t(node.bias)}
+            return {"w": w, "abs_w": w.abs(), "b": None if node.bias is None else t(node.bias),
+                    "route": conv_route(node, self.graph[node.inputs[0]].shape)}
         if isinstance(node, ElementwiseAffine):
             return {"scale": t(np.broadcast_to(node.scale, node.shape).ravel()),
                     "shift": t(np.broadcast_to(node.shift, node.shape).ravel())}
@@ -188,10 +189,7 @@ class Operators:
         if isinstance(node, Reshape | Identity):
             return [a], zero
         if isinstance(node, Select):
-            n_in = int(np.prod(self.graph[node.inputs[0]].shape))
-            kept = a if c["all_valid"] else torch.where(c["valid"], a, torch.zeros_like(a))
-            out = a.new_zeros(batch, rows, n_in).index_add_(2, c["index"], kept)
-            const = zero if c["all_valid"] else (a * ~c["valid"]).sum(-1) * float(node.fill)
+            out, const = self.select_backward(node, a)
             return [out], const
         if isinstance(node, Concat):
             axis = node.axis % len(node.shape) + 2
@@ -201,23 +199,48 @@ class Operators:
         raise unsupported(node)
 
     def _conv_backward(self, node: Conv, a):
-        """``a`` through a convolution: a transposed convolution onto the padded input,
-        cropped to the input (any padding, stride, dilation and groups)."""
+        """``a`` through a convolution, onto the input (any padding, stride, dilation and
+        groups), by the cheapest of three equal routes (:func:`conv_route`): a transposed
+        convolution that drops the padding itself, the product with the kernel folded back
+        onto the image (few input channels), or a transposed convolution onto the padded
+        input, cropped."""
         torch, c = self.torch, self.consts[node.name]
+        f = torch.nn.functional
         batch, rows = a.shape[0], a.shape[1]
         _, chans, h, w = self.graph[node.inputs[0]].shape
-        top, left, bottom, right = node.pads
-        (sh, sw), (dh, dw) = node.strides, node.dilations
-        kh, kw = node.weight.shape[2:]
-        ho, wo = node.shape[2], node.shape[3]
-        hp, wp = h + top + bottom, w + left + right
-        extra = (hp - ((ho - 1) * sh + dh * (kh - 1) + 1),
-                 wp - ((wo - 1) * sw + dw * (kw - 1) + 1))
-        grad = torch.nn.functional.conv_transpose2d(
-            a.reshape(batch * rows, *node.shape[1:]), c["w"], stride=node.strides,
-            output_padding=extra, groups=node.groups, dilation=node.dilations)
-        grad = grad[:, :, top:top + h, left:left + w]
+        top, left = node.pads[0], node.pads[1]
+        flat = a.reshape(batch * rows, *node.shape[1:])
+        route, extra = c["route"]
+        if route == "fold":
+            out_c, ho, wo = node.shape[1:]
+            cols = c["w"].reshape(out_c, -1).t() @ flat.reshape(batch * rows, out_c, ho * wo)
+            grad = f.fold(cols, (h, w), tuple(node.weight.shape[2:]), dilation=node.dilations,
+                          padding=(top, left), stride=node.strides)
+        elif route == "padding":
+            grad = f.conv_transpose2d(flat, c["w"], stride=node.strides, padding=(top, left),
+                                      output_padding=extra, groups=node.groups,
+                                      dilation=node.dilations)
+        else:
+            grad = f.conv_transpose2d(flat, c["w"], stride=node.strides, output_padding=extra,
+                                      groups=node.groups, dilation=node.dilations)
+            grad = grad[:, :, top:top + h, left:left + w]
         return grad.reshape(batch, rows, chans * h * w)
+
+    def select_backward(self, node: Select, a, into=None):
+        """``a`` through a Select, added to ``into`` (coefficients already on the Select's
+        input, ``(B, R, n_in)``; zeros when None) without building a zero tensor for each
+        Select of the same input (a rewritten max-pool reads one input through many); returns
+        the sum and the constant ``(B, R)``."""
+        c = self.consts[node.name]
+        batch, rows = a.shape[0], a.shape[1]
+        if into is None:
+            n_in = int(np.prod(self.graph[node.inputs[0]].shape))
+            into = a.new_zeros(batch, rows, n_in)
+        if c["all_valid"]:
+            return into.index_add(2, c["index"], a), a.new_zeros(batch, rows)
+        kept = self.torch.where(c["valid"], a, self.torch.zeros_like(a))
+        const = (a * ~c["valid"]).sum(-1) * float(node.fill)
+        return into.index_add(2, c["index"], kept), const
 
     # -- nonlinear nodes -------------------------------------------------------------
 
@@ -272,6 +295,29 @@ class Operators:
         return out, (neg * offset.unsqueeze(1)).sum(-1)
 
 
+def conv_route(node: Conv, in_shape) -> tuple[str, tuple[int, int]]:
+    """How :meth:`Operators.backward` takes coefficients back through ``node`` (input shape
+    ``in_shape``): ``("fold", _)`` (kernel product folded onto the image: no groups, the
+    windows of a symmetric padding, at most 4 input channels, where it measured 2-3x faster
+    than a transposed convolution), ``("padding", output_padding)`` (a transposed convolution
+    that crops the padding itself; the cropping copy was a third of its time), or ``("crop",
+    output_padding)`` (onto the padded input, cropped: any padding)."""
+    _, chans, h, w = in_shape
+    top, left, bottom, right = node.pads
+    (sh, sw), (dh, dw) = node.strides, node.dilations
+    kh, kw = node.weight.shape[2:]
+    ho, wo = node.shape[2], node.shape[3]
+    if (node.groups == 1 and chans <= 4
+            and (h + 2 * top - dh * (kh - 1) - 1) // sh + 1 == ho
+            and (w + 2 * left - dw * (kw - 1) - 1) // sw + 1 == wo):
+        return "fold", (0, 0)
+    full_h, full_w = (ho - 1) * sh + dh * (kh - 1) + 1, (wo - 1) * sw + dw * (kw - 1) + 1
+    op_h, op_w = h + 2 * top - full_h, w + 2 * left - full_w
+    if 0 <= op_h < max(sh, dh) and 0 <= op_w < max(sw, dw):
+        return "padding", (op_h, op_w)
+    return "crop", (h + top + bottom - full_h, w + left + right - full_w)
+
+
 def activation_relaxation(ops: Operators, node: Activation, lo, hi) -> tuple:
     """``(sl, tl, su, tu)`` tensors ``(B, n)`` with ``sl x + tl <= f(x) <= su x + tu`` on
     ``[lo, hi]``: :func:`robustc.compiler.smooth.relaxation` (computed in numpy, float64)."""
@@ -316,4 +362,4 @@ def relu_backward(a, lower_slope, upper_slope, upper_intercept):
 
 
 __all__ = ["Operators", "LINEAR", "NONLINEAR", "unsupported", "relu_slopes", "relu_backward",
-           "activation_relaxation", "activation_backward"]
+           "conv_route", "activation_relaxation", "activation_backward"]
