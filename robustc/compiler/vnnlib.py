@@ -665,14 +665,20 @@ def _cut(text: str, at: int, want: int) -> int:
     return end if newline < 0 else newline + 1
 
 
+#: A whitespace character outside ASCII (where the general reader's tokens, split at
+#: Python's whitespace, differ from the blocks', split at ASCII whitespace).
+_WIDE_SPACE = re.compile(r"[^\S\x00-\x7f]")
+
+
 def _plain(text: str, toks, t0: int, t1: int, origin: tuple) -> bool:
     """Whether the tokens ``t0`` to ``t1 - 1`` of a block are as the general reader splits
-    them: ASCII text, and no token starts with a ``"`` or ``|`` (the general reader's
-    error)."""
+    them: no whitespace outside ASCII among them (other characters outside ASCII are one
+    ``?`` byte in the block, part of an atom or a comment as in the text), and no token
+    starts with a ``"`` or ``|`` (the general reader's error)."""
     at = origin[0]
     first = toks.block[toks.start[t0:t1]]
-    return text[at + int(toks.start[t0]):at + int(toks.end[t1 - 1])].isascii() and \
-        not ((first == 34) | (first == 124)).any()
+    return _WIDE_SPACE.search(text, at + int(toks.start[t0]), at + int(toks.end[t1 - 1])) \
+        is None and not ((first == 34) | (first == 124)).any()
 
 
 def _command(text: str, file: str, cmds, n: int, origin: tuple,

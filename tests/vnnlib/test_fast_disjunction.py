@@ -19,7 +19,8 @@ from robustc.compiler import vnnlib
 from robustc.compiler.vnnlib import parse_vnnlib, to_properties
 from robustc.errors import SpecError
 
-SPACES = [" ", "  ", "\t", "\n", "\r\n", "\n    ", " ; a comment (and (<= X_0 9)) (\n"]
+SPACES = [" ", "  ", "\t", "\n", "\r\n", "\n    ", " ; a comment (and (<= X_0 9)) (\n",
+          " ; \u03b5 \u2264 0.1 (\u00e9)\u00a0\n"]
 NUMBERS = ["0", "0.5", "0.25", "1e-3", ".5", "5.", ".75E+2", "12345.678e-4", "7",
            "0.30000000000000004", "1" * 30, "2.5e-320"]
 
@@ -38,6 +39,7 @@ ODD = {
     "empty": lambda i, n: ("(and)", False),
     "quote": lambda i, n: ('(<= X_0 "1")', False),
     "nbsp": lambda i, n: (f"(<=\u00a0X_{i} 0.5)", False),
+    "accent": lambda i, n: (f"(<= X_{i}\u00e9 0.5)", False),
     "open": lambda i, n: (f"(<= X_{i} 0.5", False),
     "close": lambda i, n: (f"(<= X_{i} 0.5))", False),
     "long": lambda i, n: (f"(<= X_{i} 0.{'1' * 70})", True),
@@ -123,11 +125,12 @@ def _two_boxes(n: int, sep: str = "\n") -> str:
     return sep.join(lines) + sep
 
 
-@pytest.mark.parametrize("sep", ["\n", " "])  # " ": the whole file on one line
+@pytest.mark.parametrize("sep", ["\n", " ", " ; \u03b5 = 1/255 (\u00e9)\n"])
 def test_a_large_disjunction_is_read_as_arrays(sep):
-    """Two boxes over 5,000 inputs, across many blocks: the bounds are read as arrays (the
-    formula reader sees the disjunction, the two conjunctions and the output atom, not
-    20,000 bounds), the Query is the general reader's and the boxes are as written."""
+    """Two boxes over 5,000 inputs, across many blocks (on lines, on one line, with a
+    comment outside ASCII on each line): the bounds are read as arrays (the formula reader
+    sees the disjunction, the two conjunctions and the output atom, not 20,000 bounds), the
+    Query is the general reader's and the boxes are as written."""
     n = 5000
     text = _two_boxes(n, sep)
     with patch.object(vnnlib, "_formula", wraps=vnnlib._formula) as formula, \
