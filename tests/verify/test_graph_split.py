@@ -129,6 +129,41 @@ def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refr
     assert checked >= 3
 
 
+def test_rounds_are_cut_to_the_time_left(monkeypatch):
+    """A fake clock that advances 1 s per domain bounded and a deadline 300 s away: each
+    round takes only the parents whose children fit in the time left, so the search stops
+    within one child's cost of the deadline, and never past it (a round sized by the
+    longest round so far stopped up to that round's time early). No wall-clock time."""
+    import time
+
+    rng = np.random.default_rng(3)
+    graph = random_conv(rng, channels=1, size=7)
+    centre = rng.normal(size=graph.input.shape)
+    lo, hi = centre - 1.0, centre + 1.0
+    y0 = evaluate(graph, centre).ravel()
+    cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
+                     if j != int(np.argmax(y0))))
+    g, _ = logits(graph)
+    bounds = compute_bounds(g, lo, hi, "symbolic")
+    now = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    real, sizes = GraphSplit.bound, []
+
+    def bound(self, signs, *args, **kwargs):
+        out = real(self, signs, *args, **kwargs)
+        now[0] += signs.shape[0]
+        sizes.append(signs.shape[0])
+        return out
+
+    monkeypatch.setattr(GraphSplit, "bound", bound)
+    search = GraphSplit(g, lo, hi, bounds, dnf(negate(cond)), MARGIN_TOL, None,
+                        ReluSplitOptions(graph_batch=64), deadline=300.0)
+    out = search.run()
+    assert out.status == "unknown" and "time limit" in out.reason, out
+    assert 300.0 - 2.5 <= now[0] <= 300.0, (now[0], sizes)
+    assert max(sizes) <= 128 and len(set(sizes[-3:])) > 1  # cut: not every round full
+
+
 def _problem(tmp_path, model, name, eps, kind, rng):
     path = tmp_path / f"{name}.onnx"
     graph = save_and_load(model, path)

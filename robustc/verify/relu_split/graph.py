@@ -446,6 +446,16 @@ class GraphSplit:
     def _late(self) -> bool:
         return self.deadline is not None and time.perf_counter() > self.deadline
 
+    def _affordable(self, per_child: float) -> int:
+        """How many parents a round may split before the deadline: their two children each
+        at ``per_child`` seconds (the last round's; a smaller round costs more per child,
+        so growing rounds are estimated high) with a quarter to spare. Without a deadline,
+        any number."""
+        if self.deadline is None:
+            return len(self.heap)
+        left = self.deadline - time.perf_counter()
+        return int(left / (2.5 * max(per_child, 1e-6)))
+
     def _push(self, lb, lo, hi, alpha, beta, choice, signs, depth) -> None:
         measure = self.req.refutation(lb).min(axis=1)
         for i in range(len(measure)):
@@ -478,8 +488,8 @@ class GraphSplit:
         self._push(*out[:-1], signs, np.zeros(1, np.int64))
         return None
 
-    def _round(self) -> object:
-        k = min(self.options.graph_batch, len(self.heap))
+    def _round(self, most: int | None = None) -> object:
+        k = min(self.options.graph_batch, len(self.heap), most or len(self.heap))
         parents = [heapq.heappop(self.heap)[2] for _ in range(k)]
         # as many parents as the rows they leave open fit in ROUND_ENTRIES; the rest go back
         rows = max(1, int((np.stack([d.lb for d in parents]) <= self.tol).any(0).sum()))
@@ -520,8 +530,9 @@ class GraphSplit:
     def run(self, step_estimate: float = 0.0) -> Outcome:
         """Search until every domain is refuted (``proved``), a counterexample is replayed
         (``found``), or the deadline, the queue's memory or a decided leaf stops it
-        (``unknown``). No round starts when the longest so far would end past the
-        deadline."""
+        (``unknown``). A round takes no more parents than the time left fits at the last
+        round's seconds per child domain (:meth:`_affordable`); none starts when not even
+        one parent fits."""
         step = step_estimate
 
         def too_late(seconds: float) -> bool:
@@ -539,21 +550,25 @@ class GraphSplit:
         except BoundsTimeout:
             return unknown("time limit reached while splitting ReLUs")
         step = max(step, time.perf_counter() - t)
+        per_child = time.perf_counter() - t  # the root: one domain
         while found is None and self.heap:
-            if self._late() or too_late(step):
+            most = self._affordable(per_child)
+            if self._late() or most < 1:
                 return unknown("time limit reached while splitting ReLUs")
             if self.queue_bytes > QUEUE_BYTES:
                 return unknown(f"the open ReLU domains ({len(self.heap)}) outgrew "
                                f"{QUEUE_BYTES >> 20} MiB")
             if len(self.heap) > self.options.max_domains:
                 return unknown(f"more than {self.options.max_domains} open ReLU domains")
-            t = time.perf_counter()
+            t, before = time.perf_counter(), self.stats["domains"]
             try:
-                found = self._round()
+                found = self._round(most)
             except BoundsTimeout:  # a refresh ran past the deadline: the parents are lost
                 self.undecided = True
                 return unknown("time limit reached while splitting ReLUs")
-            step = max(step, time.perf_counter() - t)
+            took = time.perf_counter() - t
+            step = max(step, took)
+            per_child = took / max(1, self.stats["domains"] - before)
         self.stats["step_s"] = step
         if found is not None:
             return Outcome(FOUND, witness=found, stats=self.stats)
