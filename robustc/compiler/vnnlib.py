@@ -720,60 +720,23 @@ def _read_rest(text: str, file: str, cmds, origin: tuple, stop: int,
 
 def _build(text: str, file: str, toks, t0: int, t1: int, origin: tuple, stack: list,
            declared: DeclaredNames) -> tuple:
-    """Go on reading the s-expression whose open lists are ``stack`` (``(pos, items)``,
-    outermost first; empty to start one) with the tokens ``t0`` to ``t1 - 1`` of a block
-    whose first character is at ``origin = (offset, line, line_start)``, as
+    """Go on reading the s-expression whose open lists are ``stack`` (``(pos, items,
+    offset)``, outermost first; empty to start one) with the tokens ``t0`` to ``t1 - 1`` of
+    a block whose first character is at ``origin = (offset, line, line_start)``, as
     :func:`iter_sexprs` would; but each run of consecutive input bounds ``(<= X_i c)`` /
     ``(>= X_i c)`` inside an ``(and ...)`` (whose variable is declared and number finite)
-    becomes one :class:`_Run` item, as arrays, with no Python object per token. Returns
-    ``(the s-expression, its last token)`` or ``(None, t1 - 1)`` when the tokens end
-    first; raises ``SpecError`` for an unbalanced ``)``."""
+    becomes one :class:`_Run` item, as arrays, with no Python object per token, another
+    comparison of two atoms one :class:`_Cmp`, and a formula list a :class:`_Read` once it
+    is closed. Returns ``(the s-expression, its last token)`` or ``(None, t1 - 1)`` when the
+    tokens end first; raises ``SpecError`` for an unbalanced ``)``."""
     at = origin[0]
-    compared = comparisons(toks, t0, t1, len(stack))
-    paren, le, index, value = bound_atoms_of(toks, compared)
-    keep = np.isfinite(value) & declared.declared("X", index)
-    paren, le, index, value = paren[keep], le[keep], index[keep], value[keep]
-    compared = compared[~np.isin(compared, paren)]  # the other comparisons: one _Cmp each
-    covered = np.zeros(t1 - t0, dtype=bool)
-    for j in range(5):
-        covered[paren - t0 + j] = True
-        covered[compared - t0 + j] = True
-    cuts = np.flatnonzero(np.diff(paren) != 5) + 1
-    firsts = np.concatenate([[0], cuts]).astype(np.int64) if paren.size else cuts
-    stops = np.append(cuts, paren.size)
-    single = np.flatnonzero(~covered) + t0
-    events = np.concatenate([single, compared, paren[firsts]])
-    order = np.argsort(events, kind="stable")
-    events = events[order]
-    run_of = np.concatenate([np.full(single.size, -1), np.full(compared.size, -2),
-                             np.arange(firsts.size)])[order]
-    parts = compared[:, None] + np.arange(1, 4)  # op, lhs, rhs of each comparison
-    part_text = iter([text[at + s:at + e] for s, e in zip(toks.start[parts].ravel().tolist(),
-                                                          toks.end[parts].ravel().tolist(),
-                                                          strict=True)])
-    starts = toks.start[events]
-    lines, line_starts = _line_at(toks.newlines, starts, origin)
-    # the columns of _BoundsBuilder, as _take
-    atom_line, atom_start = _line_at(toks.newlines, toks.start[paren], origin)
-    columns = (index, np.where(le, -1.0, 1.0), np.where(le, value, -value) + 0.0, atom_line,
-               at + toks.start[paren] - atom_start + 1)
-    ends = toks.end[events]
-    for t, kind, s, e, line, col, r in zip(
-            events.tolist(), toks.kind[events].tolist(), starts.tolist(), ends.tolist(),
-            lines.tolist(), (at + starts - line_starts + 1).tolist(), run_of.tolist(),
-            strict=True):
-        if r == -2:
-            stack[-1][1].append(_Cmp(Pos(file, line, col), next(part_text), next(part_text),
-                                     next(part_text), text, at + s))
+    rows, runs, compared = _pieces(text, toks, t0, t1, origin, len(stack), declared)
+    for t, kind, s, e, line, col, r in rows:
+        if r == _COMPARISON:
+            stack[-1][1].append(_Cmp(Pos(file, line, col), *next(compared), text, at + s))
             continue
         if r >= 0:
-            a, b = int(firsts[r]), int(stops[r])
-            items = stack[-1][1]
-            if items and items[0].atom == "and":
-                span = (at + int(toks.start[paren[a]]), at + int(toks.end[paren[b - 1] + 4]))
-                items.append(_Run(tuple(c[a:b] for c in columns), text, span))
-            else:
-                items.extend(_bound_sexprs(text, file, toks, paren[a:b], origin))
+            stack[-1][1].extend(runs.items(r, stack[-1][1], file))
             continue
         pos = Pos(file, line, col)
         if kind == LP:
@@ -792,6 +755,71 @@ def _build(text: str, file: str, toks, t0: int, t1: int, origin: tuple, stack: l
             return done, t
         stack[-1][1].append(done)
     return None, t1 - 1
+
+
+#: The piece of :func:`_pieces` that is a comparison of two atoms (a token: -1, a run of
+#: input bounds: its number).
+_COMPARISON = -2
+
+
+def _pieces(text: str, toks, t0: int, t1: int, origin: tuple, depth: int,
+            declared: DeclaredNames) -> tuple:
+    """The tokens ``t0`` to ``t1 - 1`` of a block (``depth``: the lists open before them)
+    as :func:`_build` reads them: ``(rows, runs, compared)``, ``rows`` one ``(token, kind,
+    start, end, line, column, piece)`` per token outside the comparisons, per run of valid
+    input bounds (``piece``: its number in ``runs``, a :class:`_Runs`) and per other
+    comparison (``piece``: :data:`_COMPARISON`; ``compared``: the text of its three atoms,
+    in order), in order of their first token."""
+    at = origin[0]
+    compared = comparisons(toks, t0, t1, depth)
+    paren, le, index, value = bound_atoms_of(toks, compared)
+    keep = np.isfinite(value) & declared.declared("X", index)
+    runs = _Runs(text, toks, origin, paren[keep], le[keep], index[keep], value[keep])
+    compared = compared[~np.isin(compared, runs.paren)]  # the other comparisons
+    covered = np.zeros(t1 - t0, dtype=bool)
+    for j in range(5):
+        covered[runs.paren - t0 + j] = True
+        covered[compared - t0 + j] = True
+    single = np.flatnonzero(~covered) + t0
+    events = np.concatenate([single, compared, runs.paren[runs.firsts]])
+    order = np.argsort(events, kind="stable")
+    events = events[order]
+    piece = np.concatenate([np.full(single.size, -1), np.full(compared.size, _COMPARISON),
+                            np.arange(runs.firsts.size)])[order]
+    starts = toks.start[events]
+    lines, line_starts = _line_at(toks.newlines, starts, origin)
+    rows = zip(events.tolist(), toks.kind[events].tolist(), starts.tolist(),
+               toks.end[events].tolist(), lines.tolist(),
+               (at + starts - line_starts + 1).tolist(), piece.tolist(), strict=True)
+    parts = (compared[:, None] + np.arange(1, 4)).ravel()  # op, lhs, rhs of each
+    texts = [text[at + s:at + e] for s, e in zip(toks.start[parts].tolist(),
+                                                 toks.end[parts].tolist(), strict=True)]
+    return rows, runs, iter(zip(texts[0::3], texts[1::3], texts[2::3], strict=True))
+
+
+class _Runs:
+    """The valid input bounds among a block's tokens (``paren``: the token of each one's
+    ``(``), split into runs of consecutive ones, with the columns of
+    :class:`_BoundsBuilder` (as :func:`_take` computes them)."""
+
+    def __init__(self, text: str, toks, origin: tuple, paren, le, index, value):
+        self.text, self.toks, self.origin, self.paren = text, toks, origin, paren
+        cuts = np.flatnonzero(np.diff(paren) != 5) + 1
+        self.firsts = np.concatenate([[0], cuts]).astype(np.int64) if paren.size else cuts
+        self.stops = np.append(cuts, paren.size)
+        line, line_start = _line_at(toks.newlines, toks.start[paren], origin)
+        self.columns = (index, np.where(le, -1.0, 1.0), np.where(le, value, -value) + 0.0,
+                        line, origin[0] + toks.start[paren] - line_start + 1)
+
+    def items(self, r: int, siblings: list, file: str) -> list:
+        """Run ``r`` as items of a list whose items so far are ``siblings``: one
+        :class:`_Run` in an ``(and ...)``, else the general reader's s-expressions."""
+        a, b = int(self.firsts[r]), int(self.stops[r])
+        if not (siblings and siblings[0].atom == "and"):
+            return _bound_sexprs(self.text, file, self.toks, self.paren[a:b], self.origin)
+        at, start, end = self.origin[0], self.toks.start, self.toks.end
+        span = (at + int(start[self.paren[a]]), at + int(end[self.paren[b - 1] + 4]))
+        return [_Run(tuple(c[a:b] for c in self.columns), self.text, span)]
 
 
 def _bound_sexprs(text: str, file: str, toks, paren: np.ndarray, origin: tuple) -> list:
