@@ -675,6 +675,8 @@ def _plain(text: str, toks, t0: int, t1: int, origin: tuple) -> bool:
     them: no whitespace outside ASCII among them (other characters outside ASCII are one
     ``?`` byte in the block, part of an atom or a comment as in the text), and no token
     starts with a ``"`` or ``|`` (the general reader's error)."""
+    if t0 >= t1:  # only spaces and comments
+        return True
     at = origin[0]
     first = toks.block[toks.start[t0:t1]]
     return _WIDE_SPACE.search(text, at + int(toks.start[t0]), at + int(toks.end[t1 - 1])) \

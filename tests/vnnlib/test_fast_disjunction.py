@@ -233,3 +233,17 @@ def test_output_disjunctions_agree_with_the_general_reader(bad, at, message):
         assert len(general.assertions) == 1 and len(general.assertions[0].parts) == 3000
     else:
         assert general.startswith(f"or.vnnlib:{line}:{col}: {message}"), general
+
+
+@pytest.mark.parametrize("gap", ["; comment\n" * 2000, "\n" * 5000, " " * 20000])
+def test_blocks_without_a_token_inside_a_command(gap):
+    """A command with more comments or spaces inside than a block holds (blocks of 64 to
+    256 characters and the default ones): the same Query as the general reader."""
+    text = ("(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (or (and (>= X_0 0)"
+            f"\n{gap}(<= X_0 1)) (and {gap} (>= X_0 2) (<= X_0 3))))\n(assert (>= Y_0 0))\n")
+    general = parse_vnnlib(text, "gap.vnnlib", fast=False)
+    assert parse_vnnlib(text, "gap.vnnlib") == general
+    with patch.multiple(vnnlib, _BLOCK_MIN=64, _BLOCK_MAX=256):
+        assert parse_vnnlib(text, "gap.vnnlib") == general
+    (prop,) = to_properties(general, (1,), 1)
+    assert [(b.lower[0], b.upper[0]) for b in prop.boxes] == [(0.0, 1.0), (2.0, 3.0)]
