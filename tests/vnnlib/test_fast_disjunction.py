@@ -20,7 +20,7 @@ from robustc.compiler.vnnlib import parse_vnnlib, to_properties
 from robustc.errors import SpecError
 
 SPACES = [" ", "  ", "\t", "\n", "\r\n", "\n    ", " ; a comment (and (<= X_0 9)) (\n",
-          " ; \u03b5 \u2264 0.1 (\u00e9)\u00a0\n"]
+          " ; \u03b5 \u2264 0.1 (\u00e9)\u00a0\n", "\n" + "; more than a small block\n" * 12]
 NUMBERS = ["0", "0.5", "0.25", "1e-3", ".5", "5.", ".75E+2", "12345.678e-4", "7",
            "0.30000000000000004", "1" * 30, "2.5e-320"]
 
