@@ -457,7 +457,8 @@ def suite_rows(names: list[str], limit: float, images: int, save=None) -> list[d
 def _suite_line(s: dict) -> str:
     worst = "-" if s["worst_overshoot_s"] is None else f"{s['worst_overshoot_s']:+.2f} s"
     wrong = len(s["wrong"]) if "wrong" in s else "-"
-    return (f"{s['suite']:<15} {s['ran']:>4} {s['decided']:>7} {s['unknown']:>7} {wrong:>5} "
+    n = s["ran"] if s["ran"] == s["instances"] else f"{s['ran']}/{s['instances']}"  # cut short
+    return (f"{s['suite']:<15} {n:>4} {s['decided']:>7} {s['unknown']:>7} {wrong:>5} "
             f"{worst:>10}  {s['peak_rss_mib']:>8.0f}  {s['load_before'][0]:>5.1f} / "
             f"{s['load_after'][0]:<5.1f}     {s['worst_instance']}")
 
