@@ -26,7 +26,7 @@ import time
 
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.crown.adam import Ascent, keep_best
-from robustc.compiler.crown.engine import signed_rows
+from robustc.compiler.crown.engine import Columns, signed_rows
 from robustc.compiler.crown.operators import relu_slopes
 from robustc.ir import Identity, Input, Relu, Reshape
 
@@ -153,7 +153,11 @@ def _ascend(tuner, name: str, eye, box, relax: dict, alpha: dict, steps: int, lr
     """Adam steps on ``alpha`` raising every row of ``backsubstitute(name, eye)``; the
     best step's slopes per box and row, and the number of steps taken."""
     torch = tuner.torch
-    params = {n: a.to(tuner.ops.dtype).clone().requires_grad_(True) for n, a in alpha.items()}
+    # the steps run on the slopes of neurons unstable in some box (Columns): the others
+    # get no gradient, so the steps are the same for a fraction of Adam's work
+    cols = {n: Columns.of(a, relax[n][3].any(0)) for n, a in alpha.items()}
+    params = {n: c.values.to(tuner.ops.dtype).clone().requires_grad_(True)
+              for n, c in cols.items()}
     best_a = {n: p.detach().clone() for n, p in params.items()}
     opt = Ascent([(list(params.values()), lr)])
     best, taken = None, 0
@@ -161,7 +165,9 @@ def _ascend(tuner, name: str, eye, box, relax: dict, alpha: dict, steps: int, lr
         if deadline is not None and time.perf_counter() > deadline:
             break
         try:
-            lb = tuner.backsubstitute(name, eye, box, relax, params, deadline=deadline)
+            lb = tuner.backsubstitute(name, eye, box, relax,
+                                      {n: Columns(p, cols[n].index) for n, p in params.items()},
+                                      deadline=deadline)
         except BoundsTimeout:
             break
         if not lb.requires_grad:  # no slope given lies on the way back to the input
@@ -175,7 +181,8 @@ def _ascend(tuner, name: str, eye, box, relax: dict, alpha: dict, steps: int, lr
         with torch.no_grad():
             for n, p in params.items():
                 p.clamp_(tuner.graph[n].alpha, 1.0)
-    return best_a, taken
+    return {n: Columns(v, cols[n].index).scatter(alpha[n].to(tuner.ops.dtype))
+            for n, v in best_a.items()}, taken
 
 
 def _after(crown, relu, bounds) -> None:
