@@ -173,6 +173,18 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+#: Deepest nesting of lists the readers take (VNN-COMP files nest 4 or 5 deep): a deeper
+#: file is refused at the first ``(`` past it, instead of exhausting Python's recursion
+#: limit when its formula is lowered.
+MAX_NESTING = 100
+
+
+def _nested(pos: Pos, depth: int) -> None:
+    """Refuse a list opened at ``pos`` as the ``depth``-th open one."""
+    if depth > MAX_NESTING:
+        raise _error(pos, f"lists nested more than {MAX_NESTING} deep")
+
+
 def read_sexprs(text: str, file: str = "<string>") -> list[SExpr]:
     """The top-level s-expressions of ``text``; raises ``SpecError`` on unbalanced parens."""
     return list(iter_sexprs(text, file))
@@ -185,6 +197,7 @@ def iter_sexprs(text: str, file: str = "<string>") -> Iterator[SExpr]:
     stack: list[tuple[Pos, list[SExpr]]] = [(Pos(file, 1, 1), [])]
     for tok, pos in _tokens(text, file):
         if tok == "(":
+            _nested(pos, len(stack))
             stack.append((pos, []))
         elif tok == ")":
             if len(stack) == 1:
@@ -734,13 +747,15 @@ def _build(text: str, file: str, toks, t0: int, t1: int, origin: tuple, stack: l
     at = origin[0]
     rows, runs, compared = _pieces(text, toks, t0, t1, origin, len(stack), declared)
     for t, kind, s, e, line, col, r in rows:
+        pos = Pos(file, line, col)
+        if kind == LP:  # a list, a comparison or the first bound of a run: one level more
+            _nested(pos, len(stack) + 1)
         if r == _COMPARISON:
-            stack[-1][1].append(_Cmp(Pos(file, line, col), *next(compared), text, at + s))
+            stack[-1][1].append(_Cmp(pos, *next(compared), text, at + s))
             continue
         if r >= 0:
             stack[-1][1].extend(runs.items(r, stack[-1][1], file))
             continue
-        pos = Pos(file, line, col)
         if kind == LP:
             stack.append((pos, [], at + s))
             continue
@@ -887,6 +902,7 @@ def _read_one(text: str, file: str, at: int, line: int, line_start: int) -> tupl
             raise _error(pos, f"unexpected character {m.group()!r}")
         tok = m.group()
         if tok == "(":
+            _nested(pos, len(stack) + 1)
             stack.append((pos, []))
             continue
         if tok == ")":

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robustc.compiler.vnnlib import parse_vnnlib
+from robustc.compiler.vnnlib import MAX_NESTING, parse_vnnlib, to_properties
 from robustc.errors import SpecError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
@@ -71,3 +71,27 @@ def test_benchmark_files_agree():
     for path in files:
         fast, general = _both(path.read_text())
         assert fast == general, path
+
+
+HEAD = ("(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"
+        "(assert (<= X_0 1))\n(assert (>= X_0 0))\n")
+
+
+@pytest.mark.parametrize("inner", ["(<= Y_0 Y_1)", "(and (<= X_0 0.5) (>= X_0 0.1) (<= Y_0 Y_1))",
+                                   "(<= (+ Y_0 Y_1) 1)"])
+@pytest.mark.parametrize("depth", [MAX_NESTING - 2, MAX_NESTING + 1, 3000])
+def test_deep_nesting_is_a_positioned_error_in_both_readers(inner, depth):
+    """A formula nested past MAX_NESTING lists is refused at the first '(' past it (the
+    general reader's position, the fast reader's too); one within it is lowered (3,000
+    levels used to end in RecursionError when lowered)."""
+    text = HEAD + "(assert " + "(or " * depth + inner + ")" * depth + ")\n"
+    fast, general = _both(text)
+    assert fast == general
+    lists = 1 + depth + 1 + inner.count("(and") + inner.count("(+")  # assert, or's, inner
+    if lists <= MAX_NESTING:
+        props = to_properties(fast, (1, 1), 2)
+        assert len(props) == 1
+    else:
+        line = text.splitlines()[5]
+        col = [i for i, c in enumerate(line) if c == "("][MAX_NESTING] + 1  # all open
+        assert fast == f"q.vnnlib:6:{col}: lists nested more than {MAX_NESTING} deep"
