@@ -251,3 +251,49 @@ def test_conv_backward_routes_are_all_taken():
     assert route(1, (1, 1, 1, 1)) == "fold"
     assert route(8, (1, 1, 1, 1)) == "padding"
     assert route(8, (2, 0, 0, 2)) == "crop"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_columns_give_the_bound_of_the_whole_layer(seed):
+    """alpha and beta as Columns (values on some neurons: what Crown.tune and the
+    intermediate bounds' steps pass) give backsubstitute's bound with the whole layers'
+    tensors, and the bound still holds on sampled points; multipliers of the wrong sign
+    change it (the test can fail)."""
+    from robustc.compiler.crown.engine import Columns
+    from robustc.ir import Relu
+
+    rng = np.random.default_rng(seed)
+    graph = random_conv(rng, channels=2, size=8) if seed % 2 else random_residual(rng, 2, 6)
+    lo, hi = random_box(rng, graph.input.shape, 0.4)
+    crown = Crown(graph)
+    box = crown.box(lo, hi)
+    bounds = crown.bounds(lo, hi)
+    rows = 3
+    w = torch.as_tensor(rng.normal(size=(1, rows, graph.output.size)))
+    full_a, cols_a, full_b, cols_b = {}, {}, {}, {}
+    for node in graph.nodes:
+        if not isinstance(node, Relu):
+            continue
+        unstable = bounds.relax[node.name][3].any(0)
+        alpha = torch.as_tensor(rng.uniform(node.alpha, 1.0, size=(1, rows, node.size)))
+        full_a[node.name] = alpha
+        cols_a[node.name] = Columns.of(alpha, unstable)
+        picked = torch.as_tensor(rng.random(node.size) < 0.3)
+        beta = torch.where(picked, torch.as_tensor(rng.uniform(0, 0.5, (1, rows, node.size))),
+                           torch.zeros(1, rows, node.size, dtype=torch.float64))
+        full_b[node.name] = beta
+        cols_b[node.name] = Columns.of(beta, picked)
+    with torch.no_grad():
+        want = crown.backsubstitute(graph.outputs[0], w, box, bounds.relax, full_a)
+        got = crown.backsubstitute(graph.outputs[0], w, box, bounds.relax, cols_a)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        want_b = crown.backsubstitute(graph.outputs[0], w, box, bounds.relax, full_a, full_b)
+        got_b = crown.backsubstitute(graph.outputs[0], w, box, bounds.relax, cols_a, cols_b)
+        torch.testing.assert_close(got_b, want_b, rtol=1e-12, atol=1e-12)
+        wrong_b = {k: Columns(-c.values, c.index) for k, c in cols_b.items()}  # beta <= 0
+        wrong = crown.backsubstitute(graph.outputs[0], w, box, bounds.relax, cols_a, wrong_b)
+    xs = sample_box(rng, lo, hi, 500, 100)
+    ys = evaluate(graph, xs.reshape((-1, *graph.input.shape)), batched=True)
+    values = ys.reshape(len(xs), -1) @ w[0].numpy().T
+    assert np.all(got[0].numpy() <= values.min(axis=0) + 1e-9)
+    assert not torch.allclose(wrong, want_b)
