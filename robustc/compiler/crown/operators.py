@@ -8,8 +8,9 @@ n)`` for ``R`` linear functions per box. A linear node has three rules:
   no offset, for the radius of interval arithmetic);
 * ``backward(node, a)``: the coefficients on each input of ``a . node`` and the constant
   term, through the node's own operator: a convolution goes back by a transposed
-  convolution, a selection by a scatter, a reshape by nothing at all. No matrix of a
-  convolution is ever built.
+  convolution (or its kernel product folded onto the image: :func:`conv_route`), a
+  selection by a scatter (:meth:`Operators.select_backward` adds into what the input has
+  already), a reshape by nothing at all. No matrix of a convolution is ever built.
 
 The nonlinear nodes (ReLU, MaxPool, smooth activations) have a relaxation: two linear
 functions that enclose them on the input's bounds (:func:`relu_slopes`,
