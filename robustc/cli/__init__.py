@@ -7,6 +7,6 @@ module (``check``, ``fmt``, ``verify``, ``compile``, ``maximize``, ``attack``, `
 imports this package.
 """
 
-from robustc.cli.main import main
+from robustc.cli.main import console, main
 
-__all__ = ["main"]
+__all__ = ["console", "main"]

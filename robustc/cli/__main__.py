@@ -1,7 +1,5 @@
 """``python -m robustc.cli``: the ``robustc`` command."""
 
-import sys
+from robustc.cli.main import console
 
-from robustc.cli.main import main
-
-sys.exit(main())
+console()

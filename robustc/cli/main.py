@@ -104,6 +104,11 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
+#: The errors of a write that cannot be done (files go through robustc.files, which names
+#: them; these reach ``main`` from printing to a standard output on a full disk).
+WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (:mod:`robustc.cli.common`; 130 after
     SIGINT, 143 after SIGTERM, with the results that finished already printed)."""
@@ -135,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     except (MemoryError, OSError) as exc:  # outside a verify call (that gives unknown)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:  # stdout on a full disk
+            print(f"robustc: error: cannot write the output: {exc}", file=sys.stderr)
+            return EXIT_ERROR
         if isinstance(exc, OSError) and exc.errno != errno.ENOMEM:
             raise
         from robustc.files.limits import format_size
@@ -155,5 +163,37 @@ def _stopped(how: str, code: int) -> int:
     return code
 
 
+def console() -> None:
+    """The ``robustc`` command (``robustc``, ``python -m robustc``): :func:`main` on
+    ``sys.argv``, then :func:`exit_now`."""
+    exit_now(main())
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` once stdout and stderr are flushed and the exit
+    handlers (:mod:`atexit`: temporary folders, worker pools, Ray) have run, without
+    Python's teardown of every module's objects, which takes 0.5-1 s after PyTorch is
+    imported (more on a busy machine) and would count past ``--timeout``. Another
+    non-daemon thread still running: a normal exit, which waits for it. A stdout that
+    cannot be written (a full disk) is an error (exit 2) naming it; a closed pipe is not."""
+    if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `robustc dump net.onnx | head`: the reader is gone
+        pass
+    except (OSError, ValueError) as exc:
+        print(f"robustc: error: cannot write the standard output: {exc}", file=sys.stderr)
+        code = EXIT_ERROR
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    import atexit
+
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

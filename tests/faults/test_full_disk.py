@@ -140,3 +140,44 @@ def test_a_plot_cut_by_the_file_size_limit_is_not_left_behind(tmp_path):
     assert f"cannot write {plot}: File too large" in got.stderr, got.stderr
     assert "Traceback" not in got.stderr
     assert list(plot.parent.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_a_standard_output_on_a_full_disk_is_one_clear_line(tmp_path):
+    """``robustc verify ... > /dev/full``: one line naming the failed write, exit 2 (it was a
+    traceback of the OSError and exit 1, the 'not robust' code)."""
+    vnnlib = tmp_path / "prop.vnnlib"
+    vnnlib.write_text(VNNLIB + "".join(f"(assert (>= X_{i} 0)) (assert (<= X_{i} 0.1))\n"
+                                       for i in range(4)) + "(assert (>= Y_1 Y_0))\n")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "robustc", "verify", str(vnnlib),
+                               "--network", str(write_net(tmp_path))], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == EXIT_ERROR, proc.stderr
+    assert "robustc: error: cannot write the output: [Errno 28]" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+EXIT_NOW = r"""
+import atexit, sys, threading, time
+from robustc.cli.main import exit_now
+atexit.register(lambda: print("exit handler ran", flush=True))
+if sys.argv[1] == "thread":  # a non-daemon thread still running: a normal exit waits for it
+    threading.Thread(target=lambda: (time.sleep(0.5), print("thread ended"))).start()
+print("result", end="")  # buffered: exit_now flushes it
+exit_now(3)
+print("never")
+"""
+
+
+@pytest.mark.parametrize("case", ["plain", "thread"])
+def test_exit_now_flushes_runs_the_exit_handlers_and_keeps_the_code(case):
+    proc = subprocess.run([sys.executable, "-c", EXIT_NOW, case], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stdout.splitlines()
+    if case == "plain":
+        assert lines == ["resultexit handler ran"]
+    else:
+        assert lines[0].startswith("result") and "thread ended" in proc.stdout
+        assert "exit handler ran" in proc.stdout and "never" not in proc.stdout
