@@ -241,7 +241,24 @@ class Junction:
 Formula = Atom | Junction
 
 
-class _Read:
+class _Reread:
+    """What the fast reader leaves in place of a list it has read (:class:`_Read`,
+    :class:`_Cmp`): read again from its text and offset, as the general reader reads it,
+    when a message or a check needs its items."""
+
+    __slots__ = ()
+
+    @property
+    def items(self) -> tuple:
+        return self.sexpr().items
+
+    def sexpr(self) -> SExpr:
+        """The list as the general reader reads it."""
+        p = self.pos
+        return _read_one(self.text, p.file, self.start, p.line, self.start - p.col + 1)[0]
+
+
+class _Read(_Reread):
     """An ``(and ...)``, ``(or ...)``, ``(<= ...)`` or ``(>= ...)`` inside a command, as the
     fast reader leaves it among the items of an :class:`SExpr`: read by :func:`_formula` as
     soon as it is closed, into its formula or the ``SpecError`` that reading it raises (the
@@ -259,21 +276,13 @@ class _Read:
         except SpecError as exc:
             self.result = exc.with_traceback(None)
 
-    @property
-    def items(self) -> tuple:
-        return self.sexpr().items
-
-    def sexpr(self) -> SExpr:
-        """The list as the general reader reads it."""
-        p = self.pos
-        return _read_one(self.text, p.file, self.start, p.line, self.start - p.col + 1)[0]
 
 
 #: The lists that :class:`_Read` reads as soon as they are closed.
 _FORMULAS = frozenset({"and", "or", "<=", ">="})
 
 
-class _Cmp:
+class _Cmp(_Reread):
     """A comparison of two atoms, ``(<= A B)`` / ``(>= A B)``, as the fast reader leaves it
     among the items of an :class:`SExpr` (one object where the general reader makes five):
     the position of its ``(``, the operator, the atoms' text, and the text and offset where
@@ -290,14 +299,6 @@ class _Cmp:
     def head(self) -> str:
         return self.op
 
-    @property
-    def items(self) -> tuple:
-        return self.sexpr().items
-
-    def sexpr(self) -> SExpr:
-        """The comparison as the general reader reads it."""
-        p = self.pos
-        return _read_one(self.text, p.file, self.start, p.line, self.start - p.col + 1)[0]
 
 
 class _Run:
