@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robustc.cli.common import (
+    EXIT_UNKNOWN,
     Progress,
     add_campaign_arguments,
     add_spec_arguments,
@@ -93,7 +94,8 @@ def load_problems(args: argparse.Namespace) -> list:
     if str(args.spec).endswith(".vnnlib"):
         from robustc.compiler.vnnlib import vnnlib_problems
 
-        return vnnlib_problems(args.spec, args.network)
+        deadline = None if args.timeout is None else _started() + args.timeout
+        return vnnlib_problems(args.spec, args.network, deadline)
     from robustc.compiler.spec_lower import verify_problems
 
     problems = verify_problems(load_spec(args), args.property or None)
@@ -112,7 +114,13 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.vnncomp_result)
     if str(args.spec).endswith(".csv"):
         return _run_instance_list(args)
-    problems = load_problems(args)
+    from robustc.compiler.vnnlib import ReadTimeout
+
+    try:
+        problems = load_problems(args)
+    except ReadTimeout as exc:  # --timeout counts the reading: unknown, with the reason
+        print(f"{Path(args.spec).name}: UNKNOWN: {exc}", flush=True)
+        return EXIT_UNKNOWN
     parallel = args.workers > 1 or bool(args.ray)
     if parallel and not args.json:
         for problem in problems:  # the workers' lines would cross the progress bar

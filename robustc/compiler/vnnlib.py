@@ -42,6 +42,7 @@ from __future__ import annotations
 import gc
 import math
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ from robustc.compiler.vnnlib_scan import (
     scan_block,
     tokenize_block,
 )
-from robustc.errors import EmptyInputSet, SpecError
+from robustc.errors import EmptyInputSet, Error, SpecError
 from robustc.files import write_text
 from robustc.files.limits import check_file_size
 from robustc.ir import logits
@@ -171,6 +172,18 @@ def _no_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+class ReadTimeout(Error, TimeoutError):
+    """The time limit passed while a VNN-LIB file was read (``--timeout`` counts the
+    reading): the caller's verdict is ``unknown``, with this message as the reason."""
+
+
+def _in_time(deadline: float | None, file: str, line: int) -> None:
+    """Raise :class:`ReadTimeout` once ``deadline`` (``time.perf_counter``) has passed."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise ReadTimeout(f"{file}: time limit reached while reading the VNN-LIB file "
+                          f"(at line {line})")
 
 
 #: Deepest nesting of lists the readers take (VNN-COMP files nest 4 or 5 deep): a deeper
@@ -586,7 +599,8 @@ def _count(declared: DeclaredNames, kind: str, file: str) -> int:
     return int(idx.size)
 
 
-def parse_vnnlib(text: str, file: str = "<string>", fast: bool = True) -> Query:
+def parse_vnnlib(text: str, file: str = "<string>", fast: bool = True,
+                 deadline: float | None = None) -> Query:
     """Parse VNN-LIB text into a :class:`Query`; raises ``SpecError`` with ``file:line:col``
     for anything outside the supported fragment (see the module docstring).
 
@@ -598,12 +612,17 @@ def parse_vnnlib(text: str, file: str = "<string>", fast: bool = True) -> Query:
     same formula reader; any command that would be an error (a variable declared twice or
     not yet, a number that overflows) goes through the formula reader atom by atom, so the
     result and every error are the same either way (tested against ``fast=False``).
+
+    ``deadline`` (``time.perf_counter``): checked before each block of the fast reader and
+    each command; :class:`ReadTimeout` once it has passed (a single command of the general
+    reader, which reads what the fast reader does not, is not interrupted).
     """
     declared = DeclaredNames(len(text))  # shared by the fast reader and _query
     bounds = _BoundsBuilder(file)
     with _no_gc():
-        commands = _scan(text, file, declared, bounds) if fast else iter_sexprs(text, file)
-        return _query(commands, file, declared, bounds)
+        commands = _scan(text, file, declared, bounds, deadline) if fast else \
+            iter_sexprs(text, file)
+        return _query(commands, file, declared, bounds, deadline)
 
 
 #: Characters the fast reader scans at once: after a command that only the general reader
@@ -611,8 +630,8 @@ def parse_vnnlib(text: str, file: str = "<string>", fast: bool = True) -> Query:
 _BLOCK_MIN, _BLOCK_MAX = 1 << 12, 1 << 20
 
 
-def _scan(text: str, file: str, declared: DeclaredNames, bounds: _BoundsBuilder
-          ) -> Iterator[SExpr]:
+def _scan(text: str, file: str, declared: DeclaredNames, bounds: _BoundsBuilder,
+          deadline: float | None = None) -> Iterator[SExpr]:
     """The commands of ``text`` that are not simple (see :mod:`~robustc.compiler.vnnlib_scan`),
     as :class:`SExpr` s in order; the simple ones go straight into ``declared`` and
     ``bounds`` (in file order: :func:`_query` handles each command yielded before the
@@ -621,6 +640,7 @@ def _scan(text: str, file: str, declared: DeclaredNames, bounds: _BoundsBuilder
     at, line, line_start, end = 0, 1, 0, len(text)
     size = _BLOCK_MIN
     while at < end:
+        _in_time(deadline, file, line)
         stop = _cut(text, at, at + size)
         cmds = scan_block(np.frombuffer(text[at:stop].encode("ascii", "replace"), np.uint8))
         origin = (at, line, line_start)
@@ -631,7 +651,8 @@ def _scan(text: str, file: str, declared: DeclaredNames, bounds: _BoundsBuilder
         elif cmds.rest == "open" and m and stop < end:  # read it again in a larger block
             upto = int(cmds.end[m - 1])
         else:  # a command longer than the block, or a token outside any command
-            e, at, line, line_start = _read_rest(text, file, cmds, origin, stop, declared)
+            e, at, line, line_start = _read_rest(text, file, cmds, origin, stop, declared,
+                                                 deadline)
             size = _BLOCK_MIN
             yield e
             continue
@@ -709,7 +730,7 @@ def _command(text: str, file: str, cmds, n: int, origin: tuple,
 
 
 def _read_rest(text: str, file: str, cmds, origin: tuple, stop: int,
-               declared: DeclaredNames) -> tuple:
+               declared: DeclaredNames, deadline: float | None = None) -> tuple:
     """The command (or stray token) that starts at token ``cmds.after`` of a block and is
     not closed in it, read from the block's tokens and as many blocks after it as it needs:
     ``(SExpr, end offset, line, line_start)``; errors as :func:`iter_sexprs`."""
@@ -718,6 +739,7 @@ def _read_rest(text: str, file: str, cmds, origin: tuple, stop: int,
     line, line_start = map(int, _line_at(toks.newlines, toks.start[t0], origin))
     size = _BLOCK_MIN
     while True:
+        _in_time(deadline, file, origin[1])
         if not _plain(text, toks, t0, toks.kind.size, origin):
             return _read_one(text, file, begin, line, line_start)
         e, last = _build(text, file, toks, t0, toks.kind.size, origin, stack, declared)
@@ -920,9 +942,10 @@ def _read_one(text: str, file: str, at: int, line: int, line_start: int) -> tupl
 
 
 def _query(commands: Iterator[SExpr], file: str, declared: DeclaredNames,
-           bounds: _BoundsBuilder) -> Query:
+           bounds: _BoundsBuilder, deadline: float | None = None) -> Query:
     assertions = []
     for e in commands:
+        _in_time(deadline, file, e.pos.line)
         if e.head == "declare-const":
             _declare(e, declared)
         elif e.head == "assert":
@@ -952,12 +975,12 @@ def _query(commands: Iterator[SExpr], file: str, declared: DeclaredNames,
 VNNLIB_READ_OVERHEAD = 20.0
 
 
-def read_vnnlib(path: str | Path) -> Query:
+def read_vnnlib(path: str | Path, deadline: float | None = None) -> Query:
     """Parse a VNN-LIB file (UTF-8; a leading byte order mark is ignored); raises
     ``SpecError`` if it is missing, not text (with the position of the first bad byte) or
-    malformed."""
+    malformed, :class:`ReadTimeout` once ``deadline`` (``time.perf_counter``) has passed."""
     check_file_size(path, "VNN-LIB file", VNNLIB_READ_OVERHEAD)
-    return parse_vnnlib(read_source(path, "the VNN-LIB file"), str(path))
+    return parse_vnnlib(read_source(path, "the VNN-LIB file"), str(path), deadline=deadline)
 
 
 # --------------------------------------------------------------------------------------
@@ -1207,13 +1230,15 @@ def write_vnnlib(prop: Property, path: str | Path) -> Path:
     return write_text(path, format_vnnlib(prop))
 
 
-def vnnlib_problems(vnnlib: str | Path, network: str | Path | None) -> list[Problem]:
+def vnnlib_problems(vnnlib: str | Path, network: str | Path | None,
+                    deadline: float | None = None) -> list[Problem]:
     """The problems of a VNN-LIB file on ``network``; raises ``SpecError`` (bad file or no
-    network) or ``ModelError`` (bad network)."""
+    network), ``ModelError`` (bad network) or :class:`ReadTimeout` (``deadline`` passed
+    while the file was read; lowering it is not interrupted)."""
 
     if not network:
         raise SpecError(f"{vnnlib}: a .vnnlib property needs --network NET.onnx")
-    query = read_vnnlib(vnnlib)
+    query = read_vnnlib(vnnlib, deadline)
     graph = standard_passes().run(load_onnx(str(network)))
     if logits(graph)[1]:
         raise SpecError(f"{network}: the network ends with an output activation (sigmoid, "
@@ -1222,6 +1247,7 @@ def vnnlib_problems(vnnlib: str | Path, network: str | Path | None) -> list[Prob
     return [Problem(p.name, graph, (str(network),), p, Path(network).name) for p in props]
 
 
-__all__ = ["Query", "Pos", "MAX_CASES", "tokenize", "read_sexprs", "iter_sexprs", "parse_vnnlib",
+__all__ = ["Query", "Pos", "MAX_CASES", "MAX_NESTING", "ReadTimeout", "tokenize", "read_sexprs",
+           "iter_sexprs", "parse_vnnlib",
            "read_vnnlib", "to_properties", "load_vnnlib", "format_vnnlib", "write_vnnlib",
            "vnnlib_problems"]

@@ -155,7 +155,7 @@ def run_instance(inst: Instance, options, cap: float | None = None) -> dict:
     """
     from dataclasses import replace
 
-    from robustc.compiler.vnnlib import vnnlib_problems
+    from robustc.compiler.vnnlib import ReadTimeout, vnnlib_problems
     from robustc.verify.pipeline import verify
 
     timeout = inst.timeout if cap is None else min(inst.timeout, cap)
@@ -163,20 +163,22 @@ def run_instance(inst: Instance, options, cap: float | None = None) -> dict:
     deadline = start + timeout
     results: list[Result] = []
     try:
-        for problem in vnnlib_problems(inst.vnnlib, inst.onnx):
+        for problem in vnnlib_problems(inst.vnnlib, inst.onnx, deadline):
             left = max(deadline - time.perf_counter(), 0.1)
             results.append(verify(problem, replace(options, time_limit=left)))
             if results[-1].verdict == NOT_ROBUST:
                 break
         answer = vnncomp_answer(results, timeout)
         detail = "; ".join(f"{r.verdict}: {r.reason}" for r in results)
+    except ReadTimeout as exc:  # the row's time ran out while its file was read
+        answer, detail = TIMEOUT, f"{UNKNOWN}: {exc}"
     except Exception as exc:  # noqa: BLE001 - a bad row or a crash is an answer of its own
         answer, detail = "error", f"{inst.where}: {type(exc).__name__}: {exc}"
     verdict = {SAT: NOT_ROBUST, UNSAT: ROBUST, "error": "error"}.get(answer, UNKNOWN)
     return {"name": inst.name, "verdict": verdict, "answer": answer,
             "time_s": round(time.perf_counter() - start, 4), "timeout": timeout,
             "detail": detail[:300], "results": [r.to_json() for r in results],
-            "result_file": answer + "\n" if answer == "error" else
+            "result_file": answer + "\n" if answer == "error" or not results else
             result_text(results, timeout)}
 
 
