@@ -213,25 +213,11 @@ def vnnlib_rows(sizes_mb: list[float]) -> list[dict]:
 
 
 def timeout_rows(limit: float) -> list[dict]:
-    """One row per example verify property: wall time of ``robustc verify --timeout``."""
-    from robustc import specs
-    from robustc.specs.ast import VerifyProperty
-
-    rows = []
-    for spec in sorted(EXAMPLES.glob("*.rspec")):
-        for prop in specs.parse(spec).properties:
-            if not isinstance(prop, VerifyProperty):
-                continue
-            start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "robustc.cli", "verify", str(spec),
-                                   "-p", prop.name, "--timeout", str(limit), "--json"],
-                                  cwd=ROOT, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            verdict = json.loads(done.stdout.splitlines()[-1])["verdict"] if done.stdout \
-                else f"exit {done.returncode}"
-            rows.append({"case": f"{spec.name}:{prop.name}", "limit_s": limit, "s": wall,
-                         "overshoot_s": wall - limit, "verdict": verdict})
-    return rows
+    """One row per example verify property: wall time of ``robustc verify --timeout`` (the
+    ``examples`` suite of ``--suites``, in this mode's rows)."""
+    summary = command_suite("examples", limit, example_commands())
+    return [{"case": r["name"], "limit_s": limit, "s": r["time_s"],
+             "overshoot_s": r["overshoot_s"], "verdict": r["answer"]} for r in summary["rows"]]
 
 
 CONV_NET = """

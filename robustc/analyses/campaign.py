@@ -372,9 +372,9 @@ class _RayBoot:
                            **self._kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
             self.error = exc
-            self.done.set()
             return
-        self.done.set()
+        finally:
+            self.done.set()
         while self._ray.is_initialized():  # keep Ray's processes alive (see above)
             time.sleep(0.5)
 

@@ -12,9 +12,9 @@ top-level commands and marks the simple ones: a declaration whose name is ``X_``
 and 1 to 9 ASCII digits, and a bound whose number matches the reader's number syntax
 (at most 64 characters; converted by numpy, which gives Python's ``float`` of the text,
 tested). Everything else is left to the general reader, which also reports every error;
-:func:`first_invalid` finds the first simple command that the general reader would refuse
+:func:`invalid` marks the simple commands that the general reader would refuse
 (a variable declared twice, a bound on a variable not declared before it, a number that
-overflows), so that the caller hands that one to the general reader too.
+overflows), so that the caller hands those to the general reader too.
 
 The tokens of a block (:func:`tokenize_block`) also serve the commands that are not
 simple: :func:`bound_atoms` finds the input bounds ``(<= X_i c)`` / ``(>= X_i c)`` among
@@ -324,14 +324,6 @@ def _numbers(windows, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, 
         return text.astype(np.float64), ok
 
 
-def first_invalid(cmds: Commands, names: DeclaredNames) -> int:
-    """The first command that is not simple or that the general reader would refuse given
-    the names declared before the block (see :func:`invalid`); ``len(cmds.kind)`` if
-    none."""
-    hits = np.flatnonzero(invalid(cmds, names))
-    return int(hits[0]) if hits.size else cmds.kind.size
-
-
 def invalid(cmds: Commands, names: DeclaredNames) -> np.ndarray:
     """Which commands are not simple or would be refused by the general reader given the
     names declared before the block (a name declared twice, a bound on a name not declared
@@ -394,6 +386,6 @@ def bound_atoms_of(tokens: Tokens, at: np.ndarray) -> tuple:
             value)
 
 
-__all__ = ["DeclaredNames", "Commands", "Tokens", "scan_block", "tokenize_block", "first_invalid",
-           "invalid", "bound_atoms", "bound_atoms_of", "comparisons",
+__all__ = ["DeclaredNames", "Commands", "Tokens", "scan_block", "tokenize_block", "invalid",
+           "bound_atoms", "bound_atoms_of", "comparisons",
            "MAX_NUMBER", "LP", "RP", "ATOM"]

@@ -549,8 +549,8 @@ class GraphSplit:
             found = self._root()
         except BoundsTimeout:
             return unknown("time limit reached while splitting ReLUs")
-        step = max(step, time.perf_counter() - t)
         per_child = time.perf_counter() - t  # the root: one domain
+        step = max(step, per_child)
         while found is None and self.heap:
             most = self._affordable(per_child)
             if self._late() or most < 1:
