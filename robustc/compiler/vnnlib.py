@@ -175,15 +175,19 @@ def _no_gc() -> Iterator[None]:
 
 
 class ReadTimeout(Error, TimeoutError):
-    """The time limit passed while a VNN-LIB file was read (``--timeout`` counts the
-    reading): the caller's verdict is ``unknown``, with this message as the reason."""
+    """The time limit passed while a VNN-LIB file was read or lowered to properties
+    (``--timeout`` counts both): the caller's verdict is ``unknown``, with this message (it
+    names the step and the line) as the reason."""
 
 
-def _in_time(deadline: float | None, file: str, line: int) -> None:
+#: The steps that :func:`_in_time` names.
+_READING, _LOWERING = "reading the VNN-LIB file", "lowering the VNN-LIB file to properties"
+
+
+def _in_time(deadline: float | None, file: str, line: int, step: str = _READING) -> None:
     """Raise :class:`ReadTimeout` once ``deadline`` (``time.perf_counter``) has passed."""
     if deadline is not None and time.perf_counter() > deadline:
-        raise ReadTimeout(f"{file}: time limit reached while reading the VNN-LIB file "
-                          f"(at line {line})")
+        raise ReadTimeout(f"{file}: time limit reached while {step} (at line {line})")
 
 
 #: Deepest nesting of lists the readers take (VNN-COMP files nest 4 or 5 deep): a deeper
@@ -987,10 +991,11 @@ def read_vnnlib(path: str | Path, deadline: float | None = None) -> Query:
 # Lowering to the property IR
 
 
-def _dnf(f: Formula) -> list[list[Atom]]:
+def _dnf(f: Formula, deadline: float | None = None) -> list[list[Atom]]:
     if not isinstance(f, Junction):  # an Atom or InputBounds: one conjunction
         return [[f]]
-    parts = [_dnf(p) for p in f.parts]
+    _in_time(deadline, f.pos.file, f.pos.line, _LOWERING)
+    parts = [_dnf(p, deadline) for p in f.parts]
     if f.op == "or":
         out = [conj for p in parts for conj in p]
     else:
@@ -1016,11 +1021,13 @@ def _output_atom(a: Atom, n_outputs: int) -> Linear:
     return Linear(coeffs, a.const, strict=False, label=f"vnnlib {a.pos.line}:{a.pos.col}")
 
 
-def _violation(f: Formula, n_outputs: int) -> Condition:
-    """An output-only formula as a robustc condition (the violation, not negated)."""
+def _violation(f: Formula, n_outputs: int, deadline: float | None = None) -> Condition:
+    """An output-only formula as a robustc condition (the violation, not negated); polls
+    ``deadline`` at each junction."""
     if isinstance(f, Atom):
         return _output_atom(f, n_outputs)
-    parts = tuple(_violation(p, n_outputs) for p in f.parts)
+    _in_time(deadline, f.pos.file, f.pos.line, _LOWERING)
+    parts = tuple(_violation(p, n_outputs, deadline) for p in f.parts)
     return And(parts) if f.op == "and" else Or(parts)
 
 
@@ -1062,9 +1069,11 @@ def _case_box(atoms: list[Atom], query: Query, base: tuple, shape) -> Box | str:
     return Box(lower.reshape(shape), upper.reshape(shape))
 
 
-def _cases(query: Query) -> tuple[list[tuple[list[Atom], list[Atom]]], list[Formula]]:
+def _cases(query: Query, deadline: float | None = None
+           ) -> tuple[list[tuple[list[Atom], list[Atom]]], list[Formula]]:
     """Input-dependent assertions expanded: ``[(input atoms, output atoms)]``; and the
-    output-only assertions (kept as formulas, not expanded).
+    output-only assertions (kept as formulas, not expanded). Polls ``deadline`` at each
+    assertion and junction.
 
     Linear in the file: an assertion with one conjunction extends every case's lists in
     place (each case owns its lists); only a disjunction copies them, into its cases.
@@ -1072,6 +1081,7 @@ def _cases(query: Query) -> tuple[list[tuple[list[Atom], list[Atom]]], list[Form
     cases: list[tuple[list[Atom], list[Atom]]] = [([], [])]
     global_outputs = []
     for f in query.assertions:
+        _in_time(deadline, query.file, f.pos.line, _LOWERING)
         if isinstance(f, Atom):  # one conjunction of one atom (input bounds: query.bounds)
             if f.kinds() == {"Y"}:
                 global_outputs.append(f)
@@ -1082,7 +1092,7 @@ def _cases(query: Query) -> tuple[list[tuple[list[Atom], list[Atom]]], list[Form
         if _kinds(f) == {"Y"}:
             global_outputs.append(f)
             continue
-        conjunctions = _dnf(f)
+        conjunctions = _dnf(f, deadline)
         if len(conjunctions) == 1:
             xs_more = [a for a in conjunctions[0] if a.kinds() == {"X"}]
             ys_more = [a for a in conjunctions[0] if a.kinds() == {"Y"}]
@@ -1102,15 +1112,22 @@ def _cases(query: Query) -> tuple[list[tuple[list[Atom], list[Atom]]], list[Form
     return cases, global_outputs
 
 
+def _first_line(atoms: list) -> int:
+    """The line of the first atom with a position (0 when none has one)."""
+    return next((a.pos.line for a in atoms if isinstance(a, Atom)), 0)
+
+
 def to_properties(query: Query, input_shape: tuple[int, ...], n_outputs: int,
-                  name: str = "") -> list[Property]:
+                  name: str = "", deadline: float | None = None) -> list[Property]:
     """The robustc properties whose conjunction is "the query is unsat".
 
     ``input_shape`` is the network input's ONNX shape (its size must be the number of
     ``X_i``) and ``n_outputs`` the size of its output. Returns one property per distinct set
     of output constraints (in file order), each with its non-empty boxes. Raises
     ``SpecError`` on a size mismatch, an unbounded input or a formula outside the fragment,
-    and :class:`~robustc.errors.EmptyInputSet` when every box is empty (lower > upper).
+    and :class:`~robustc.errors.EmptyInputSet` when every box is empty (lower > upper);
+    :class:`ReadTimeout` (naming the lowering) once ``deadline`` (``time.perf_counter``)
+    has passed: polled at each assertion, junction, case and property.
     """
     size = int(np.prod(input_shape))
     if size != query.n_inputs:
@@ -1119,12 +1136,13 @@ def to_properties(query: Query, input_shape: tuple[int, ...], n_outputs: int,
     if n_outputs != query.n_outputs:
         raise SpecError(f"{query.file}: declares {query.n_outputs} outputs Y_j, the network "
                         f"has {n_outputs}")
-    cases, outputs = _cases(query)
+    cases, outputs = _cases(query, deadline)
     base = np.full(size, -np.inf), np.full(size, np.inf)
     query.bounds.apply(*base)  # the bounds every case shares
     groups: dict[tuple, tuple[list[Box], list[Atom]]] = {}
     empty = []
     for xs, ys in cases:
+        _in_time(deadline, query.file, _first_line(xs + ys), _LOWERING)
         box = _case_box(xs, query, base, input_shape)
         boxes = groups.setdefault(tuple(id(a) for a in ys), ([], ys))[0]
         if isinstance(box, Box):
@@ -1145,7 +1163,7 @@ def to_properties(query: Query, input_shape: tuple[int, ...], n_outputs: int,
     stem = name or Path(query.file).stem
     props = []
     for k, (boxes, ys) in enumerate(groups.values()):
-        parts = [_violation(f, n_outputs) for f in list(ys) + outputs]
+        parts = [_violation(f, n_outputs, deadline) for f in list(ys) + outputs]
         violation = parts[0] if len(parts) == 1 else And(tuple(parts))
         label = stem if len(groups) == 1 else f"{stem}#{k}"
         props.append(Property(label, tuple(boxes), negate(violation),
@@ -1234,7 +1252,7 @@ def vnnlib_problems(vnnlib: str | Path, network: str | Path | None,
                     deadline: float | None = None) -> list[Problem]:
     """The problems of a VNN-LIB file on ``network``; raises ``SpecError`` (bad file or no
     network), ``ModelError`` (bad network) or :class:`ReadTimeout` (``deadline`` passed
-    while the file was read; lowering it is not interrupted)."""
+    while the file was read or lowered; loading the network is not interrupted)."""
 
     if not network:
         raise SpecError(f"{vnnlib}: a .vnnlib property needs --network NET.onnx")
@@ -1243,7 +1261,8 @@ def vnnlib_problems(vnnlib: str | Path, network: str | Path | None,
     if logits(graph)[1]:
         raise SpecError(f"{network}: the network ends with an output activation (sigmoid, "
                         f"softmax or tanh); VNN-LIB constraints on its outputs are not linear")
-    props = to_properties(query, tuple(graph.input.shape), graph.output.size)
+    props = to_properties(query, tuple(graph.input.shape), graph.output.size,
+                          deadline=deadline)
     return [Problem(p.name, graph, (str(network),), p, Path(network).name) for p in props]
 
 
