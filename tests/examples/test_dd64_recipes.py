@@ -105,3 +105,27 @@ def test_distill_defaults_fill_in() -> None:
     assert args.teacher_epochs == 7 and args.temperature == 2.0
     assert tuple(args.teacher_channels) == train_dd64.DISTILL_DEFAULTS["teacher_channels"]
     assert plain.recipe is None and plain.teacher_channels is None
+
+
+def test_data_option_trains_on_real_mnist_digits(monkeypatch) -> None:
+    """--data mnist5k draws the training layouts from datasets.MNIST64 (real MNIST digits);
+    without it the command line of the committed networks is unchanged (no --data word)."""
+    common, models, train_dd64 = _train_modules()
+    monkeypatch.setattr(sys, "argv", ["train_dd64.py", "--data", "mnist5k", "--pairs", "8",
+                                      "--batch", "8"])  # fmt: skip
+    args = train_dd64.parse_args()
+    seen = []
+    real_render = datasets.render_pairs
+    monkeypatch.setattr(datasets, "render_pairs",
+                        lambda info, layout: seen.append(layout) or real_render(info, layout))
+    model = models.DoubleMnistCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    loss = train_dd64.train_epoch(model, opt, sched, args, 0, torch.Generator().manual_seed(0))
+    assert seen == [datasets.MNIST64] and np.isfinite(loss)
+    info = datasets.draw_pairs("train", 8, np.random.default_rng([args.seed, 0]),
+                               datasets.MNIST64)  # fmt: skip
+    assert np.isin(info.sources, datasets.source_indices("train", datasets.MNIST64)).all()
+    monkeypatch.setattr(sys, "argv", ["train_dd64.py"])
+    plain = train_dd64.parse_args()
+    assert plain.data is None and "--data" not in common.command_line("train_dd64.py", plain)
