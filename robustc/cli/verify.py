@@ -338,7 +338,11 @@ def describe(problem, result) -> str:
 
     head = f"{result.name}: {result.verdict.upper().replace('_', ' ')}"
     cond = problem.prop.condition
-    what = getattr(cond, "label", "") or "the property"
+    what = getattr(cond, "label", "")
+    if problem.prop.meta.get("source") == "vnnlib":
+        # A VNN-LIB file states the unsafe outputs; the property is their negation.
+        what = "the VNN-LIB property (no output in its unsafe set)"
+    what = what or "the property"
     timing = f"[{result.time_s:.1f} s, {result.solver}, {result.stats.get('queries', 0)} " \
              f"MILP queries]"
     if result.verdict == ROBUST and problem.prop.boxes and not _perturbed(problem):

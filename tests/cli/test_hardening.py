@@ -150,6 +150,29 @@ def test_vnnlib_number_that_overflows_is_an_error_with_its_position(tmp_path, ca
     assert "q.vnnlib:12:17: number 1e999 is out of range" in err
 
 
+@pytest.mark.parametrize("bound, verdict, words", [
+    (1e6, "ROBUST", "holds for every input in the set"),
+    (-1e6, "NOT ROBUST", "fails; counterexample")])
+def test_vnnlib_verdict_names_the_vnnlib_property(tmp_path, capsys, bound, verdict, words):
+    """A VNN-LIB file states the unsafe outputs: the verdict line names the file's property
+    instead of the bare negation's label ("not holds for every input")."""
+    import onnxruntime as ort
+
+    body = "".join(f"(assert (>= X_{i} 0)) (assert (<= X_{i} 1))\n" for i in range(4)) + \
+        f"(assert (>= Y_0 {bound}))\n"
+    path = tmp_path / "q.vnnlib"
+    path.write_text(VNNLIB + body)
+    net = write_net(tmp_path)
+    sess = ort.InferenceSession(str(net))
+    y0 = sess.run(None, {sess.get_inputs()[0].name: np.full((1, 4), 0.5, np.float32)})[0][0, 0]
+    assert (y0 >= bound) == (verdict == "NOT ROBUST")  # the oracle: the centre's output
+    code = main(["verify", str(path), "--network", str(net)])
+    out = capsys.readouterr().out
+    assert f"q: {verdict}: the VNN-LIB property (no output in its unsafe set) {words}" in out
+    assert code == (0 if verdict == "ROBUST" else 1)
+    assert "not holds" not in out and "not fails" not in out
+
+
 def test_replay_never_counts_nan_logits_as_a_violation(tmp_path):
     """Defence in depth behind the checks above: NaN fails every comparison, so a witness
     whose logits are NaN must not pass as a counterexample."""
