@@ -22,7 +22,13 @@ of an ``(and ...)``: one :class:`InputBounds` operand, the box of a disjunct); t
 input-dependent assertions are expanded into disjunctive normal form (at most
 :data:`MAX_CASES` cases), each case intersecting its input bounds into a box and
 collecting its output atoms. A violation atom ``T1 <= T2`` is ``Linear(c, d,
-strict=False)`` with ``c . y + d = T2 - T1 >= 0``. The robustc property is the
+strict=False)`` with ``c . y + d = T2 - T1 >= 0``. A large output-only assertion ``(or (and
+C ...) ...)`` (or another pair of junctions; :data:`CLAUSES_MIN` comparisons or more, of
+the linear terms that :func:`~robustc.compiler.vnnlib_scan.clause_groups` reads) is read
+by the fast reader as arrays (:class:`OutputClauses`) and lowered to an
+:class:`~robustc.ir.property.OrClauses` / :class:`~robustc.ir.property.AndClauses` over
+the same arrays: the same atoms, labels and junctions as the formula reader's, without an
+object per atom. The robustc property is the
 **negation** of the violation: ``negate`` turns each atom into ``T2 - T1 < 0`` (strict),
 so "robust" = ``unsat`` and "not robust" = ``sat``, exactly. Cases with the same output
 constraints share one :class:`~robustc.ir.property.Property` (ACAS Xu property 6: one
@@ -39,6 +45,7 @@ proof into a (boundary) counterexample, never the reverse.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import re
@@ -59,6 +66,7 @@ from robustc.compiler.vnnlib_scan import (
     RP,
     DeclaredNames,
     bound_atoms_of,
+    clause_groups,
     comparisons,
     invalid,
     scan_block,
@@ -71,11 +79,14 @@ from robustc.ir import logits
 from robustc.ir.problem import Problem
 from robustc.ir.property import (
     And,
+    AndClauses,
     AtLeast,
     Box,
     Condition,
     Linear,
+    LinearRows,
     Or,
+    OrClauses,
     Property,
     atoms_size,
     negate,
@@ -295,6 +306,16 @@ class _Read(_Reread):
 
 
 
+class _Given(_Read):
+    """A formula list that the array reader of clauses (:func:`_output_clauses`) has read:
+    as a :class:`_Read`, with its formula given."""
+
+    __slots__ = ()
+
+    def __init__(self, pos: Pos, head: str, result, text: str, start: int):
+        self.pos, self.head, self.result, self.text, self.start = pos, head, result, text, start
+
+
 #: The lists that :class:`_Read` reads as soon as they are closed.
 _FORMULAS = frozenset({"and", "or", "<=", ">="})
 
@@ -423,6 +444,56 @@ class _BoundsBuilder:
         return InputBounds(self.file, *joined)
 
 
+@dataclass(frozen=True, eq=False)
+class OutputClauses:
+    """An output-only assertion ``(OUTER (INNER C ...) ...)`` of many comparisons ``C``
+    (:data:`CLAUSES_MIN` or more; ``OUTER``, ``INNER``: ``and`` / ``or``), read as arrays by
+    :func:`_output_clauses`: per comparison, in file order, its outputs and coefficients
+    (rows ``indptr``/``indices``/``data``, as :class:`~robustc.ir.property.LinearRows`), its
+    constant and the position of its ``(`` (``tags``: line and column, one row each);
+    ``groups``: where each inner list's comparisons start (and the total at the end), and
+    ``group_tags`` the position of its ``(``; ``pos``: the position of the outer list.
+    Each comparison means what the formula reader's :class:`Atom` of it means; lowered to an
+    :class:`~robustc.ir.property.OrClauses` / :class:`~robustc.ir.property.AndClauses`."""
+
+    outer: str
+    inner: str
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    const: np.ndarray
+    tags: np.ndarray
+    groups: np.ndarray
+    group_tags: np.ndarray
+    pos: Pos
+
+    def kinds(self) -> set[str]:
+        """``{"Y"}`` (as :meth:`Atom.kinds`: these constrain outputs)."""
+        return {"Y"}
+
+    def junction(self) -> Junction:
+        """The formula as the formula reader reads it: a :class:`Junction` of junctions of
+        :class:`Atom` s (one object per atom: for tests and small files)."""
+        file, ptr, bounds = self.pos.file, self.indptr.tolist(), self.groups.tolist()
+        index, data = self.indices.tolist(), self.data.tolist()
+        atoms = [Atom({("Y", j): c for j, c in zip(index[a:b], data[a:b], strict=True)},
+                      float(k), Pos(file, line, col))
+                 for a, b, k, (line, col) in zip(ptr[:-1], ptr[1:], self.const.tolist(),
+                                                 self.tags.tolist(), strict=True)]
+        groups = tuple(Junction(self.inner, tuple(atoms[a:b]), Pos(file, line, col))
+                       for a, b, (line, col) in zip(bounds[:-1], bounds[1:],
+                                                    self.group_tags.tolist(), strict=True))
+        return Junction(self.outer, groups, self.pos)
+
+    def violation(self, n_outputs: int) -> Condition:
+        """The formula as a robustc condition (what :func:`_violation` makes of the
+        :class:`Junction` of :class:`Atom` s that the formula reader reads)."""
+        rows = LinearRows(n_outputs, self.indptr, self.indices, self.data, self.const,
+                          strict=False, prefix="vnnlib ", tags=self.tags)
+        junction = OrClauses if self.outer == "or" else AndClauses
+        return junction(rows, self.groups, self.inner)
+
+
 def _is_input_bound(f: Formula) -> bool:
     """Whether ``f`` bounds a single input (then it goes to :class:`InputBounds`)."""
     if not isinstance(f, Atom) or len(f.coeffs) != 1:
@@ -442,6 +513,12 @@ class Query:
     n_outputs: int
     assertions: tuple[Formula, ...]
     bounds: InputBounds
+
+    def as_formulas(self) -> Query:
+        """This query with each :class:`OutputClauses` replaced by its :meth:`junction
+        <OutputClauses.junction>`: what the general reader (``fast=False``) reads."""
+        return dataclasses.replace(self, assertions=tuple(
+            f.junction() if isinstance(f, OutputClauses) else f for f in self.assertions))
 
 
 def _term(e: SExpr, declared: DeclaredNames) -> tuple[dict, float]:
@@ -655,8 +732,12 @@ def _scan(text: str, file: str, declared: DeclaredNames, bounds: _BoundsBuilder,
         elif cmds.rest == "open" and m and stop < end:  # read it again in a larger block
             upto = int(cmds.end[m - 1])
         else:  # a command longer than the block, or a token outside any command
-            e, at, line, line_start = _read_rest(text, file, cmds, origin, stop, declared,
-                                                 deadline)
+            start = int(cmds.tokens.start[cmds.after]) if cmds.after < cmds.tokens.kind.size \
+                else stop - at
+            got = _output_clauses(text, file, (at + start, *map(int, _line_at(
+                cmds.newlines, start, origin))), declared, deadline)
+            e, at, line, line_start = got or _read_rest(text, file, cmds, origin, stop,
+                                                        declared, deadline)
             size = _BLOCK_MIN
             yield e
             continue
@@ -727,10 +808,138 @@ def _command(text: str, file: str, cmds, n: int, origin: tuple,
     """Command ``n`` of a block (closed in it)."""
     toks = cmds.tokens
     t0, t1 = int(cmds.first[n]), int(cmds.last[n]) + 1
+    if toks.end[t1 - 1] - toks.start[t0] >= _CLAUSES_MIN_CHARS:
+        at = int(toks.start[t0])
+        got = _output_clauses(text, file, (origin[0] + at, *map(int, _line_at(
+            toks.newlines, at, origin))), declared)
+        if got is not None:
+            return got[0]
     if _plain(text, toks, t0, t1, origin):
         return _build(text, file, toks, t0, t1, origin, [], declared)[0]
     line, line_start = map(int, _line_at(toks.newlines, toks.start[t0], origin))
     return _read_one(text, file, origin[0] + int(toks.start[t0]), line, line_start)[0]
+
+
+#: Fewest comparisons in a command for :func:`_output_clauses` to keep it as arrays (a
+#: smaller command is read as before, into :class:`Atom` s).
+CLAUSES_MIN = 1000
+#: Fewest characters of a command closed in a block for :func:`_output_clauses` to try it
+#: (a comparison takes 12 or more).
+_CLAUSES_MIN_CHARS = 12 * CLAUSES_MIN
+#: Largest block of :func:`_output_clauses` (its arrays per token stay small).
+_CLAUSES_BLOCK = 1 << 18
+_CLAUSES = re.compile(r"(\()\s*(assert)\s*(\()\s*(and|or)(?=[\s(])")
+
+
+def _output_clauses(text: str, file: str, origin: tuple, declared: DeclaredNames,
+                    deadline: float | None = None) -> tuple | None:
+    """The command at ``origin = (offset, line, line_start)`` when it is ``(assert (OUTER
+    (INNER C ...) ...))`` with at least :data:`CLAUSES_MIN` output comparisons ``C`` that
+    :func:`~robustc.compiler.vnnlib_scan.clause_groups` reads: ``(SExpr, end offset,
+    line, line_start)`` with an :class:`OutputClauses` for its formula, read a block at a
+    time (polling ``deadline`` before each); None for any other command (and for one that
+    holds an error: the general reader reads it and names the error)."""
+    head = _CLAUSES.match(text, origin[0])
+    if head is None or not text[origin[0]:head.end()].isascii():
+        return None
+    where = [Pos(file, *map(int, _line_col(text, origin, head.start(g)))) for g in (1, 2, 3)]
+    at = head.end()
+    line, col = _line_col(text, origin, at)
+    block = (at, line, at - col + 1)
+    parts, size, inner = [], _BLOCK_MIN << 2, None
+    while True:
+        _in_time(deadline, file, block[1])
+        got = _clause_block(text, block, size, inner, declared)
+        if got is None:
+            return None
+        if got == "larger":
+            size *= 2
+            continue
+        clauses, toks, upto, done, inner = got
+        tags, opens = (_tags(toks, at, block) for at in (clauses.paren, clauses.opens))
+        parts.append([clauses.sizes, clauses.count, clauses.index.astype(np.int32),
+                      clauses.coeff, clauses.const, tags, opens])
+        block = (block[0] + upto, *map(int, _line_at(toks.newlines, upto, block)))
+        del clauses, toks
+        if done:
+            break
+        size = min(2 * size, _CLAUSES_BLOCK)
+    formula = _clauses_formula(parts, head.group(4), inner.decode(), where[2])
+    if formula is None:
+        return None
+    e = SExpr(where[0], items=(SExpr(where[1], atom="assert"),
+                               _Given(where[2], head.group(4), formula, text, head.start(3))))
+    return e, *block
+
+
+def _tags(toks, at: np.ndarray, origin: tuple) -> np.ndarray:
+    """The line and column of the tokens ``at`` of a block: ``(len(at), 2)``, ``int32``."""
+    line, line_start = _line_at(toks.newlines, toks.start[at], origin)
+    return np.stack([line, origin[0] + toks.start[at] - line_start + 1], axis=1).astype(np.int32)
+
+
+def _line_col(text: str, origin: tuple, offset: int) -> tuple[int, int]:
+    """``(line, column)`` of ``offset`` (near ``origin``, on or after it)."""
+    at, line, line_start = origin
+    newlines = text.count("\n", at, offset)
+    if newlines:
+        line_start = text.rindex("\n", at, offset) + 1
+    return line + newlines, offset - line_start + 1
+
+
+def _clause_block(text: str, origin: tuple, size: int, inner: bytes | None,
+                  declared: DeclaredNames):
+    """The groups of comparisons in the block of about ``size`` characters at ``origin``
+    (inside an ``(OUTER ...)``): ``(Clauses, tokens, offset after them, whether the command
+    ends there, inner junction)``; ``"larger"`` when no group closes in the block; None
+    when the text is not what :func:`_output_clauses` reads."""
+    at = origin[0]
+    stop = _cut(text, at, at + size)
+    chunk = text[at:stop]
+    if not chunk.isascii():
+        return None
+    toks = tokenize_block(np.frombuffer(chunk.encode("ascii"), np.uint8))
+    kind = toks.kind
+    depth = np.cumsum(np.where(kind == LP, 1, np.where(kind == RP, -1, 0)))
+    out = np.flatnonzero(depth < 0)
+    if out.size:  # the OUTER list closes: then the assert, and the command ends
+        t1 = int(out[0])
+        if t1 + 1 >= kind.size or kind[t1 + 1] != RP:
+            return None
+        upto, done = int(toks.end[t1 + 1]), True
+    else:
+        closes = np.flatnonzero((kind == RP) & (depth == 0))
+        if not closes.size:
+            return None if stop == len(text) or size > 64 * _BLOCK_MAX else "larger"
+        t1 = int(closes[-1]) + 1
+        upto, done = int(toks.end[t1 - 1]), False
+    if inner is None:
+        if t1 < 2 or kind[1] == LP or kind[1] == RP:
+            return None
+        inner = chunk[toks.start[1]:toks.end[1]].encode()
+        if inner not in (b"and", b"or"):
+            return None
+    clauses = clause_groups(toks, t1, inner, declared)
+    return None if clauses is None else (clauses, toks, upto, done, inner)
+
+
+def _clauses_formula(parts: list, outer: str, inner: str, pos: Pos) -> OutputClauses | None:
+    """The :class:`OutputClauses` of the blocks' groups ``parts`` (``(sizes, count, index,
+    coeff, const, tags, group tags)`` of each block, emptied as each column is joined), or
+    None when it has fewer than :data:`CLAUSES_MIN` comparisons."""
+    if sum(part[1].size for part in parts) < CLAUSES_MIN:
+        return None
+    columns = []
+    for j in range(7):
+        columns.append(np.concatenate([part[j] for part in parts]))
+        for part in parts:
+            part[j] = None
+    sizes, count, index, coeff, const, tags, opens = columns
+    indptr = np.zeros(count.size + 1, dtype=np.int64)
+    np.cumsum(count, out=indptr[1:])
+    groups = np.zeros(sizes.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=groups[1:])
+    return OutputClauses(outer, inner, indptr, index, coeff, const, tags, groups, opens, pos)
 
 
 def _read_rest(text: str, file: str, cmds, origin: tuple, stop: int,
@@ -1024,6 +1233,8 @@ def _output_atom(a: Atom, n_outputs: int) -> Linear:
 def _violation(f: Formula, n_outputs: int, deadline: float | None = None) -> Condition:
     """An output-only formula as a robustc condition (the violation, not negated); polls
     ``deadline`` at each junction."""
+    if isinstance(f, OutputClauses):
+        return f.violation(n_outputs)
     if isinstance(f, Atom):
         return _output_atom(f, n_outputs)
     _in_time(deadline, f.pos.file, f.pos.line, _LOWERING)

@@ -386,6 +386,166 @@ def bound_atoms_of(tokens: Tokens, at: np.ndarray) -> tuple:
             value)
 
 
+def _parents(kind: np.ndarray, after: np.ndarray, before: np.ndarray, top: int) -> np.ndarray:
+    """The token of each token's enclosing ``(`` (-1 at depth 0), for depths up to ``top``."""
+    parent = np.full(kind.size, -1, dtype=np.int64)
+    for level in range(1, top + 1):
+        opens = np.flatnonzero((kind == _LP) & (after == level))
+        here = np.flatnonzero(before == level)
+        if here.size:
+            parent[here] = opens[np.searchsorted(opens, here) - 1]
+    return parent
+
+
+def _children(kind: np.ndarray, before: np.ndarray, parent: np.ndarray) -> tuple:
+    """``(cidx, nitems)``: each item's (atom's or list's) place among its list's items (0:
+    the head) and each ``(``'s number of items (0 for other tokens)."""
+    items = np.flatnonzero((kind != _RP) & (before >= 1))
+    items = items[np.argsort(parent[items], kind="stable")]
+    par = parent[items]
+    new = np.ones(items.size, dtype=bool)
+    new[1:] = par[1:] != par[:-1]
+    first = np.flatnonzero(new)
+    cidx = np.zeros(kind.size, dtype=np.int64)
+    cidx[items] = np.arange(items.size) - first[np.cumsum(new) - 1]
+    nitems = np.zeros(kind.size, dtype=np.int64)
+    nitems[par[first]] = np.diff(np.append(first, items.size))
+    return cidx, nitems
+
+
+@dataclass
+class Clauses:
+    """Groups of output comparisons read by :func:`clause_groups`: ``sizes`` (comparisons
+    per group) and ``opens`` (the token of each group's ``(``); per comparison the token of
+    its ``(`` (``paren``), its number of outputs (``count``) and ``const``; per output of a
+    comparison, in order, ``index`` and ``coeff``: each comparison ``(<= A B)`` is ``B - A
+    >= 0`` as the general reader makes it (``sum(coeff * Y_index) + const >= 0``)."""
+
+    sizes: np.ndarray
+    opens: np.ndarray
+    paren: np.ndarray
+    count: np.ndarray
+    const: np.ndarray
+    index: np.ndarray
+    coeff: np.ndarray
+
+
+def clause_groups(tokens: Tokens, t1: int, inner: bytes, names: DeclaredNames) -> Clauses | None:
+    """The groups ``(INNER C ...)`` that make up the tokens ``0 .. t1 - 1`` of a block
+    (``INNER``: ``and`` or ``or``), each ``C`` an output comparison ``(<= S S)`` / ``(>= S
+    S)`` whose sides ``S`` are a leaf, ``(* L L)``, or ``(+ T ...)`` / ``(- T ...)`` of
+    leaves and ``(* L L)``; a leaf a declared ``Y_j`` or a finite number, each ``*`` of one
+    ``Y_j`` and one number. Every output occurs once in a comparison with a non-zero
+    coefficient, a side holds at most two numbers (so the sums are the general reader's,
+    bit for bit) and the constant is finite. None when anything differs (the general
+    reader then reads the command and finds any error)."""
+    kind = tokens.kind[:t1]
+    after = np.cumsum(_DEPTH[kind])
+    before = after - (kind == _LP) + (kind == _RP)
+    lp, atom = kind == _LP, kind == _ATOM
+    if not t1 or (before < 0).any() or (atom & (before == 0)).any() or \
+            (lp & (before >= 4)).any():
+        return None
+    parent = _parents(kind, after, before, 4)
+    cidx, nitems = _children(kind, before, parent)
+    w, st, en = tokens.windows, tokens.start, tokens.end
+    lps = np.flatnonzero(lp)
+    if (kind[lps + 1] != _ATOM).any():
+        return None
+    level = before[lps]
+    groups, cmps, sides, inside = (lps[level == k] for k in range(4))
+    if not _is_word(w, st, en, groups + 1, inner).all() or (nitems[groups] < 2).any() or \
+            (kind[(before == 1) & (cidx >= 1)] != _LP).any():
+        return None
+    le = _is_word(w, st, en, cmps + 1, b"<=")
+    if not (le | _is_word(w, st, en, cmps + 1, b">=")).all() or (nitems[cmps] != 3).any():
+        return None
+    minus = _is_word(w, st, en, sides + 1, b"-")
+    star = _is_word(w, st, en, sides + 1, b"*")
+    if not (minus | star | _is_word(w, st, en, sides + 1, b"+")).all() or \
+            (nitems[sides] < 2).any() or (nitems[sides[star]] != 3).any():
+        return None
+    is_star = np.zeros(t1, dtype=bool)
+    is_star[sides[star]] = True
+    if is_star[parent[inside]].any() or not _is_word(w, st, en, inside + 1, b"*").all() or \
+            (nitems[inside] != 3).any():
+        return None
+    is_star[inside] = True
+    return _clause_leaves(tokens, t1, groups, cmps, le, sides[minus], is_star, parent, cidx,
+                          nitems, before, names)
+
+
+def _clause_leaves(tokens, t1, groups, cmps, le, minus_lists, is_star, parent, cidx, nitems,
+                   before, names) -> Clauses | None:
+    """:func:`clause_groups` once the lists are checked: the leaves' coefficients and the
+    comparisons' constants."""
+    w, st, en, kind = tokens.windows, tokens.start, tokens.end, tokens.kind[:t1]
+    leaves = np.flatnonzero((kind == _ATOM) & (before >= 2) & (cidx >= 1))
+    is_y = _is_name(w, st, en, leaves, b"Y")
+    ys, nums = leaves[is_y], leaves[~is_y]
+    yidx = _digits(w, st[ys] + 2, en[ys])
+    value, ok = _numbers(w, st[nums], en[nums])
+    if not ok.all() or not np.isfinite(value).all() or not names.declared("Y", yidx).all():
+        return None
+    # each '*': one output and one number (the factor)
+    in_star = is_star[parent[leaves]]
+    count = np.bincount(parent[ys[in_star[is_y]]], minlength=t1)
+    if (count[is_star] != 1).any():
+        return None
+    factor = np.ones(t1)
+    factor[parent[nums[in_star[~is_y]]]] = value[in_star[~is_y]]
+    # the term (a leaf, or its '*'), its sign in a '-', its side and the side's sign
+    is_minus, is_cmp, is_le = (np.zeros(t1, dtype=bool) for _ in range(3))
+    is_minus[minus_lists], is_cmp[cmps] = True, True
+    is_le[cmps] = le
+    term = np.where(in_star, parent[leaves], leaves)
+    tpar = parent[term]
+    neg = is_minus[tpar] & ((cidx[term] >= 2) | (nitems[tpar] == 2))
+    side = np.where(is_cmp[tpar], term, tpar)
+    cmp = parent[side]
+    big = np.where(is_le[cmp], cidx[side] == 2, cidx[side] == 1)
+    coeff = np.where(in_star[is_y], factor[parent[ys]], 1.0)  # sign flips are exact
+    coeff = np.where(neg[is_y], -coeff, coeff)
+    coeff = np.where(big[is_y], coeff, -coeff)
+    free = ~in_star[~is_y]  # the numbers outside a '*'
+    const = _clause_consts(t1, cmps, value[free], neg[~is_y][free], side[~is_y][free], parent,
+                           cidx, before, kind, is_le)
+    rank = np.zeros(t1, dtype=np.int64)
+    rank[cmps] = np.arange(cmps.size)
+    which = rank[cmp[is_y]]
+    per = np.bincount(which, minlength=cmps.size)
+    key = np.sort(which * (int(yidx.max(initial=0)) + 1) + yidx)
+    if const is None or (per == 0).any() or (coeff == 0).any() or (key[1:] == key[:-1]).any():
+        return None
+    return Clauses(nitems[groups] - 1, groups, cmps, per, const, yidx, coeff)
+
+
+def _clause_consts(t1, cmps, value, neg, side, parent, cidx, before, kind, is_le):
+    """Each comparison's constant from its numbers outside a ``*`` (``value``, negated where
+    ``neg``; ``side``: the side each is in), summed as the general reader sums them: per
+    side ``(0 + a) + b``, then ``(0 + big) + -small``; None when a side has more than two
+    numbers or a constant overflows."""
+    new = np.ones(side.size, dtype=bool)
+    new[1:] = side[1:] != side[:-1]
+    place = np.arange(side.size) - np.flatnonzero(new)[np.cumsum(new) - 1]
+    if (place >= 2).any():
+        return None
+    term = np.where(neg, -value, value)
+    sums = np.zeros(t1)
+    sums[side[place == 0]] = 0.0 + term[place == 0]
+    sums[side[place == 1]] = sums[side[place == 1]] + term[place == 1]
+    items = np.flatnonzero((kind != _RP) & (before == 2))  # the sides, in order
+    first, second = np.zeros(t1, dtype=np.int64), np.zeros(t1, dtype=np.int64)
+    first[parent[items[cidx[items] == 1]]] = items[cidx[items] == 1]
+    second[parent[items[cidx[items] == 2]]] = items[cidx[items] == 2]
+    lhs, rhs = sums[first[cmps]], sums[second[cmps]]
+    big = np.where(is_le[cmps], rhs, lhs)
+    small = np.where(is_le[cmps], lhs, rhs)
+    with np.errstate(over="ignore", invalid="ignore"):
+        const = (0.0 + big) + -small
+    return const if np.isfinite(const).all() else None
+
+
 __all__ = ["DeclaredNames", "Commands", "Tokens", "scan_block", "tokenize_block", "invalid",
-           "bound_atoms", "bound_atoms_of", "comparisons",
+           "bound_atoms", "bound_atoms_of", "comparisons", "Clauses", "clause_groups",
            "MAX_NUMBER", "LP", "RP", "ATOM"]

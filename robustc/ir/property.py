@@ -7,7 +7,12 @@ condition into this small, solver-neutral language:
 * :class:`Linear`: ``coeffs . y + const > 0`` (``strict``) or ``>= 0``;
 * :class:`AtLeast`: at least ``k`` of several :class:`Linear` atoms hold (top-k membership,
   argmax);
-* :class:`And`, :class:`Or`.
+* :class:`And`, :class:`Or`;
+* :class:`AndClauses`, :class:`OrClauses`: an ``And`` / ``Or`` of groups, each an ``And`` /
+  ``Or`` of atoms kept as arrays (:class:`LinearRows`), for conditions of many atoms (a
+  VNN-LIB file of 300,000 output constraints); their ``operands`` are built as the objects
+  above only when a consumer asks for them, while :func:`negate`, :func:`margin`,
+  :func:`holds`, :func:`dnf` and :func:`atoms_size` work on the arrays.
 
 There is no ``Not``: :func:`negate` pushes negation into the atoms. Every condition has a
 *margin*: positive when it holds, and for a :class:`Linear` atom the value ``coeffs . y +
@@ -18,6 +23,7 @@ Backends decide the *violation* ``negate(condition)``; replay evaluates :func:`h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import product
 
 import numpy as np
@@ -64,7 +70,134 @@ class Or:
     label: str = ""
 
 
+@dataclass(frozen=True, eq=False)
+class LinearRows:
+    """``k`` :class:`Linear` atoms as arrays, one row each (compressed sparse rows): atom
+    ``i`` is ``sum(data[p] * y[indices[p]]) + const[i]`` over ``p`` in ``indptr[i] ..
+    indptr[i + 1] - 1`` ``> 0`` (``strict``) or ``>= 0``, over ``n`` outputs; no output
+    occurs twice in one row. Its label is ``prefix`` followed by ``tags[i, 0]:tags[i, 1]``
+    (a source position), or ``prefix`` alone when ``tags`` is None. ``fill``: the value of
+    the coefficients not listed (``-0.0`` after an odd number of negations, as
+    ``-coeffs`` gives for a :class:`Linear`)."""
+
+    n: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    const: np.ndarray
+    strict: bool = True
+    prefix: str = ""
+    tags: np.ndarray | None = None
+    fill: float = 0.0
+
+    def __len__(self) -> int:
+        return int(self.const.size)
+
+    def dense(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """The coefficients of atoms ``lo .. hi - 1`` as a dense ``(hi - lo, n)`` array."""
+        hi = len(self) if hi is None else hi
+        a, b = int(self.indptr[lo]), int(self.indptr[hi])
+        out = np.full((hi - lo, self.n), self.fill)
+        rows = np.repeat(np.arange(hi - lo), np.diff(self.indptr[lo:hi + 1]))
+        out[rows, self.indices[a:b]] = self.data[a:b]
+        return out
+
+    def label(self, i: int) -> str:
+        """The label of atom ``i``."""
+        return self.prefix if self.tags is None else \
+            f"{self.prefix}{self.tags[i, 0]}:{self.tags[i, 1]}"
+
+    def atoms(self) -> list[Linear]:
+        """Every atom as a :class:`Linear` (one object each: for consumers of small
+        conditions)."""
+        out, step = [], 1 << 16
+        for lo in range(0, len(self), step):
+            hi = min(lo + step, len(self))
+            coeffs = self.dense(lo, hi)
+            out += [Linear(coeffs[i - lo], float(self.const[i]), self.strict, self.label(i))
+                    for i in range(lo, hi)]
+        return out
+
+    def negated(self) -> LinearRows:
+        """The negations of the atoms (as :func:`negate` of each)."""
+        prefix = ("not " + self.prefix).strip() if self.tags is None else "not " + self.prefix
+        return LinearRows(self.n, self.indptr, self.indices, -self.data, -self.const,
+                          not self.strict, prefix, self.tags, -self.fill)
+
+    def margins(self, y: np.ndarray) -> np.ndarray:
+        """The atoms' margins on outputs ``y`` of shape ``(..., n)``: ``(..., k)``, computed
+        in chunks of rows (a margin may differ from :meth:`Linear.margin` in its last bits:
+        the sums are ordered by the matrix product)."""
+        y = np.asarray(y, dtype=np.float64)
+        step = 1 << 16
+        parts = [y @ self.dense(lo, min(lo + step, len(self))).T
+                 + self.const[lo:lo + step] for lo in range(0, len(self), step)]
+        return np.concatenate(parts, axis=-1) if parts else np.zeros(y.shape[:-1] + (0,))
+
+
+class _Clauses:
+    """An outer junction of ``len(groups) - 1`` inner junctions (``inner``: ``"and"`` or
+    ``"or"``), group ``g`` over the atoms ``groups[g] .. groups[g + 1] - 1`` of ``rows``
+    (every group non-empty); ``label`` and ``inner_label`` as for :class:`And` /
+    :class:`Or`."""
+
+    def __init__(self, rows: LinearRows, groups: np.ndarray, inner: str, label: str = "",
+                 inner_label: str = ""):
+        if inner not in ("and", "or"):
+            raise IRError(f"clauses: inner junction {inner!r} (expected 'and' or 'or')")
+        if groups.size < 2 or groups[0] != 0 or groups[-1] != len(rows) or \
+                np.any(np.diff(groups) <= 0):
+            raise IRError("clauses: the groups must split the atoms into non-empty runs")
+        for name, value in (("rows", rows), ("groups", groups), ("inner", inner),
+                            ("label", label), ("inner_label", inner_label)):
+            object.__setattr__(self, name, value)
+
+    @cached_property
+    def operands(self) -> tuple:
+        """The groups as :class:`And` / :class:`Or` of :class:`Linear` (built on first use)."""
+        junction = And if self.inner == "and" else Or
+        atoms = self.rows.atoms()
+        bounds = self.groups.tolist()
+        return tuple(junction(tuple(atoms[a:b]), self.inner_label)
+                     for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+
+    def __getstate__(self) -> dict:  # the operands are rebuilt, not pickled
+        return {k: v for k, v in self.__dict__.items() if k != "operands"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({len(self.groups) - 1} {self.inner} groups of "
+                f"{len(self.rows)} atoms over {self.rows.n} outputs, label={self.label!r})")
+
+    def margins(self, y: np.ndarray) -> np.ndarray:
+        """The groups' margins on ``y``: ``(..., groups)``."""
+        m = self.rows.margins(y)
+        reduce = np.minimum if self.inner == "and" else np.maximum
+        return reduce.reduceat(m, self.groups[:-1], axis=-1)
+
+    def truths(self, y: np.ndarray) -> np.ndarray:
+        """Whether each group holds on ``y``: ``(..., groups)``."""
+        m = self.rows.margins(y)
+        atom = m > 0 if self.rows.strict else m >= 0
+        reduce = np.logical_and if self.inner == "and" else np.logical_or
+        return reduce.reduceat(atom, self.groups[:-1], axis=-1)
+
+
+class AndClauses(_Clauses, And):
+    """An :class:`And` of groups of atoms kept as arrays (see :class:`LinearRows`)."""
+
+
+class OrClauses(_Clauses, Or):
+    """An :class:`Or` of groups of atoms kept as arrays (see :class:`LinearRows`)."""
+
+
 Condition = Linear | AtLeast | And | Or
+
+
+def _not(label: str) -> str:
+    return f"not {label}".strip()
 
 
 def output_gt(n: int, i: int, j: int | None = None, value: float = 0.0, *, strict: bool = True,
@@ -88,6 +221,10 @@ def in_top_k(n: int, t: int, k: int, label: str = "") -> AtLeast:
 
 def negate(cond: Condition) -> Condition:
     """The negation of ``cond``, with the negation pushed into the atoms."""
+    if isinstance(cond, _Clauses):
+        flip = AndClauses if isinstance(cond, Or) else OrClauses
+        return flip(cond.rows.negated(), cond.groups, "or" if cond.inner == "and" else "and",
+                    _not(cond.label), _not(cond.inner_label))
     if isinstance(cond, Linear):
         return Linear(-cond.coeffs, -cond.const, not cond.strict, f"not {cond.label}".strip())
     if isinstance(cond, AtLeast):  # fewer than k hold == at least n-k+1 fail
@@ -102,6 +239,9 @@ def margin(cond: Condition, y: np.ndarray) -> np.ndarray:
     """Margin of ``cond`` on outputs ``y`` (``(B, n)`` gives ``(B,)``); positive iff it holds
     for strict atoms (a non-strict atom also holds at margin 0)."""
     y = np.asarray(y, dtype=np.float64)
+    if isinstance(cond, _Clauses):
+        ms = cond.margins(y)
+        return ms.min(axis=-1) if isinstance(cond, And) else ms.max(axis=-1)
     if isinstance(cond, Linear):
         return cond.margin(y)
     if isinstance(cond, AtLeast):
@@ -118,6 +258,9 @@ def margin(cond: Condition, y: np.ndarray) -> np.ndarray:
 def holds(cond: Condition, y: np.ndarray) -> np.ndarray:
     """Exact truth of ``cond`` on outputs ``y`` (strict atoms need a positive margin)."""
     y = np.asarray(y, dtype=np.float64)
+    if isinstance(cond, _Clauses):
+        parts = cond.truths(y)
+        return parts.all(axis=-1) if isinstance(cond, And) else parts.any(axis=-1)
     if isinstance(cond, Linear):
         m = cond.margin(y)
         return m > 0 if cond.strict else m >= 0
@@ -138,6 +281,8 @@ def dnf(cond: Condition) -> list[list[Linear | AtLeast]]:
     split into small cases (an argmax change is one case per competitor); other ``k`` stay
     atoms (encoded with selectors).
     """
+    if isinstance(cond, _Clauses):
+        _clauses_cases(cond)  # refuse a large expansion before building any atom
     if isinstance(cond, AtLeast) and cond.atoms and cond.k == 1:
         return dnf(Or(cond.atoms, cond.label))
     if isinstance(cond, AtLeast) and cond.atoms and cond.k == len(cond.atoms):
@@ -148,17 +293,45 @@ def dnf(cond: Condition) -> list[list[Linear | AtLeast]]:
         out = [conj for c in cond.operands for conj in dnf(c)]
     else:
         parts = [dnf(c) for c in cond.operands]
-        size = int(np.prod([len(p) for p in parts], dtype=np.float64))
+        with np.errstate(over="ignore"):
+            size = float(np.prod([len(p) for p in parts], dtype=np.float64))
         if size > MAX_DISJUNCTS:
-            raise IRError(f"the condition expands to {size} cases (limit {MAX_DISJUNCTS})")
+            raise IRError(f"the condition expands to {_count(size)} cases (limit "
+                          f"{MAX_DISJUNCTS})")
         out = [[a for conj in combo for a in conj] for combo in product(*parts)]
     if len(out) > MAX_DISJUNCTS:
         raise IRError(f"the condition expands to {len(out)} cases (limit {MAX_DISJUNCTS})")
     return out
 
 
+def _clauses_cases(cond: _Clauses) -> None:
+    """Raise ``IRError`` as :func:`dnf` of ``cond``'s operands would (inner groups first),
+    from the group sizes alone."""
+    sizes = np.diff(cond.groups)
+    if cond.inner == "or" and sizes.max() > MAX_DISJUNCTS:
+        size = int(sizes[np.argmax(sizes > MAX_DISJUNCTS)])
+        raise IRError(f"the condition expands to {size} cases (limit {MAX_DISJUNCTS})")
+    if isinstance(cond, Or):
+        count = int(sizes.sum()) if cond.inner == "or" else sizes.size
+        if count > MAX_DISJUNCTS:
+            raise IRError(f"the condition expands to {count} cases (limit {MAX_DISJUNCTS})")
+    elif cond.inner == "or":
+        with np.errstate(over="ignore"):
+            size = float(np.prod(sizes, dtype=np.float64))
+        if size > MAX_DISJUNCTS:
+            raise IRError(f"the condition expands to {_count(size)} cases (limit "
+                          f"{MAX_DISJUNCTS})")
+
+
+def _count(size: float) -> str:
+    """A number of cases as an integer (beyond a float's range: in words)."""
+    return str(int(size)) if np.isfinite(size) else "more than 1e308"
+
+
 def atoms_size(cond: Condition) -> int:
     """The number of outputs the condition's atoms refer to (their coefficient length)."""
+    if isinstance(cond, _Clauses):
+        return cond.rows.n
     if isinstance(cond, Linear):
         return len(cond.coeffs)
     subs = cond.atoms if isinstance(cond, AtLeast) else cond.operands

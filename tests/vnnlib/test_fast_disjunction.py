@@ -92,8 +92,10 @@ def disjunction_file(draw) -> tuple[str, list | None]:
 
 
 def _read(text: str, fast: bool):
+    """The Query (large output disjunctions as the general reader's formulas: see
+    ``Query.as_formulas``) or the error message."""
     try:
-        return parse_vnnlib(text, "or.vnnlib", fast=fast)
+        return parse_vnnlib(text, "or.vnnlib", fast=fast).as_formulas()
     except SpecError as exc:
         return str(exc)
 

@@ -1,0 +1,108 @@
+"""Conditions of many atoms kept as arrays (:class:`~robustc.ir.property.OrClauses`,
+:class:`~robustc.ir.property.AndClauses` over :class:`~robustc.ir.property.LinearRows`)
+against the same condition built as a tree of :class:`~robustc.ir.property.Linear`,
+``And`` and ``Or`` from the same numbers (the oracle): margins, truth, negation, cases,
+size, and the operands a consumer that reads the tree sees."""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+
+from robustc.errors import IRError
+from robustc.ir.property import (
+    MAX_DISJUNCTS,
+    And,
+    AndClauses,
+    Linear,
+    LinearRows,
+    Or,
+    OrClauses,
+    atoms_size,
+    dnf,
+    holds,
+    margin,
+    negate,
+)
+
+
+def both(outer: str, inner: str, sizes: list[int], n: int = 6, seed: int = 0,
+         strict: bool = False):
+    """``(arrays, tree)``: the same condition, groups of ``sizes`` atoms over ``n`` outputs
+    with 1 to 3 non-zero coefficients each."""
+    rng = np.random.default_rng(seed)
+    k = sum(sizes)
+    dense = np.zeros((k, n))
+    for row in dense:
+        cols = rng.choice(n, rng.integers(1, 4), replace=False)
+        row[cols] = rng.integers(-3, 4, cols.size) + rng.choice([0.0, 0.5], cols.size)
+        row[cols[row[cols] == 0]] = 1.0
+    const = rng.normal(size=k).round(2)
+    tags = np.stack([np.arange(k) + 10, np.full(k, 3)], axis=1)
+    indptr = np.concatenate([[0], np.cumsum((dense != 0).sum(1))])
+    cols = np.nonzero(dense)
+    rows = LinearRows(n, indptr, cols[1], dense[cols], const, strict, "src ", tags)
+    groups = np.concatenate([[0], np.cumsum(sizes)])
+    arrays = (OrClauses if outer == "or" else AndClauses)(rows, groups, inner)
+    atoms = [Linear(dense[i], float(const[i]), strict, f"src {i + 10}:3") for i in range(k)]
+    junction = {"and": And, "or": Or}
+    tree = junction[outer](tuple(junction[inner](tuple(atoms[a:b]))
+                                 for a, b in zip(groups[:-1], groups[1:], strict=True)))
+    return arrays, tree
+
+
+def canon(cond):
+    if isinstance(cond, Linear):
+        return ("lin", tuple(cond.coeffs.tolist()), tuple(np.signbit(cond.coeffs).tolist()),
+                cond.const, cond.strict, cond.label)
+    return ("and" if isinstance(cond, And) else "or", tuple(canon(c) for c in cond.operands),
+            cond.label)
+
+
+COMBOS = [(o, i) for o in ("or", "and") for i in ("and", "or")]
+
+
+@pytest.mark.parametrize("outer, inner", COMBOS)
+@pytest.mark.parametrize("strict", [False, True])
+def test_arrays_mean_what_the_tree_means(outer, inner, strict):
+    arrays, tree = both(outer, inner, [1, 3, 2, 1, 4], strict=strict)
+    rng = np.random.default_rng(1)
+    y = rng.integers(-3, 4, size=(400, 6)).astype(float)  # many exact ties at margin 0
+    for a, t in ((arrays, tree), (negate(arrays), negate(tree)),
+                 (negate(negate(arrays)), negate(negate(tree)))):
+        assert isinstance(a, Or) == isinstance(t, Or)
+        np.testing.assert_allclose(margin(a, y), margin(t, y), atol=1e-12)
+        np.testing.assert_array_equal(holds(a, y), holds(t, y))
+        np.testing.assert_array_equal(holds(a, y[0]), holds(t, y[0]))
+        assert canon(a) == canon(t)  # labels, strictness and -0.0 included
+        assert [[canon(x) for x in c] for c in dnf(a)] == [[canon(x) for x in c] for c in dnf(t)]
+        assert atoms_size(a) == atoms_size(t) == 6
+    # both answers occur (for a group, so the comparisons above are not vacuous)
+    assert any(0 < holds(group, y).mean() < 1 for group in tree.operands)
+
+
+@pytest.mark.parametrize("outer, inner, sizes", [
+    ("or", "and", [1] * (MAX_DISJUNCTS + 1)), ("or", "or", [3] * (MAX_DISJUNCTS // 3 + 1)),
+    ("and", "or", [2] * 13), ("and", "or", [2] * 2000), ("or", "or", [MAX_DISJUNCTS + 2]),
+    ("and", "or", [1, MAX_DISJUNCTS + 1, 2])])
+def test_too_many_cases_is_the_same_error(outer, inner, sizes):
+    arrays, tree = both(outer, inner, sizes)
+    with pytest.raises(IRError) as want:
+        dnf(tree)
+    with pytest.raises(IRError, match=re.escape(str(want.value))):
+        dnf(arrays)
+    assert "operands" not in arrays.__dict__  # refused from the sizes, no atom built
+
+
+def test_pickled_and_bad_groups():
+    arrays, _ = both("or", "and", [2, 2])
+    assert arrays.operands  # built, then not pickled
+    again = pickle.loads(pickle.dumps(arrays))
+    assert "operands" not in again.__dict__ and canon(again) == canon(arrays)
+    with pytest.raises(IRError, match="non-empty runs"):
+        OrClauses(arrays.rows, np.array([0, 2, 2, 4]), "and")
+    with pytest.raises(IRError, match="inner junction"):
+        OrClauses(arrays.rows, arrays.groups, "xor")
