@@ -70,17 +70,31 @@ def _problems(args) -> list[dict]:
     graphs = {m: logits(standard_passes().run(load_onnx(str(ROOT / "examples" / "models" /
                                                           f"{m}.onnx"))))[0]
               for m in args.models}  # fmt: skip
-    chosen = []
-    for i in range(len(images)):
+
+    def kept(i: int) -> bool:
         x0 = images[i][None].astype(np.float64)
-        target = int(classes[i][1])
-        cond = _condition(args.scale, target)
-        if all(holds(cond, evaluate(graphs[m], x0).reshape(1, -1))[0] for m in args.models):
-            chosen.append({"index": i, "x0": x0, "masks": masks[i], "perturbed": int(classes[i][0]),
-                           "target": target})
-        if len(chosen) == args.images:
+        cond = _condition(args.scale, int(classes[i][1]))
+        return all(holds(cond, evaluate(graphs[m], x0).reshape(1, -1))[0] for m in args.models)
+
+    return [{"index": i, "x0": images[i][None].astype(np.float64), "masks": masks[i],
+             "perturbed": int(classes[i][0]), "target": int(classes[i][1])}
+            for i in choose(len(images), kept, args.images, getattr(args, "skip", 0))]
+
+
+def choose(total: int, kept, count: int, skip: int = 0) -> list[int]:
+    """Indices of the chosen test images: the ``skip``-th to the ``skip + count - 1``-th (from 0)
+    of the indices ``i < total`` with ``kept(i)``, in index order. The rule does not depend on
+    ``skip``: ``--skip 3 --images 3`` gives the images that ``--images 6`` gives after its first
+    three. ``kept`` is not called past the last chosen index."""
+    if count < 0 or skip < 0:
+        raise ValueError(f"--images and --skip must be >= 0, got {count} and {skip}")
+    chosen = []
+    for i in range(total):
+        if len(chosen) == skip + count:
             break
-    return chosen
+        if kept(i):
+            chosen.append(i)
+    return chosen[skip:]
 
 
 def _layered(model: str, item: dict, rings: int, scale: int = 16):
@@ -139,15 +153,18 @@ def _summary(rows: list[dict]) -> dict:
                            / max(sum(r["runs"]["naive"]["verifier_s"] for r in rows), 1e-12)),
                        "total_wall_time_ratio": float(
                            sum(r["runs"][method]["wall_s"] for r in rows)
-                           / max(sum(r["runs"]["naive"]["wall_s"] for r in rows), 1e-12)),
+                           / max(sum(r["runs"]["naive"]["wall_s"] for r in rows), 1e-12))
+                       if all("wall_s" in r["runs"][m] for r in rows for m in methods) else None,
                        "share_size_ge_95pct": float(np.mean(np.array(size) >= 0.95)),
                        "share_time_le_20pct": float(np.mean(np.array(vtime) <= 0.2)),
                        "share_both_goals": float(np.mean((np.array(size) >= 0.95)
                                                          & (np.array(vtime) <= 0.2)))}
     out["profile"] = {}
+    profiled = [r for r in rows if all("profile" in r["runs"][m] for m in methods)]
+    out["profiled_runs"] = len(profiled)
     for method in methods:
         agg: dict = {}
-        for r in rows:
+        for r in profiled:
             for k, v in r["runs"][method]["profile"].items():
                 n, sec = agg.get(k, (0, 0.0))
                 agg[k] = (n + v["count"], sec + v["seconds"])
@@ -158,8 +175,11 @@ def _summary(rows: list[dict]) -> dict:
         mine = [r for r in rows if r["model"] == model]
         out[model] = {m: {"median_size": float(np.median([r["runs"][m]["weighted_size"]
                                                           for r in mine])),
-                          "median_eps": np.median([r["runs"][m]["eps"] for r in mine],
-                                                  axis=0).round(4).tolist(),
+                          # over the runs that kept their vectors (not rows from a table)
+                          "median_eps": np.median(vectors, axis=0).round(4).tolist()
+                          if (vectors := [r["runs"][m]["eps"] for r in mine
+                                          if "eps" in r["runs"][m]]) else None,
+                          "eps_runs": len(vectors),
                           "mean_size": float(np.mean([r["runs"][m]["weighted_size"]
                                                       for r in mine]))}
                       for m in methods} if mine else {}
@@ -182,28 +202,124 @@ def markdown(data: dict) -> str:
               "total) | calls / naive (median) | runs with size >= 95 % | runs with time "
               "<= 20 % | runs with both | total time / naive |",
               "|---|---|---|---|---|---|---|---|"]
+
+    def count(share: float) -> str:
+        return f"{round(share * len(rows))} of {len(rows)}"
+
     for m in methods[1:]:
         q = summary[m]
         lines.append(f"| {m} | {q['median_size_ratio']:.2f} | "
                      f"{q['median_verifier_time_ratio']:.3f}, "
                      f"{q['mean_verifier_time_ratio']:.3f}, "
                      f"{q['total_verifier_time_ratio']:.3f} | {q['median_calls_ratio']:.2f} | "
-                     f"{q['share_size_ge_95pct']:.0%} | {q['share_time_le_20pct']:.0%} | "
-                     f"{q['share_both_goals']:.0%} | {q['total_wall_time_ratio']:.3f} |")
-    lines += ["", "| method | verifier calls by verdict: count, seconds, seconds per call |",
-              "|---|---|"]
-    for m in methods:
+                     f"{count(q['share_size_ge_95pct'])} | {count(q['share_time_le_20pct'])} | "
+                     f"{count(q['share_both_goals'])} | "
+                     + ("n/a" if q["total_wall_time_ratio"] is None
+                        else f"{q['total_wall_time_ratio']:.3f}") + " |")
+    if data.get("partial"):
+        lines += ["", "Partial: a saved run had not ended when its file was read."]
+    tabled = [f"{r['model']} {r['image']}" for r in rows if r.get("source")]
+    if tabled:
+        lines += ["", f"{len(tabled)} of {len(rows)} rows read back from a Markdown table "
+                  f"({', '.join(dict.fromkeys(r['source'] for r in rows if r.get('source')))}: "
+                  "sizes to 3 decimals, seconds to 0.1 s, no vectors, profile or wall time): "
+                  + ", ".join(tabled) + "."]
+    recorded = [(r, m) for r in rows for m in methods if "certified" in r["runs"][m]]
+    if recorded:
+        failed = [f"{r['model']} {r['image']} {m}" for r, m in recorded
+                  if not r["runs"][m]["certified"]]
+        lines += ["", f"Final vectors re-verified robust by the complete verifier: "
+                  f"{len(recorded) - len(failed)} of {len(recorded)} recorded runs"
+                  + (f" (not: {', '.join(failed)})" if failed else "") + "."]
+    lines += ["", f"| method | verifier calls by verdict: count, seconds, seconds per call "
+              f"({summary['profiled_runs']} runs) |", "|---|---|"] if summary["profiled_runs"] \
+        else []
+    for m in methods if summary["profiled_runs"] else ():
         prof = summary["profile"][m]
         lines.append(f"| {m} | " + "; ".join(
             f"{k}: {v['count']}, {v['seconds']:.1f} s, {v['per_call_s']:.2f} s"
             for k, v in sorted(prof.items())) + " |")
-    lines += ["", "| model | method | median size | mean size | median eps (rings 0..r) |",
+    lines += ["", "| model | method | median size | mean size | median eps (rings 0..r; runs) |",
               "|---|---|---|---|---|"]
     for model in dict.fromkeys(r["model"] for r in rows):
         for m, q in summary.get(model, {}).items():
             lines.append(f"| {model} | {m} | {q['median_size']:.3f} | {q['mean_size']:.3f} | "
-                         f"{q['median_eps']} |")
+                         f"{q['median_eps']}; {q['eps_runs']} |")
     return "\n".join(lines) + "\n"
+
+
+def table_rows(text: str, source: str = "table") -> list[dict]:
+    """The per-run rows of the Markdown tables in ``text`` that :func:`markdown` writes
+    (header ``| model | image | naive size | calls | verifier s | ...``): per method the
+    weighted size, the verifier calls and seconds, as printed; each row gets ``source``."""
+    rows, methods = [], None
+    for number, line in enumerate(text.splitlines(), 1):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.strip(
+            ).startswith("|") else None
+        if cells is None:
+            methods = None
+        elif cells[:2] == ["model", "image"] and len(cells) > 2:
+            names = cells[2::3]
+            if (len(cells) - 2) % 3 or not all(n.endswith(" size") for n in names) \
+                    or cells[3::3] != ["calls"] * len(names) \
+                    or cells[4::3] != ["verifier s"] * len(names):
+                methods = None
+                continue
+            methods = [n[:-len(" size")] for n in names]
+        elif methods and not set(line) <= set("|-: \t"):
+            if len(cells) != 2 + 3 * len(methods):
+                raise ValueError(f"{source}:{number}: {len(cells)} cells, the header has "
+                                 f"{2 + 3 * len(methods)}")
+            try:
+                runs = {m: {"weighted_size": float(cells[2 + 3 * k]),
+                            "verifier_calls": int(cells[3 + 3 * k]),
+                            "verifier_s": float(cells[4 + 3 * k])}
+                        for k, m in enumerate(methods)}
+                rows.append({"model": cells[0], "image": int(cells[1]), "runs": runs,
+                             "source": source})
+            except ValueError as e:
+                raise ValueError(f"{source}:{number}: not a per-run row ({e})") from None
+    return rows
+
+
+def combine(paths: list[str]) -> dict:
+    """One saved run from several: the rows of every JSON file (in order; a later file's row
+    for the same model and image replaces an earlier one), then the rows of any Markdown
+    file's per-run tables (:func:`table_rows`) for the models of the JSON files (all models
+    without JSON files) and the images no JSON file has; rows ordered by model (first
+    appearance), then image."""
+    saved, tables = [], []
+    for path in paths:
+        text = Path(path).read_text()
+        if path.endswith(".md"):
+            tables += table_rows(text, source=path)
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not JSON ({e})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+            raise ValueError(f"{path}: not a saved run of this benchmark (no 'rows' list)")
+        saved.append(data)
+    rows: dict = {}
+    for data in saved:
+        rows.update({(r["model"], r["image"]): r for r in data["rows"]})
+    models = {m for m, _ in rows}
+    for r in tables:
+        if (r["model"], r["image"]) not in rows and (not models or r["model"] in models):
+            rows[r["model"], r["image"]] = r
+    if not rows:
+        raise ValueError(f"no per-run rows in {', '.join(paths)}")
+    order = list(dict.fromkeys(m for m, _ in rows))
+    methods = list(next(iter(rows.values()))["runs"])
+    for key, r in rows.items():
+        if list(r["runs"]) != methods:
+            raise ValueError(f"{key[0]} image {key[1]}: methods {list(r['runs'])}, "
+                             f"other rows have {methods}")
+    out = {"args": saved[0]["args"] if saved else {}, "sources": list(paths),
+           "rows": [rows[k] for k in sorted(rows, key=lambda k: (order.index(k[0]), k[1]))]}
+    out["partial"] = any(d.get("partial") for d in saved)
+    return out
 
 
 def main() -> None:
@@ -214,6 +330,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--skip", type=int, default=0,
+                        help="start after the first SKIP chosen images (same choice rule)")
     parser.add_argument("--rings", type=int, default=3)
     parser.add_argument("--call-limit", type=float, default=1.0)
     parser.add_argument("--bounds", default="interval")
@@ -234,15 +352,20 @@ def main() -> None:
                         help="default: the three classifiers of --scale")
     parser.add_argument("--heatmaps", action="store_true")
     parser.add_argument("--output", default=str(RESULTS / "layered.json"))
-    parser.add_argument("--report", metavar="JSON",
-                        help="only print the Markdown tables of a saved run")
+    parser.add_argument("--report", metavar="FILE", nargs="+",
+                        help="only print the Markdown tables of saved runs (JSON files), "
+                        "combined, with the per-run rows of Markdown files' tables (.md) "
+                        "for the images no JSON file has")
     parser.add_argument("--figures", metavar="JSON",
                         help="only draw, from a saved run, one side-by-side comparison of "
                         "the classifiers per image and method (under --figures-dir)")
     parser.add_argument("--figures-dir", default=str(RESULTS / "layered"))
     args = parser.parse_args()
     if args.report:
-        print(markdown(json.loads(Path(args.report).read_text())), end="")
+        try:
+            print(markdown(combine(args.report)), end="")
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"layered.py --report: {e}") from None
         return
     if args.figures:
         for path in comparisons(json.loads(Path(args.figures).read_text()),
