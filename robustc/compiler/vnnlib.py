@@ -62,6 +62,7 @@ import numpy as np
 from robustc.compiler.onnx_import import load_onnx
 from robustc.compiler.passes import standard_passes
 from robustc.compiler.vnnlib_scan import (
+    ATOM,
     LP,
     RP,
     DeclaredNames,
@@ -902,6 +903,8 @@ def _clause_block(text: str, origin: tuple, size: int, inner: bytes | None,
     kind = toks.kind
     depth = np.cumsum(np.where(kind == LP, 1, np.where(kind == RP, -1, 0)))
     out = np.flatnonzero(depth < 0)
+    if _mentions_inputs(toks, int(out[0]) if out.size else kind.size):
+        return None  # boxes (ACAS Xu property 6's layout), not output clauses
     if out.size:  # the OUTER list closes: then the assert, and the command ends
         t1 = int(out[0])
         if t1 + 1 >= kind.size or kind[t1 + 1] != RP:
@@ -909,8 +912,8 @@ def _clause_block(text: str, origin: tuple, size: int, inner: bytes | None,
         upto, done = int(toks.end[t1 + 1]), True
     else:
         closes = np.flatnonzero((kind == RP) & (depth == 0))
-        if not closes.size:
-            return None if stop == len(text) or size > 64 * _BLOCK_MAX else "larger"
+        if not closes.size:  # a group longer than the block: a larger one, up to a limit
+            return None if stop == len(text) or size > 16 * _CLAUSES_BLOCK else "larger"
         t1 = int(closes[-1]) + 1
         upto, done = int(toks.end[t1 - 1]), False
     if inner is None:
@@ -921,6 +924,13 @@ def _clause_block(text: str, origin: tuple, size: int, inner: bytes | None,
             return None
     clauses = clause_groups(toks, t1, inner, declared)
     return None if clauses is None else (clauses, toks, upto, done, inner)
+
+
+def _mentions_inputs(toks, t1: int) -> bool:
+    """Whether an atom among the tokens ``0 .. t1 - 1`` of a block starts with ``X_``."""
+    first = toks.start[:t1][toks.kind[:t1] == ATOM]
+    first = first[first + 1 < toks.block.size]
+    return bool(((toks.block[first] == ord("X")) & (toks.block[first + 1] == ord("_"))).any())
 
 
 def _clauses_formula(parts: list, outer: str, inner: str, pos: Pos) -> OutputClauses | None:
@@ -1180,11 +1190,11 @@ def _query(commands: Iterator[SExpr], file: str, declared: DeclaredNames,
 
 #: Memory per byte of a VNN-LIB file while it is read and lowered, for the ``--memory``
 #: pre-check (robustc.files.limits). Measured (benchmarks/limits.py): files of
-#: declarations and input bounds, at the top level or as boxes inside a disjunction, read
-#: as arrays, raise the peak RSS by 2.7-3.3x their size at 50 MB (4-5.4x at 10 MB, plus
-#: about 20 MB of blocks); output constraints, Python objects per atom, by about 56x (a
-#: 10 MB disjunction of 300,000 output atoms) but are a few KB in real files; which a file
-#: holds is known only once it is read.
+#: declarations and input bounds, at the top level or as boxes inside a disjunction, and
+#: large output disjunctions (:class:`OutputClauses`), read as arrays, raise the peak RSS
+#: by 2.7-4.7x their size at 50 MB (4-5.4x at 10 MB, plus about 20 MB of blocks); output
+#: constraints that the general reader reads, Python objects per atom, by about 56x, but
+#: are a few KB in real files; which a file holds is known only once it is read.
 VNNLIB_READ_OVERHEAD = 20.0
 
 

@@ -191,11 +191,12 @@ def _groups(k: int, per: int = 2) -> str:
     return out
 
 
-def _file(groups: list[str], outer: str = "or") -> str:
+def _file(groups: list[str], outer: str = "or", bounds_after: bool = False) -> str:
     head = "".join(f"(declare-const X_{i} Real)\n" for i in range(2))
     head += "".join(f"(declare-const Y_{j} Real)\n" for j in range(M))
-    head += "(assert (>= X_0 0))\n(assert (<= X_0 1))\n(assert (>= X_1 0))\n(assert (<= X_1 1))\n"
-    return head + f"(assert ({outer}\n  " + "\n  ".join(groups) + "\n))\n"
+    bounds = "(assert (>= X_0 0))\n(assert (<= X_0 1))\n(assert (>= X_1 0))\n(assert (<= X_1 1))\n"
+    body = f"(assert ({outer}\n  " + "\n  ".join(groups) + "\n))\n"
+    return head + (body + bounds if bounds_after else bounds + body)
 
 
 def test_small_files_are_read_as_before():
@@ -205,12 +206,12 @@ def test_small_files_are_read_as_before():
     assert not _clauses_in(fast) and fast == parse_vnnlib(text, "s.vnnlib", fast=False)
 
 
-@pytest.mark.parametrize("outer", ["or", "and"])
-def test_a_large_assertion_is_kept_as_arrays_and_lowered_the_same(outer):
-    """6,000 comparisons (across blocks, and in one block of the scan): arrays, the
-    general reader's Query, and a condition whose margins, truth and cases are the
-    general one's on random outputs."""
-    text = _file(_groups(3000), outer)
+@pytest.mark.parametrize("outer, bounds_after", [("or", False), ("and", True)])
+def test_a_large_assertion_is_kept_as_arrays_and_lowered_the_same(outer, bounds_after):
+    """6,000 comparisons (across blocks, and in one block of the scan), the input bounds
+    before or after them: arrays, the general reader's Query, and a condition whose
+    margins, truth and cases are the general one's on random outputs."""
+    text = _file(_groups(3000), outer, bounds_after)
     fast = parse_vnnlib(text, "big.vnnlib")
     assert _clauses_in(fast)
     general = parse_vnnlib(text, "big.vnnlib", fast=False)
