@@ -270,3 +270,16 @@ def test_the_deadline_is_polled_per_block_of_a_large_assertion(monkeypatch):
         parse_vnnlib(text, "slow.vnnlib", deadline=1.0)
     line = int(str(info.value).rsplit("at line ", 1)[1].rstrip(")"))
     assert len(calls) == 3 and line < text.count("\n") // 2
+
+
+def test_export_of_an_array_condition_reads_back_to_the_same_truth():
+    """format_vnnlib walks the condition's operands: the exported file, read again (as
+    arrays), holds where the original does."""
+    text = _file(_groups(600))
+    (prop,) = to_properties(parse_vnnlib(text, "big.vnnlib"), (2,), M)
+    assert isinstance(prop.condition, _Clauses)
+    (back,) = to_properties(parse_vnnlib(vnnlib.format_vnnlib(prop), "back.vnnlib"), (2,), M)
+    assert isinstance(back.condition, _Clauses)
+    y = np.random.default_rng(3).normal(size=(500, M)) * 3
+    np.testing.assert_array_equal(holds(back.condition, y), holds(prop.condition, y))
+    assert 0 < holds(prop.condition, y).mean() < 1
