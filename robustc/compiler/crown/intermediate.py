@@ -26,7 +26,7 @@ import time
 
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.crown.adam import Ascent, keep_best
-from robustc.compiler.crown.engine import Columns, signed_rows
+from robustc.compiler.crown.engine import NARROW, Columns, signed_rows
 from robustc.compiler.crown.operators import relu_slopes
 from robustc.ir import Identity, Input, Relu, Reshape
 
@@ -59,7 +59,7 @@ def tighten_intermediate(crown, box, bounds, *, steps: int = 20, lr: float = 0.1
             if node.name not in relus or node.name not in crown.targets:
                 continue
             lo, hi = bounds.lower[node.name], bounds.upper[node.name]
-            rows = torch.nonzero(((lo < 0.0) & (hi > 0.0)).any(0)).flatten()
+            rows = torch.nonzero(((lo < 0.0) & (hi > 0.0) & (hi - lo > NARROW)).any(0)).flatten()
             if not rows.numel() or _first_order(crown, node.name):
                 continue
             if deadline is not None and time.perf_counter() > deadline:

@@ -30,7 +30,11 @@ in one tree, top-k and label-set cases included:
    times ``min(u, -l)`` when no intercept scores), the lowest domains first;
 5. every open domain contributes the input vertices that minimise its rows' linear
    bounds; a point whose float64 forward pass satisfies a case goes to ``check`` (the
-   caller replays it on onnxruntime). Only a replayed point is a counterexample.
+   caller replays it on onnxruntime). Only a replayed point is a counterexample;
+6. the *row phase* (``ReluSplitOptions.graph_rows``): when the root leaves several rows
+   open, each open row that no point of the box is seen to satisfy is first proved alone,
+   in a tree whose domains are refuted when that row is (:meth:`GraphSplit._by_rows`);
+   the rows proved are refuted in every domain of the one tree for the rest.
 
 A domain with every ReLU phase decided that is still open is reported undecided, never
 proved. Bounds that count are float64 and widened down (:data:`~robustc.compiler.
@@ -63,6 +67,11 @@ ROUND_ENTRIES = 1 << 23
 #: Bytes the open domains may hold (decisions, bounds, alpha and beta) before the search
 #: gives up with ``unknown``.
 QUEUE_BYTES = 3 << 29
+#: Restarts and steps of the row phase's gradient ascent per row (:meth:`GraphSplit.
+#: _attack_rows`).
+ROW_ATTACK = (4, 20)
+#: Why the row phase left a row to the joint search: a point satisfies its atom.
+_POSSIBLE = "a point satisfies the row's atom"
 
 
 class Requirements:
@@ -97,6 +106,13 @@ class Requirements:
                 val = np.sort(lb[:, cols], axis=1)[:, k - 1]
                 out[:, c] = np.maximum(out[:, c], val)
         return out
+
+    def row(self, r: int) -> Requirements:
+        """The same atoms with one case, "row ``r``'s margin ``>= 0``": refuted exactly where
+        row ``r`` is (the goal of a search that proves one row on the whole box)."""
+        one = object.__new__(Requirements)
+        one.atoms, one.cases = self.atoms, [[(1, [r])]]
+        return one
 
     def violation(self, m: np.ndarray) -> np.ndarray:
         """``(N,)``: the largest over cases of how well margins ``m`` (``(N, R)``) satisfy
@@ -163,6 +179,8 @@ class GraphSplit:
         self.crown = Crown(self.graph, device=self.device)  # UnsupportedOperator
         self.crown32 = Crown(self.graph, device=self.device, dtype=torch.float32)
         self.req = Requirements(self.cases)
+        # what refutes a domain: every case (self.req), or one row in the row phase
+        self.goal = self.req
         ops = self.crown.ops
         # the atoms' margins m = w_np . y + b_np; the bounds are of -m
         self.w_np = np.stack([a.coeffs for a in self.req.atoms]).astype(np.float64)
@@ -201,6 +219,12 @@ class GraphSplit:
         self.counter = itertools.count()
         self.queue_bytes = 0
         self.undecided = False
+        self.root_domain: Domain | None = None
+        # per row, the largest margin seen at a point of the box (centre, vertices, the
+        # row attack); a row is possible (never refuted on the box) when it is >= -tol
+        self.best_margin = np.full(self.rows, -np.inf)
+        self.proved_rows: list[int] = []  # rows the row phase refuted on the whole box
+        self.goal_row: int | None = None   # the row the row phase is proving
 
     def _tighten_root(self) -> None:
         """alpha-CROWN on the root's ReLU inputs (:func:`tighten_intermediate`), within
@@ -269,13 +293,14 @@ class GraphSplit:
 
     def bound(self, signs: np.ndarray, lo: np.ndarray, hi: np.ndarray, alpha: np.ndarray,
               beta: np.ndarray, inherited: np.ndarray | None, steps: int,
-              split: np.ndarray | None = None):
+              split: np.ndarray | None = None, record: dict | None = None):
         """Bound ``N`` domains; returns ``(lb, lo, hi, alpha, beta, choice, found)``:
         widened lower bounds ``(N, R)`` of ``-m`` (``inf`` rows for empty domains), the
         ReLU input bounds of the pass over the graph, the optimised parameters, the neuron to
         split next (-1: none) and a replayed counterexample or None. Only the rows some
         domain has not refuted (``inherited``) are bounded: a row refuted in a parent is
-        refuted in its children, which keep the parent's bound and parameters there."""
+        refuted in its children, which keep the parent's bound and parameters there.
+        ``record`` (a dict) receives the coefficients of the back-substitution by node."""
         torch, crown, ops = self.torch, self.crown, self.crown.ops
         sub = np.arange(self.rows) if inherited is None else \
             np.flatnonzero((inherited <= self.tol).any(0))
@@ -296,7 +321,7 @@ class GraphSplit:
         signed = {nm: s for nm, s in zip(names, s_sl, strict=True)}
         if (alpha_p or beta_p) and steps > 0:
             alpha_p, beta_p = self._optimise(gb, box, alpha_p, beta_p, signed, steps, sub)
-        record: dict = {}
+        record = {} if record is None else record
         with torch.no_grad():  # the bound that counts: float64, the parameters found
             betas = {nm: b * signed[nm] for nm, b in beta_p.items()}
             part = crown.objective(self.w[sub], self.b[sub], gb, box, alpha_p, betas, record)
@@ -321,7 +346,7 @@ class GraphSplit:
             full_beta = full_beta.copy()
             full_beta[:, sub] = torch.cat(b_sl, -1).cpu().numpy()
         alpha, beta = full_alpha, full_beta
-        open_ = self.req.refutation(lb).min(axis=1) <= self.tol
+        open_ = self.goal.refutation(lb).min(axis=1) <= self.tol
         choice = self._choose(record, gb, lb, open_, (box, alpha_p, betas, sub))
         found = self._candidates(record, open_)
         return lb, lo, hi, alpha, beta, choice, found
@@ -421,7 +446,7 @@ class GraphSplit:
                 {nm: b[sel].to(f32) for nm, b in betas.items()})
             full = lb[parent[part]].copy()
             full[:, sub] = np.maximum(child.cpu().numpy().astype(np.float64), full[:, sub])
-            measure[part] = self.req.refutation(full).min(axis=1)
+            measure[part] = self.goal.refutation(full).min(axis=1)
         return measure.reshape(n, k, 2).min(axis=2)
 
     def _candidates(self, record: dict, open_: np.ndarray):
@@ -437,6 +462,7 @@ class GraphSplit:
             y = self.module(x.reshape(-1, *self.graph.input.shape))
         y = y.reshape(x.shape[0], -1).cpu().numpy()
         m = y @ self.w_np.T + self.b_np
+        self._seen(m)
         score = self.req.violation(m)
         self.stats["vertices"] += len(score)
         return check_best(x.cpu().numpy(), score, self.check, self.options.checks)
@@ -457,7 +483,7 @@ class GraphSplit:
         return int(left / (2.5 * max(per_child, 1e-6)))
 
     def _push(self, lb, lo, hi, alpha, beta, choice, signs, depth) -> None:
-        measure = self.req.refutation(lb).min(axis=1)
+        measure = self.goal.refutation(lb).min(axis=1)
         for i in range(len(measure)):
             if measure[i] > self.tol:
                 self.stats["refuted"] += 1
@@ -471,6 +497,9 @@ class GraphSplit:
                 heapq.heappush(self.heap, (d.measure, next(self.counter), d))
 
     def _root(self) -> object:
+        """Bound the root domain (every row) and push it; keeps it as ``root_domain``
+        (None when refuted at once) and the rows' margins at the box's centre and the
+        root's input vertices (:meth:`_possible`)."""
         torch = self.torch
         lo = self._relu_inputs(self.root.lower, np.zeros((1, 0)))
         hi = self._relu_inputs(self.root.upper, np.zeros((1, 0)))
@@ -478,15 +507,153 @@ class GraphSplit:
         alpha = (torch.cat(sl, -1).unsqueeze(1).expand(-1, self.rows, -1).cpu().numpy()
                  .astype(np.float32)) if sl else np.zeros((1, self.rows, 0), np.float32)
         signs = np.zeros(lo.shape, np.int8)
+        record: dict = {}
         out = self.bound(signs, lo, hi, alpha, np.zeros_like(alpha), None,
-                         self.options.root_iterations or 1)
+                         self.options.root_iterations or 1, record=record)
         self.stats["domains"] = 1
         self.stats["root_bound"] = float(self.req.refutation(out[0]).min())
         self.stats["root_unstable"] = int(((lo < 0) & (hi > 0)).sum())
+        self.stats["root_open_rows"] = int((out[0] <= self.tol).sum())
+        self._possible(record)
         if out[-1] is not None:
             return out[-1]
         self._push(*out[:-1], signs, np.zeros(1, np.int64))
+        self.root_domain = self.heap[0][2] if self.heap else None
         return None
+
+    @property
+    def possible(self) -> np.ndarray:
+        """``(R,)``: the rows whose margin reached ``-tol`` at a point of the box (never
+        refuted there)."""
+        return self.best_margin >= -self.tol
+
+    def _seen(self, m: np.ndarray) -> None:
+        """Margins ``m`` ``(N, R)`` of points of the box: keep each row's largest."""
+        if len(m):
+            self.best_margin = np.maximum(self.best_margin, m.max(axis=0))
+
+    def _possible(self, record: dict) -> None:
+        """The margins at the box's centre and at the input vertices minimising the rows'
+        linear bounds at the root (``record``), float64 forward pass."""
+        torch = self.torch
+        points = [0.5 * (self.box[0] + self.box[1])]
+        if self.crown.input.name in record:
+            a = record[self.crown.input.name][0]  # (R, n_in)
+            points.append(torch.where(a >= 0, self.box[0], self.box[1]))
+        x = torch.cat(points)
+        with torch.no_grad():
+            y = self.module(x.reshape(-1, *self.graph.input.shape))
+        self._seen(y.reshape(x.shape[0], -1).cpu().numpy() @ self.w_np.T + self.b_np)
+
+    def _attack_rows(self, rows: list[int]) -> None:
+        """Projected gradient ascent on each of ``rows``' margins over the box
+        (``ROW_ATTACK`` restarts and steps per row, float64, fixed seed): every row whose
+        margin reaches ``-tol`` at a point tried becomes ``possible`` (the row phase would
+        search it in vain). It only picks the rows to prove: no verdict rests on it. Only
+        where a row's atom can hold without a case holding (a case of several atoms, or
+        "at least k" with k > 1): otherwise such a point is a counterexample, which the
+        pipeline's attack has looked for already (9 rows of resnet_4b: 7.7 s at load 6.7)."""
+        torch = self.torch
+        restarts, steps = ROW_ATTACK
+        single = all(len(reqs) == 1 and reqs[0][0] <= 1 for reqs in self.req.cases)
+        if not rows or single:
+            return
+        lo, hi = self.box
+        gen = torch.Generator(device=lo.device).manual_seed(0)
+        which = np.repeat(np.asarray(rows, dtype=np.int64), restarts)
+        w = self.crown.ops.tensor(self.w_np[which])
+        b = self.crown.ops.tensor(self.b_np[which])
+        x = lo + (hi - lo) * torch.rand((len(which), lo.shape[1]), generator=gen,
+                                        dtype=lo.dtype, device=lo.device)
+        shape = (-1, *self.graph.input.shape)
+        for i in range(steps + 1):
+            if self._late():
+                return
+            x = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                y = self.module(x.reshape(shape)).reshape(len(which), -1)
+                grad, = torch.autograd.grad(((y * w).sum(1) + b).sum(), x)
+            m = y.detach().cpu().numpy() @ self.w_np.T + self.b_np
+            self._seen(m)
+            size = 0.5 * (1.0 - i / (steps + 1))
+            with torch.no_grad():
+                x = torch.minimum(torch.maximum(x + size * (hi - lo) * grad.sign(), lo), hi)
+
+    def _row_targets(self) -> list[int]:
+        """The rows the row phase proves one by one, easiest first: the root's open rows
+        that are not ``possible``, when more than one row is open (one open row is the
+        joint search's tree already). The joint search keeps the rest (the possible rows:
+        a top-2 property's other label at the input, say)."""
+        d = self.root_domain
+        if d is None or not self.options.graph_rows:
+            return []
+        open_rows = np.flatnonzero(d.lb <= self.tol)
+        if len(open_rows) < 2:
+            return []
+        self._attack_rows([int(r) for r in open_rows if not self.possible[r]])
+        targets = [int(r) for r in open_rows if not self.possible[r]]
+        return sorted(targets, key=lambda r: -d.lb[r])
+
+    def _restart(self, lb: np.ndarray) -> None:
+        """Empty the queue and push the root domain again with row bounds ``lb``, measured
+        by the current ``goal``."""
+        self.heap.clear()
+        self.queue_bytes = 0
+        d = self.root_domain
+        measure = float(self.goal.refutation(lb[None]).min())
+        root = Domain(measure, 0, d.choice, d.signs, d.lo, d.hi, d.alpha, d.beta, lb)
+        self.queue_bytes += root.nbytes
+        heapq.heappush(self.heap, (root.measure, next(self.counter), root))
+
+    def _by_rows(self, per_child: float, step: float):
+        """The row phase: each target row (:meth:`_row_targets`) is proved on the whole
+        box by a search of its own (the root's bounds and parameters, every other row
+        counted as refuted, a domain refuted when that row is), easiest first, each within
+        ``graph_row_share`` of the time left; a proved row is refuted in every domain
+        afterwards. A row found ``possible`` meanwhile (a vertex of its search satisfies its
+        atom), not proved in its share, or stopped otherwise (a decided leaf, the queue's
+        size) is left to the joint search. Returns ``(found, stop reason or None,
+        per_child, step)``."""
+        targets = self._row_targets()
+        self.stats["rows_tried"] = 0
+        self.stats["rows_proved"] = 0
+        if not targets:
+            return None, None, per_child, step
+        base = self.root_domain.lb
+        for r in targets:
+            if self.possible[r]:
+                continue
+            self.goal, self.goal_row = self.req.row(r), r
+            lb = np.full_like(base, np.inf)
+            lb[r] = base[r]
+            self._restart(lb)
+            self.stats["rows_tried"] += 1
+            self.undecided = False
+            whole = self.deadline
+            if whole is not None:  # the row's share of the time left
+                now = time.perf_counter()
+                self.deadline = now + self.options.graph_row_share * max(0.0, whole - now)
+            try:
+                found, stop, per_child, step = self._search(per_child, step)
+            finally:
+                self.deadline = whole
+            if found is not None:
+                return found, None, per_child, step
+            if stop is not None and "time limit" in stop and self._affordable(per_child) < 1:
+                return None, stop, per_child, step  # the search's own deadline
+            if stop is not None:
+                continue  # the joint search keeps the row
+            self.proved_rows.append(r)
+            self.stats["rows_proved"] += 1
+        self.goal, self.goal_row = self.req, None
+        self.undecided = False
+        lb = base.copy()
+        lb[self.proved_rows] = np.inf
+        self._restart(lb)
+        if self.heap[0][0] > self.tol:  # every case refuted by the rows proved
+            self.heap.clear()
+            self.queue_bytes = 0
+        return None, None, per_child, step
 
     def _round(self, most: int | None = None) -> object:
         k = min(self.options.graph_batch, len(self.heap), most or len(self.heap))
@@ -518,21 +685,59 @@ class GraphSplit:
 
     def open_cases(self) -> list[int]:
         """The cases some open domain has not refuted (all of them when a domain was left
-        undecided or lost to the deadline): what a search that stopped leaves to others."""
+        undecided or lost to the deadline): what a search that stopped leaves to others.
+        Stopped in the row phase: the cases the root's bounds leave open with the rows
+        proved so far refuted."""
         if self.undecided or self.stats["domains"] == 0:
             return list(range(len(self.req.cases)))
-        if not self.heap:
+        if self.goal is not self.req:
+            lbs = self.root_domain.lb.copy()[None]
+            lbs[:, self.proved_rows] = np.inf
+        elif not self.heap:
             return []
-        lbs = np.stack([d.lb for _, _, d in self.heap])
+        else:
+            lbs = np.stack([d.lb for _, _, d in self.heap])
         return [int(c) for c in np.flatnonzero(
             (self.req.refutation(lbs) <= self.tol).any(axis=0))]
+
+    def _search(self, per_child: float, step: float):
+        """Rounds until the queue is empty or a counterexample is replayed; returns
+        ``(found, stop reason or None, per_child, step)``: the reason when the deadline,
+        the queue's memory or a decided leaf stopped it."""
+        found = None
+        while found is None and self.heap:
+            if self.goal_row is not None and self.possible[self.goal_row]:
+                return None, _POSSIBLE, per_child, step
+            most = self._affordable(per_child)
+            if self._late() or most < 1:
+                return None, "time limit reached while splitting ReLUs", per_child, step
+            if self.queue_bytes > QUEUE_BYTES:
+                return None, (f"the open ReLU domains ({len(self.heap)}) outgrew "
+                              f"{QUEUE_BYTES >> 20} MiB"), per_child, step
+            if len(self.heap) > self.options.max_domains:
+                return None, f"more than {self.options.max_domains} open ReLU domains", \
+                    per_child, step
+            t, before = time.perf_counter(), self.stats["domains"]
+            try:
+                found = self._round(most)
+            except BoundsTimeout:  # a refresh ran past the deadline: the parents are lost
+                self.undecided = True
+                return None, "time limit reached while splitting ReLUs", per_child, step
+            took = time.perf_counter() - t
+            step = max(step, took)
+            per_child = took / max(1, self.stats["domains"] - before)
+        if found is None and self.undecided:
+            return None, "a ReLU domain with every phase decided was not refuted", \
+                per_child, step
+        return found, None, per_child, step
 
     def run(self, step_estimate: float = 0.0) -> Outcome:
         """Search until every domain is refuted (``proved``), a counterexample is replayed
         (``found``), or the deadline, the queue's memory or a decided leaf stops it
-        (``unknown``). A round takes no more parents than the time left fits at the last
-        round's seconds per child domain (:meth:`_affordable`); none starts when not even
-        one parent fits."""
+        (``unknown``). First the row phase (:meth:`_by_rows`, ``graph_rows``), then one
+        tree for all rows not proved in it. A round takes no more parents than the time
+        left fits at the last round's seconds per child domain (:meth:`_affordable`);
+        none starts when not even one parent fits."""
         step = step_estimate
 
         def too_late(seconds: float) -> bool:
@@ -551,30 +756,16 @@ class GraphSplit:
             return unknown("time limit reached while splitting ReLUs")
         per_child = time.perf_counter() - t  # the root: one domain
         step = max(step, per_child)
-        while found is None and self.heap:
-            most = self._affordable(per_child)
-            if self._late() or most < 1:
-                return unknown("time limit reached while splitting ReLUs")
-            if self.queue_bytes > QUEUE_BYTES:
-                return unknown(f"the open ReLU domains ({len(self.heap)}) outgrew "
-                               f"{QUEUE_BYTES >> 20} MiB")
-            if len(self.heap) > self.options.max_domains:
-                return unknown(f"more than {self.options.max_domains} open ReLU domains")
-            t, before = time.perf_counter(), self.stats["domains"]
-            try:
-                found = self._round(most)
-            except BoundsTimeout:  # a refresh ran past the deadline: the parents are lost
-                self.undecided = True
-                return unknown("time limit reached while splitting ReLUs")
-            took = time.perf_counter() - t
-            step = max(step, took)
-            per_child = took / max(1, self.stats["domains"] - before)
+        stop = None
+        if found is None and self.heap:
+            found, stop, per_child, step = self._by_rows(per_child, step)
+        if found is None and stop is None:
+            found, stop, per_child, step = self._search(per_child, step)
         self.stats["step_s"] = step
         if found is not None:
             return Outcome(FOUND, witness=found, stats=self.stats)
-        if self.undecided:
-            return Outcome(UNKNOWN, "a ReLU domain with every phase decided was not refuted",
-                           stats=self.stats)
+        if stop is not None:
+            return Outcome(UNKNOWN, stop, stats=self.stats)
         return Outcome(PROVED, stats=self.stats)
 
 

@@ -41,6 +41,15 @@ class ReluSplitOptions:
     # Neurons tried per split by the graph search (filtered smart branching: the BaBSR
     # top candidates, each domain's children bounded once; 1: BaBSR alone); docs/verify.md.
     graph_candidates: int = 1
+    # Whether the graph search first proves the rows open at its root one by one, each in
+    # a tree of its own (a domain refuted when that row is), before one tree for the rest:
+    # one tree for all rows splits, in every branch, the neurons each row needs (up to
+    # the product of the trees' sizes where the rows need different neurons). dd64_pgd
+    # image 5 (top-2, 7 rows open at the root); docs/verify.md.
+    graph_rows: bool = True
+    # The share of the time left each row of that row phase may take; a row not proved
+    # in it is left to the joint tree.
+    graph_row_share: float = 0.5
     # The graph search's domains split per round (2 * graph_batch children, fewer when
     # their open rows do not fit ROUND_ENTRIES) and Adam steps per round (warm-started
     # from the parent). On one core more, cheaper rounds win: oval21 cifar_wide_kw img19,
