@@ -19,29 +19,23 @@ import torch
 from robustc.backends.milp.encode import MARGIN_TOL
 from robustc.compiler.bounds import compute_bounds
 from robustc.ir import evaluate, logits
-from robustc.ir.property import And, Box, Property, dnf, in_top_k, negate, output_gt
+from robustc.ir.property import Box, Property, dnf, negate
 from robustc.verify import NOT_ROBUST, ROBUST, Problem, VerifyOptions, verify
 from robustc.verify.relu_split.graph import GraphSplit
 from robustc.verify.relu_split.options import ReluSplitOptions
 from tests.bounds.bounds_attack import sample_box, torch_eval
-from tests.verify.nets import conv_onnx, save_and_load
+from tests.verify.nets import conv_onnx
+from tests.verify.test_graph_split import _problem
 
 
 def _instance(tmp_path, seed: int, kind: str, eps: float, classes: int = 6):
     """A max-pooled CNN (8x8, ``classes`` outputs), an input drawn after it, and the
-    argmax or top-2 (second label) condition there."""
+    argmax or top-2 (second label) condition there (test_graph_split's problems)."""
     rng = np.random.default_rng(seed)
-    graph = save_and_load(conv_onnx(rng, hw=(8, 8), channels=(1, 3, 4), classes=classes),
-                          tmp_path / f"net{seed}.onnx")
-    x = rng.uniform(0, 1, graph.input.shape)
-    y = evaluate(graph, x).ravel()
-    order = np.argsort(-y)
-    if kind == "argmax":
-        cond = And(tuple(output_gt(y.size, int(order[0]), j) for j in range(y.size)
-                         if j != order[0]))
-    else:
-        cond = in_top_k(y.size, int(order[1]), 2)
-    return graph, x - eps, x + eps, cond
+    model = conv_onnx(rng, hw=(8, 8), channels=(1, 3, 4), classes=classes)
+    problem = _problem(tmp_path, model, f"net{seed}", eps, kind, rng)
+    (box,) = problem.prop.boxes
+    return problem.graph, box.lower, box.upper, problem.prop.condition
 
 
 def _search(graph, lo, hi, cond, options=None, deadline=None, check=None):
