@@ -86,18 +86,24 @@ def large_test():
     return datasets.double_digits("test", layout=datasets.LARGE)
 
 
-def test_large_images_labels_and_masks(large_test) -> None:
-    images, labels, masks = large_test
-    info = datasets.double_digits_info("test", layout=datasets.LARGE)
+def _check_pairs(images, labels, masks, info) -> None:
+    """What every 64x64 test split holds: shapes, two distinct labels per image, each
+    digit's mask non-empty, the two masks disjoint."""
     n = datasets.PAIR_COUNTS["test"]
     assert images.shape == (n, 1, 64, 64) and images.dtype == np.float32
     assert labels.shape == (n, 10) and masks.shape == (n, 2, 64, 64)
-    assert 0.0 <= images.min() and images.max() <= 1.0
-    assert np.array_equal(np.unique(images * 255), np.arange(256))  # 8-bit levels, all used
     assert (info.classes[:, 0] != info.classes[:, 1]).all() and (labels.sum(1) == 2).all()
     assert (labels[np.arange(n)[:, None], info.classes] == 1).all()
     assert masks.any(axis=(2, 3)).all(), "an empty mask"
     assert not (masks[:, 0] & masks[:, 1]).any(), "the two digits overlap"
+
+
+def test_large_images_labels_and_masks(large_test) -> None:
+    images, labels, masks = large_test
+    info = datasets.double_digits_info("test", layout=datasets.LARGE)
+    _check_pairs(images, labels, masks, info)
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert np.array_equal(np.unique(images * 255), np.arange(256))  # 8-bit levels, all used
     assert np.array_equal(masks[:, 0] | masks[:, 1], images[:, 0] > 0)
     assert not masks[:, 0, :, 32:].any() and not masks[:, 1, :, :32].any(), "left / right halves"
     # random vertical offsets: every allowed top row occurs, for both digits
@@ -157,16 +163,10 @@ def mnist_test():
 def test_mnist64_images_labels_and_masks(mnist_test) -> None:
     images, labels, masks = mnist_test
     info = datasets.double_digits_info("test", layout=datasets.MNIST64)
-    n = datasets.PAIR_COUNTS["test"]
-    assert images.shape == (n, 1, 64, 64) and images.dtype == np.float32
-    assert labels.shape == (n, 10) and masks.shape == (n, 2, 64, 64)
-    assert (info.classes[:, 0] != info.classes[:, 1]).all() and (labels.sum(1) == 2).all()
-    assert (labels[np.arange(n)[:, None], info.classes] == 1).all()
+    _check_pairs(images, labels, masks, info)
     # the same class draws as the scikit-learn 64x64 set: test image i shows the same digits
     assert np.array_equal(info.classes,
                           datasets.double_digits_info("test", layout=datasets.LARGE).classes)
-    assert masks.any(axis=(2, 3)).all(), "an empty mask"
-    assert not (masks[:, 0] & masks[:, 1]).any(), "the two digits overlap"
     assert np.array_equal(masks[:, 0] | masks[:, 1], images[:, 0] > 0)
     assert not masks[:, 0, :, 32:].any() and not masks[:, 1, :, :32].any(), "left / right halves"
     for k in range(2):

@@ -72,6 +72,8 @@ QUEUE_BYTES = 3 << 29
 ROW_ATTACK = (4, 20)
 #: Why the row phase left a row to the joint search: a point satisfies its atom.
 _POSSIBLE = "a point satisfies the row's atom"
+#: Why a search stopped at its deadline.
+_LATE = "time limit reached while splitting ReLUs"
 
 
 class Requirements:
@@ -639,7 +641,7 @@ class GraphSplit:
                 self.deadline = whole
             if found is not None:
                 return found, None, per_child, step
-            if stop is not None and "time limit" in stop and self._affordable(per_child) < 1:
+            if stop == _LATE and self._affordable(per_child) < 1:
                 return None, stop, per_child, step  # the search's own deadline
             if stop is not None:
                 continue  # the joint search keeps the row
@@ -710,7 +712,7 @@ class GraphSplit:
                 return None, _POSSIBLE, per_child, step
             most = self._affordable(per_child)
             if self._late() or most < 1:
-                return None, "time limit reached while splitting ReLUs", per_child, step
+                return None, _LATE, per_child, step
             if self.queue_bytes > QUEUE_BYTES:
                 return None, (f"the open ReLU domains ({len(self.heap)}) outgrew "
                               f"{QUEUE_BYTES >> 20} MiB"), per_child, step
@@ -722,7 +724,7 @@ class GraphSplit:
                 found = self._round(most)
             except BoundsTimeout:  # a refresh ran past the deadline: the parents are lost
                 self.undecided = True
-                return None, "time limit reached while splitting ReLUs", per_child, step
+                return None, _LATE, per_child, step
             took = time.perf_counter() - t
             step = max(step, took)
             per_child = took / max(1, self.stats["domains"] - before)
@@ -753,7 +755,7 @@ class GraphSplit:
         try:
             found = self._root()
         except BoundsTimeout:
-            return unknown("time limit reached while splitting ReLUs")
+            return unknown(_LATE)
         per_child = time.perf_counter() - t  # the root: one domain
         step = max(step, per_child)
         stop = None
