@@ -44,12 +44,13 @@ verify keep_b on net:
 """
 
 
-def top2(model: str, images: np.ndarray) -> np.ndarray:
-    """The top-2 multi-hot sets of ``model`` (onnxruntime) on ``images`` [N, 1, 64, 64]."""
+def top2(model: str | Path, images: np.ndarray) -> np.ndarray:
+    """The top-2 multi-hot sets of ``model`` (onnxruntime) on ``images`` [N, 1, 64, 64]:
+    a name of ``examples/models/<name>.onnx``, or a path."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(ROOT / "examples" / "models" / f"{model}.onnx"),
-                                providers=["CPUExecutionProvider"])  # fmt: skip
+    path = model if isinstance(model, Path) else ROOT / "examples" / "models" / f"{model}.onnx"
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     out = np.concatenate([sess.run(None, {name: images[i : i + 1]})[0]
                           for i in range(len(images))])  # fmt: skip
