@@ -6,7 +6,7 @@ Each measurement runs in a fresh child process (``python -c``), so its peak RSS
 first (``baseline``), and the time shown excludes the imports.
 
 * ``vnnlib``: generated files read with :func:`robustc.compiler.vnnlib.read_vnnlib` and
-  lowered with ``to_properties``, in five shapes: ``box`` (``n`` inputs, two bounds each,
+  lowered with ``to_properties``, in six shapes: ``box`` (``n`` inputs, two bounds each,
   one output constraint), ``vnncomp`` (the VNN-COMP CIFAR/ResNet files' layout: a
   comment, declarations, a blank line between the bounds of each input with 16-17 digit
   numbers, an output disjunction over ten labels), ``or2`` (ACAS Xu property 6's layout:
@@ -15,7 +15,9 @@ first (``baseline``), and the time shown excludes the imports.
   over ten labels) and ``outputs`` (5 bounded inputs and a disjunction of ``n``
   conjunctions over 10 outputs, each with a linear term ``(+ (* 2.0 Y_b) Y_c)``: read as
   arrays and lowered to an ``OrClauses`` condition; generated up to
-  :data:`OUTPUTS_MAX_MB`). Linear loading
+  :data:`OUTPUTS_MAX_MB`) and ``asserts`` (5 bounded inputs and ``n`` separate top-level
+  output assertions ``(assert C)``, half of them with a linear term: each run read as
+  arrays and lowered to an ``AndClauses``). Linear loading
   shows as a constant time and memory per MB; ``peak x`` is the peak RSS growth over the
   baseline divided by the file size.
 * ``--timeout T`` (optional): every verify property of the example specs under
@@ -170,6 +172,21 @@ def outputs_file(path: Path, n: int) -> int:
     return path.stat().st_size
 
 
+def asserts_file(path: Path, n: int) -> int:
+    """Write a VNN-LIB file with 5 bounded inputs and ``n`` separate top-level output
+    assertions over 10 outputs, half of them with a linear term; returns its size."""
+    rng = random.Random(0)
+    with path.open("w") as fh:
+        fh.writelines(f"(declare-const X_{i} Real)\n" for i in range(5))
+        fh.writelines(f"(declare-const Y_{j} Real)\n" for j in range(10))
+        fh.writelines(f"(assert (>= X_{i} -1))\n(assert (<= X_{i} 1))\n" for i in range(5))
+        for _ in range(n):
+            a, b, c = rng.sample(range(10), 3)
+            fh.write(f"(assert (<= (+ (* 2.0 Y_{b}) Y_{c}) {rng.uniform(-1, 1)!r}))\n"
+                     if rng.random() < 0.5 else f"(assert (>= Y_{a} Y_{b}))\n")
+    return path.stat().st_size
+
+
 #: The largest ``outputs`` file generated, in MB (read as arrays since the array reader of
 #: output clauses: no limit below the other shapes').
 OUTPUTS_MAX_MB = None
@@ -178,7 +195,8 @@ OUTPUTS_MAX_MB = None
 SHAPES = {"box": (box_file, lambda n: 1, None), "vnncomp": (vnncomp_file, lambda n: 1, None),
           "or2": (or2_file, lambda n: 2, None),
           "orN": (orn_file, lambda n: max(1, n // OR_WIDTH), None),
-          "outputs": (outputs_file, lambda n: 1, OUTPUTS_MAX_MB)}
+          "outputs": (outputs_file, lambda n: 1, OUTPUTS_MAX_MB),
+          "asserts": (asserts_file, lambda n: 1, None)}
 
 
 def measure(code: str, *args: str) -> dict:

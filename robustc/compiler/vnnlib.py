@@ -66,6 +66,7 @@ from robustc.compiler.vnnlib_scan import (
     LP,
     RP,
     DeclaredNames,
+    Tokens,
     bound_atoms_of,
     clause_groups,
     comparisons,
@@ -455,7 +456,13 @@ class OutputClauses:
     ``groups``: where each inner list's comparisons start (and the total at the end), and
     ``group_tags`` the position of its ``(``; ``pos``: the position of the outer list.
     Each comparison means what the formula reader's :class:`Atom` of it means; lowered to an
-    :class:`~robustc.ir.property.OrClauses` / :class:`~robustc.ir.property.AndClauses`."""
+    :class:`~robustc.ir.property.OrClauses` / :class:`~robustc.ir.property.AndClauses`.
+
+    ``top``: not one assertion but a run of consecutive top-level assertions, read by
+    :func:`_assert_run`, that the formula reader reads as one formula each: ``"atoms"``,
+    each ``(assert C)`` of one comparison (``and`` of one ``and`` group: their
+    conjunction; the formula reader's :class:`Atom` s); ``"lists"``, each ``(assert (INNER
+    C ...))`` (``and`` of one ``INNER`` group per assertion; its :class:`Junction` s)."""
 
     outer: str
     inner: str
@@ -467,6 +474,7 @@ class OutputClauses:
     groups: np.ndarray
     group_tags: np.ndarray
     pos: Pos
+    top: str = ""
 
     def kinds(self) -> set[str]:
         """``{"Y"}`` (as :meth:`Atom.kinds`: these constrain outputs)."""
@@ -474,7 +482,8 @@ class OutputClauses:
 
     def junction(self) -> Junction:
         """The formula as the formula reader reads it: a :class:`Junction` of junctions of
-        :class:`Atom` s (one object per atom: for tests and small files)."""
+        :class:`Atom` s (one object per atom: for tests and small files; for a ``top`` run,
+        :meth:`atoms` are what the formula reader reads)."""
         file, ptr, bounds = self.pos.file, self.indptr.tolist(), self.groups.tolist()
         index, data = self.indices.tolist(), self.data.tolist()
         atoms = [Atom({("Y", j): c for j, c in zip(index[a:b], data[a:b], strict=True)},
@@ -485,6 +494,14 @@ class OutputClauses:
                        for a, b, (line, col) in zip(bounds[:-1], bounds[1:],
                                                     self.group_tags.tolist(), strict=True))
         return Junction(self.outer, groups, self.pos)
+
+    def atoms(self) -> tuple[Formula, ...]:
+        """The assertions as the formula reader reads them: those of a ``top`` run (one
+        :class:`Atom` or :class:`Junction` each); otherwise the one :meth:`junction`."""
+        if not self.top:
+            return (self.junction(),)
+        groups = self.junction().parts
+        return groups if self.top == "lists" else tuple(a for g in groups for a in g.parts)
 
     def violation(self, n_outputs: int) -> Condition:
         """The formula as a robustc condition (what :func:`_violation` makes of the
@@ -519,7 +536,8 @@ class Query:
         """This query with each :class:`OutputClauses` replaced by its :meth:`junction
         <OutputClauses.junction>`: what the general reader (``fast=False``) reads."""
         return dataclasses.replace(self, assertions=tuple(
-            f.junction() if isinstance(f, OutputClauses) else f for f in self.assertions))
+            a for f in self.assertions
+            for a in (f.atoms() if isinstance(f, OutputClauses) else (f,))))
 
 
 def _term(e: SExpr, declared: DeclaredNames) -> tuple[dict, float]:
@@ -752,10 +770,18 @@ def _block_commands(text: str, file: str, cmds, origin: tuple, declared: Declare
     """The complete commands of a block: the simple ones that the general reader would
     accept into ``declared`` and ``bounds``, the others yielded as :class:`SExpr` s."""
     general = np.flatnonzero(invalid(cmds, declared)).tolist()
+    runs = _runs(cmds, general)
     done, k = 0, 0
     while k < len(general):
         n = general[k]
         _take(cmds, done, n, declared, bounds, origin)
+        if n in runs:  # many output comparisons (assert C), one after the other
+            e = _assert_run(text, file, cmds, n, runs[n], origin, declared)
+            if e is not None:
+                yield e
+                k += runs[n] - n
+                done = runs[n]
+                continue
         e = _command(text, file, cmds, n, origin, declared)
         yield e
         done, k = n + 1, k + 1
@@ -763,6 +789,79 @@ def _block_commands(text: str, file: str, cmds, origin: tuple, declared: Declare
             later = np.flatnonzero(invalid(cmds.tail(done), declared)) + done
             general = general[:k] + later.tolist()
     _take(cmds, done, cmds.kind.size, declared, bounds, origin)
+
+
+#: Fewest consecutive top-level output assertions ``(assert C)`` or ``(assert (INNER C
+#: ...))`` in a block for :func:`_assert_run` to read them as arrays (fewer are read one by
+#: one, into the formula reader's objects).
+RUN_MIN = 256
+
+
+def _runs(cmds, general: list[int]) -> dict[int, int]:
+    """The runs of at least :data:`RUN_MIN` consecutive commands among ``general`` (the
+    block's commands that are not simple) that are no simple command refused: ``{first:
+    stop}``."""
+    if len(general) < RUN_MIN:
+        return {}
+    at = np.asarray(general)
+    at = at[cmds.kind[at] == 0]
+    if at.size < RUN_MIN:
+        return {}
+    new = np.ones(at.size, dtype=bool)
+    new[1:] = np.diff(at) != 1
+    starts = np.flatnonzero(new)
+    stops = np.append(starts[1:], at.size)
+    long = stops - starts >= RUN_MIN
+    return dict(zip(at[starts[long]].tolist(), (at[stops[long] - 1] + 1).tolist(), strict=True))
+
+
+def _assert_run(text: str, file: str, cmds, n0: int, n1: int, origin: tuple,
+                declared: DeclaredNames) -> SExpr | None:
+    """Commands ``n0`` to ``n1 - 1`` of a block when every one is ``(assert C)``, or every
+    one ``(assert (INNER C ...))`` with the same ``INNER`` (``and`` / ``or``), ``C`` an
+    output comparison that :func:`~robustc.compiler.vnnlib_scan.clause_groups` reads: one
+    ``assert`` command whose formula is a ``top`` :class:`OutputClauses` (their conjunction,
+    at the position of the first command's formula); None otherwise (then each is read as
+    before, and any error is the formula reader's)."""
+    toks = cmds.tokens
+    t0, t1 = int(cmds.first[n0]), int(cmds.last[n1 - 1]) + 1
+    if t0 + 3 >= t1 or toks.kind[t0 + 2] != LP or not _plain(text, toks, t0, t1, origin):
+        return None
+    word = toks.block[toks.start[t0 + 3]:toks.end[t0 + 3]].tobytes()
+    keep = np.ones(t1 - t0, dtype=bool)
+    if word in (b"and", b"or"):  # each (assert (INNER C ...)): the groups (INNER C ...)
+        top, inner = "lists", word
+        first = cmds.first[n0:n1] - t0
+        keep[first], keep[first + 1], keep[cmds.last[n0:n1] - t0] = False, False, False
+    else:  # each (assert C): groups of one comparison, headed 'assert'
+        top, inner = "atoms", b"assert"
+    index = np.flatnonzero(keep) + t0
+    sub = Tokens(toks.start[index], toks.end[index], toks.kind[index], toks.block,
+                 toks.newlines, toks.windows)
+    clauses = clause_groups(sub, index.size, inner, declared)
+    # one group per command ((assert F F) and (assert (or ..) ..) are the reader's errors)
+    if clauses is None or clauses.sizes.size != n1 - n0 or \
+            (top == "atoms" and (clauses.sizes != 1).any()):
+        return None
+    tags = _tags(sub, clauses.paren, origin)
+    opens = _tags(sub, clauses.opens, origin)
+    count = clauses.count
+    indptr = np.zeros(count.size + 1, dtype=np.int64)
+    np.cumsum(count, out=indptr[1:])
+    if top == "atoms":  # one group: the conjunction of all
+        groups, opens, formula_at = np.array([0, count.size], dtype=np.int64), opens[:1], tags[0]
+        start = toks.start[t0 + 2]
+    else:
+        groups = np.zeros(clauses.sizes.size + 1, dtype=np.int64)
+        np.cumsum(clauses.sizes, out=groups[1:])
+        formula_at, start = opens[0], toks.start[t0 + 2]
+    head = [Pos(file, *map(int, row)) for row in _tags(toks, np.array([t0, t0 + 1]), origin)]
+    formula = OutputClauses("and", "and" if top == "atoms" else inner.decode(), indptr,
+                            clauses.index.astype(np.int32), clauses.coeff, clauses.const,
+                            tags, groups, opens, Pos(file, *map(int, formula_at)), top=top)
+    return SExpr(head[0], items=(SExpr(head[1], atom="assert"),
+                                 _Given(formula.pos, "and", formula, text,
+                                        origin[0] + int(start))))
 
 
 def _cut(text: str, at: int, want: int) -> int:

@@ -283,3 +283,129 @@ def test_export_of_an_array_condition_reads_back_to_the_same_truth():
     y = np.random.default_rng(3).normal(size=(500, M)) * 3
     np.testing.assert_array_equal(holds(back.condition, y), holds(prop.condition, y))
     assert 0 < holds(prop.condition, y).mean() < 1
+
+
+# --------------------------------------------------------------------------------------
+# Runs of top-level assertions of one output comparison each, (assert C) (assert C) ...
+
+
+@st.composite
+def run_file(draw) -> tuple[str, bool]:
+    """``(text, whether a run of two or more plain output assertions is in it, None for
+    either)``: two bounded inputs and 1-12 top-level ``(assert C)`` of output comparisons,
+    or ``(assert (INNER C ...))`` of 1-3, sometimes an odd atom, an assertion of two
+    formulas, an input bound, an assertion of the other shape or a comment outside ASCII
+    among them."""
+    plain, body = True, []
+    inner = draw(st.sampled_from([None, "and", "or"]))  # (assert C) or (assert (INNER C ..))
+    for _ in range(draw(st.integers(1, 12))):
+        sp = draw(st.sampled_from(SPACES[:4]))
+        if inner is None:
+            text, ok = draw(comparison())
+        else:
+            atoms = [draw(comparison()) for _ in range(draw(st.integers(1, 3)))]
+            text, ok = f"({inner}{sp}" + sp.join(a for a, _ in atoms) + ")", \
+                all(ok for _, ok in atoms)
+        plain &= ok
+        body.append(f"(assert{sp}{text})")
+    kind = draw(st.integers(0, 15))
+    at = draw(st.integers(0, len(body)))
+    if kind == 0:
+        odd = draw(st.sampled_from(ODD + USUAL))
+        body.insert(at, f"(assert {odd})")
+        plain &= odd in USUAL and inner is None
+    elif kind == 1:
+        body.insert(at, "(assert (<= Y_0 1) (<= Y_1 2))")
+        plain = False
+    elif kind == 2:
+        body.insert(at, "(assert (<= X_1 0.5))")  # a simple command: two runs
+        if 0 < at < len(body) - 1:  # (either may be read as arrays)
+            plain = None
+    elif kind == 4:  # a run of another shape
+        body.insert(at, "(assert (<= Y_0 Y_1))" if inner else "(assert (and (<= Y_0 Y_1)))")
+        plain = False
+    elif kind == 3:
+        body.insert(at, "; \u00e9\u2264\n")  # one '?' byte each in the blocks
+    if plain is not None:
+        plain &= len(body) - (kind in (2, 3)) >= 2
+    lines = ["; outputs", "(declare-const X_0 Real)", "(declare-const X_1 Real)"]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(M)]
+    lines += ["(assert (>= X_0 0))", "(assert (<= X_0 1))", "(assert (>= X_1 -1))",
+              "(assert (<= X_1 1))"]
+    sep = draw(st.sampled_from(SPACES))
+    return "\n".join(lines) + "\n" + sep.join(body) + "\n", plain
+
+
+def _agree(fast_props, general_props) -> None:
+    """Same boxes, and conditions with the same margins (up to the order of a sum) and
+    truth on random outputs."""
+    assert len(fast_props) == len(general_props)
+    y = np.random.default_rng(1).normal(size=(200, M)) * 3
+    for got, want in zip(fast_props, general_props, strict=True):
+        assert got.name == want.name and len(got.boxes) == len(want.boxes)
+        for a, b in zip(got.boxes, want.boxes, strict=True):
+            np.testing.assert_array_equal(a.lower, b.lower)
+            np.testing.assert_array_equal(a.upper, b.upper)
+        for c_got, c_want in ((got.condition, want.condition),
+                              (negate(got.condition), negate(want.condition))):
+            np.testing.assert_allclose(margin(c_got, y), margin(c_want, y), atol=1e-12)
+            np.testing.assert_array_equal(holds(c_got, y), holds(c_want, y))
+
+
+@settings(max_examples=150, deadline=None)
+@given(run_file())
+def test_runs_of_output_assertions_agree_with_the_general_reader(case):
+    """Runs of two or more (RUN_MIN lowered): the general reader's Query (its atoms in
+    place of each run's arrays) or its positioned error; each run of plain comparisons read
+    as arrays; lowered properties with the general ones' margins and truth."""
+    text, plain = case
+    general = _read(text, False)
+    for blocks in (SMALL, EDGES):
+        with patch.multiple(vnnlib, RUN_MIN=2, **blocks):
+            fast = _read(text, True)
+        if isinstance(general, str):
+            assert fast == general
+            continue
+        assert fast.as_formulas() == general
+        if blocks is SMALL and plain is not None:
+            assert _clauses_in(fast) == plain
+        _agree(to_properties(fast, (2,), M), to_properties(general, (2,), M))
+
+
+def _separate(k: int) -> list[str]:
+    rng = np.random.default_rng(k)
+    out = []
+    for _ in range(k):
+        a, b, c = rng.choice(M, 3, replace=False)
+        out.append(f"(assert (<= (+ (* {rng.normal():.6f} Y_{a}) Y_{b}) {rng.normal():.4f}))"
+                   if rng.random() < 0.5 else f"(assert (>= Y_{a} Y_{c}))")
+    return out
+
+
+def test_many_separate_output_assertions_are_read_as_arrays():
+    """6,000 top-level output assertions (the RUN_MIN default, across blocks): arrays, the
+    general reader's Query, the same lowered margins, and an export that reads back to the
+    same truth; a bad one near the end gives the general reader's error and position."""
+    head = "".join(f"(declare-const X_{i} Real)\n" for i in range(2))
+    head += "".join(f"(declare-const Y_{j} Real)\n" for j in range(M))
+    head += "(assert (>= X_0 0))\n(assert (<= X_0 1))\n(assert (>= X_1 0))\n(assert (<= X_1 1))\n"
+    body = _separate(6000)
+    text = head + "\n".join(body) + "\n"
+    fast = parse_vnnlib(text, "many.vnnlib")
+    assert sum(isinstance(f, OutputClauses) and f.top == "atoms" for f in fast.assertions) >= 2
+    assert len(fast.assertions) < 1000
+    general = parse_vnnlib(text, "many.vnnlib", fast=False)
+    assert len(general.assertions) == 6000 and fast.as_formulas() == general
+    (got,), (want,) = to_properties(fast, (2,), M), to_properties(general, (2,), M)
+    _agree([got], [want])
+    (back,) = to_properties(parse_vnnlib(vnnlib.format_vnnlib(got), "back.vnnlib"), (2,), M)
+    y = np.random.default_rng(2).normal(size=(300, M)) * 3
+    np.testing.assert_array_equal(holds(back.condition, y), holds(got.condition, y))
+    body[-3] = "(assert (<= Y_2 1e999))"
+    text = head + "\n".join(body) + "\n"
+    with pytest.raises(SpecError) as general_error:
+        parse_vnnlib(text, "bad.vnnlib", fast=False)
+    with pytest.raises(SpecError) as fast_error:
+        parse_vnnlib(text, "bad.vnnlib")
+    assert str(fast_error.value) == str(general_error.value)
+    assert "number 1e999 is out of range" in str(fast_error.value)
