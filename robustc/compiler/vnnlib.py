@@ -71,6 +71,7 @@ from robustc.compiler.vnnlib_scan import (
     clause_groups,
     comparisons,
     invalid,
+    is_word,
     scan_block,
     tokenize_block,
 )
@@ -462,7 +463,13 @@ class OutputClauses:
     :func:`_assert_run`, that the formula reader reads as one formula each: ``"atoms"``,
     each ``(assert C)`` of one comparison (``and`` of one ``and`` group: their
     conjunction; the formula reader's :class:`Atom` s); ``"lists"``, each ``(assert (INNER
-    C ...))`` (``and`` of one ``INNER`` group per assertion; its :class:`Junction` s)."""
+    C ...))`` (``and`` of one ``INNER`` group per assertion; its :class:`Junction` s);
+    ``"nested"``, each ``(assert (OUTER (INNER C ...) ...))``, with the same ``OUTER`` and
+    ``INNER`` throughout, as an ``and`` of groups that means the same (see
+    :func:`_nested_groups`), and ``source`` = ``(OUTER, INNER, where each inner list's
+    comparisons start, the position of each inner list, where each assertion's inner lists
+    start, the position of each assertion's formula)`` to give the formula reader's
+    formulas back."""
 
     outer: str
     inner: str
@@ -475,6 +482,7 @@ class OutputClauses:
     group_tags: np.ndarray
     pos: Pos
     top: str = ""
+    source: tuple = ()
 
     def kinds(self) -> set[str]:
         """``{"Y"}`` (as :meth:`Atom.kinds`: these constrain outputs)."""
@@ -484,22 +492,33 @@ class OutputClauses:
         """The formula as the formula reader reads it: a :class:`Junction` of junctions of
         :class:`Atom` s (one object per atom: for tests and small files; for a ``top`` run,
         :meth:`atoms` are what the formula reader reads)."""
-        file, ptr, bounds = self.pos.file, self.indptr.tolist(), self.groups.tolist()
+        return Junction(self.outer, self._lists(self.inner, self.groups, self.group_tags,
+                                                self._atoms()), self.pos)
+
+    def _atoms(self) -> list[Atom]:
+        file, ptr = self.pos.file, self.indptr.tolist()
         index, data = self.indices.tolist(), self.data.tolist()
-        atoms = [Atom({("Y", j): c for j, c in zip(index[a:b], data[a:b], strict=True)},
-                      float(k), Pos(file, line, col))
-                 for a, b, k, (line, col) in zip(ptr[:-1], ptr[1:], self.const.tolist(),
-                                                 self.tags.tolist(), strict=True)]
-        groups = tuple(Junction(self.inner, tuple(atoms[a:b]), Pos(file, line, col))
-                       for a, b, (line, col) in zip(bounds[:-1], bounds[1:],
-                                                    self.group_tags.tolist(), strict=True))
-        return Junction(self.outer, groups, self.pos)
+        return [Atom({("Y", j): c for j, c in zip(index[a:b], data[a:b], strict=True)},
+                     float(k), Pos(file, line, col))
+                for a, b, k, (line, col) in zip(ptr[:-1], ptr[1:], self.const.tolist(),
+                                                self.tags.tolist(), strict=True)]
+
+    def _lists(self, op: str, bounds: np.ndarray, tags: np.ndarray, parts: list) -> tuple:
+        """``op`` junctions of the ``parts`` between consecutive ``bounds``, at ``tags``."""
+        file, bounds = self.pos.file, bounds.tolist()
+        return tuple(Junction(op, tuple(parts[a:b]), Pos(file, line, col))
+                     for a, b, (line, col) in zip(bounds[:-1], bounds[1:], tags.tolist(),
+                                                  strict=True))
 
     def atoms(self) -> tuple[Formula, ...]:
         """The assertions as the formula reader reads them: those of a ``top`` run (one
         :class:`Atom` or :class:`Junction` each); otherwise the one :meth:`junction`."""
         if not self.top:
             return (self.junction(),)
+        if self.top == "nested":
+            outer, inner, groups, group_tags, commands, command_tags = self.source
+            lists = self._lists(inner, groups, group_tags, self._atoms())
+            return self._lists(outer, commands, command_tags, list(lists))
         groups = self.junction().parts
         return groups if self.top == "lists" else tuple(a for g in groups for a in g.parts)
 
@@ -795,73 +814,144 @@ def _block_commands(text: str, file: str, cmds, origin: tuple, declared: Declare
 #: ...))`` in a block for :func:`_assert_run` to read them as arrays (fewer are read one by
 #: one, into the formula reader's objects).
 RUN_MIN = 256
+_DEPTH_OF = np.array([0, 1, -1, 0], dtype=np.int64)  # by token kind: ( +1, ) -1
 
 
 def _runs(cmds, general: list[int]) -> dict[int, int]:
     """The runs of at least :data:`RUN_MIN` consecutive commands among ``general`` (the
-    block's commands that are not simple) that are no simple command refused: ``{first:
-    stop}``."""
+    block's commands that are not simple) that are no simple command refused and look
+    alike (:func:`_shapes`): ``{first: stop}``."""
     if len(general) < RUN_MIN:
         return {}
     at = np.asarray(general)
     at = at[cmds.kind[at] == 0]
     if at.size < RUN_MIN:
         return {}
+    shape = _shapes(cmds.tokens, cmds.first[at])
     new = np.ones(at.size, dtype=bool)
-    new[1:] = np.diff(at) != 1
+    new[1:] = (np.diff(at) != 1) | (shape[1:] != shape[:-1])
     starts = np.flatnonzero(new)
     stops = np.append(starts[1:], at.size)
     long = stops - starts >= RUN_MIN
     return dict(zip(at[starts[long]].tolist(), (at[stops[long] - 1] + 1).tolist(), strict=True))
 
 
+def _shapes(toks, first: np.ndarray) -> np.ndarray:
+    """A number per command (``first``: its first token) that tells ``(assert C)``,
+    ``(assert (INNER C ...))`` and ``(assert (OUTER (INNER ...) ...))`` apart, with each
+    junction's word, from its first six tokens."""
+    size = toks.kind.size
+
+    def word(t: np.ndarray) -> np.ndarray:  # 1: 'and', 2: 'or', 0: else
+        t = np.minimum(t, size - 1)
+        return is_word(toks, t, b"and") + 2 * is_word(toks, t, b"or")
+
+    lists = (toks.kind[np.minimum(first + 2, size - 1)] == LP) & (first + 5 < size)
+    nested = lists & (toks.kind[np.minimum(first + 4, size - 1)] == LP)
+    return np.where(lists, word(first + 3), 0) * 3 + np.where(nested, word(first + 5), 0)
+
+
 def _assert_run(text: str, file: str, cmds, n0: int, n1: int, origin: tuple,
                 declared: DeclaredNames) -> SExpr | None:
-    """Commands ``n0`` to ``n1 - 1`` of a block when every one is ``(assert C)``, or every
-    one ``(assert (INNER C ...))`` with the same ``INNER`` (``and`` / ``or``), ``C`` an
-    output comparison that :func:`~robustc.compiler.vnnlib_scan.clause_groups` reads: one
-    ``assert`` command whose formula is a ``top`` :class:`OutputClauses` (their conjunction,
-    at the position of the first command's formula); None otherwise (then each is read as
-    before, and any error is the formula reader's)."""
+    """Commands ``n0`` to ``n1 - 1`` of a block when all are ``(assert C)``, or all
+    ``(assert (INNER C ...))``, or all ``(assert (OUTER (INNER C ...) ...))`` with the same
+    ``OUTER`` and ``INNER`` (``and`` / ``or``), each ``C`` an output comparison that
+    :func:`~robustc.compiler.vnnlib_scan.clause_groups` reads: one ``assert`` command whose
+    formula is a ``top`` :class:`OutputClauses` (their conjunction, at the position of the
+    first command's formula); None otherwise (then each is read as before, and any error
+    is the formula reader's)."""
     toks = cmds.tokens
     t0, t1 = int(cmds.first[n0]), int(cmds.last[n1 - 1]) + 1
-    if t0 + 3 >= t1 or toks.kind[t0 + 2] != LP or not _plain(text, toks, t0, t1, origin):
+    if t0 + 5 >= t1 or not _plain(text, toks, t0, t1, origin):
         return None
-    word = toks.block[toks.start[t0 + 3]:toks.end[t0 + 3]].tobytes()
+    first, last = cmds.first[n0:n1], cmds.last[n0:n1]
+    # each command: '(' 'assert' and one formula (what follows is the formula's items)
+    kind = toks.kind[t0:t1]
+    before = np.cumsum(_DEPTH_OF[kind]) - (kind == LP) + (kind == RP)
+    level1 = np.flatnonzero((kind != RP) & (before == 1)) + t0
+    if level1.size != 2 * (n1 - n0) or not is_word(toks, level1[0::2], b"assert").all() or \
+            (level1[0::2] != first + 1).any():
+        return None
+    heads = [w for w in (b"and", b"or") if is_word(toks, np.array([t0 + 3]), w)[0]]
     keep = np.ones(t1 - t0, dtype=bool)
-    if word in (b"and", b"or"):  # each (assert (INNER C ...)): the groups (INNER C ...)
-        top, inner = "lists", word
-        first = cmds.first[n0:n1] - t0
-        keep[first], keep[first + 1], keep[cmds.last[n0:n1] - t0] = False, False, False
-    else:  # each (assert C): groups of one comparison, headed 'assert'
+    source = ()
+    if not heads:  # each (assert C): groups of one comparison, headed 'assert'
         top, inner = "atoms", b"assert"
+    elif toks.kind[t0 + 4] != LP or not (is_word(toks, np.array([t0 + 5]), b"and")[0] or
+                                         is_word(toks, np.array([t0 + 5]), b"or")[0]):
+        top, inner = "lists", heads[0]  # each (assert (INNER C ...)): groups (INNER C ...)
+        if toks.kind[t0 + 2] != LP or not is_word(toks, first + 3, inner).all():
+            return None
+        keep[first - t0], keep[first + 1 - t0], keep[last - t0] = False, False, False
+    else:  # each (assert (OUTER (INNER C ...) ...)): the groups (INNER C ...)
+        top, outer = "nested", heads[0]
+        inner = toks.block[toks.start[t0 + 5]:toks.end[t0 + 5]].tobytes()
+        if (toks.kind[first + 2] != LP).any() or (toks.kind[last - 1] != RP).any() or \
+                not is_word(toks, first + 3, outer).all():
+            return None
+        for k in (0, 1, 2, 3):
+            keep[first + k - t0] = False
+        keep[last - 1 - t0], keep[last - t0] = False, False
     index = np.flatnonzero(keep) + t0
     sub = Tokens(toks.start[index], toks.end[index], toks.kind[index], toks.block,
                  toks.newlines, toks.windows)
     clauses = clause_groups(sub, index.size, inner, declared)
-    # one group per command ((assert F F) and (assert (or ..) ..) are the reader's errors)
-    if clauses is None or clauses.sizes.size != n1 - n0 or \
-            (top == "atoms" and (clauses.sizes != 1).any()):
+    if clauses is None:
         return None
+    of = np.searchsorted(first, index[clauses.opens], side="right") - 1  # each group's command
+    per = np.bincount(of, minlength=n1 - n0)
     tags = _tags(sub, clauses.paren, origin)
     opens = _tags(sub, clauses.opens, origin)
     count = clauses.count
     indptr = np.zeros(count.size + 1, dtype=np.int64)
     np.cumsum(count, out=indptr[1:])
+    bounds = np.zeros(clauses.sizes.size + 1, dtype=np.int64)
+    np.cumsum(clauses.sizes, out=bounds[1:])
     if top == "atoms":  # one group: the conjunction of all
-        groups, opens, formula_at = np.array([0, count.size], dtype=np.int64), opens[:1], tags[0]
-        start = toks.start[t0 + 2]
+        if (per != 1).any() or (clauses.sizes != 1).any():  # (assert C C): the reader's error
+            return None
+        groups, group_tags, junction = np.array([0, count.size], dtype=np.int64), opens[:1], "and"
+        at = tags[0]
+    elif top == "lists":
+        if (per != 1).any():
+            return None
+        groups, group_tags, junction, at = bounds, opens, inner.decode(), opens[0]
     else:
-        groups = np.zeros(clauses.sizes.size + 1, dtype=np.int64)
-        np.cumsum(clauses.sizes, out=groups[1:])
-        formula_at, start = opens[0], toks.start[t0 + 2]
+        if (per == 0).any():  # (OUTER) with no operand: the reader's error
+            return None
+        commands = np.zeros(n1 - n0 + 1, dtype=np.int64)
+        np.cumsum(per, out=commands[1:])
+        got = _nested_groups(outer.decode(), inner.decode(), bounds, commands, opens)
+        if got is None:
+            return None
+        groups, group_tags, junction = got
+        at = _tags(toks, first[:1] + 2, origin)[0]
+        source = (outer.decode(), inner.decode(), bounds, opens, commands,
+                  _tags(toks, first + 2, origin))
     head = [Pos(file, *map(int, row)) for row in _tags(toks, np.array([t0, t0 + 1]), origin)]
-    formula = OutputClauses("and", "and" if top == "atoms" else inner.decode(), indptr,
-                            clauses.index.astype(np.int32), clauses.coeff, clauses.const,
-                            tags, groups, opens, Pos(file, *map(int, formula_at)), top=top)
+    formula = OutputClauses("and", junction, indptr, clauses.index.astype(np.int32),
+                            clauses.coeff, clauses.const, tags, groups, group_tags,
+                            Pos(file, *map(int, at)), top=top, source=source)
     return SExpr(head[0], items=(SExpr(head[1], atom="assert"),
                                  _Given(formula.pos, "and", formula, text,
-                                        origin[0] + int(start))))
+                                        origin[0] + int(toks.start[t0 + 2]))))
+
+
+def _nested_groups(outer: str, inner: str, bounds: np.ndarray, commands: np.ndarray,
+                   opens: np.ndarray) -> tuple | None:
+    """The conjunction of assertions ``(OUTER (INNER C ...) ...)`` (inner list ``g`` over
+    the comparisons ``bounds[g] .. bounds[g + 1] - 1``, assertion ``k`` over the inner lists
+    ``commands[k] .. commands[k + 1] - 1``, ``opens``: the inner lists' positions) as an
+    ``and`` of groups: ``(groups, group positions, the groups' junction)``; None when it is
+    no such ``and`` (``OUTER`` ``or`` of ``and`` lists of several comparisons).
+
+    ``OUTER`` ``and``: the inner lists themselves; ``or`` of ``or`` lists: one ``or`` group
+    per assertion; ``or`` of ``and`` lists of one comparison each: the same."""
+    if outer == "and":
+        return bounds, opens, inner
+    if inner == "and" and (np.diff(bounds) != 1).any():
+        return None
+    return bounds[commands], opens[commands[:-1]], "or"
 
 
 def _cut(text: str, at: int, want: int) -> int:
@@ -914,10 +1004,18 @@ def _command(text: str, file: str, cmds, n: int, origin: tuple,
             toks.newlines, at, origin))), declared)
         if got is not None:
             return got[0]
-    if _plain(text, toks, t0, t1, origin):
+    if t1 - t0 >= _SMALL_COMMAND and _plain(text, toks, t0, t1, origin):
         return _build(text, file, toks, t0, t1, origin, [], declared)[0]
     line, line_start = map(int, _line_at(toks.newlines, toks.start[t0], origin))
     return _read_one(text, file, origin[0] + int(toks.start[t0]), line, line_start)[0]
+
+
+#: Fewest tokens in a command for :func:`_command` to build it from the block's arrays
+#: (:func:`_build`); a smaller one is read by the general reader, which is quicker there:
+#: measured on ``(assert (or C ...))`` of k two-atom comparisons (5 tokens each), the
+#: arrays take about 0.5 ms a command plus 30 us a comparison, the general reader 40-60
+#: us a comparison (0.14 against 0.68 ms at k = 2, about equal at k = 30).
+_SMALL_COMMAND = 150
 
 
 #: Fewest comparisons in a command for :func:`_output_clauses` to keep it as arrays (a

@@ -282,6 +282,12 @@ def _is_word(windows, start, end, tok, word: bytes) -> np.ndarray:
     return (end[tok] - s == len(word)) & ((got & mask) == want).all(1)
 
 
+def is_word(tokens: Tokens, tok: np.ndarray, word: bytes) -> np.ndarray:
+    """Whether each token ``tok`` of a block is the atom ``word`` (at most 16 bytes)."""
+    return (tokens.kind[tok] == _ATOM) & _is_word(tokens.windows, tokens.start, tokens.end,
+                                                  tok, word)
+
+
 def _is_name(windows, start, end, tok, letter: bytes) -> np.ndarray:
     """Whether each token ``tok`` is ``letter`` + ``_`` + 1 to 9 ASCII digits."""
     s, n = start[tok], end[tok] - start[tok]
@@ -547,5 +553,5 @@ def _clause_consts(t1, cmps, value, neg, side, parent, cidx, before, kind, is_le
 
 
 __all__ = ["DeclaredNames", "Commands", "Tokens", "scan_block", "tokenize_block", "invalid",
-           "bound_atoms", "bound_atoms_of", "comparisons", "Clauses", "clause_groups",
+           "bound_atoms", "bound_atoms_of", "comparisons", "Clauses", "clause_groups", "is_word",
            "MAX_NUMBER", "LP", "RP", "ATOM"]

@@ -293,19 +293,31 @@ def test_export_of_an_array_condition_reads_back_to_the_same_truth():
 def run_file(draw) -> tuple[str, bool]:
     """``(text, whether a run of two or more plain output assertions is in it, None for
     either)``: two bounded inputs and 1-12 top-level ``(assert C)`` of output comparisons,
-    or ``(assert (INNER C ...))`` of 1-3, sometimes an odd atom, an assertion of two
-    formulas, an input bound, an assertion of the other shape or a comment outside ASCII
-    among them."""
+    ``(assert (INNER C ...))`` of 1-3 or ``(assert (OUTER (INNER C ...) ...))``, sometimes
+    an odd atom, an assertion of two formulas, an input bound, an assertion of another
+    shape or a comment outside ASCII among them."""
     plain, body = True, []
-    inner = draw(st.sampled_from([None, "and", "or"]))  # (assert C) or (assert (INNER C ..))
+    # (assert C), (assert (INNER C ..)) or (assert (OUTER (INNER C ..) ..))
+    inner = draw(st.sampled_from([None, "and", "or"]))
+    outer = draw(st.sampled_from([None, "and", "or"])) if inner else None
+
+    def junction(op, sp, most=3):
+        atoms = [draw(comparison()) for _ in range(draw(st.integers(1, most)))]
+        return f"({op}{sp}" + sp.join(a for a, _ in atoms) + ")", \
+            all(ok for _, ok in atoms), len(atoms)
+
     for _ in range(draw(st.integers(1, 12))):
         sp = draw(st.sampled_from(SPACES[:4]))
         if inner is None:
             text, ok = draw(comparison())
+        elif outer is None:
+            text, ok, _ = junction(inner, sp)
         else:
-            atoms = [draw(comparison()) for _ in range(draw(st.integers(1, 3)))]
-            text, ok = f"({inner}{sp}" + sp.join(a for a, _ in atoms) + ")", \
-                all(ok for _, ok in atoms)
+            groups = [junction(inner, sp, draw(st.sampled_from([1, 1, 3])))
+                      for _ in range(draw(st.integers(1, 3)))]
+            text = f"({outer}{sp}" + sp.join(g for g, _, _ in groups) + ")"
+            ok = all(ok for _, ok, _ in groups)
+            ok &= not (outer == "or" and inner == "and" and any(n > 1 for _, _, n in groups))
         plain &= ok
         body.append(f"(assert{sp}{text})")
     kind = draw(st.integers(0, 15))
@@ -313,21 +325,26 @@ def run_file(draw) -> tuple[str, bool]:
     if kind == 0:
         odd = draw(st.sampled_from(ODD + USUAL))
         body.insert(at, f"(assert {odd})")
-        plain &= odd in USUAL and inner is None
+        # (assert (and)) has the shape of (assert (and C ..)), the others of (assert C)
+        same_shape = (inner == "and" and outer is None) if odd == "(and)" else inner is None
+        if same_shape:
+            plain &= odd in USUAL  # (or it spoils the run)
     elif kind == 1:
         body.insert(at, "(assert (<= Y_0 1) (<= Y_1 2))")
         plain = False
     elif kind == 2:
         body.insert(at, "(assert (<= X_1 0.5))")  # a simple command: two runs
-        if 0 < at < len(body) - 1:  # (either may be read as arrays)
-            plain = None
-    elif kind == 4:  # a run of another shape
-        body.insert(at, "(assert (<= Y_0 Y_1))" if inner else "(assert (and (<= Y_0 Y_1)))")
-        plain = False
+    elif kind in (4, 5):  # an assertion of another shape: two runs
+        other = "or" if inner == "and" else "and"
+        body.insert(at, f"(assert ({outer} ({other} (<= Y_0 Y_1))))" if kind == 5 and outer
+                    else "(assert (<= Y_0 Y_1))" if inner else "(assert (and (<= Y_0 Y_1)))")
     elif kind == 3:
         body.insert(at, "; \u00e9\u2264\n")  # one '?' byte each in the blocks
-    if plain is not None:
-        plain &= len(body) - (kind in (2, 3)) >= 2
+    split = kind in (2, 4, 5) or (kind == 0 and not same_shape)
+    if plain is None or (split and 0 < at < len(body) - 1):  # either run may be arrays
+        plain = None
+    else:
+        plain &= len(body) - (split or kind == 3) >= 2
     lines = ["; outputs", "(declare-const X_0 Real)", "(declare-const X_1 Real)"]
     lines += [f"(declare-const Y_{j} Real)" for j in range(M)]
     lines += ["(assert (>= X_0 0))", "(assert (<= X_0 1))", "(assert (>= X_1 -1))",
@@ -355,45 +372,57 @@ def _agree(fast_props, general_props) -> None:
 @settings(max_examples=150, deadline=None)
 @given(run_file())
 def test_runs_of_output_assertions_agree_with_the_general_reader(case):
-    """Runs of two or more (RUN_MIN lowered): the general reader's Query (its atoms in
-    place of each run's arrays) or its positioned error; each run of plain comparisons read
-    as arrays; lowered properties with the general ones' margins and truth."""
+    """Runs of two or more (RUN_MIN lowered; one assertion alone is read as before), in
+    the default blocks and in blocks of 64 to 256 characters: the general reader's Query
+    (its formulas in place of each run's arrays) or its positioned error; a run of plain
+    comparisons read as arrays; lowered properties with the general ones' margins and
+    truth."""
     text, plain = case
     general = _read(text, False)
-    for blocks in (SMALL, EDGES):
+    for blocks in ({}, {"_BLOCK_MIN": 64, "_BLOCK_MAX": 256}):
         with patch.multiple(vnnlib, RUN_MIN=2, **blocks):
             fast = _read(text, True)
         if isinstance(general, str):
             assert fast == general
             continue
         assert fast.as_formulas() == general
-        if blocks is SMALL and plain is not None:
+        if not blocks and plain is not None:
             assert _clauses_in(fast) == plain
         _agree(to_properties(fast, (2,), M), to_properties(general, (2,), M))
 
 
-def _separate(k: int) -> list[str]:
+def _separate(k: int, shape: str) -> list[str]:
+    """``k`` top-level output assertions of ``shape``, a template over ``C`` (each ``C`` a
+    comparison, half with a linear term)."""
     rng = np.random.default_rng(k)
-    out = []
-    for _ in range(k):
+
+    def comparison(_) -> str:
         a, b, c = rng.choice(M, 3, replace=False)
-        out.append(f"(assert (<= (+ (* {rng.normal():.6f} Y_{a}) Y_{b}) {rng.normal():.4f}))"
-                   if rng.random() < 0.5 else f"(assert (>= Y_{a} Y_{c}))")
-    return out
+        return (f"(<= (+ (* {rng.normal():.6f} Y_{a}) Y_{b}) {rng.normal():.4f})"
+                if rng.random() < 0.5 else f"(>= Y_{a} Y_{c})")
+
+    return [re.sub("C", comparison, shape) for _ in range(k)]
 
 
-def test_many_separate_output_assertions_are_read_as_arrays():
-    """6,000 top-level output assertions (the RUN_MIN default, across blocks): arrays, the
-    general reader's Query, the same lowered margins, and an export that reads back to the
-    same truth; a bad one near the end gives the general reader's error and position."""
+@pytest.mark.parametrize("shape, arrays", [
+    ("(assert C)", "atoms"), ("(assert (or C C))", "lists"),
+    ("(assert (or (and C) (and C) (and C)))", "nested"),
+    ("(assert (and (or C C) (or C)))", "nested"), ("(assert (or (and C C) (and C)))", "")])
+def test_many_separate_output_assertions_are_read_as_arrays(shape, arrays):
+    """6,000 top-level output assertions (the RUN_MIN default, across blocks): arrays
+    (except an 'or' of 'and' lists of several comparisons, read as before), the general
+    reader's Query, the same lowered margins, and an export that reads back to the same
+    truth; a bad number near the end gives the general reader's error and position."""
     head = "".join(f"(declare-const X_{i} Real)\n" for i in range(2))
     head += "".join(f"(declare-const Y_{j} Real)\n" for j in range(M))
     head += "(assert (>= X_0 0))\n(assert (<= X_0 1))\n(assert (>= X_1 0))\n(assert (<= X_1 1))\n"
-    body = _separate(6000)
+    body = _separate(6000, shape)
     text = head + "\n".join(body) + "\n"
     fast = parse_vnnlib(text, "many.vnnlib")
-    assert sum(isinstance(f, OutputClauses) and f.top == "atoms" for f in fast.assertions) >= 2
-    assert len(fast.assertions) < 1000
+    runs = [f for f in fast.assertions if isinstance(f, OutputClauses) and f.top]
+    assert [f.top for f in runs] == [arrays] * len(runs) and (len(runs) >= 2) == bool(arrays)
+    if arrays:
+        assert len(fast.assertions) < 1000
     general = parse_vnnlib(text, "many.vnnlib", fast=False)
     assert len(general.assertions) == 6000 and fast.as_formulas() == general
     (got,), (want,) = to_properties(fast, (2,), M), to_properties(general, (2,), M)
@@ -401,7 +430,8 @@ def test_many_separate_output_assertions_are_read_as_arrays():
     (back,) = to_properties(parse_vnnlib(vnnlib.format_vnnlib(got), "back.vnnlib"), (2,), M)
     y = np.random.default_rng(2).normal(size=(300, M)) * 3
     np.testing.assert_array_equal(holds(back.condition, y), holds(got.condition, y))
-    body[-3] = "(assert (<= Y_2 1e999))"
+    body[-3] = re.sub(r"\(>= Y_\d+|(?<=\)) -?\d+\.\d+\)", lambda m: "(>= 1e999" if
+                      m.group().startswith("(") else " 1e999)", body[-3], count=1)
     text = head + "\n".join(body) + "\n"
     with pytest.raises(SpecError) as general_error:
         parse_vnnlib(text, "bad.vnnlib", fast=False)
