@@ -363,7 +363,7 @@ def maxpool_as_relus(graph: Graph, bounds: tuple[dict, dict] | None = None) -> G
 def _pool_candidates(idx: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                      relu_after: bool = False) -> np.ndarray:
     """``idx`` (windows x positions, flat input indices) with only the elements that can
-    exceed their window's largest lower bound (and 0, when ``relu_after``), plus one
+    exceed their window's largest lower bound (and 0, when ``relu_after``), each once, plus one
     element attaining it where needed, first; the other positions repeat the window's last
     remaining element (``max(c, c) = c``, and a difference of an element with itself is
     exactly 0 for the linear bounds); positions that no window needs are dropped."""
@@ -371,7 +371,12 @@ def _pool_candidates(idx: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     low = lower[idx]
     best = low.max(axis=1, keepdims=True)
     floor = np.maximum(best, 0.0) if relu_after else best
-    keep = upper[idx] > floor
+    # an element repeated in its window (padding stands as the first one) counts once, so
+    # no window keeps more elements than the full rewrite has distinct positions
+    again = np.zeros(idx.shape, dtype=bool)
+    for j in range(1, idx.shape[1]):
+        again[:, j] = (idx[:, :j] == idx[:, j:j + 1]).any(axis=1)
+    keep = (upper[idx] > floor) & ~again
     # one element attaining the largest lower bound, unless the ReLU makes it needless
     # (best < 0: the maximum only matters where it is positive, and the kept ones cover it)
     need = ~keep.any(axis=1) | (best[:, 0] >= 0) if relu_after else np.ones(len(idx), bool)
