@@ -16,8 +16,9 @@ first (``baseline``), and the time shown excludes the imports.
   conjunctions over 10 outputs, each with a linear term ``(+ (* 2.0 Y_b) Y_c)``: read as
   arrays and lowered to an ``OrClauses`` condition; generated up to
   :data:`OUTPUTS_MAX_MB`) and ``asserts`` (5 bounded inputs and ``n`` separate top-level
-  output assertions ``(assert C)``, half of them with a linear term: each run read as
-  arrays and lowered to an ``AndClauses``). Linear loading
+  output assertions in runs of one shape, ``(assert C)``, ``(assert (or C C))`` or
+  ``(assert (or (and C C) (and C)))``: each run read as arrays and lowered to an
+  ``AndClauses`` / ``AndOfClauses``). Linear loading
   shows as a constant time and memory per MB; ``peak x`` is the peak RSS growth over the
   baseline divided by the file size.
 * ``--timeout T`` (optional): every verify property of the example specs under
@@ -57,6 +58,7 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -174,16 +176,26 @@ def outputs_file(path: Path, n: int) -> int:
 
 def asserts_file(path: Path, n: int) -> int:
     """Write a VNN-LIB file with 5 bounded inputs and ``n`` separate top-level output
-    assertions over 10 outputs, half of them with a linear term; returns its size."""
+    assertions over 10 outputs, in runs of 300 to 3,000 of one shape each: ``(assert C)``,
+    ``(assert (or C C))`` or ``(assert (or (and C C) (and C)))``, each comparison ``C``
+    with a linear term half of the time; returns its size."""
     rng = random.Random(0)
+
+    def comparison(_) -> str:
+        a, b, c = rng.sample(range(10), 3)
+        return (f"(<= (+ (* 2.0 Y_{b}) Y_{c}) {rng.uniform(-1, 1)!r})" if rng.random() < 0.5
+                else f"(>= Y_{a} Y_{b})")
+
+    shapes = ["(assert C)", "(assert (or C C))", "(assert (or (and C C) (and C)))"]
     with path.open("w") as fh:
         fh.writelines(f"(declare-const X_{i} Real)\n" for i in range(5))
         fh.writelines(f"(declare-const Y_{j} Real)\n" for j in range(10))
         fh.writelines(f"(assert (>= X_{i} -1))\n(assert (<= X_{i} 1))\n" for i in range(5))
-        for _ in range(n):
-            a, b, c = rng.sample(range(10), 3)
-            fh.write(f"(assert (<= (+ (* 2.0 Y_{b}) Y_{c}) {rng.uniform(-1, 1)!r}))\n"
-                     if rng.random() < 0.5 else f"(assert (>= Y_{a} Y_{b}))\n")
+        done = 0
+        while done < n:
+            shape, k = rng.choice(shapes), min(n - done, rng.randint(300, 3000))
+            fh.writelines(re.sub("C", comparison, shape) + "\n" for _ in range(k))
+            done += k
     return path.stat().st_size
 
 

@@ -83,6 +83,7 @@ from robustc.ir.problem import Problem
 from robustc.ir.property import (
     And,
     AndClauses,
+    AndOfClauses,
     AtLeast,
     Box,
     Condition,
@@ -90,6 +91,7 @@ from robustc.ir.property import (
     LinearRows,
     Or,
     OrClauses,
+    OrOfClauses,
     Property,
     atoms_size,
     negate,
@@ -466,7 +468,11 @@ class OutputClauses:
     C ...))`` (``and`` of one ``INNER`` group per assertion; its :class:`Junction` s);
     ``"nested"``, each ``(assert (OUTER (INNER C ...) ...))``, with the same ``OUTER`` and
     ``INNER`` throughout, as an ``and`` of groups that means the same (see
-    :func:`_nested_groups`), and ``source`` = ``(OUTER, INNER, where each inner list's
+    :func:`_nested_groups`) or, where there is none (``or`` of ``and`` lists of several
+    comparisons), as an ``and`` of ``parts`` (where each assertion's groups start), each
+    a ``middle`` (``OUTER``) junction of its groups (lowered to an
+    :class:`~robustc.ir.property.AndOfClauses`), and ``source`` = ``(OUTER, INNER, where
+    each inner list's
     comparisons start, the position of each inner list, where each assertion's inner lists
     start, the position of each assertion's formula)`` to give the formula reader's
     formulas back."""
@@ -483,6 +489,8 @@ class OutputClauses:
     pos: Pos
     top: str = ""
     source: tuple = ()
+    parts: np.ndarray | None = None
+    middle: str = ""
 
     def kinds(self) -> set[str]:
         """``{"Y"}`` (as :meth:`Atom.kinds`: these constrain outputs)."""
@@ -527,6 +535,9 @@ class OutputClauses:
         :class:`Junction` of :class:`Atom` s that the formula reader reads)."""
         rows = LinearRows(n_outputs, self.indptr, self.indices, self.data, self.const,
                           strict=False, prefix="vnnlib ", tags=self.tags)
+        if self.parts is not None:
+            junction = OrOfClauses if self.outer == "or" else AndOfClauses
+            return junction(rows, self.groups, self.inner, self.parts, self.middle)
         junction = OrClauses if self.outer == "or" else AndClauses
         return junction(rows, self.groups, self.inner)
 
@@ -874,7 +885,7 @@ def _assert_run(text: str, file: str, cmds, n0: int, n1: int, origin: tuple,
         return None
     heads = [w for w in (b"and", b"or") if is_word(toks, np.array([t0 + 3]), w)[0]]
     keep = np.ones(t1 - t0, dtype=bool)
-    source = ()
+    source, extra = (), {}
     if not heads:  # each (assert C): groups of one comparison, headed 'assert'
         top, inner = "atoms", b"assert"
     elif toks.kind[t0 + 4] != LP or not (is_word(toks, np.array([t0 + 5]), b"and")[0] or
@@ -922,16 +933,16 @@ def _assert_run(text: str, file: str, cmds, n0: int, n1: int, origin: tuple,
         commands = np.zeros(n1 - n0 + 1, dtype=np.int64)
         np.cumsum(per, out=commands[1:])
         got = _nested_groups(outer.decode(), inner.decode(), bounds, commands, opens)
-        if got is None:
-            return None
-        groups, group_tags, junction = got
+        groups, group_tags, junction = got or (bounds, opens, inner.decode())
+        if got is None:  # three levels: 'and' of the assertions, each 'or' of 'and' lists
+            extra = {"parts": commands, "middle": outer.decode()}
         at = _tags(toks, first[:1] + 2, origin)[0]
         source = (outer.decode(), inner.decode(), bounds, opens, commands,
                   _tags(toks, first + 2, origin))
     head = [Pos(file, *map(int, row)) for row in _tags(toks, np.array([t0, t0 + 1]), origin)]
     formula = OutputClauses("and", junction, indptr, clauses.index.astype(np.int32),
                             clauses.coeff, clauses.const, tags, groups, group_tags,
-                            Pos(file, *map(int, at)), top=top, source=source)
+                            Pos(file, *map(int, at)), top=top, source=source, **extra)
     return SExpr(head[0], items=(SExpr(head[1], atom="assert"),
                                  _Given(formula.pos, "and", formula, text,
                                         origin[0] + int(toks.start[t0 + 2]))))
@@ -943,7 +954,8 @@ def _nested_groups(outer: str, inner: str, bounds: np.ndarray, commands: np.ndar
     the comparisons ``bounds[g] .. bounds[g + 1] - 1``, assertion ``k`` over the inner lists
     ``commands[k] .. commands[k + 1] - 1``, ``opens``: the inner lists' positions) as an
     ``and`` of groups: ``(groups, group positions, the groups' junction)``; None when it is
-    no such ``and`` (``OUTER`` ``or`` of ``and`` lists of several comparisons).
+    no such ``and`` (``OUTER`` ``or`` of ``and`` lists of several comparisons: then three
+    levels).
 
     ``OUTER`` ``and``: the inner lists themselves; ``or`` of ``or`` lists: one ``or`` group
     per assertion; ``or`` of ``and`` lists of one comparison each: the same."""

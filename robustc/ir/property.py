@@ -12,7 +12,10 @@ condition into this small, solver-neutral language:
   ``Or`` of atoms kept as arrays (:class:`LinearRows`), for conditions of many atoms (a
   VNN-LIB file of 300,000 output constraints); their ``operands`` are built as the objects
   above only when a consumer asks for them, while :func:`negate`, :func:`margin`,
-  :func:`holds`, :func:`dnf` and :func:`atoms_size` work on the arrays.
+  :func:`holds`, :func:`dnf` and :func:`atoms_size` work on the arrays;
+* :class:`AndOfClauses`, :class:`OrOfClauses`: one level more, an ``And`` / ``Or`` of
+  parts, each an ``AndClauses`` / ``OrClauses`` over the same arrays (many assertions
+  ``(or (and C C) ...)``), handled the same way.
 
 There is no ``Not``: :func:`negate` pushes negation into the atoms. Every condition has a
 *margin*: positive when it holds, and for a :class:`Linear` atom the value ``coeffs . y +
@@ -118,6 +121,13 @@ class LinearRows:
                     for i in range(lo, hi)]
         return out
 
+    def rows(self, lo: int, hi: int) -> LinearRows:
+        """Atoms ``lo .. hi - 1`` (views of these arrays)."""
+        a, b = int(self.indptr[lo]), int(self.indptr[hi])
+        return LinearRows(self.n, self.indptr[lo:hi + 1] - a, self.indices[a:b], self.data[a:b],
+                          self.const[lo:hi], self.strict, self.prefix,
+                          None if self.tags is None else self.tags[lo:hi], self.fill)
+
     def negated(self) -> LinearRows:
         """The negations of the atoms (as :func:`negate` of each)."""
         prefix = ("not " + self.prefix).strip() if self.tags is None else "not " + self.prefix
@@ -193,6 +203,76 @@ class OrClauses(_Clauses, Or):
     """An :class:`Or` of groups of atoms kept as arrays (see :class:`LinearRows`)."""
 
 
+class _Parts:
+    """An outer junction of ``len(parts) - 1`` parts, part ``k`` a ``middle`` junction
+    (``"and"`` / ``"or"``) of the groups ``parts[k] .. parts[k + 1] - 1`` of a
+    :class:`_Clauses` layout (``rows``, ``groups``, ``inner``): three levels of junctions
+    over atoms kept as arrays (a VNN-LIB file of many assertions ``(or (and C C) ...)``).
+    Its ``operands`` are :class:`AndClauses` / :class:`OrClauses` over views of the rows,
+    built on first use; ``label`` is the outer junction's, ``middle_label`` and
+    ``inner_label`` those of the parts and the groups."""
+
+    def __init__(self, rows: LinearRows, groups: np.ndarray, inner: str, parts: np.ndarray,
+                 middle: str, label: str = "", middle_label: str = "", inner_label: str = ""):
+        _Clauses(rows, groups, inner)  # checks the groups
+        if middle not in ("and", "or"):
+            raise IRError(f"clauses: middle junction {middle!r} (expected 'and' or 'or')")
+        if parts.size < 2 or parts[0] != 0 or parts[-1] != groups.size - 1 or \
+                np.any(np.diff(parts) <= 0):
+            raise IRError("clauses: the parts must split the groups into non-empty runs")
+        for name, value in (("rows", rows), ("groups", groups), ("inner", inner),
+                            ("parts", parts), ("middle", middle), ("label", label),
+                            ("middle_label", middle_label), ("inner_label", inner_label)):
+            object.__setattr__(self, name, value)
+
+    @cached_property
+    def operands(self) -> tuple:
+        """The parts as :class:`AndClauses` / :class:`OrClauses` (built on first use)."""
+        junction = AndClauses if self.middle == "and" else OrClauses
+        groups, parts = self.groups, self.parts.tolist()
+        return tuple(junction(self.rows.rows(int(groups[a]), int(groups[b])),
+                              groups[a:b + 1] - groups[a], self.inner, self.middle_label,
+                              self.inner_label)
+                     for a, b in zip(parts[:-1], parts[1:], strict=True))
+
+    def __getstate__(self) -> dict:  # the operands are rebuilt, not pickled
+        return {k: v for k, v in self.__dict__.items() if k != "operands"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({len(self.parts) - 1} {self.middle} parts of "
+                f"{len(self.groups) - 1} {self.inner} groups of {len(self.rows)} atoms over "
+                f"{self.rows.n} outputs, label={self.label!r})")
+
+    def _reduce(self, m: np.ndarray, ops: tuple) -> np.ndarray:
+        inner = ops[0] if self.inner == "and" else ops[1]
+        middle = ops[0] if self.middle == "and" else ops[1]
+        g = inner.reduceat(m, self.groups[:-1], axis=-1)
+        return middle.reduceat(g, self.parts[:-1], axis=-1)
+
+    def margins(self, y: np.ndarray) -> np.ndarray:
+        """The parts' margins on ``y``: ``(..., parts)``."""
+        return self._reduce(self.rows.margins(y), (np.minimum, np.maximum))
+
+    def truths(self, y: np.ndarray) -> np.ndarray:
+        """Whether each part holds on ``y``: ``(..., parts)``."""
+        m = self.rows.margins(y)
+        return self._reduce(m > 0 if self.rows.strict else m >= 0,
+                            (np.logical_and, np.logical_or))
+
+
+class AndOfClauses(_Parts, And):
+    """An :class:`And` of parts, each an :class:`AndClauses` / :class:`OrClauses` over one
+    array layout (see :class:`_Parts`)."""
+
+
+class OrOfClauses(_Parts, Or):
+    """An :class:`Or` of parts, each an :class:`AndClauses` / :class:`OrClauses` over one
+    array layout (see :class:`_Parts`)."""
+
+
 Condition = Linear | AtLeast | And | Or
 
 
@@ -225,6 +305,12 @@ def negate(cond: Condition) -> Condition:
         flip = AndClauses if isinstance(cond, Or) else OrClauses
         return flip(cond.rows.negated(), cond.groups, "or" if cond.inner == "and" else "and",
                     _not(cond.label), _not(cond.inner_label))
+    if isinstance(cond, _Parts):
+        flip = AndOfClauses if isinstance(cond, Or) else OrOfClauses
+        other = {"and": "or", "or": "and"}
+        return flip(cond.rows.negated(), cond.groups, other[cond.inner], cond.parts,
+                    other[cond.middle], _not(cond.label), _not(cond.middle_label),
+                    _not(cond.inner_label))
     if isinstance(cond, Linear):
         return Linear(-cond.coeffs, -cond.const, not cond.strict, f"not {cond.label}".strip())
     if isinstance(cond, AtLeast):  # fewer than k hold == at least n-k+1 fail
@@ -239,7 +325,7 @@ def margin(cond: Condition, y: np.ndarray) -> np.ndarray:
     """Margin of ``cond`` on outputs ``y`` (``(B, n)`` gives ``(B,)``); positive iff it holds
     for strict atoms (a non-strict atom also holds at margin 0)."""
     y = np.asarray(y, dtype=np.float64)
-    if isinstance(cond, _Clauses):
+    if isinstance(cond, _Clauses | _Parts):
         ms = cond.margins(y)
         return ms.min(axis=-1) if isinstance(cond, And) else ms.max(axis=-1)
     if isinstance(cond, Linear):
@@ -258,7 +344,7 @@ def margin(cond: Condition, y: np.ndarray) -> np.ndarray:
 def holds(cond: Condition, y: np.ndarray) -> np.ndarray:
     """Exact truth of ``cond`` on outputs ``y`` (strict atoms need a positive margin)."""
     y = np.asarray(y, dtype=np.float64)
-    if isinstance(cond, _Clauses):
+    if isinstance(cond, _Clauses | _Parts):
         parts = cond.truths(y)
         return parts.all(axis=-1) if isinstance(cond, And) else parts.any(axis=-1)
     if isinstance(cond, Linear):
@@ -283,6 +369,8 @@ def dnf(cond: Condition) -> list[list[Linear | AtLeast]]:
     """
     if isinstance(cond, _Clauses):
         _clauses_cases(cond)  # refuse a large expansion before building any atom
+    if isinstance(cond, _Parts):
+        _parts_cases(cond)
     if isinstance(cond, AtLeast) and cond.atoms and cond.k == 1:
         return dnf(Or(cond.atoms, cond.label))
     if isinstance(cond, AtLeast) and cond.atoms and cond.k == len(cond.atoms):
@@ -307,20 +395,42 @@ def dnf(cond: Condition) -> list[list[Linear | AtLeast]]:
 def _clauses_cases(cond: _Clauses) -> None:
     """Raise ``IRError`` as :func:`dnf` of ``cond``'s operands would (inner groups first),
     from the group sizes alone."""
-    sizes = np.diff(cond.groups)
-    if cond.inner == "or" and sizes.max() > MAX_DISJUNCTS:
+    _junction_cases(np.diff(cond.groups), cond.inner, isinstance(cond, Or))
+
+
+def _junction_cases(sizes: np.ndarray, inner: str, is_or: bool) -> float:
+    """The cases of an ``Or`` (``is_or``) or ``And`` of groups of ``sizes`` atoms, each an
+    ``inner`` junction, as :func:`dnf` counts them; ``IRError`` where it would raise."""
+    if inner == "or" and sizes.max() > MAX_DISJUNCTS:
         size = int(sizes[np.argmax(sizes > MAX_DISJUNCTS)])
         raise IRError(f"the condition expands to {size} cases (limit {MAX_DISJUNCTS})")
-    if isinstance(cond, Or):
-        count = int(sizes.sum()) if cond.inner == "or" else sizes.size
+    if is_or:
+        count = int(sizes.sum()) if inner == "or" else sizes.size
         if count > MAX_DISJUNCTS:
             raise IRError(f"the condition expands to {count} cases (limit {MAX_DISJUNCTS})")
-    elif cond.inner == "or":
+        return float(count)
+    if inner == "or":
         with np.errstate(over="ignore"):
             size = float(np.prod(sizes, dtype=np.float64))
         if size > MAX_DISJUNCTS:
             raise IRError(f"the condition expands to {_count(size)} cases (limit "
                           f"{MAX_DISJUNCTS})")
+        return size
+    return 1.0
+
+
+def _parts_cases(cond: _Parts) -> None:
+    """Raise ``IRError`` as :func:`dnf` of ``cond``'s operands would (parts first, in
+    order), from the group and part sizes alone."""
+    sizes = np.diff(cond.groups)
+    bounds = cond.parts.tolist()
+    counts = [_junction_cases(sizes[a:b], cond.inner, cond.middle == "or")
+              for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    with np.errstate(over="ignore"):
+        size = float(np.sum(counts) if isinstance(cond, Or) else np.prod(counts))
+    if size > MAX_DISJUNCTS:
+        raise IRError(f"the condition expands to {_count(size)} cases (limit "
+                      f"{MAX_DISJUNCTS})")
 
 
 def _count(size: float) -> str:
@@ -330,7 +440,7 @@ def _count(size: float) -> str:
 
 def atoms_size(cond: Condition) -> int:
     """The number of outputs the condition's atoms refer to (their coefficient length)."""
-    if isinstance(cond, _Clauses):
+    if isinstance(cond, _Clauses | _Parts):
         return cond.rows.n
     if isinstance(cond, Linear):
         return len(cond.coeffs)
