@@ -6,15 +6,17 @@ Each measurement runs in a fresh child process (``python -c``), so its peak RSS
 first (``baseline``), and the time shown excludes the imports.
 
 * ``vnnlib``: generated files read with :func:`robustc.compiler.vnnlib.read_vnnlib` and
-  lowered with ``to_properties``, in six shapes: ``box`` (``n`` inputs, two bounds each,
+  lowered with ``to_properties``, in seven shapes: ``box`` (``n`` inputs, two bounds each,
   one output constraint), ``vnncomp`` (the VNN-COMP CIFAR/ResNet files' layout: a
   comment, declarations, a blank line between the bounds of each input with 16-17 digit
   numbers, an output disjunction over ten labels), ``or2`` (ACAS Xu property 6's layout:
   one disjunction of two boxes over ``n`` inputs, each box one line), ``orN`` (a
   disjunction of boxes of 500 inputs, as many as the size needs, an output disjunction
-  over ten labels) and ``outputs`` (5 bounded inputs and a disjunction of ``n``
-  conjunctions over 10 outputs, each with a linear term ``(+ (* 2.0 Y_b) Y_c)``: read as
-  arrays and lowered to an ``OrClauses`` condition; generated up to
+  over ten labels), ``orNY`` (the same boxes, each with two output atoms in its
+  conjunction: a case each, no shared output constraint), ``outputs`` (5 bounded inputs
+  and a disjunction of ``n`` conjunctions over 10 outputs, each with a linear term
+  ``(+ (* 2.0 Y_b) Y_c)``: read as arrays and lowered to an ``OrClauses`` condition;
+  generated up to
   :data:`OUTPUTS_MAX_MB`) and ``asserts`` (5 bounded inputs and ``n`` separate top-level
   output assertions in runs of one shape, ``(assert C)``, ``(assert (or C C))`` or
   ``(assert (or (and C C) (and C)))``: each run read as arrays and lowered to an
@@ -83,8 +85,8 @@ LOAD = """
 from robustc.compiler.vnnlib import read_vnnlib, to_properties
 q = read_vnnlib(sys.argv[1])
 props = to_properties(q, (1, q.n_inputs), q.n_outputs)
-assert len(props) == 1 and props[0].boxes[0].lower.size == q.n_inputs
-assert len(props[0].boxes) == int(sys.argv[2])  # the boxes written
+assert all(p.boxes[0].lower.size == q.n_inputs for p in props)
+assert sum(len(p.boxes) for p in props) == int(sys.argv[2])  # the boxes written
 """
 IMPORTS = "pass"
 
@@ -137,10 +139,11 @@ def or2_file(path: Path, n: int) -> int:
 OR_WIDTH = 500
 
 
-def orn_file(path: Path, n: int) -> int:
+def orn_file(path: Path, n: int, outputs: bool = False) -> int:
     """Write a VNN-LIB file whose input set is a disjunction of ``n // OR_WIDTH`` boxes
     (at least one) over :data:`OR_WIDTH` inputs, one bound a line, and an output
-    disjunction over ten labels; returns its size."""
+    disjunction over ten labels (``outputs``: instead, two output atoms in each box's
+    conjunction, so each box is its own case); returns its size."""
     rng = random.Random(0)
     with path.open("w") as fh:
         fh.writelines(f"(declare-const X_{i} Real)\n" for i in range(OR_WIDTH))
@@ -151,9 +154,14 @@ def orn_file(path: Path, n: int) -> int:
             for i in range(OR_WIDTH):
                 x = rng.uniform(-2, 2)
                 fh.write(f"    (<= X_{i} {x + 0.015:.16g}) (>= X_{i} {x - 0.015:.16g})\n")
+            if outputs:
+                a, b = rng.sample(range(10), 2)
+                fh.write(f"    (>= Y_{a} Y_{b}) (<= Y_{b} {rng.uniform(-1, 1)!r})\n")
             fh.write("  )\n")
-        fh.write("))\n(assert (or\n" +
-                 "".join(f"    (and (>= Y_{j} Y_8))\n" for j in range(10) if j != 8) + "))\n")
+        fh.write("))\n")
+        if not outputs:
+            fh.write("(assert (or\n" + "".join(f"    (and (>= Y_{j} Y_8))\n"
+                                              for j in range(10) if j != 8) + "))\n")
     return path.stat().st_size
 
 
@@ -207,6 +215,8 @@ OUTPUTS_MAX_MB = None
 SHAPES = {"box": (box_file, lambda n: 1, None), "vnncomp": (vnncomp_file, lambda n: 1, None),
           "or2": (or2_file, lambda n: 2, None),
           "orN": (orn_file, lambda n: max(1, n // OR_WIDTH), None),
+          "orNY": (lambda path, n: orn_file(path, n, outputs=True),
+                   lambda n: max(1, n // OR_WIDTH), None),
           "outputs": (outputs_file, lambda n: 1, OUTPUTS_MAX_MB),
           "asserts": (asserts_file, lambda n: 1, None)}
 

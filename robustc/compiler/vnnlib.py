@@ -1399,11 +1399,12 @@ def _query(commands: Iterator[SExpr], file: str, declared: DeclaredNames,
 
 #: Memory per byte of a VNN-LIB file while it is read and lowered, for the ``--memory``
 #: pre-check (robustc.files.limits). Measured (benchmarks/limits.py): files of
-#: declarations and input bounds, at the top level or as boxes inside a disjunction, and
-#: large output disjunctions (:class:`OutputClauses`), read as arrays, raise the peak RSS
-#: by 2.7-4.7x their size at 50 MB (4-5.4x at 10 MB, plus about 20 MB of blocks); output
-#: constraints that the general reader reads, Python objects per atom, by about 56x, but
-#: are a few KB in real files; which a file holds is known only once it is read.
+#: declarations and input bounds, at the top level or as boxes inside a disjunction, large
+#: output disjunctions and runs of separate output assertions (:class:`OutputClauses`),
+#: read as arrays, raise the peak RSS by 2.7-4.7x their size at 50 MB (4-5.5x at 10 MB,
+#: plus about 20 MB of blocks); output constraints that the general reader reads (terms
+#: beyond the array reader's), Python objects per atom, by about 56x, but are a few KB in
+#: real files; which a file holds is known only once it is read.
 VNNLIB_READ_OVERHEAD = 20.0
 
 
