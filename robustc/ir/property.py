@@ -145,7 +145,18 @@ class LinearRows:
         return np.concatenate(parts, axis=-1) if parts else np.zeros(y.shape[:-1] + (0,))
 
 
-class _Clauses:
+class _LazyOperands:
+    """Pickling for a condition whose ``operands`` are a cached property: they are rebuilt
+    after unpickling, not pickled."""
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "operands"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+class _Clauses(_LazyOperands):
     """An outer junction of ``len(groups) - 1`` inner junctions (``inner``: ``"and"`` or
     ``"or"``), group ``g`` over the atoms ``groups[g] .. groups[g + 1] - 1`` of ``rows``
     (every group non-empty); ``label`` and ``inner_label`` as for :class:`And` /
@@ -170,12 +181,6 @@ class _Clauses:
         bounds = self.groups.tolist()
         return tuple(junction(tuple(atoms[a:b]), self.inner_label)
                      for a, b in zip(bounds[:-1], bounds[1:], strict=True))
-
-    def __getstate__(self) -> dict:  # the operands are rebuilt, not pickled
-        return {k: v for k, v in self.__dict__.items() if k != "operands"}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({len(self.groups) - 1} {self.inner} groups of "
@@ -203,7 +208,7 @@ class OrClauses(_Clauses, Or):
     """An :class:`Or` of groups of atoms kept as arrays (see :class:`LinearRows`)."""
 
 
-class _Parts:
+class _Parts(_LazyOperands):
     """An outer junction of ``len(parts) - 1`` parts, part ``k`` a ``middle`` junction
     (``"and"`` / ``"or"``) of the groups ``parts[k] .. parts[k + 1] - 1`` of a
     :class:`_Clauses` layout (``rows``, ``groups``, ``inner``): three levels of junctions
@@ -234,12 +239,6 @@ class _Parts:
                               groups[a:b + 1] - groups[a], self.inner, self.middle_label,
                               self.inner_label)
                      for a, b in zip(parts[:-1], parts[1:], strict=True))
-
-    def __getstate__(self) -> dict:  # the operands are rebuilt, not pickled
-        return {k: v for k, v in self.__dict__.items() if k != "operands"}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({len(self.parts) - 1} {self.middle} parts of "
