@@ -185,6 +185,8 @@ def case_attack(module: torch.nn.Module, box: Box, cases: list, *, steps: int = 
     eta = 1.0
     best_x, best_m = x[0].clone(), -np.inf
     took = 0.0
+    width = max(len(c) for c in cases)
+    rows = [torch.as_tensor(np.flatnonzero(owner == c), device=dev) for c in range(len(cases))]
     for k in range(steps + 1):
         started = time.perf_counter()
         if k and deadline is not None and started + took > deadline:
@@ -192,12 +194,10 @@ def case_attack(module: torch.nn.Module, box: Box, cases: list, *, steps: int = 
         x.requires_grad_(True)
         y = module(x).reshape(n, -1)
         # (n, atoms) margins of each start's own case; inf pads the shorter cases
-        width = max(len(c) for c in cases)
         ms = torch.full((n, width), torch.inf, dtype=y.dtype, device=y.device)
-        for c, case in enumerate(cases):
-            rows = torch.as_tensor(np.flatnonzero(owner == c), device=y.device)
+        for case, mine in zip(cases, rows, strict=True):
             for j, atom in enumerate(case):
-                ms[rows, j] = margin_torch(atom, y[rows])
+                ms[mine, j] = margin_torch(atom, y[mine])
         m = ms.detach().min(dim=1).values
         i = int(torch.argmax(m))
         if float(m[i]) > best_m:
