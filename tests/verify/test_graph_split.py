@@ -129,6 +129,49 @@ def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refr
     assert checked >= 3
 
 
+@pytest.mark.parametrize("seed", [2, 3, 6, 9])
+def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
+    """A domain keeps copies (no view of its round's batch), alpha only on the neurons
+    unstable at the root and beta only on its decided neurons; the parents a round
+    restores (:meth:`GraphSplit._expand`) equal the arrays the bound returned, every
+    column: the steps never move alpha off those columns nor beta off the decisions."""
+    rng = np.random.default_rng(seed)
+    graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
+    centre = rng.normal(size=graph.input.shape)
+    lo, hi = centre - 0.3, centre + 0.3
+    y0 = evaluate(graph, centre).ravel()
+    cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
+                     if j != int(np.argmax(y0))))
+    given, compared = {}, [0]
+    real_push, real_expand = GraphSplit._push, GraphSplit._expand
+
+    def push(self, lb, lo, hi, alpha, beta, choice, signs, depth):
+        before = len(self.heap)
+        real_push(self, lb, lo, hi, alpha, beta, choice, signs, depth)
+        for _, _, d in self.heap[before:] if len(self.heap) > before else []:
+            i = int(np.flatnonzero((signs == d.signs).all(1) & (lb == d.lb).all(1))[0])
+            given[id(d)] = (alpha[i].copy(), beta[i].copy())
+            for a in (d.signs, d.lo, d.hi, d.alpha, d.beta, d.lb):
+                assert a.base is None or a.base.nbytes == a.nbytes  # owns its memory
+
+    def expand(self, parents):
+        alpha, beta = real_expand(self, parents)
+        for i, d in enumerate(parents):
+            if id(d) in given:
+                np.testing.assert_array_equal(alpha[i], given[id(d)][0])
+                np.testing.assert_array_equal(beta[i], given[id(d)][1])
+                compared[0] += 1
+        return alpha, beta
+
+    monkeypatch.setattr(GraphSplit, "_push", push)
+    monkeypatch.setattr(GraphSplit, "_expand", expand)
+    search = _search(graph, lo, hi, cond, rounds=4)
+    assert compared[0] >= 3 and search.heap
+    total = search.offsets[-1]
+    assert all(d.alpha.shape[1] < total and d.beta.shape[1] == (d.signs != 0).sum()
+               for _, _, d in search.heap)
+
+
 def test_rounds_are_cut_to_the_time_left(monkeypatch):
     """A fake clock that advances 1 s per domain bounded and a deadline 300 s away: each
     round takes only the parents whose children fit in the time left, so the search stops

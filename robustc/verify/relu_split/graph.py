@@ -135,14 +135,19 @@ class Requirements:
 
 @dataclass
 class Domain:
+    """One open domain, stored compactly: its own arrays (no view keeps a round's batch
+    alive), alpha only on the neurons unstable at the root (elsewhere every domain has the
+    root's values: the steps never move them), beta only on the decided neurons (zero
+    elsewhere, where a multiplier has no decision to weigh)."""
+
     measure: float          # min over cases of the refutation number (lowest first)
     depth: int
     choice: int             # flat neuron to split next
     signs: np.ndarray       # (total,) int8
     lo: np.ndarray          # (total,) ReLU input bounds, decisions clipped in
     hi: np.ndarray
-    alpha: np.ndarray       # (R, total) float32
-    beta: np.ndarray        # (R, total) float32, >= 0
+    alpha: np.ndarray       # (R, unstable at the root) float32
+    beta: np.ndarray        # (R, decided: flatnonzero(signs)) float32, >= 0
     lb: np.ndarray          # (R,) widened lower bounds of -m
 
     @property
@@ -493,10 +498,28 @@ class GraphSplit:
                 self.stats["leaves"] += 1
                 self.undecided = True
             else:
-                d = Domain(float(measure[i]), int(depth[i]), int(choice[i]), signs[i], lo[i],
-                           hi[i], alpha[i], beta[i], lb[i])
+                d = self._domain(float(measure[i]), int(depth[i]), int(choice[i]), signs[i],
+                                 lo[i], hi[i], alpha[i], beta[i], lb[i])
                 self.queue_bytes += d.nbytes
                 heapq.heappush(self.heap, (d.measure, next(self.counter), d))
+
+    def _domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb) -> Domain:
+        """A :class:`Domain` of copies of one row of a round's arrays, alpha and beta
+        compact (the columns :meth:`_expand` restores)."""
+        decided = np.flatnonzero(signs)
+        return Domain(measure, depth, choice, signs.copy(), lo.copy(), hi.copy(),
+                      alpha[:, self.alpha_cols], beta[:, decided], lb.copy())
+
+    def _expand(self, parents: list[Domain]) -> tuple[np.ndarray, np.ndarray]:
+        """``(k, R, total)`` alpha and beta of ``parents``, the compact columns put back:
+        alpha the root's values elsewhere, beta zero."""
+        k = len(parents)
+        alpha = np.repeat(self.alpha_fill[None], k, axis=0)
+        alpha[:, :, self.alpha_cols] = np.stack([d.alpha for d in parents])
+        beta = np.zeros_like(alpha)
+        for i, d in enumerate(parents):
+            beta[i][:, np.flatnonzero(d.signs)] = d.beta
+        return alpha, beta
 
     def _root(self) -> object:
         """Bound the root domain (every row) and push it; keeps it as ``root_domain``
@@ -519,6 +542,10 @@ class GraphSplit:
         self._possible(record)
         if out[-1] is not None:
             return out[-1]
+        # alpha moves only where a neuron is unstable, and every domain's bounds lie
+        # within the root's: the other columns keep the root domain's values
+        self.alpha_fill = out[3][0].copy()
+        self.alpha_cols = np.flatnonzero((lo[0] < 0) & (hi[0] > 0))
         self._push(*out[:-1], signs, np.zeros(1, np.int64))
         self.root_domain = self.heap[0][2] if self.heap else None
         return None
@@ -670,8 +697,8 @@ class GraphSplit:
             self.queue_bytes -= d.nbytes
         two = lambda f: np.repeat(np.stack([f(d) for d in parents]), 2, axis=0)  # noqa: E731
         signs, lo, hi = two(lambda d: d.signs), two(lambda d: d.lo), two(lambda d: d.hi)
-        alpha, beta, inherited = two(lambda d: d.alpha), two(lambda d: d.beta), \
-            two(lambda d: d.lb)
+        alpha, beta = (np.repeat(a, 2, axis=0) for a in self._expand(parents))
+        inherited = two(lambda d: d.lb)
         idx = np.repeat([d.choice for d in parents], 2)
         depth = np.repeat([d.depth + 1 for d in parents], 2)
         signs, lo, hi, beta = split_children(signs, lo, hi, beta, idx)
