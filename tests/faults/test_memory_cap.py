@@ -28,6 +28,8 @@ from robustc.files.limits import (
 )
 from tests.cli.test_hardening import VNNLIB, write_net
 
+ROOT = str(Path(__file__).resolve().parents[2])
+
 
 @pytest.mark.parametrize("text, size", [("4G", 4 << 30), ("500M", 500 << 20), ("2048K", 2 << 20),
                                         ("1.5GiB", 3 << 29), ("123456", 123456),
@@ -127,3 +129,41 @@ def test_a_small_cap_still_runs_a_small_problem(tmp_path):
                     "--memory", "400M", "--json"], tmp_path)
     assert got.returncode in (0, 1), got.stderr
     assert '"verdict": "not_robust"' in got.stdout or '"verdict": "robust"' in got.stdout
+
+
+_FRAGMENT = """
+import sys
+import numpy as np
+from robustc.files.limits import MMAP_THRESHOLD, map_large_allocations
+mapped = map_large_allocations() if sys.argv[1] == "map" else False
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 >> 20
+big = np.ones(30 << 17)  # 30 MiB, freed: glibc's adaptive threshold rises to it
+del big
+mib = (MMAP_THRESHOLD >> 20) + 1  # blocks just over the threshold
+blocks = [np.ones(mib << 17) for _ in range(60)]
+kept = blocks[::10]  # every tenth stays: the freed ones lie between them
+before = rss()
+del blocks
+print(mapped, mib * 54, before, rss())
+"""
+
+
+def test_large_allocations_are_returned_to_the_system_when_freed():
+    """Blocks just over :data:`MMAP_THRESHOLD` freed between blocks still held: with
+    glibc's adaptive threshold (raised by one freed 30 MiB block) they stay in the heap
+    and the process keeps their memory; after :func:`map_large_allocations` each had its
+    own mapping and the memory goes back at once (a child process each: the setting is
+    process-wide)."""
+    runs = {}
+    for how in ("default", "map"):
+        out = subprocess.run([sys.executable, "-c", _FRAGMENT, how], capture_output=True,
+                             text=True, check=True, env={**os.environ, "PYTHONPATH": ROOT})
+        mapped, freed, before, after = out.stdout.split()
+        runs[how] = (mapped == "True", int(freed), int(before), int(after))
+    if not runs["map"][0]:
+        pytest.skip("this C library has no mallopt (not glibc)")
+    freed = runs["map"][1]  # MiB
+    assert runs["map"][2] - runs["map"][3] >= 0.9 * freed, runs
+    assert runs["default"][2] - runs["default"][3] < 0.5 * freed, runs  # the contrast
