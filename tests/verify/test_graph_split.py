@@ -172,6 +172,29 @@ def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
                for _, _, d in search.heap)
 
 
+def test_a_queue_past_its_bytes_ends_the_search_unknown(monkeypatch):
+    """The open domains' bytes (as stored, compactly) are counted; past ``QUEUE_BYTES``
+    the search stops with ``unknown`` and that reason, leaving every case open."""
+    from robustc.verify.relu_split import graph as module
+
+    rng = np.random.default_rng(3)
+    graph = random_conv(rng, channels=1, size=7)
+    centre = rng.normal(size=graph.input.shape)
+    lo, hi = centre - 1.0, centre + 1.0
+    y0 = evaluate(graph, centre).ravel()
+    cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
+                     if j != int(np.argmax(y0))))
+    g, _ = logits(graph)
+    search = GraphSplit(g, lo, hi, compute_bounds(g, lo, hi, "symbolic"),
+                        dnf(negate(cond)), MARGIN_TOL, None,
+                        ReluSplitOptions(graph_rows=False))
+    monkeypatch.setattr(module, "QUEUE_BYTES", 1)
+    out = search.run()
+    assert out.status == "unknown" and "outgrew" in out.reason, out
+    assert search.queue_bytes == sum(d.nbytes for _, _, d in search.heap) > 1
+    assert search.open_cases() == list(range(len(search.req.cases)))
+
+
 def test_rounds_are_cut_to_the_time_left(monkeypatch):
     """A fake clock that advances 1 s per domain bounded and a deadline 300 s away: each
     round takes only the parents whose children fit in the time left, so the search stops
