@@ -472,10 +472,9 @@ class OutputClauses:
     comparisons), as an ``and`` of ``parts`` (where each assertion's groups start), each
     a ``middle`` (``OUTER``) junction of its groups (lowered to an
     :class:`~robustc.ir.property.AndOfClauses`), and ``source`` = ``(OUTER, INNER, where
-    each inner list's
-    comparisons start, the position of each inner list, where each assertion's inner lists
-    start, the position of each assertion's formula)`` to give the formula reader's
-    formulas back."""
+    each inner list's comparisons start, the position of each inner list, where each
+    assertion's inner lists start, the position of each assertion's formula)`` to give
+    the formula reader's formulas back."""
 
     outer: str
     inner: str
