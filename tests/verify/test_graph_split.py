@@ -84,6 +84,15 @@ def test_requirements_refute_and_satisfy_top_k_cases():
     assert req.refutation(lb).min() > 0
 
 
+def _argmax_box(rng, graph, radius):
+    """A box of ``radius`` around a random centre and "the centre's argmax stays"."""
+    centre = rng.normal(size=graph.input.shape)
+    y0 = evaluate(graph, centre).ravel()
+    top = int(np.argmax(y0))
+    cond = And(tuple(output_gt(y0.size, top, j) for j in range(y0.size) if j != top))
+    return centre - radius, centre + radius, cond
+
+
 def _search(graph, lo, hi, cond, rounds=4, refresh=False, candidates=1):
     g, _ = logits(graph)
     bounds = compute_bounds(g, lo, hi, "symbolic")
@@ -106,11 +115,7 @@ def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refr
     on the sampled points of that domain."""
     rng = np.random.default_rng(seed)
     graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
-    centre = rng.normal(size=graph.input.shape)
-    lo, hi = centre - 0.3, centre + 0.3
-    y0 = evaluate(graph, centre).ravel()
-    cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
-                     if j != int(np.argmax(y0))))
+    lo, hi, cond = _argmax_box(rng, graph, 0.3)
     search = _search(graph, lo, hi, cond, refresh=refresh, candidates=candidates)
     assert search.stats["domains"] > 1 and search.heap
     g = search.graph
@@ -137,11 +142,7 @@ def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
     column: the steps never move alpha off those columns nor beta off the decisions."""
     rng = np.random.default_rng(seed)
     graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
-    centre = rng.normal(size=graph.input.shape)
-    lo, hi = centre - 0.3, centre + 0.3
-    y0 = evaluate(graph, centre).ravel()
-    cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
-                     if j != int(np.argmax(y0))))
+    lo, hi, cond = _argmax_box(rng, graph, 0.3)
     given, compared = {}, [0]
     real_push, real_expand = GraphSplit._push, GraphSplit._expand
 
@@ -179,11 +180,7 @@ def test_a_queue_past_its_bytes_ends_the_search_unknown(monkeypatch):
 
     rng = np.random.default_rng(3)
     graph = random_conv(rng, channels=1, size=7)
-    centre = rng.normal(size=graph.input.shape)
-    lo, hi = centre - 1.0, centre + 1.0
-    y0 = evaluate(graph, centre).ravel()
-    cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
-                     if j != int(np.argmax(y0))))
+    lo, hi, cond = _argmax_box(rng, graph, 1.0)
     g, _ = logits(graph)
     search = GraphSplit(g, lo, hi, compute_bounds(g, lo, hi, "symbolic"),
                         dnf(negate(cond)), MARGIN_TOL, None,
@@ -204,11 +201,7 @@ def test_rounds_are_cut_to_the_time_left(monkeypatch):
 
     rng = np.random.default_rng(3)
     graph = random_conv(rng, channels=1, size=7)
-    centre = rng.normal(size=graph.input.shape)
-    lo, hi = centre - 1.0, centre + 1.0
-    y0 = evaluate(graph, centre).ravel()
-    cond = And(tuple(output_gt(y0.size, int(np.argmax(y0)), j) for j in range(y0.size)
-                     if j != int(np.argmax(y0))))
+    lo, hi, cond = _argmax_box(rng, graph, 1.0)
     g, _ = logits(graph)
     bounds = compute_bounds(g, lo, hi, "symbolic")
     now = [0.0]
