@@ -13,10 +13,13 @@ while a ``RLIMIT_DATA`` cap of 500 MB ran the same command to the same verdicts.
 VNN-LIB query): a file larger than the cap divided by the reader's overhead is refused
 before reading it, with its size and the cap named.
 
-:func:`map_large_allocations` has glibc's malloc give every large block its own mapping,
-returned to the system when freed (``verify`` calls it): with its default, adaptive
-threshold, the bound propagation's short-lived tensors of a few MiB each stay in the heap
-once freed, fragmented, and the process grows far past what it holds.
+:func:`large_allocations_mapped` has glibc's malloc give every large block its own
+mapping, returned to the system when freed, for a block of code (the ReLU split on the
+graph runs in one): with its default, adaptive threshold, the bound propagation's
+short-lived tensors of a few MiB each stay in the heap once freed, fragmented, and the
+process grows far past what it holds. Not for everything: a mapping is zeroed by the
+kernel each time, and searches that allocate many mid-sized arrays in short steps pay for
+it (ACAS Xu 4_2 prop_2, input split: 107 s mapped against 74 s).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from pathlib import Path
 from robustc.errors import Error
 
 __all__ = ["parse_size", "format_size", "default_memory_cap", "apply_memory_cap",
-           "memory_capped", "memory_cap", "check_file_size", "map_large_allocations",
-           "MemoryCapError", "DEFAULT_FRACTION", "MIN_MEMORY", "MMAP_THRESHOLD"]
+           "memory_capped", "memory_cap", "check_file_size", "large_allocations_mapped",
+           "MemoryCapError", "DEFAULT_FRACTION", "MIN_MEMORY", "MMAP_THRESHOLD",
+           "MMAP_THRESHOLD_AFTER"]
 
 #: The default cap: this fraction of the machine's memory (``MemTotal``).
 DEFAULT_FRACTION = 0.75
@@ -45,7 +49,7 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNO
 
 _cap: int | None = None  # the cap in force in this process (bytes), set by apply_memory_cap
 
-#: Blocks from this size on get a mapping of their own (:func:`map_large_allocations`).
+#: Blocks from this size on get a mapping of their own (:func:`large_allocations_mapped`).
 #: resnet_4b prop_1 (VNN-COMP 2021 cifar10_resnet), 100 s, one core, two runs side by
 #: side, peak RSS and domains bounded in the first 84 s: glibc's adaptive default
 #: 3,493-3,533 MiB, 2,369-2,969 domains; 4 MiB 2,265 MiB, 2,415; 1 MiB 1,439-1,544 MiB,
@@ -53,8 +57,11 @@ _cap: int | None = None  # the cap in force in this process (bytes), set by appl
 #: blocks: fewer domains in the same time (``docs/verify.md``, "Memory of the graph
 #: search").
 MMAP_THRESHOLD = 4 << 20
+#: The threshold after the block: glibc's adaptive threshold stops at this (its
+#: ``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit systems), where a process that frees large
+#: blocks soon has it; setting any threshold ends the adaptation.
+MMAP_THRESHOLD_AFTER = 32 << 20
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc's malloc.h)
-_mapped: int | None = None  # the threshold set in this process
 
 
 class MemoryCapError(Error, MemoryError):
@@ -159,15 +166,9 @@ def check_file_size(path: str | os.PathLike, what: str, overhead: float = 1.0) -
                              f"needs about {overhead:g}x its size)")
 
 
-def map_large_allocations(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Have glibc's malloc serve every block of ``threshold`` bytes or more by a mapping
-    of its own, unmapped when freed (``mallopt(M_MMAP_THRESHOLD)``, which also stops the
-    threshold from adapting upwards to 32 MiB after the first large block is freed).
-    Process-wide and kept; once per process. Returns whether it is in force (False where
-    the C library has no ``mallopt``: not glibc)."""
-    global _mapped
-    if _mapped == threshold:
-        return True
+def _set_mmap_threshold(threshold: int) -> bool:
+    """``mallopt(M_MMAP_THRESHOLD, threshold)``; False where the C library has no
+    ``mallopt`` (not glibc) or refuses."""
     import ctypes
 
     try:
@@ -175,7 +176,22 @@ def map_large_allocations(threshold: int = MMAP_THRESHOLD) -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    if mallopt(_M_MMAP_THRESHOLD, int(threshold)) != 1:
-        return False
-    _mapped = threshold
-    return True
+    return mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1
+
+
+@contextmanager
+def large_allocations_mapped(threshold: int = MMAP_THRESHOLD) -> Iterator[bool]:
+    """For the block, glibc's malloc serves every block of ``threshold`` bytes or more by a
+    mapping of its own, unmapped when freed; after it, the threshold is
+    :data:`MMAP_THRESHOLD_AFTER` and the heap's free memory is given back
+    (``malloc_trim``). Process-wide while it lasts. Yields whether it is in force (False
+    where the C library is not glibc: nothing changes)."""
+    ok = _set_mmap_threshold(threshold)
+    try:
+        yield ok
+    finally:
+        if ok:
+            import ctypes
+
+            _set_mmap_threshold(MMAP_THRESHOLD_AFTER)
+            ctypes.CDLL(None).malloc_trim(0)

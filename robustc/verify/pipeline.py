@@ -33,7 +33,6 @@ from robustc.backends.solve import FEASIBLE, LIMIT
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.bounds import compute_bounds
 from robustc.errors import Error
-from robustc.files.limits import map_large_allocations
 from robustc.ir import logits
 from robustc.ir.problem import Problem
 from robustc.ir.property import Box, dnf, negate
@@ -70,7 +69,6 @@ def verify(problem: Problem, options: VerifyOptions | None = None) -> Result:
     """Decide ``problem``; never raises for robustc errors (verdict ``error`` instead) or
     for running out of memory (verdict ``unknown`` with that reason)."""
     options = options or VerifyOptions()
-    map_large_allocations()  # freed bound tensors go back to the system (files.limits)
     run = Run(problem, options)
     try:
         run.options = _with_strategy(options)

@@ -132,38 +132,45 @@ def test_a_small_cap_still_runs_a_small_problem(tmp_path):
 
 
 _FRAGMENT = """
-import sys
+import contextlib, sys
 import numpy as np
-from robustc.files.limits import MMAP_THRESHOLD, map_large_allocations
-mapped = map_large_allocations() if sys.argv[1] == "map" else False
+from robustc.files.limits import MMAP_THRESHOLD, large_allocations_mapped
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 >> 20
+mib = (MMAP_THRESHOLD >> 20) + 1  # blocks just over the threshold
+def fragment():
+    blocks = [np.ones(mib << 17) for _ in range(60)]
+    kept = blocks[::10]  # every tenth stays: the freed ones lie between them
+    before = rss()
+    del blocks
+    return before, rss(), kept
 big = np.ones(30 << 17)  # 30 MiB, freed: glibc's adaptive threshold rises to it
 del big
-mib = (MMAP_THRESHOLD >> 20) + 1  # blocks just over the threshold
-blocks = [np.ones(mib << 17) for _ in range(60)]
-kept = blocks[::10]  # every tenth stays: the freed ones lie between them
-before = rss()
-del blocks
-print(mapped, mib * 54, before, rss())
+block = large_allocations_mapped() if sys.argv[1] == "map" else contextlib.nullcontext(False)
+with block as mapped:
+    before, after, kept = fragment()
+before2, after2, kept2 = fragment()  # after the block
+print(mapped, mib * 54, before - after, before2 - after2)
 """
 
 
 def test_large_allocations_are_returned_to_the_system_when_freed():
     """Blocks just over :data:`MMAP_THRESHOLD` freed between blocks still held: with
     glibc's adaptive threshold (raised by one freed 30 MiB block) they stay in the heap
-    and the process keeps their memory; after :func:`map_large_allocations` each had its
-    own mapping and the memory goes back at once (a child process each: the setting is
-    process-wide)."""
+    and the process keeps their memory; inside :func:`large_allocations_mapped` each has
+    its own mapping and the memory goes back at once; after it, blocks that size stay in
+    the heap again (:data:`MMAP_THRESHOLD_AFTER`). A child process each: the setting is
+    process-wide."""
     runs = {}
     for how in ("default", "map"):
         out = subprocess.run([sys.executable, "-c", _FRAGMENT, how], capture_output=True,
                              text=True, check=True, env={**os.environ, "PYTHONPATH": ROOT})
-        mapped, freed, before, after = out.stdout.split()
-        runs[how] = (mapped == "True", int(freed), int(before), int(after))
+        mapped, freed, back, back_after = out.stdout.split()
+        runs[how] = (mapped == "True", int(freed), int(back), int(back_after))
     if not runs["map"][0]:
         pytest.skip("this C library has no mallopt (not glibc)")
     freed = runs["map"][1]  # MiB
-    assert runs["map"][2] - runs["map"][3] >= 0.9 * freed, runs
-    assert runs["default"][2] - runs["default"][3] < 0.5 * freed, runs  # the contrast
+    assert runs["map"][2] >= 0.9 * freed, runs
+    assert runs["default"][2] < 0.5 * freed, runs  # the contrast
+    assert runs["map"][3] < 0.5 * freed, runs  # after the block: kept in the heap

@@ -31,6 +31,7 @@ import numpy as np
 from robustc.backends.milp.encode import MARGIN_TOL
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.errors import UnsupportedOperator
+from robustc.files.limits import large_allocations_mapped
 from robustc.ir import Activation, Dense, ElementwiseAffine, Identity, Input, Relu, Reshape
 from robustc.ir.property import Box, Linear
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome
@@ -126,18 +127,19 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
     left = run.remaining()
     share = 0.0 if smooth else options.milp_share
     until = None if left is None else time.perf_counter() + (1 - share) * left
-    try:
-        search = GraphSplit(run.graph, box.lower, box.upper, bounds, cases, MARGIN_TOL,
-                            lambda x: run.confirm(box, x, "ReLU split", _FOUND),
-                            options, until, run.options.device)
-    except UnsupportedOperator as exc:
-        run.stats["relu_split_skipped"] = str(exc).split(":")[0]
-        return None
-    except BoundsTimeout as exc:  # the root's bounds ran past the search's share
-        search, out = None, Outcome(UNKNOWN, str(exc))
-    if search is not None:
-        run.say(f"splitting ReLUs on the graph, {len(cases)} case(s) in one tree")
-        out = search.run()
+    with large_allocations_mapped():  # the search's freed tensors go back at once
+        try:
+            search = GraphSplit(run.graph, box.lower, box.upper, bounds, cases, MARGIN_TOL,
+                                lambda x: run.confirm(box, x, "ReLU split", _FOUND),
+                                options, until, run.options.device)
+        except UnsupportedOperator as exc:
+            run.stats["relu_split_skipped"] = str(exc).split(":")[0]
+            return None
+        except BoundsTimeout as exc:  # the root's bounds ran past the search's share
+            search, out = None, Outcome(UNKNOWN, str(exc))
+        if search is not None:
+            run.say(f"splitting ReLUs on the graph, {len(cases)} case(s) in one tree")
+            out = search.run()
     _book(run, [out])
     if out.status == FOUND:
         return out.witness
