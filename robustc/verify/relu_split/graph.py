@@ -66,8 +66,8 @@ from robustc.verify.relu_split.search import split_children
 ROUND_ENTRIES = 1 << 23
 #: Bytes the open domains may hold (decisions, bounds, alpha and beta, stored compactly:
 #: :class:`Domain`) before the search gives up with ``unknown``: about 3,300 domains of
-#: resnet_4b (14,436 ReLUs, 2,500 unstable, 9 rows). With a round's tensors (2.3 GiB at
-#: most on resnet_4b) the process stays under 4 GiB.
+#: resnet_4b (14,436 ReLUs, 2,500 unstable, 9 rows). Its longest searches (300 s) peaked
+#: at 2.8-3.4 GiB in all, rounds included (``docs/vnnlib.md``).
 QUEUE_BYTES = 1 << 30
 #: Restarts and steps of the row phase's gradient ascent per row (:meth:`GraphSplit.
 #: _attack_rows`).
