@@ -1026,6 +1026,9 @@ def _command(text: str, file: str, cmds, n: int, origin: tuple,
 #: measured on ``(assert (or C ...))`` of k two-atom comparisons (5 tokens each), the
 #: arrays take about 0.5 ms a command plus 30 us a comparison, the general reader 40-60
 #: us a comparison (0.14 against 0.68 ms at k = 2, about equal at k = 30).
+#: ``benchmarks/vnnlib_crossover.py`` (200 commands, best of 9, 2026-12-07): equal at
+#: k = 30 (154 tokens, 0.714 / 0.704 ms a command), the arrays ahead from k = 35 (179
+#: tokens, 0.806 / 0.826 ms; k = 100: 1.47 / 2.08 ms).
 _SMALL_COMMAND = 150
 
 
