@@ -166,14 +166,23 @@ def check_file_size(path: str | os.PathLike, what: str, overhead: float = 1.0) -
                              f"needs about {overhead:g}x its size)")
 
 
+def _glibc(name: str):
+    """The C library's function ``name`` (None where it has none: not glibc)."""
+    import ctypes
+
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def _set_mmap_threshold(threshold: int) -> bool:
     """``mallopt(M_MMAP_THRESHOLD, threshold)``; False where the C library has no
     ``mallopt`` (not glibc) or refuses."""
     import ctypes
 
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1
@@ -191,7 +200,5 @@ def large_allocations_mapped(threshold: int = MMAP_THRESHOLD) -> Iterator[bool]:
         yield ok
     finally:
         if ok:
-            import ctypes
-
             _set_mmap_threshold(MMAP_THRESHOLD_AFTER)
-            ctypes.CDLL(None).malloc_trim(0)
+            _glibc("malloc_trim")(0)

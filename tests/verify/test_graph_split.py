@@ -144,16 +144,14 @@ def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
     graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
     lo, hi, cond = _argmax_box(rng, graph, 0.3)
     given, compared = {}, [0]
-    real_push, real_expand = GraphSplit._push, GraphSplit._expand
+    real_domain, real_expand = GraphSplit._domain, GraphSplit._expand
 
-    def push(self, lb, lo, hi, alpha, beta, choice, signs, depth):
-        before = len(self.heap)
-        real_push(self, lb, lo, hi, alpha, beta, choice, signs, depth)
-        for _, _, d in self.heap[before:] if len(self.heap) > before else []:
-            i = int(np.flatnonzero((signs == d.signs).all(1) & (lb == d.lb).all(1))[0])
-            given[id(d)] = (alpha[i].copy(), beta[i].copy())
-            for a in (d.signs, d.lo, d.hi, d.alpha, d.beta, d.lb):
-                assert a.base is None or a.base.nbytes == a.nbytes  # owns its memory
+    def domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb):
+        d = real_domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb)
+        given[id(d)] = (alpha.copy(), beta.copy())  # the round's row, before compacting
+        for a in (d.signs, d.lo, d.hi, d.alpha, d.beta, d.lb):
+            assert a.base is None or a.base.nbytes == a.nbytes  # owns its memory
+        return d
 
     def expand(self, parents):
         alpha, beta = real_expand(self, parents)
@@ -164,7 +162,7 @@ def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
                 compared[0] += 1
         return alpha, beta
 
-    monkeypatch.setattr(GraphSplit, "_push", push)
+    monkeypatch.setattr(GraphSplit, "_domain", domain)
     monkeypatch.setattr(GraphSplit, "_expand", expand)
     search = _search(graph, lo, hi, cond, rounds=4)
     assert compared[0] >= 3 and search.heap
