@@ -55,7 +55,7 @@ _cap: int | None = None  # the cap in force in this process (bytes), set by appl
 #: 3,493-3,533 MiB, 2,369-2,969 domains; 4 MiB 2,265 MiB, 2,415; 1 MiB 1,439-1,544 MiB,
 #: 1,895; 128 KiB 1,265 MiB. A smaller threshold maps (and the kernel zeroes) more
 #: blocks: fewer domains in the same time (``docs/verify.md``, "Memory of the graph
-#: search").
+#: search"; ``benchmarks/malloc_threshold.py`` runs such a comparison).
 MMAP_THRESHOLD = 4 << 20
 #: The threshold after the block: glibc's adaptive threshold stops at this (its
 #: ``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit systems), where a process that frees large
