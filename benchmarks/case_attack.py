@@ -10,8 +10,9 @@ restarts) with the same seeds. A hit is a point whose case margin is ``>= 0`` in
 float32 module *and* that onnxruntime's replay confirms. Default property: ``dd64_pgd``
 test image 5 at eps [0.05, 0.04, 0.03, 0.02, 0.01] (written by ``benchmarks/verify64.py``
 under ``benchmarks/results/verify64/dd64_5/``; run that first, or pass ``--spec``).
-One torch thread. Prints one row per seed and attack, the hit counts and median seconds;
-saves JSON.
+``--temperature`` sets the case attack's soft-minimum temperature (a share of the case's
+mean ``|margin|``; default :data:`~robustc.runtime.falsify.CASE_TEMPERATURE`). One torch
+thread. Prints one row per seed and attack, the hit counts and median seconds; saves JSON.
 
     PYTHONPATH=. python benchmarks/case_attack.py [--spec SPEC] [--seeds 8]
 """
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     parser.add_argument("--seeds", type=int, default=8, help="seeds 1..N (default 8)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="the case attack's soft-minimum temperature as a share of the "
+                        "case's mean |margin| (default: falsify.CASE_TEMPERATURE)")
     parser.add_argument("--output", type=Path,
                         default=ROOT / "benchmarks" / "results" / "case_attack.json")
     args = parser.parse_args(argv)
@@ -47,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     from robustc.compiler.spec_lower import verify_problems
     from robustc.ir import logits
     from robustc.ir.property import dnf, negate
-    from robustc.runtime.falsify import case_attack, pgd_falsify, subset_targets
+    from robustc.runtime.falsify import (
+        CASE_TEMPERATURE,
+        case_attack,
+        pgd_falsify,
+        subset_targets,
+    )
     from robustc.runtime.replay import replay
     from robustc.runtime.torch_module import to_torch
     from robustc.verify import VerifyOptions
@@ -66,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     choices, restarts, steps = CASE_ATTACK
     targets = subset_targets(cases, y0, choices)
     options = VerifyOptions()
+    temperature = CASE_TEMPERATURE if args.temperature is None else args.temperature
 
     def confirmed(x: np.ndarray) -> bool:
         return bool(replay(problem.onnx_paths, x, box, prop.condition).violated)
@@ -73,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in range(1, args.seeds + 1):
         t = time.perf_counter()
-        x, m = case_attack(module, box, targets, steps=steps, restarts=restarts, seed=seed)
+        x, m = case_attack(module, box, targets, steps=steps, restarts=restarts, seed=seed,
+                           temperature=temperature)
         took = time.perf_counter() - t
         rows.append({"attack": "case_attack", "seed": seed, "margin": float(m),
                      "hit": bool(m >= 0 and confirmed(x)), "seconds": round(took, 3)})
@@ -101,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({
         "spec": str(args.spec), "targets": len(targets), "case_attack": CASE_ATTACK,
+        "temperature": temperature,
         "pgd": [options.attack_steps, options.attack_restarts],
         "machine": platform.platform(), "rows": rows, "summary": summary}, indent=1))
     print(f"saved {args.output}")

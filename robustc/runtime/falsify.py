@@ -25,10 +25,9 @@ from robustc.ir.property import And, AtLeast, Box, Condition, Linear, dnf, negat
 from robustc.runtime.torch_module import to_torch
 
 #: :func:`case_attack`'s soft-minimum temperature, a share of the case's mean ``|margin|``
-#: at its random starts. On ``dd64_pgd`` test image 27 (that mean is about 1.1), absolute
-#: temperatures 0.001 / 0.01 / 0.03 / 0.1 reached the case in 0 / 6 / 2 / 1 of the rounds
-#: of seeds 1-6 (a session script, the loss and steps of :func:`case_attack`); this share,
-#: 7 of seeds 1-8 (``benchmarks/case_attack.py``).
+#: at its random starts. ``benchmarks/case_attack.py --temperature`` on ``dd64_pgd`` test
+#: image 27 (rounds of seeds 1-8 reaching the case): 0 / 0 / 7 / 5 / 0 of 8 at shares
+#: 0.001 / 0.003 / 0.01 / 0.03 / 0.1; image 5: 8 of 8 at 0.003, 0.01 and 0.03.
 CASE_TEMPERATURE = 0.01
 
 def margin_torch(cond: Condition, y: torch.Tensor) -> torch.Tensor:
