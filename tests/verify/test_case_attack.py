@@ -127,7 +127,8 @@ def test_the_case_attack_finds_image_5s_counterexample(image5):
             rep = replay(image5.onnx_paths, x, box, cond)  # onnxruntime
             found.append(seed)
             assert rep.violated and box.contains(rep.input)
-    assert found
+    # the soft minimum reached it on 8 of these 8 seeds (the hinge before it: 3)
+    assert len(found) >= 6, found
 
 
 def test_verify_reports_image_5_not_robust_with_a_replayed_witness(image5):
