@@ -160,6 +160,18 @@ def _step(radius: torch.Tensor, k: int, steps: int) -> torch.Tensor:
     return radius * 0.25 * (1.0 + math.cos(math.pi * k / max(steps, 1)))
 
 
+def _temperatures(ms: torch.Tensor, rows: list, share: float) -> torch.Tensor:
+    """``(n, 1)`` soft-minimum temperatures of :func:`case_attack`'s starts: ``share``
+    times the mean finite ``|margin|`` of each case's atoms at its starts ``rows`` (1 where
+    none is finite), at least ``share * 1e-6``."""
+    temps = torch.ones(ms.shape[0], 1, dtype=ms.dtype, device=ms.device)
+    for mine in rows:
+        scale = ms[mine].abs()
+        finite = scale[scale.isfinite()]
+        temps[mine] = share * max(float(finite.mean()) if finite.numel() else 1.0, 1e-6)
+    return temps
+
+
 def case_attack(module: torch.nn.Module, box: Box, cases: list, *, steps: int = 100,
                 restarts: int = 16, seed: int = 0, deadline: float | None = None,
                 temperature: float = CASE_TEMPERATURE) -> tuple[np.ndarray, float]:
@@ -200,7 +212,6 @@ def case_attack(module: torch.nn.Module, box: Box, cases: list, *, steps: int = 
     took = 0.0
     width = max(len(c) for c in cases)
     rows = [torch.as_tensor(np.flatnonzero(owner == c), device=dev) for c in range(len(cases))]
-    temps = torch.ones(n, 1, device=dev)
     for k in range(steps + 1):
         started = time.perf_counter()
         if k and deadline is not None and started + took > deadline:
@@ -212,12 +223,8 @@ def case_attack(module: torch.nn.Module, box: Box, cases: list, *, steps: int = 
         for case, mine in zip(cases, rows, strict=True):
             for j, atom in enumerate(case):
                 ms[mine, j] = margin_torch(atom, y[mine])
-        if k == 0:  # each case's scale: the mean |margin| of its atoms at its starts
-            with torch.no_grad():
-                for mine in rows:
-                    scale = ms[mine].abs()
-                    scale = float(scale[scale.isfinite()].mean()) if scale.isfinite().any() else 1.0
-                    temps[mine] = temperature * max(scale, 1e-6)
+        if k == 0:
+            temps = _temperatures(ms.detach(), rows, temperature)
         m = ms.detach().min(dim=1).values
         i = int(torch.argmax(m))
         if float(m[i]) > best_m:
