@@ -13,6 +13,7 @@ float64 it changes results by rounding only (tests check 1e-9 relative agreement
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -289,12 +290,24 @@ def swap_relu_maxpool(graph: Graph) -> Graph:
 
 def maxpool_as_relus(graph: Graph, bounds: tuple[dict, dict] | None = None) -> Graph:
     """Every MaxPool as a tree of pairwise maxima ``max(a, b) = b + relu(a - b)`` (same
-    function): one Select per window position gathers that element of every window
-    (padding replaced by the window's first real element, which changes no maximum), then
-    each pair is joined by an affine ``-b``, an Add, a ReLU and an Add. The last node of
-    each tree keeps the MaxPool's name. Not one of the standard passes: it adds neurons,
-    and serves the ReLU branch and bound, which can then split "which input is the
-    largest" like any ReLU (:mod:`robustc.verify.relu_split.graph`).
+    function): one Select per leaf of the tree gathers an element of every window (padding
+    stands as the window's first real element, which changes no maximum), then each pair
+    is joined by an affine ``-b``, an Add, a ReLU and an Add. The last node of each tree
+    keeps the MaxPool's name. Not one of the standard passes: it adds neurons, and serves
+    the ReLU branch and bound, which can then split "which input is the largest" like any
+    ReLU (:mod:`robustc.verify.relu_split.graph`).
+
+    The tree has as many leaves as the window with the most distinct elements; a window
+    with fewer elements spreads them over the leaves so that every subtree holds either one
+    element (all its leaves) or elements no other subtree holds (:func:`_spread`). So a
+    window of ``k`` elements has exactly ``k - 1`` pairs of different elements, and at the
+    other pairs both sides are the same element: their difference is multiplied by 0 (an
+    element-wise affine map with scale 0 there, whose interval bounds
+    :class:`~robustc.compiler.crown.engine.Crown` does not widen), so its bounds are exactly
+    0 and its ReLU
+    is stable, instead of the difference of an element with itself widened to +-1e-9 (an
+    unstable ReLU for the search), or the difference of ``max(a, b)`` with ``b`` (a ReLU of
+    a ReLU, whose relaxation loosens every bound behind it).
 
     With ``bounds`` (``(lower, upper)``: flat arrays by node name, valid on some input box),
     a window element whose upper bound is at most the largest lower bound in its window
@@ -305,7 +318,6 @@ def maxpool_as_relus(graph: Graph, bounds: tuple[dict, dict] | None = None) -> G
     element that can be positive): then the tree equals the MaxPool only *after* the ReLU, and the
     pool's own bounds no longer hold for it (:mod:`robustc.verify.relu_split.graph` drops
     them)."""
-    from robustc.ir import Add, Select
     from robustc.ir.linear import pool_index
 
     if not any(isinstance(n, MaxPool) for n in graph.nodes):
@@ -321,72 +333,142 @@ def maxpool_as_relus(graph: Graph, bounds: tuple[dict, dict] | None = None) -> G
         idx = np.where(idx >= 0, idx, first[:, None])
         if bounds is not None and src.name in bounds[0] and src.name in bounds[1]:
             readers = [n for n in graph.nodes if node.name in n.inputs]
-            idx = _pool_candidates(idx, np.ravel(bounds[0][src.name]),
-                                   np.ravel(bounds[1][src.name]),
-                                   relu_after=bool(readers) and all(
-                                       isinstance(n, Relu) and n.alpha == 0 for n in readers))
-        # window positions that repeat an earlier one everywhere add nothing
-        columns = [j for j in range(idx.shape[1])
-                   if not any(np.array_equal(idx[:, j], idx[:, i]) for i in range(j))]
-        level = []
-        for j in columns:
-            name = f"{node.name}/pick{j}"
-            nodes.append(Select(name, (src.name,), node.shape,
-                                index=frozen_array(idx[:, j].reshape(node.shape),
-                                                   dtype=np.int64)))
-            level.append(name)
-        step = 0
-        while len(level) > 1:
-            joined = []
-            for a, b in zip(level[0::2], level[1::2], strict=False):
-                step += 1
-                last = len(level) == 2
-                tag = f"{node.name}/max{step}"
-                neg = ElementwiseAffine(f"{tag}.neg", (b,), node.shape,
-                                        scale=frozen_array(np.full(node.shape, -1.0)),
-                                        shift=frozen_array(np.zeros(node.shape)))
-                diff = Add(f"{tag}.diff", (a, neg.name), node.shape)
-                relu = Relu(f"{tag}.relu", (diff.name,), node.shape)
-                out = Add(node.name if last else tag, (b, relu.name), node.shape,
-                          note=_note(node.note, "max-pool as ReLUs") if last else "")
-                nodes += [neg, diff, relu, out]
-                joined.append(out.name)
-            if len(level) % 2:
-                joined.append(level[-1])
-            level = joined
-        if len(columns) == 1:  # a window of one element: the pick is the pool
-            pick = nodes.pop()
-            nodes.append(dataclasses.replace(pick, name=node.name))
+            idx, count = _pool_candidates(idx, np.ravel(bounds[0][src.name]),
+                                          np.ravel(bounds[1][src.name]),
+                                          relu_after=bool(readers) and all(
+                                              isinstance(n, Relu) and n.alpha == 0
+                                              for n in readers))
+        else:
+            idx, count = _pack(idx, ~_repeats(idx))
+        nodes += _max_tree(node, src.name, idx, count)
     return graph.replace_nodes(nodes)
 
 
+def _tree(leaves: int) -> list:
+    """The pairing of :func:`maxpool_as_relus`: leaves ``0..leaves-1`` joined pairwise level
+    by level (an odd last one carried up), as nested 2-tuples of leaf numbers."""
+    level: list = list(range(leaves))
+    while len(level) > 1:
+        joined = [(a, b) for a, b in zip(level[0::2], level[1::2], strict=False)]
+        level = joined + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+
+
+def _leaves(tree) -> int:
+    return 1 if isinstance(tree, int) else _leaves(tree[0]) + _leaves(tree[1])
+
+
+def _spread(tree, first: np.ndarray, k: np.ndarray, leaf: np.ndarray, mixed: dict) -> None:
+    """Give each window (row of ``leaf``: which of its elements each leaf takes) its ``k``
+    elements ``first .. first + k - 1`` over the leaves of ``tree``: a subtree with one
+    element takes it at every leaf, one with more splits them between its two sides in
+    proportion to their leaves (at least one each). ``mixed[id(pair)]``: for each pair
+    of the tree, the windows whose two sides hold different elements (``k >= 2``)."""
+    if isinstance(tree, int):
+        leaf[:, tree] = first
+        return
+    left, right = tree
+    n_left, n_right = _leaves(left), _leaves(right)
+    mixed[id(tree)] = k >= 2
+    share = np.rint(k * n_left / (n_left + n_right)).astype(np.int64)
+    k_left = np.where(k >= 2, np.clip(share, np.maximum(1, k - n_right),
+                                      np.minimum(n_left, k - 1)), 1)
+    k_right = np.where(k >= 2, k - k_left, 1)
+    _spread(left, first, k_left, leaf, mixed)
+    _spread(right, np.where(k >= 2, first + k_left, first), k_right, leaf, mixed)
+
+
+def _max_tree(node: MaxPool, src: str, idx: np.ndarray, count: np.ndarray) -> list[Node]:
+    """The nodes computing ``node`` (a MaxPool of ``src``) from each window's ``count``
+    distinct elements ``idx[:, :count]`` (flat indices into ``src``)."""
+    from robustc.ir import Add, Select
+
+    size = int(count.max())
+    windows = np.arange(len(idx))
+    if size == 1:  # one element per window: a pick is the pool
+        return [Select(node.name, (src,), node.shape,
+                       index=frozen_array(idx[:, 0].reshape(node.shape), dtype=np.int64),
+                       note=_note(node.note, "max-pool of one element per window"))]
+    tree = _tree(size)
+    leaf = np.zeros((len(idx), size), dtype=np.int64)
+    mixed: dict = {}
+    _spread(tree, np.zeros(len(idx), dtype=np.int64), count, leaf, mixed)
+    nodes: list[Node] = []
+    picks: dict = {}  # leaf -> name; leaves that gather the same elements share a Select
+    for j in range(size):
+        column = idx[windows, leaf[:, j]]
+        same = next((picks[i] for i in picks
+                     if np.array_equal(idx[windows, leaf[:, i]], column)), None)
+        if same is None:
+            same = f"{node.name}/pick{j}"
+            nodes.append(Select(same, (src,), node.shape,
+                                index=frozen_array(column.reshape(node.shape), dtype=np.int64)))
+        picks[j] = same
+    steps = itertools.count(1)
+
+    def emit(sub) -> str:
+        if isinstance(sub, int):
+            return picks[sub]
+        a, b = emit(sub[0]), emit(sub[1])
+        tag = f"{node.name}/max{next(steps)}"
+        gate = mixed[id(sub)].astype(np.float64).reshape(node.shape)
+        zeros = frozen_array(np.zeros(node.shape))
+        neg = ElementwiseAffine(f"{tag}.neg", (b,), node.shape,
+                                scale=frozen_array(np.full(node.shape, -1.0)), shift=zeros)
+        diff = Add(f"{tag}.diff", (a, neg.name), node.shape)
+        nodes.extend([neg, diff])
+        if not gate.all():  # windows whose two sides are one element: exactly 0 there
+            diff = ElementwiseAffine(f"{tag}.gate", (diff.name,), node.shape,
+                                     scale=frozen_array(gate), shift=zeros)
+            nodes.append(diff)
+        relu = Relu(f"{tag}.relu", (diff.name,), node.shape)
+        last = sub is tree
+        out = Add(node.name if last else tag, (b, relu.name), node.shape,
+                  note=_note(node.note, "max-pool as ReLUs") if last else "")
+        nodes.extend([relu, out])
+        return out.name
+
+    emit(tree)
+    return nodes
+
+
+def _repeats(idx: np.ndarray) -> np.ndarray:
+    """Where a window (row of ``idx``) repeats an element of an earlier position."""
+    again = np.zeros(idx.shape, dtype=bool)
+    for j in range(1, idx.shape[1]):
+        again[:, j] = (idx[:, :j] == idx[:, j:j + 1]).any(axis=1)
+    return again
+
+
+def _pack(idx: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``idx`` with each window's kept elements first (in order) and their count; the
+    positions after them repeat the last kept one; positions no window needs are dropped."""
+    rows = np.arange(len(idx))
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept elements first
+    packed = np.take_along_axis(idx, order, axis=1)
+    count = keep.sum(axis=1)
+    last = packed[rows, count - 1][:, None]
+    packed = np.where(np.arange(idx.shape[1])[None, :] < count[:, None], packed, last)
+    return packed[:, : int(count.max())], count
+
+
 def _pool_candidates(idx: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                     relu_after: bool = False) -> np.ndarray:
-    """``idx`` (windows x positions, flat input indices) with only the elements that can
-    exceed their window's largest lower bound (and 0, when ``relu_after``), each once, plus one
-    element attaining it where needed, first; the other positions repeat the window's last
-    remaining element (``max(c, c) = c``, and a difference of an element with itself is
-    exactly 0 for the linear bounds); positions that no window needs are dropped."""
+                     relu_after: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``idx`` (windows x positions, flat indices) with only the elements that can exceed
+    their window's largest lower bound (and 0, when ``relu_after``), each once, plus one
+    element attaining it where needed, first, and their count per window (:func:`_pack`)."""
     rows = np.arange(len(idx))
     low = lower[idx]
     best = low.max(axis=1, keepdims=True)
     floor = np.maximum(best, 0.0) if relu_after else best
     # an element repeated in its window (padding stands as the first one) counts once, so
     # no window keeps more elements than the full rewrite has distinct positions
-    again = np.zeros(idx.shape, dtype=bool)
-    for j in range(1, idx.shape[1]):
-        again[:, j] = (idx[:, :j] == idx[:, j:j + 1]).any(axis=1)
-    keep = (upper[idx] > floor) & ~again
+    keep = (upper[idx] > floor) & ~_repeats(idx)
     # one element attaining the largest lower bound, unless the ReLU makes it needless
     # (best < 0: the maximum only matters where it is positive, and the kept ones cover it)
     need = ~keep.any(axis=1) | (best[:, 0] >= 0) if relu_after else np.ones(len(idx), bool)
     keep[rows[need], low.argmax(axis=1)[need]] = True
-    order = np.argsort(~keep, axis=1, kind="stable")  # remaining elements first
-    packed = np.take_along_axis(idx, order, axis=1)
-    count = keep.sum(axis=1)
-    last = packed[rows, count - 1][:, None]
-    packed = np.where(np.arange(idx.shape[1])[None, :] < count[:, None], packed, last)
-    return packed[:, : int(count.max())]
+    return _pack(idx, keep)
 
 
 PASSES: dict[str, Pass] = {

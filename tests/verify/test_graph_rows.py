@@ -167,7 +167,8 @@ def test_the_row_phase_agrees_with_the_milp(tmp_path):
 
 def test_narrow_relu_inputs_are_not_tightened_and_no_bound_moves_by_more(monkeypatch):
     """A conv -> max-pool -> ReLU graph (the 64x64 examples' shape) rewritten as pairwise
-    maxima on a small box: windows with one candidate give ReLU inputs of width ~1e-9.
+    maxima on a small box, without the rewrite's gates (:func:`_ungated`): windows with one
+    candidate give ReLU inputs of width ~1e-9 (an element minus itself, widened).
     tighten_intermediate skips them (fewer rows than unstable neurons) and every node's
     bounds stay within NARROW of the bounds with every unstable row tightened; sampled
     activations stay inside both."""
@@ -179,7 +180,7 @@ def test_narrow_relu_inputs_are_not_tightened_and_no_bound_moves_by_more(monkeyp
     graph, lo, hi, _ = _instance_pool()
     g, _ = logits(standard_passes().run(graph))
     bounds = compute_bounds(g, lo, hi, "symbolic")
-    rewritten = maxpool_as_relus(g, (bounds.lower, bounds.upper))
+    rewritten = _ungated(maxpool_as_relus(g, (bounds.lower, bounds.upper)))
     results = []
     for narrow in (engine.NARROW, -1.0):
         monkeypatch.setattr(engine, "NARROW", narrow)
@@ -200,6 +201,60 @@ def test_narrow_relu_inputs_are_not_tightened_and_no_bound_moves_by_more(monkeyp
         assert np.all(np.abs(a_lo - b_lo) <= 1e-6) and np.all(np.abs(a_hi - b_hi) <= 1e-6)
         v = values[node.name].reshape(len(xs), -1)
         assert np.all(v >= a_lo - 1e-9) and np.all(v <= a_hi + 1e-9), node.name
+
+
+def test_gated_max_trees_have_one_unstable_relu_per_extra_candidate():
+    """The max-pool rewrite on the same instance: every ReLU input that is not a difference
+    of two different candidates is exactly 0 (no narrow unstable inputs), the unstable ReLUs
+    of the trees are at most the candidates beyond the first of each window, and sampled
+    activations lie within CROWN's bounds of the rewritten graph (the exact zeros
+    included); the ungated tree has the narrow inputs instead."""
+    from robustc.compiler.crown.engine import NARROW, Crown
+    from robustc.compiler.passes import _pool_candidates, maxpool_as_relus, standard_passes
+    from robustc.ir import MaxPool, Relu
+    from robustc.ir.linear import pool_index
+
+    graph, lo, hi, _ = _instance_pool()
+    g, _ = logits(standard_passes().run(graph))
+    bounds = compute_bounds(g, lo, hi, "symbolic")
+    (pool,) = [n for n in g.nodes if isinstance(n, MaxPool)]
+    _, count = _pool_candidates(pool_index(pool, g[pool.inputs[0]].shape),
+                                np.ravel(bounds.lower[pool.inputs[0]]),
+                                np.ravel(bounds.upper[pool.inputs[0]]), relu_after=True)
+    assert count.min() == 1 and count.max() >= 3  # windows of 1 element and of several
+    xs = sample_box(np.random.default_rng(0), lo, hi, 500, 100)
+    narrow = []
+    rewritten = maxpool_as_relus(g, (bounds.lower, bounds.upper))
+    for variant in (rewritten, _ungated(rewritten)):
+        crown = Crown(variant)
+        box = crown.box(lo, hi)
+        with torch.no_grad():
+            gb = crown.refine(box, within=crown.interval(*box), unstable_only=True)
+        values = evaluate(variant, xs, batched=True, keep_all=True)
+        tree = [n for n in variant.nodes if isinstance(n, Relu) and "/max" in n.name]
+        unstable = small = 0
+        for node in tree:
+            l, u = gb.lower[node.inputs[0]][0].numpy(), gb.upper[node.inputs[0]][0].numpy()
+            unstable += int(((l < 0) & (u > 0)).sum())
+            small += int(((l < 0) & (u > 0) & (u - l <= NARROW)).sum())
+        for node in variant.nodes:
+            v = values[node.name].reshape(len(xs), -1)
+            assert np.all(v >= gb.lower[node.name][0].numpy()), node.name
+            assert np.all(v <= gb.upper[node.name][0].numpy()), node.name
+        narrow.append((unstable, small))
+    (gated, gated_small), (ungated, ungated_small) = narrow
+    assert gated_small == 0 and gated <= int((count - 1).sum())
+    assert ungated_small > 0 and ungated > gated
+
+
+def _ungated(graph):
+    """``graph`` (a max-pool rewrite) with every gate removed: each tree ReLU reads its
+    difference directly (the same function; an element minus itself is then 0 widened to
+    +-1e-9, as the rewrite gave before its gates)."""
+    gates = {n.name: n.inputs[0] for n in graph.nodes if n.name.endswith(".gate")}
+    nodes = [dataclasses.replace(n, inputs=tuple(gates.get(i, i) for i in n.inputs))
+             for n in graph.nodes if n.name not in gates]
+    return graph.replace_nodes(nodes)
 
 
 def _instance_pool():

@@ -68,6 +68,46 @@ def test_maxpool_as_relus_with_bounds_is_the_same_function_on_the_box(seed, pass
                                evaluate(graph, x, batched=True), rtol=0, atol=1e-10)
 
 
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(2, 16), data=st.data())
+def test_spread_gives_each_window_k_minus_one_pairs_of_different_elements(size, data):
+    """The max-pool tree of ``size`` leaves, windows of 1..size elements: every window's
+    leaves hold all its elements; at each pair both sides hold disjoint element sets
+    (counted as a pair of different elements) or the same single element; and a window
+    of k elements has exactly k - 1 of the first kind."""
+    from robustc.compiler.passes import _spread, _tree
+
+    k = np.array(data.draw(st.lists(st.integers(1, size), min_size=1, max_size=8)))
+    tree = _tree(size)
+    leaf = np.zeros((len(k), size), dtype=np.int64)
+    mixed: dict = {}
+    _spread(tree, np.zeros(len(k), dtype=np.int64), k, leaf, mixed)
+    for w in range(len(k)):
+        assert set(leaf[w]) == set(range(k[w]))
+
+    def elements(sub, w):
+        return {int(leaf[w, sub])} if isinstance(sub, int) else \
+            elements(sub[0], w) | elements(sub[1], w)
+
+    pairs = np.zeros(len(k), dtype=np.int64)
+
+    def walk(sub):
+        if isinstance(sub, int):
+            return
+        for w in range(len(k)):
+            left, right = elements(sub[0], w), elements(sub[1], w)
+            if mixed[id(sub)][w]:
+                assert not left & right
+            else:
+                assert left == right and len(left) == 1
+        pairs[:] += mixed[id(sub)]
+        walk(sub[0])
+        walk(sub[1])
+
+    walk(tree)
+    assert np.array_equal(pairs, k - 1)
+
+
 def test_requirements_refute_and_satisfy_top_k_cases():
     n = 4
     cond = in_top_k(n, 0, 2)  # label 0 in the top 2: violated when 2 others beat it

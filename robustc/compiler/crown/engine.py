@@ -49,6 +49,7 @@ from robustc.errors import ShapeError
 from robustc.ir import (
     Activation,
     Constant,
+    ElementwiseAffine,
     Graph,
     Identity,
     Input,
@@ -189,7 +190,11 @@ class Crown:
             ins = node.inputs
             mid = self.ops.affine(node, [0.5 * (lo[s] + hi[s]) for s in ins])
             rad = self.ops.affine(node, [0.5 * (hi[s] - lo[s]) for s in ins], absolute=True)
-            return self.widen(mid - rad, mid + rad)
+            low, high = self.widen(mid - rad, mid + rad)
+            if isinstance(node, ElementwiseAffine):  # scale 0: exactly the shift, unwidened
+                const = self.ops.consts[node.name]["scale"] == 0
+                low, high = self.torch.where(const, mid, low), self.torch.where(const, mid, high)
+            return low, high
         return self.ops.interval(node, lo[node.inputs[0]], hi[node.inputs[0]])
 
     def interval(self, lo, hi) -> tuple[dict, dict]:

@@ -19,7 +19,8 @@ class ReluSplitOptions:
     engine: str = "auto"
     # The graph search stops at (1 - milp_share) of the time left and leaves the rest to
     # one MILP per open case (verivital Convnet_avgpool prop_7_0.04: 5,299 unstable ReLUs,
-    # no proof by splitting in 60 s, the MILP proves it in 1.2 s).
+    # no proof by splitting in 60 s, the MILP proves it in 1.2 s). Not when the probe's
+    # MILPs below ran out of their budget on an open case: the search keeps the time then.
     milp_share: float = 0.2
     # Before the graph search, each case's MILP gets a short try: together at most
     # milp_probe of the time left and milp_probe_cap seconds (small networks' MILPs end in
@@ -47,8 +48,12 @@ class ReluSplitOptions:
     # the product of the trees' sizes where the rows need different neurons). dd64_pgd
     # image 5 (top-2, 7 rows open at the root); docs/verify.md.
     graph_rows: bool = True
-    # The share of the time left each row of that row phase may take; a row not proved
-    # in it is left to the joint tree.
+    # Whether the graph search runs on the network restricted to what the box can move
+    # (robustc.compiler.restrict: the crop of a layered neighbourhood, constants around it
+    # folded in). dd64_pgd image 17: 1,680 of conv1's 8,192 neurons, 96 of 256 pooled.
+    graph_restrict: bool = True
+    # The share of the time left each row of that row phase may take (the last one: all of
+    # it); a row not proved in it is left to the joint tree.
     graph_row_share: float = 0.5
     # The graph search's domains split per round (2 * graph_batch children, fewer when
     # their open rows do not fit ROUND_ENTRIES) and Adam steps per round (warm-started
