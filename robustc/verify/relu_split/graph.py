@@ -43,6 +43,7 @@ bound_types.WIDEN_REL`).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import time
@@ -57,7 +58,7 @@ from robustc.compiler.crown.intermediate import tighten_intermediate
 from robustc.compiler.passes import maxpool_as_relus
 from robustc.compiler.restrict import restrict_to_box
 from robustc.ir import Graph, MaxPool, Relu
-from robustc.ir.property import AtLeast
+from robustc.ir.property import AtLeast, Linear
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome, case_atoms, check_best
 from robustc.verify.relu_split.options import ReluSplitOptions
 from robustc.verify.relu_split.search import split_children
@@ -77,6 +78,10 @@ ROW_ATTACK = (4, 20)
 _POSSIBLE = "a point satisfies the row's atom"
 #: Why a search stopped at its deadline.
 _LATE = "time limit reached while splitting ReLUs"
+#: The pair phase (:meth:`GraphSplit._by_pairs`): weights ``lam`` of the implied rows
+#: ``lam m_i + (1 - lam) m_j >= 0`` of a pair of atoms, and the most pairs it takes on.
+PAIR_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MAX_PAIRS = 6
 
 
 class Requirements:
@@ -193,6 +198,9 @@ class GraphSplit:
 
         self.torch = torch
         self._restrict()
+        # what a pair search (:meth:`_by_pairs`) starts from: the graph before the max-pool
+        # rewrite (a pruned tree is not the pool, whose bounds the caller's hold)
+        self.source = (self.graph, self.lower, self.upper, self.bounds)
         self.module = to_torch(self.graph, device=self.device, dtype=torch.float64)
         original_pools = {n.name for n in self.graph.nodes if isinstance(n, MaxPool)}
         self.graph = maxpool_as_relus(self.graph, (self.bounds.lower, self.bounds.upper))
@@ -687,7 +695,7 @@ class GraphSplit:
             return None, None, per_child, step
         base = self.root_domain.lb
         for n, r in enumerate(targets):
-            if self.possible[r]:
+            if self.possible[r] or self._refuted_without(r, base):
                 continue
             self.goal, self.goal_row = self.req.row(r), r
             lb = np.full_like(base, np.inf)
@@ -696,7 +704,7 @@ class GraphSplit:
             self.stats["rows_tried"] += 1
             self.undecided = False
             whole = self.deadline
-            if whole is not None and n < len(targets) - 1:  # its share of the time left
+            if whole is not None and (n < len(targets) - 1 or self.options.graph_pairs):
                 now = time.perf_counter()
                 self.deadline = now + self.options.graph_row_share * max(0.0, whole - now)
             try:
@@ -711,6 +719,10 @@ class GraphSplit:
                 continue  # the joint search keeps the row
             self.proved_rows.append(r)
             self.stats["rows_proved"] += 1
+            lb = base.copy()
+            lb[self.proved_rows] = np.inf
+            if (self.req.refutation(lb[None]) > self.tol).all():
+                break  # the rows proved refute every case: the rest need no proof
         self.goal, self.goal_row = self.req, None
         self.undecided = False
         lb = base.copy()
@@ -748,6 +760,70 @@ class GraphSplit:
             return out[-1]
         self._push(*out[:-1], signs, depth)
         return None
+
+    def _refuted_without(self, r: int, base: np.ndarray) -> bool:
+        """Whether the rows proved so far refute every case that row ``r`` is part of (a
+        pair phase's pair refuted by another of its rows): ``r`` needs no proof then."""
+        lb = base.copy()
+        lb[self.proved_rows] = np.inf
+        done = self.req.refutation(lb[None])[0] > self.tol
+        return all(done[c] for c, reqs in enumerate(self.req.cases)
+                   if any(r in cols for _, cols in reqs))
+
+    def _pair_targets(self) -> list[tuple[int, int]]:
+        """The pairs of rows the pair phase proves: with every case one "at least 2 of these
+        rows" requirement (a top-2 property), the pairs of its rows that the row phase left
+        open; none for other cases or more than ``MAX_PAIRS`` pairs."""
+        d = self.root_domain
+        if d is None or not self.options.graph_pairs:
+            return []
+        open_rows = {int(r) for r in np.flatnonzero(d.lb <= self.tol)} - set(self.proved_rows)
+        pairs: set = set()
+        for reqs in self.req.cases:
+            if len(reqs) != 1 or reqs[0][0] != 2:
+                return []
+            rows = sorted(open_rows & set(reqs[0][1]))
+            pairs.update((a, b) for i, a in enumerate(rows) for b in rows[i + 1:])
+        return sorted(pairs) if len(pairs) <= MAX_PAIRS else []
+
+    def _by_pairs(self) -> Outcome | None:
+        """The pair phase, after the row phase: where every case asks for 2 of its rows
+        and the rows left open form a few pairs, a search of its own (within
+        ``graph_pair_share`` of the time left) over one case per pair ``(i, j)``: ``m_i >= 0``,
+        ``m_j >= 0`` and the rows they imply, ``lam m_i + (1 - lam) m_j >= 0`` for each
+        ``lam`` of ``PAIR_WEIGHTS``. Its row phase proves those rows one by one: one of them
+        impossible on the whole box refutes the pair, although neither ``m_i`` nor ``m_j``
+        is impossible alone (the labels that can each beat b but not together). The rows
+        proved before stay impossible, so "2 of the case's rows" holds only where some
+        pair does: its ``proved`` proves the box, ``found`` is a replayed counterexample;
+        ``unknown`` (or None: no pairs) leaves the time left to the joint search."""
+        pairs = self._pair_targets()
+        if not pairs:
+            return None
+        cases = []
+        for i, j in pairs:
+            a, b = self.req.atoms[i], self.req.atoms[j]
+            implied = [Linear(lam * np.asarray(a.coeffs) + (1 - lam) * np.asarray(b.coeffs),
+                              lam * a.const + (1 - lam) * b.const, False,
+                              f"{lam:g} ({a.label}) + {1 - lam:g} ({b.label})")
+                       for lam in PAIR_WEIGHTS]
+            cases.append([a, b, *implied])
+        until = self.deadline
+        if until is not None:
+            now = time.perf_counter()
+            until = now + self.options.graph_pair_share * max(0.0, until - now)
+        graph, lower, upper, bounds = self.source
+        options = dataclasses.replace(self.options, graph_pairs=False, graph_restrict=False)
+        self.stats["pairs"] = len(pairs)
+        try:
+            sub = GraphSplit(graph, lower, upper, bounds, cases, self.tol, self.check,
+                             options, until, self.device)
+            out = sub.run()
+        except BoundsTimeout:
+            return None
+        self.stats["pair_domains"] = sub.stats["domains"]
+        self.stats["pairs_proved"] = len(pairs) if out.status == PROVED else 0
+        return out
 
     def open_cases(self) -> list[int]:
         """The cases some open domain has not refuted (all of them when a domain was left
@@ -825,6 +901,11 @@ class GraphSplit:
         stop = None
         if found is None and self.heap:
             found, stop, per_child, step = self._by_rows(per_child, step)
+        if found is None and stop is None and self.heap:
+            pairs = self._by_pairs()
+            if pairs is not None and pairs.status != UNKNOWN:
+                self.stats["step_s"] = step
+                return Outcome(pairs.status, pairs.reason, pairs.witness, stats=self.stats)
         if found is None and stop is None:
             found, stop, per_child, step = self._search(per_child, step)
         self.stats["step_s"] = step
