@@ -261,10 +261,10 @@ class GraphSplit:
         (:func:`~robustc.compiler.restrict.restrict_to_box`: a layered neighbourhood's crop)
         when there is one: the same function on the box, with the caller's bounds cut down
         to it and every point mapped back to the original input before ``check``."""
-        self.restricted = restrict_to_box(self.graph, self.lower, self.upper)
+        self.restricted = restrict_to_box(self.graph, self.lower, self.upper) \
+            if self.options.graph_restrict else None
         r = self.restricted
-        if r is None or not self.options.graph_restrict:
-            self.restricted = None
+        if r is None:
             return
         self.graph = r.graph
         self.lower = np.ravel(self.lower)[r.input_index].reshape(r.graph.input.shape)
