@@ -25,6 +25,7 @@ caller keeps the original graph.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,7 +167,7 @@ class _Builder:
         elif isinstance(node, Relu | Activation) and node.inputs[0] in self.crop:
             crop = self.crop[node.inputs[0]]
             self.crop[node.name] = crop
-            self.nodes.append(_with_shape(node, self._shape(node, crop)))
+            self.nodes.append(dataclasses.replace(node, shape=self._shape(node, crop)))
         elif isinstance(node, ElementwiseAffine) and node.inputs[0] in self.crop:
             crop = self.crop[node.inputs[0]]
             r0, r1, c0, c1 = crop
@@ -304,12 +305,6 @@ def _reach(lo: int, hi: int, size: int, stride: int, pad: int, kernel: int, dila
     if not pos.size:
         raise _Refused("a window that reaches no free input")
     return int(pos[0]), int(pos[-1]) + 1
-
-
-def _with_shape(node: Node, shape: tuple) -> Node:
-    import dataclasses
-
-    return dataclasses.replace(node, shape=shape)
 
 
 __all__ = ["MAX_SHARE", "Restricted", "restrict_to_box"]

@@ -682,8 +682,8 @@ class GraphSplit:
         counted as refuted, a domain refuted when that row is), easiest first, each within
         ``graph_row_share`` of the time left, the last one within all of it (the joint
         search of a top-2 case whose other rows are proved is that row's search again, with
-        the label that can hold kept open: ``dd64_pgd`` image 17's hardest row took 25.5 s
-        alone, more than its share); a proved row is refuted in every domain
+        the label that can hold kept open: ``dd64_pgd`` image 17's hardest row took about
+        20 s alone on one thread, more than its share); a proved row is refuted in every domain
         afterwards. A row found ``possible`` meanwhile (a vertex of its search satisfies its
         atom), not proved in its share, or stopped otherwise (a decided leaf, the queue's
         size) is left to the joint search. Returns ``(found, stop reason or None,
@@ -719,14 +719,11 @@ class GraphSplit:
                 continue  # the joint search keeps the row
             self.proved_rows.append(r)
             self.stats["rows_proved"] += 1
-            lb = base.copy()
-            lb[self.proved_rows] = np.inf
-            if (self.req.refutation(lb[None]) > self.tol).all():
+            if (self.req.refutation(self._with_proved(base)[None]) > self.tol).all():
                 break  # the rows proved refute every case: the rest need no proof
         self.goal, self.goal_row = self.req, None
         self.undecided = False
-        lb = base.copy()
-        lb[self.proved_rows] = np.inf
+        lb = self._with_proved(base)
         self._restart(lb)
         if self.heap[0][0] > self.tol:  # every case refuted by the rows proved
             self.heap.clear()
@@ -761,12 +758,16 @@ class GraphSplit:
         self._push(*out[:-1], signs, depth)
         return None
 
+    def _with_proved(self, lb: np.ndarray) -> np.ndarray:
+        """Row bounds ``lb`` with the rows the row phase proved refuted (``inf``)."""
+        lb = lb.copy()
+        lb[self.proved_rows] = np.inf
+        return lb
+
     def _refuted_without(self, r: int, base: np.ndarray) -> bool:
         """Whether the rows proved so far refute every case that row ``r`` is part of (a
         pair phase's pair refuted by another of its rows): ``r`` needs no proof then."""
-        lb = base.copy()
-        lb[self.proved_rows] = np.inf
-        done = self.req.refutation(lb[None])[0] > self.tol
+        done = self.req.refutation(self._with_proved(base)[None])[0] > self.tol
         return all(done[c] for c, reqs in enumerate(self.req.cases)
                    if any(r in cols for _, cols in reqs))
 
