@@ -42,8 +42,11 @@ CROWN_NETWORKS = networks(families=("mlp", "leaky_mlp", "conv", "branchy", "resi
 
 
 def _same(a, b, name):
+    """Equal up to the float widening: the numpy engine widens every node by
+    ``WIDEN_REL * (1 + |b|)``, the graph engine not after exact nodes (selections, reshapes,
+    masks: ``Crown.exact``), so it may be tighter by a few widenings, never looser."""
     a, b = np.asarray(a), np.asarray(b)
-    assert np.all(np.abs(a - b) <= 1e-9 * (1 + np.abs(b))), name
+    assert np.all(np.abs(a - b) <= 1e-8 * (1 + np.abs(b))), name
 
 
 @settings(max_examples=40, deadline=None)
@@ -55,6 +58,8 @@ def test_equal_to_the_numpy_engine_and_sound(case):
     for name in want.lower:
         _same(got.lower[name], want.lower[name], name)
         _same(got.upper[name], want.upper[name], name)
+        assert np.all(got.lower[name] >= want.lower[name] - 1e-12 * (1 + np.abs(want.lower[name])))
+        assert np.all(got.upper[name] <= want.upper[name] + 1e-12 * (1 + np.abs(want.upper[name])))
     xs = np.concatenate([sample_box(rng, lo, hi, N_UNIFORM, N_CORNERS),
                          attack(graph, lo, hi, rng, N_TARGETS, STEPS)])
     assert not violations(graph, got, xs)
@@ -297,3 +302,66 @@ def test_columns_give_the_bound_of_the_whole_layer(seed):
     values = ys.reshape(len(xs), -1) @ w[0].numpy().T
     assert np.all(got[0].numpy() <= values.min(axis=0) + 1e-9)
     assert not torch.allclose(wrong, want_b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000))
+def test_exact_nodes_and_a_repeated_box(seed):
+    """Selections (with filled positions), masks (scales 0 and 1: a crop's constants, a
+    max-pool gate), negations and reshapes are bounded exactly (``Crown.exact``: every
+    bound is reached by an input of the box), and a batch of one box repeated (a branch
+    and bound's domains, computed once up to the first clipped node) gets the bounds of
+    the box alone, clipped domains included (up to rounding)."""
+    from bounds_helpers import Builder
+
+    from robustc.ir import ElementwiseAffine, Relu, Reshape, Select
+    from robustc.ir.nodes import frozen_array
+
+    rng = np.random.default_rng(seed)
+    b = Builder(rng)
+    cur = b.input((1, 12))
+    index = rng.integers(-1, 12, size=(1, 15))
+    cur = b.add(Select, (cur,), index=frozen_array(index, dtype=np.int64),
+                fill=float(rng.normal()))
+    scale = rng.integers(0, 2, size=(1, 15)).astype(float)
+    shift = np.where(scale == 0, rng.normal(size=(1, 15)), 0.0)
+    masked = b.add(ElementwiseAffine, (cur,), scale=frozen_array(scale),
+                   shift=frozen_array(shift))
+    neg = b.add(ElementwiseAffine, (masked,), scale=frozen_array(-scale),
+                shift=frozen_array(np.zeros((1, 15))))
+    cur = b.add(Relu, (b.dense(neg, 8),))
+    cur = b.add(Reshape, (b.dense(cur, 6),), shape=(1, 6))
+    graph = b.graph(b.dense(cur, 3), "exact")
+    crown = Crown(graph)
+    lo = rng.normal(size=(1, 12))
+    hi = lo + rng.uniform(0, 0.5, size=(1, 12))
+    box = crown.box(lo, hi)
+    with torch.no_grad():
+        one = crown.refine(box)
+    # the exact nodes: their bounds are the values at the box's vertices that reach them
+    values = {}
+    for x in (lo, hi):
+        for name, v in evaluate(graph, x, keep_all=True).items():
+            values.setdefault(name, []).append(np.ravel(v))
+    for name in (b.nodes[1].name, masked, neg):
+        got_lo, got_hi = one.lower[name].numpy()[0], one.upper[name].numpy()[0]
+        ends = np.stack(values[name])
+        assert np.array_equal(got_lo, ends.min(0)) and np.array_equal(got_hi, ends.max(0))
+    # the repeated box, its second half clipped: the same as each box alone
+    n = 4
+    relu_in = next(nd for nd in graph.nodes if isinstance(nd, Relu)).inputs[0]
+    c_lo = one.lower[relu_in].expand(n, -1).clone()
+    c_hi = one.upper[relu_in].expand(n, -1).clone()
+    c_lo[2:] = torch.maximum(c_lo[2:], torch.zeros_like(c_lo[2:]))  # active decided
+    clip = {relu_in: (c_lo, c_hi)}
+    with torch.no_grad():
+        many = crown.refine((box[0].expand(n, -1), box[1].expand(n, -1)), clip=clip)
+        for k in (0, 2):
+            alone = crown.refine(box, clip={relu_in: (c_lo[k:k + 1], c_hi[k:k + 1])})
+            for name in alone.lower:
+                assert many.lower[name].shape[0] == n
+                # equal up to the batched products' rounding (far below the widening)
+                torch.testing.assert_close(many.lower[name][k], alone.lower[name][0],
+                                           rtol=1e-12, atol=1e-12)
+                torch.testing.assert_close(many.upper[name][k], alone.upper[name][0],
+                                           rtol=1e-12, atol=1e-12)

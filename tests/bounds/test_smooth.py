@@ -216,9 +216,11 @@ def test_conv_and_maxpool_around_an_activation(seed, kind_alpha, eps):
     graph = b.graph(b.dense(cur, 3), "conv_smooth")
     lo, hi = random_centre_box(rng, graph.input.shape, eps)
     sb, cb = symbolic_bounds(graph, lo, hi), compute_bounds(graph, lo, hi, "crown")
-    for name in sb.lower:
-        np.testing.assert_allclose(cb.lower[name], sb.lower[name], rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(cb.upper[name], sb.upper[name], rtol=1e-9, atol=1e-9)
+    for name in sb.lower:  # equal up to the widening the graph engine skips on exact nodes
+        np.testing.assert_allclose(cb.lower[name], sb.lower[name], rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(cb.upper[name], sb.upper[name], rtol=1e-8, atol=1e-8)
+        assert np.all(cb.lower[name] >= sb.lower[name] - 1e-12)
+        assert np.all(cb.upper[name] <= sb.upper[name] + 1e-12)
     xs = np.concatenate([sample_box(rng, lo, hi, 500, 100), attack(graph, lo, hi, rng, 40,
                                                                     10)])
     assert not violations(graph, sb, xs)

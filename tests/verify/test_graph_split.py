@@ -375,3 +375,32 @@ def test_the_pair_phase_agrees_with_the_milp_on_top2_properties(tmp_path):
         pairs += got.stats.get("relu_split_pairs", 0)
     assert verdicts == {ROBUST, NOT_ROBUST}
     assert pairs >= 2
+
+
+def test_a_row_stopped_for_the_pair_phase_is_resumed(tmp_path):
+    """The row phase's last row stopped at once (``graph_row_share`` 0: its search ends at
+    its share and waits for the pair phase) and resumed after it when the pair phase does
+    not decide (``graph_pair_share`` 0): the MILP's verdicts still, counterexamples
+    replayed, each resumed row counted (``rows_resumed``; properties of a session's scan of
+    seeds 0-39 at eps 0.03, 0.06, 0.1 where the row phase has a row to prove and pairs
+    follow it)."""
+    import dataclasses
+
+    verdicts, resumed = set(), 0
+    for seed, eps in ((0, 0.06), (25, 0.06), (5, 0.06), (28, 0.06)):
+        rng = np.random.default_rng(seed)
+        model = conv_onnx(rng, hw=(8, 8), channels=(1, 3, 4), classes=5)
+        problem = _problem(tmp_path, model, f"resume{seed}", eps, "top2", rng)
+        truth = verify(problem, VerifyOptions(attack=False, strategy="milp", threads=1))
+        options = VerifyOptions(attack=False, strategy="relu-split", threads=1,
+                                time_limit=120)
+        options = dataclasses.replace(options, relu_split=dataclasses.replace(
+            options.relu_split, graph_row_share=0.0, graph_pair_share=0.0))
+        got = verify(problem, options)
+        assert got.verdict == truth.verdict, (problem.name, got.reason)
+        if got.verdict == NOT_ROBUST:
+            assert got.counterexample.margin < 0
+        verdicts.add(got.verdict)
+        resumed += got.stats.get("relu_split_rows_resumed", 0)
+    assert verdicts == {ROBUST, NOT_ROBUST}
+    assert resumed == 4

@@ -48,6 +48,7 @@ from robustc.compiler.crown.operators import (
 from robustc.errors import ShapeError
 from robustc.ir import (
     Activation,
+    Add,
     Constant,
     ElementwiseAffine,
     Graph,
@@ -151,6 +152,32 @@ class Crown:
                      if isinstance(n, Relu | MaxPool | Activation))
         self.targets = {n for n in names
                         if not isinstance(graph[n], Input | Relu | Constant | Activation)}
+        self.exact = {n.name: self._exact(n) for n in graph.nodes if n.linear}
+
+    def _exact(self, node) -> str | None:
+        """How :meth:`node_interval` bounds linear ``node`` without interval arithmetic's
+        midpoint and radius (which round, so their result is widened). ``"same"``: each
+        output is one input value or a constant (Reshape, Identity, Select, an
+        ElementwiseAffine of scales -1 and 0 with no shift where the scale is not 0: the
+        negations of max-pool trees), bounded exactly by its inputs' bounds. ``"mask"``:
+        an ElementwiseAffine of scales 0 and 1, no shift where the scale is 1 (the
+        constants around a crop, the gates of max-pool trees), the same by selection.
+        ``"sum"``: an Add, the sums of the lower and of the upper bounds, widened (one
+        rounding per term instead of four products). None: the general way."""
+        if isinstance(node, Reshape | Identity | Select):
+            return "same"
+        if isinstance(node, Add):
+            return "sum"
+        if isinstance(node, ElementwiseAffine):
+            c = self.ops.consts[node.name]
+            scale, shift = c["scale"], c["shift"]
+            if not bool(((scale == 0) | (shift == 0)).all()):
+                return None
+            if bool(((scale == 0) | (scale == 1)).all()):
+                return "mask"
+            if bool(((scale == 0) | (scale == -1)).all()):
+                return "same"
+        return None
 
     # -- boxes and intervals ---------------------------------------------------------
 
@@ -186,6 +213,23 @@ class Crown:
             batch = lo[self.input.name].shape[0]
             value = self.ops.consts[node.name]["value"].expand(batch, -1)
             return value.clone(), value.clone()
+        exact = self.exact.get(node.name)
+        if exact == "mask":  # exact: each output its input, or a constant where scale is 0
+            c = self.ops.consts[node.name]
+            keep = c["scale"] != 0
+            src = node.inputs[0]
+            return (self.torch.where(keep, lo[src], c["shift"]),
+                    self.torch.where(keep, hi[src], c["shift"]))
+        if exact == "same":  # exact: a selection, sign change or constant per output
+            a = self.ops.affine(node, [lo[s] for s in node.inputs])
+            b = self.ops.affine(node, [hi[s] for s in node.inputs])
+            if isinstance(node, ElementwiseAffine):
+                return self.torch.minimum(a, b), self.torch.maximum(a, b)
+            if isinstance(node, Reshape | Identity):  # new tensors: callers write into them
+                return a.clone(), b.clone()
+            return a, b
+        if exact == "sum":
+            return self.widen(sum(lo[s] for s in node.inputs), sum(hi[s] for s in node.inputs))
         if node.linear:
             ins = node.inputs
             mid = self.ops.affine(node, [0.5 * (lo[s] + hi[s]) for s in ins])
@@ -232,9 +276,20 @@ class Crown:
         clip = clip or {}
         lo, hi = {self.input.name: box[0]}, {self.input.name: box[1]}
         relax: dict = {}
+        # the nodes whose bounds are one box's, expanded: where the batch is one box
+        # repeated (a branch and bound's domains), the interval pass up to the first
+        # decision is computed once (a cropped input's selection and constants, its first
+        # convolution)
+        batch = box[0].shape[0]
+        shared = {self.input.name} if batch > 1 and box[0].stride(0) == 0 and \
+            box[1].stride(0) == 0 else set()
         for node in self.graph.nodes[1:]:
             self._relax(node, lo, hi, relax)
-            l, u = self.node_interval(node, lo, hi)
+            if shared and node.inputs and all(s in shared for s in node.inputs):
+                l, u = self.node_interval(node, {s: lo[s][:1] for s in node.inputs},
+                                          {s: hi[s][:1] for s in node.inputs})
+            else:
+                l, u = self.node_interval(node, lo, hi)
             bounds = [within] if within is not None else []
             if node.name in clip:
                 bounds.append(({node.name: clip[node.name][0]}, {node.name: clip[node.name][1]}))
@@ -246,8 +301,12 @@ class Crown:
                 wanted = self.rows_to_refine(node, l, u, unstable_only)
                 if wanted.numel():
                     c_lo, c_hi = self.crown(node.name, wanted, box, relax, deadline)
+                    l, u = l.expand(batch, -1).clone(), u.expand(batch, -1).clone()
                     l[:, wanted] = torch.maximum(l[:, wanted], c_lo)
                     u[:, wanted] = torch.minimum(u[:, wanted], c_hi)
+            if l.shape[0] < batch:
+                shared.add(node.name)
+                l, u = l.expand(batch, -1), u.expand(batch, -1)
             lo[node.name], hi[node.name] = l, u
         return GraphBounds(lo, hi, relax)
 

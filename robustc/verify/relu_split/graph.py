@@ -80,6 +80,11 @@ _POSSIBLE = "a point satisfies the row's atom"
 _LATE = "time limit reached while splitting ReLUs"
 #: The pair phase (:meth:`GraphSplit._by_pairs`): weights ``lam`` of the implied rows
 #: ``lam m_i + (1 - lam) m_j >= 0`` of a pair of atoms, and the most pairs it takes on.
+#: The share of the box (refuted domains, 2^-depth each) from which the row phase's last
+#: row, at the end of its share, goes on with all the time left instead of waiting for the
+#: pair phase: ``dd64_pgd`` image 17's last row had refuted 0.999 of the box there (and was
+#: proved with all the time), image 2's 0.65 (the pair phase proved that image).
+ROW_NEARLY_DONE = 0.9
 PAIR_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MAX_PAIRS = 6
 
@@ -255,6 +260,12 @@ class GraphSplit:
         self.best_margin = np.full(self.rows, -np.inf)
         self.proved_rows: list[int] = []  # rows the row phase refuted on the whole box
         self.goal_row: int | None = None   # the row the row phase is proving
+        # the row phase's last row, stopped at its share for the pair phase: (row, its
+        # open domains, their bytes), resumed when the pair phase does not decide
+        self.suspended: tuple | None = None
+        # the share of the box the current goal's refuted domains cover (2^-depth each)
+        self.refuted_volume = 0.0
+        self.queue_limit = QUEUE_BYTES
 
     def _restrict(self) -> None:
         """Search the graph restricted to the part of it the box can move
@@ -536,6 +547,7 @@ class GraphSplit:
         for i in range(len(measure)):
             if measure[i] > self.tol:
                 self.stats["refuted"] += 1
+                self.refuted_volume += 2.0 ** -int(depth[i])
             elif choice[i] < 0:
                 self.stats["leaves"] += 1
                 self.undecided = True
@@ -670,6 +682,7 @@ class GraphSplit:
         by the current ``goal``."""
         self.heap.clear()
         self.queue_bytes = 0
+        self.refuted_volume = 0.0
         d = self.root_domain
         measure = float(self.goal.refutation(lb[None]).min())
         root = Domain(measure, 0, d.choice, d.signs, d.lo, d.hi, d.alpha, d.beta, lb)
@@ -680,14 +693,20 @@ class GraphSplit:
         """The row phase: each target row (:meth:`_row_targets`) is proved on the whole
         box by a search of its own (the root's bounds and parameters, every other row
         counted as refuted, a domain refuted when that row is), easiest first, each within
-        ``graph_row_share`` of the time left, the last one within all of it (the joint
-        search of a top-2 case whose other rows are proved is that row's search again, with
-        the label that can hold kept open: ``dd64_pgd`` image 17's hardest row took about
-        20 s alone on one thread, more than its share); a proved row is refuted in every domain
-        afterwards. A row found ``possible`` meanwhile (a vertex of its search satisfies its
-        atom), not proved in its share, or stopped otherwise (a decided leaf, the queue's
-        size) is left to the joint search. Returns ``(found, stop reason or None,
-        per_child, step)``."""
+        ``graph_row_share`` of the time left; a proved row is refuted in every domain
+        afterwards. The last one gets all the time left (the joint search of a top-2 case
+        whose other rows are proved is that row's search again, with the label that can
+        hold kept open: ``dd64_pgd`` image 17's hardest row took about 20 s alone on one
+        thread, more than its share), unless rows left open form pairs for the pair phase
+        (:meth:`_by_pairs`; image 2's last row, label 1, is neither proved nor possible in
+        its share, the pair (1, 9) is proved by the pair phase). Then it gets its share;
+        at the end of the share it goes on with all the time left when its refuted domains
+        cover ``ROW_NEARLY_DONE`` of the box, and otherwise waits, its open domains kept
+        (:attr:`suspended`), until the pair phase has had its turn (:meth:`_resume`). A
+        row found ``possible`` meanwhile (a vertex of its search satisfies its atom), not
+        proved in its share, or stopped otherwise (a decided leaf, the queue's size) is
+        left to the joint search. Returns ``(found, stop reason or None, per_child,
+        step)``."""
         targets = self._row_targets()
         self.stats["rows_tried"] = 0
         self.stats["rows_proved"] = 0
@@ -704,31 +723,60 @@ class GraphSplit:
             self.stats["rows_tried"] += 1
             self.undecided = False
             whole = self.deadline
-            if whole is not None and (n < len(targets) - 1 or self.options.graph_pairs):
+            later = [t for t in targets[n + 1:] if not self.possible[t]]
+            if whole is not None and (later or self._pair_targets()):
                 now = time.perf_counter()
                 self.deadline = now + self.options.graph_row_share * max(0.0, whole - now)
             try:
                 found, stop, per_child, step = self._search(per_child, step)
+                if (stop == _LATE and not later and not self.undecided
+                        and self.refuted_volume >= ROW_NEARLY_DONE):
+                    self.deadline = whole  # the pair phase would come before a near proof
+                    self.stats["rows_extended"] = 1
+                    found, stop, per_child, step = self._search(per_child, step)
             finally:
                 self.deadline = whole
             if found is not None:
                 return found, None, per_child, step
             if stop == _LATE and self._affordable(per_child) < 1:
                 return None, stop, per_child, step  # the search's own deadline
+            if stop == _LATE and not later and not self.undecided:
+                self.suspended = (r, self.heap, self.queue_bytes)  # its share, for pairs
+                self.heap = []
             if stop is not None:
                 continue  # the joint search keeps the row
             self.proved_rows.append(r)
             self.stats["rows_proved"] += 1
             if (self.req.refutation(self._with_proved(base)[None]) > self.tol).all():
                 break  # the rows proved refute every case: the rest need no proof
+        self._joint()
+        return None, None, per_child, step
+
+    def _joint(self) -> None:
+        """Start the joint search: the root again, every case the goal, the rows proved
+        refuted (an empty queue when they refute every case)."""
         self.goal, self.goal_row = self.req, None
         self.undecided = False
-        lb = self._with_proved(base)
-        self._restart(lb)
+        self._restart(self._with_proved(self.root_domain.lb))
         if self.heap[0][0] > self.tol:  # every case refuted by the rows proved
             self.heap.clear()
             self.queue_bytes = 0
-        return None, None, per_child, step
+
+    def _resume(self, per_child: float, step: float):
+        """Go on with the row the row phase stopped at its share for the pair phase
+        (:attr:`suspended`), within all the time left; proved, the joint search starts
+        again with it refuted. Returns what :meth:`_search` does."""
+        r, heap, size = self.suspended
+        self.suspended = None
+        self.goal, self.goal_row = self.req.row(r), r
+        self.heap, self.queue_bytes, self.undecided = heap, size, False
+        self.stats["rows_resumed"] = 1
+        found, stop, per_child, step = self._search(per_child, step)
+        if found is None and stop is None:
+            self.proved_rows.append(r)
+            self.stats["rows_proved"] += 1
+            self._joint()
+        return found, stop, per_child, step
 
     def _round(self, most: int | None = None) -> object:
         k = min(self.options.graph_batch, len(self.heap), most or len(self.heap))
@@ -771,14 +819,17 @@ class GraphSplit:
         return all(done[c] for c, reqs in enumerate(self.req.cases)
                    if any(r in cols for _, cols in reqs))
 
-    def _pair_targets(self) -> list[tuple[int, int]]:
+    def _pair_targets(self, pending: set = frozenset()) -> list[tuple[int, int]]:
         """The pairs of rows the pair phase proves: with every case one "at least 2 of these
         rows" requirement (a top-2 property), the pairs of its rows that the row phase left
-        open; none for other cases or more than ``MAX_PAIRS`` pairs."""
+        open; none for other cases or more than ``MAX_PAIRS`` pairs. ``pending``: rows
+        counted as proved (the row phase's last row, whose time depends on whether a pair
+        phase follows it anyway)."""
         d = self.root_domain
         if d is None or not self.options.graph_pairs:
             return []
-        open_rows = {int(r) for r in np.flatnonzero(d.lb <= self.tol)} - set(self.proved_rows)
+        open_rows = ({int(r) for r in np.flatnonzero(d.lb <= self.tol)}
+                     - set(self.proved_rows) - set(pending))
         pairs: set = set()
         for reqs in self.req.cases:
             if len(reqs) != 1 or reqs[0][0] != 2:
@@ -819,6 +870,8 @@ class GraphSplit:
         try:
             sub = GraphSplit(graph, lower, upper, bounds, cases, self.tol, self.check,
                              options, until, self.device)
+            # the row waiting for it keeps its domains
+            sub.queue_limit = self.queue_limit - (self.suspended[2] if self.suspended else 0)
             out = sub.run()
         except BoundsTimeout:
             return None
@@ -854,9 +907,9 @@ class GraphSplit:
             most = self._affordable(per_child)
             if self._late() or most < 1:
                 return None, _LATE, per_child, step
-            if self.queue_bytes > QUEUE_BYTES:
+            if self.queue_bytes > self.queue_limit:
                 return None, (f"the open ReLU domains ({len(self.heap)}) outgrew "
-                              f"{QUEUE_BYTES >> 20} MiB"), per_child, step
+                              f"{self.queue_limit >> 20} MiB"), per_child, step
             if len(self.heap) > self.options.max_domains:
                 return None, f"more than {self.options.max_domains} open ReLU domains", \
                     per_child, step
@@ -877,8 +930,9 @@ class GraphSplit:
     def run(self, step_estimate: float = 0.0) -> Outcome:
         """Search until every domain is refuted (``proved``), a counterexample is replayed
         (``found``), or the deadline, the queue's memory or a decided leaf stops it
-        (``unknown``). First the row phase (:meth:`_by_rows`, ``graph_rows``), then one
-        tree for all rows not proved in it. A round takes no more parents than the time
+        (``unknown``). First the row phase (:meth:`_by_rows`, ``graph_rows``), then the
+        pair phase (:meth:`_by_pairs`, ``graph_pairs``), then the row the row phase left
+        waiting for it (:meth:`_resume`), then one tree for all rows not proved. A round takes no more parents than the time
         left fits at the last round's seconds per child domain (:meth:`_affordable`);
         none starts when not even one parent fits."""
         step = step_estimate
@@ -907,6 +961,8 @@ class GraphSplit:
             if pairs is not None and pairs.status != UNKNOWN:
                 self.stats["step_s"] = step
                 return Outcome(pairs.status, pairs.reason, pairs.witness, stats=self.stats)
+        if found is None and stop is None and self.suspended is not None:
+            found, stop, per_child, step = self._resume(per_child, step)
         if found is None and stop is None:
             found, stop, per_child, step = self._search(per_child, step)
         self.stats["step_s"] = step
@@ -918,3 +974,4 @@ class GraphSplit:
 
 
 __all__ = ["GraphSplit", "Requirements", "ROUND_ENTRIES", "QUEUE_BYTES"]
+

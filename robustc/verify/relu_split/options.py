@@ -60,10 +60,10 @@ class ReluSplitOptions:
     # implies, lam m_i + (1 - lam) m_j >= 0, proved one by one), within graph_pair_share
     # of the time left. dd64_pgd image 2: labels 1 and 9 can each beat 7, not together;
     # the pair alone is open after 100 s (34,563 domains), its row for lam 0.7 is proved
-    # in 4.0 s (813 domains). Off by default: with it the row phase's last row keeps its
-    # share (graph_row_share) to leave the pair phase time, and dd64_pgd image 17 needs all
-    # of it for its last row; how to order the two is not settled (docs/layered.md).
-    graph_pairs: bool = False
+    # in 4.0 s (813 domains). The row phase's last row keeps its share (graph_row_share)
+    # only where rows a point satisfies form such a pair anyway; otherwise it gets all the
+    # time left (dd64_pgd image 17 needs it).
+    graph_pairs: bool = True
     graph_pair_share: float = 0.5
     # The graph search's domains split per round (2 * graph_batch children, fewer when
     # their open rows do not fit ROUND_ENTRIES) and Adam steps per round (warm-started
