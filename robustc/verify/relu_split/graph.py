@@ -78,13 +78,13 @@ ROW_ATTACK = (4, 20)
 _POSSIBLE = "a point satisfies the row's atom"
 #: Why a search stopped at its deadline.
 _LATE = "time limit reached while splitting ReLUs"
-#: The pair phase (:meth:`GraphSplit._by_pairs`): weights ``lam`` of the implied rows
-#: ``lam m_i + (1 - lam) m_j >= 0`` of a pair of atoms, and the most pairs it takes on.
 #: The share of the box (refuted domains, 2^-depth each) from which the row phase's last
 #: row, at the end of its share, goes on with all the time left instead of waiting for the
 #: pair phase: ``dd64_pgd`` image 17's last row had refuted 0.999 of the box there (and was
 #: proved with all the time), image 2's 0.65 (the pair phase proved that image).
 ROW_NEARLY_DONE = 0.9
+#: The pair phase (:meth:`GraphSplit._by_pairs`): weights ``lam`` of the implied rows
+#: ``lam m_i + (1 - lam) m_j >= 0`` of a pair of atoms, and the most pairs it takes on.
 PAIR_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MAX_PAIRS = 6
 
@@ -819,17 +819,14 @@ class GraphSplit:
         return all(done[c] for c, reqs in enumerate(self.req.cases)
                    if any(r in cols for _, cols in reqs))
 
-    def _pair_targets(self, pending: set = frozenset()) -> list[tuple[int, int]]:
+    def _pair_targets(self) -> list[tuple[int, int]]:
         """The pairs of rows the pair phase proves: with every case one "at least 2 of these
         rows" requirement (a top-2 property), the pairs of its rows that the row phase left
-        open; none for other cases or more than ``MAX_PAIRS`` pairs. ``pending``: rows
-        counted as proved (the row phase's last row, whose time depends on whether a pair
-        phase follows it anyway)."""
+        open; none for other cases or more than ``MAX_PAIRS`` pairs."""
         d = self.root_domain
         if d is None or not self.options.graph_pairs:
             return []
-        open_rows = ({int(r) for r in np.flatnonzero(d.lb <= self.tol)}
-                     - set(self.proved_rows) - set(pending))
+        open_rows = {int(r) for r in np.flatnonzero(d.lb <= self.tol)} - set(self.proved_rows)
         pairs: set = set()
         for reqs in self.req.cases:
             if len(reqs) != 1 or reqs[0][0] != 2:
@@ -932,9 +929,9 @@ class GraphSplit:
         (``found``), or the deadline, the queue's memory or a decided leaf stops it
         (``unknown``). First the row phase (:meth:`_by_rows`, ``graph_rows``), then the
         pair phase (:meth:`_by_pairs`, ``graph_pairs``), then the row the row phase left
-        waiting for it (:meth:`_resume`), then one tree for all rows not proved. A round takes no more parents than the time
-        left fits at the last round's seconds per child domain (:meth:`_affordable`);
-        none starts when not even one parent fits."""
+        waiting for it (:meth:`_resume`), then one tree for all rows not proved. A round
+        takes no more parents than the time left fits at the last round's seconds per
+        child domain (:meth:`_affordable`); none starts when not even one parent fits."""
         step = step_estimate
 
         def too_late(seconds: float) -> bool:
