@@ -349,30 +349,39 @@ def test_filtered_smart_branching_and_plain_bounds_agree_with_the_milp(tmp_path)
 
 
 
+def _top2_against_milp(tmp_path, instances, stat: str, **search) -> tuple[set, int]:
+    """Top-2 properties of max-pooled 8x8 CNNs (``(seed, eps)`` each) by the ReLU split
+    with ``search`` overriding :class:`ReluSplitOptions`: each verdict equal to the MILP's,
+    counterexamples replayed; returns the verdicts and the sum of the search's ``stat``."""
+    import dataclasses
+
+    verdicts, total = set(), 0
+    for seed, eps in instances:
+        rng = np.random.default_rng(seed)
+        model = conv_onnx(rng, hw=(8, 8), channels=(1, 3, 4), classes=5)
+        problem = _problem(tmp_path, model, f"top2_{seed}_{eps}", eps, "top2", rng)
+        truth = verify(problem, VerifyOptions(attack=False, strategy="milp", threads=1))
+        options = VerifyOptions(attack=False, strategy="relu-split", threads=1,
+                                time_limit=120)
+        options = dataclasses.replace(options, relu_split=dataclasses.replace(
+            options.relu_split, **search))
+        got = verify(problem, options)
+        assert got.verdict == truth.verdict, (problem.name, got.reason)
+        if got.verdict == NOT_ROBUST:
+            assert got.counterexample.margin < 0
+        verdicts.add(got.verdict)
+        total += got.stats.get(f"relu_split_{stat}", 0)
+    return verdicts, total
+
+
 def test_the_pair_phase_agrees_with_the_milp_on_top2_properties(tmp_path):
     """With the pair phase on (``graph_pairs``: rows ``lam m_i + (1 - lam) m_j`` implied by
     two atoms, proved one by one), top-2 properties of max-pooled CNNs get the MILP's
     verdicts, counterexamples replayed; on the first two the row phase leaves a pair open
     and the pair phase runs (found by a session's scan of seeds 0-39: 2 of 80 such
     properties of these small networks need it)."""
-    import dataclasses
-
-    verdicts, pairs = set(), 0
-    for seed, eps in ((1, 0.03), (18, 0.04), (0, 0.03), (7, 0.1)):
-        rng = np.random.default_rng(seed)
-        model = conv_onnx(rng, hw=(8, 8), channels=(1, 3, 4), classes=5)
-        problem = _problem(tmp_path, model, f"pairs{seed}", eps, "top2", rng)
-        truth = verify(problem, VerifyOptions(attack=False, strategy="milp", threads=1))
-        options = VerifyOptions(attack=False, strategy="relu-split", threads=1,
-                                time_limit=120)
-        options = dataclasses.replace(options, relu_split=dataclasses.replace(
-            options.relu_split, graph_pairs=True))
-        got = verify(problem, options)
-        assert got.verdict == truth.verdict, (problem.name, got.reason)
-        if got.verdict == NOT_ROBUST:
-            assert got.counterexample.margin < 0
-        verdicts.add(got.verdict)
-        pairs += got.stats.get("relu_split_pairs", 0)
+    verdicts, pairs = _top2_against_milp(
+        tmp_path, ((1, 0.03), (18, 0.04), (0, 0.03), (7, 0.1)), "pairs", graph_pairs=True)
     assert verdicts == {ROBUST, NOT_ROBUST}
     assert pairs >= 2
 
@@ -384,23 +393,8 @@ def test_a_row_stopped_for_the_pair_phase_is_resumed(tmp_path):
     replayed, each resumed row counted (``rows_resumed``; properties of a session's scan of
     seeds 0-39 at eps 0.03, 0.06, 0.1 where the row phase has a row to prove and pairs
     follow it)."""
-    import dataclasses
-
-    verdicts, resumed = set(), 0
-    for seed, eps in ((0, 0.06), (25, 0.06), (5, 0.06), (28, 0.06)):
-        rng = np.random.default_rng(seed)
-        model = conv_onnx(rng, hw=(8, 8), channels=(1, 3, 4), classes=5)
-        problem = _problem(tmp_path, model, f"resume{seed}", eps, "top2", rng)
-        truth = verify(problem, VerifyOptions(attack=False, strategy="milp", threads=1))
-        options = VerifyOptions(attack=False, strategy="relu-split", threads=1,
-                                time_limit=120)
-        options = dataclasses.replace(options, relu_split=dataclasses.replace(
-            options.relu_split, graph_row_share=0.0, graph_pair_share=0.0))
-        got = verify(problem, options)
-        assert got.verdict == truth.verdict, (problem.name, got.reason)
-        if got.verdict == NOT_ROBUST:
-            assert got.counterexample.margin < 0
-        verdicts.add(got.verdict)
-        resumed += got.stats.get("relu_split_rows_resumed", 0)
+    verdicts, resumed = _top2_against_milp(
+        tmp_path, ((0, 0.06), (25, 0.06), (5, 0.06), (28, 0.06)), "rows_resumed",
+        graph_row_share=0.0, graph_pair_share=0.0)
     assert verdicts == {ROBUST, NOT_ROBUST}
     assert resumed == 4
