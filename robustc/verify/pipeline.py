@@ -66,8 +66,8 @@ CASE_ATTACK = (2, 16, 100)
 #: (:func:`~robustc.compiler.restrict.restrict_to_box`) a round takes 0.4 s alone: 10 % of
 #: 55 s fits about 13 rounds, and leaves the branch and bound 4-5 s more (``dd64_pgd``
 #: image 17 needs about 10,500 domains); 5 % fits about 6 (both cases missed by all 6 with
-#: odds of about 1 in 260,000 at 7 of 8 a round) and leaves image 17, proved at 51-57 s
-#: of its 60, 2.5 s more.
+#: odds of about 1 in 260,000 at 7 of 8 a round) and leaves image 17 (proved in 47-56 s
+#: of its 60 in 6 of 9 runs, ``docs/layered.md``) about 2.7 s more.
 CASE_ATTACK_SHARE = 0.05
 CASE_ATTACK_UNTIMED = 20.0
 

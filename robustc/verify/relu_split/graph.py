@@ -724,12 +724,14 @@ class GraphSplit:
             self.undecided = False
             whole = self.deadline
             later = [t for t in targets[n + 1:] if not self.possible[t]]
-            if whole is not None and (later or self._pair_targets()):
+            share = whole is not None and bool(later or self._pair_targets())
+            if share:
                 now = time.perf_counter()
                 self.deadline = now + self.options.graph_row_share * max(0.0, whole - now)
+            last_share = share and not later  # the last row, given a share for the pairs
             try:
                 found, stop, per_child, step = self._search(per_child, step)
-                if (stop == _LATE and not later and not self.undecided
+                if (last_share and stop == _LATE and not self.undecided
                         and self.refuted_volume >= ROW_NEARLY_DONE):
                     self.deadline = whole  # the pair phase would come before a near proof
                     self.stats["rows_extended"] = 1
@@ -740,7 +742,7 @@ class GraphSplit:
                 return found, None, per_child, step
             if stop == _LATE and self._affordable(per_child) < 1:
                 return None, stop, per_child, step  # the search's own deadline
-            if stop == _LATE and not later and not self.undecided:
+            if last_share and stop == _LATE and not self.undecided:
                 self.suspended = (r, self.heap, self.queue_bytes)  # its share, for pairs
                 self.heap = []
             if stop is not None:

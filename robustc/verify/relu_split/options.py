@@ -53,16 +53,17 @@ class ReluSplitOptions:
     # folded in). dd64_pgd image 17: 1,680 of conv1's 8,192 neurons, 96 of 256 pooled.
     graph_restrict: bool = True
     # The share of the time left each row of that row phase may take (the last one: all of
-    # it); a row not proved in it is left to the joint tree.
+    # it, unless the pair phase may follow); a row not proved in it is left to the joint tree.
     graph_row_share: float = 0.5
     # Whether a top-2 case whose rows the row phase leaves open in a few pairs gets a pair
     # phase (robustc.verify.relu_split.graph GraphSplit._by_pairs: the rows each pair
     # implies, lam m_i + (1 - lam) m_j >= 0, proved one by one), within graph_pair_share
     # of the time left. dd64_pgd image 2: labels 1 and 9 can each beat 7, not together;
     # the pair alone is open after 100 s (34,563 domains), its row for lam 0.7 is proved
-    # in 4.0 s (813 domains). The row phase's last row keeps its share (graph_row_share)
-    # only where rows a point satisfies form such a pair anyway; otherwise it gets all the
-    # time left (dd64_pgd image 17 needs it).
+    # in 4.0 s (813 domains). Where open rows form such pairs, the row phase's last row
+    # gets its share (graph_row_share), then goes on if it has nearly proved the row
+    # (ROW_NEARLY_DONE) or waits for the pair phase and is resumed after it; otherwise it
+    # gets all the time left (dd64_pgd image 17 needs it; docs/verify.md).
     graph_pairs: bool = True
     graph_pair_share: float = 0.5
     # The graph search's domains split per round (2 * graph_batch children, fewer when
