@@ -91,6 +91,9 @@ def write_manifest(name: str, fields: dict[str, Any], started: float) -> Path:
         **fields,
         "train_seconds": round(time.time() - started, 1),
         "torch": torch.__version__,
+        # the weights depend on these too (docs/examples.md, "Rebuilding")
+        "numpy": np.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     path = MODELS / f"{name}.json"
     path.write_text(json.dumps(manifest, indent=2) + "\n")
