@@ -31,7 +31,7 @@ from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.bounds import BoundsError, symbolic_bounds
 from robustc.compiler.crown.engine import Crown, crown_bounds
 from robustc.errors import ShapeError, UnsupportedOperator
-from robustc.ir import evaluate, logits
+from robustc.ir import Relu, evaluate, logits
 from robustc.verify.relu_split.bounder import Bounder, initial_alpha
 from robustc.verify.relu_split.chain import chain
 
@@ -365,3 +365,48 @@ def test_exact_nodes_and_a_repeated_box(seed):
                                            rtol=1e-12, atol=1e-12)
                 torch.testing.assert_close(many.upper[name][k], alone.upper[name][0],
                                            rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tune_stops_the_boxes_it_is_told_to_and_steps_the_others_as_before(seed):
+    """``Crown.tune(stop_at=...)``: boxes told to stop after the first step keep their
+    starting slopes (the first step's bound is theirs); the boxes that go on, stepped
+    without them (their Adam moments carried over), end where the whole batch ends
+    without ``stop_at``; and the bounds of the parameters returned hold on sampled and
+    attacked points."""
+    rng = np.random.default_rng(seed)
+    graph = (random_conv(rng, channels=2, size=8) if seed % 2 else
+             random_residual(rng) if seed % 4 == 0 else random_mlp(rng, [5, 12, 10, 3]))
+    boxes = [random_box(rng, graph.input.shape, 0.4) for _ in range(6)]
+    lo, hi = np.stack([b[0] for b in boxes]), np.stack([b[1] for b in boxes])
+    crown = Crown(graph)
+    box, bounds = crown.box(lo, hi), crown.bounds(lo, hi)
+    rows = 2
+    w, b = rng.normal(size=(rows, graph.output.size)), rng.normal(size=rows)
+    alpha = {name: relax[0].unsqueeze(1).expand(-1, rows, -1)
+             for name, relax in bounds.relax.items()
+             if isinstance(graph[name], Relu) and relax[3].any()}
+    if not alpha:
+        pytest.skip("no unstable ReLU in this box")
+    whole, _ = crown.tune(w, b, bounds, box, alpha, steps=12, lr_alpha=0.3)
+    with torch.no_grad():
+        start = crown.objective(w, b, bounds, box, alpha).numpy()
+        got_whole = crown.objective(w, b, bounds, box, whole).numpy()
+    raised = np.flatnonzero((got_whole > start + 1e-6).any(1))
+    if raised.size < 2:
+        pytest.skip("the steps raise fewer than two boxes' bounds here")
+    going = np.zeros(len(boxes), dtype=bool)
+    going[raised[::2]] = True  # every other raised box goes on; the rest stop at once
+    stop = torch.full((len(boxes), rows), -np.inf, dtype=torch.float64)
+    stop[torch.as_tensor(going)] = np.inf
+    part, _ = crown.tune(w, b, bounds, box, alpha, steps=12, lr_alpha=0.3, stop_at=stop)
+    with torch.no_grad():
+        got_part = crown.objective(w, b, bounds, box, part).numpy()
+    np.testing.assert_allclose(got_part[~going], start[~going], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_part[going], got_whole[going], rtol=1e-9, atol=1e-9)
+    for k in range(len(boxes)):
+        xs = np.concatenate([sample_box(rng, lo[k], hi[k], 300, 100),
+                             attack(graph, lo[k], hi[k], rng, 20, STEPS)])
+        ys = evaluate(graph, xs.reshape((-1, *graph.input.shape)), batched=True)
+        values = ys.reshape(len(xs), -1) @ w.T + b
+        assert np.all(got_part[k] <= values.min(axis=0) + 1e-9)

@@ -50,6 +50,21 @@ class Ascent:
                     denom = (v.sqrt() / correction2).add_(self.eps)
                     p.addcdiv_(m, denom, value=-lr / correction1)
 
+    def take(self, index) -> dict:
+        """Go on with the entries ``index`` (a long tensor) of every parameter's first
+        dimension only: each parameter is replaced by a new leaf tensor of those entries, its
+        moments by theirs (the later steps are the ones those entries would have taken).
+        Returns ``{id(old parameter): new parameter}``."""
+        new = {}
+        with self.torch.no_grad():
+            for g, ((params, lr), moments) in enumerate(zip(self.groups, self.moments,
+                                                            strict=True)):
+                kept = [p.detach()[index].clone().requires_grad_(True) for p in params]
+                new.update((id(p), q) for p, q in zip(params, kept, strict=True))
+                self.groups[g] = (kept, lr)
+                self.moments[g] = [(m[index], v[index]) for m, v in moments]
+        return new
+
 
 __all__ = ["Ascent"]
 

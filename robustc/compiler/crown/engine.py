@@ -510,8 +510,8 @@ class Crown:
 
     def tune(self, weights, bias, bounds: GraphBounds, box, alpha: dict,
              beta: dict | None = None, signs: dict | None = None, *, steps: int,
-             lr_alpha: float = 0.1, lr_beta: float = 0.05, deadline: float | None = None
-             ) -> tuple[dict, dict]:
+             lr_alpha: float = 0.1, lr_beta: float = 0.05, deadline: float | None = None,
+             stop_at=None) -> tuple[dict, dict]:
         """Projected Adam steps that raise :meth:`objective`'s bound: on the lower slopes
         ``alpha[name]`` (``(B, R, n)``, kept in ``[leak, 1]``) and, for split domains, on
         the multipliers ``beta[name]`` (``>= 0``) of the decisions ``signs[name]`` (``(B, 1,
@@ -519,7 +519,14 @@ class Crown:
         holding, per box and row, the parameters of the best step (rows are independent,
         so their bound is that step's); stops early past ``deadline``. Any values in those
         ranges give a valid bound, so a caller may tune in a cheaper dtype (another
-        :class:`Crown` of the same graph) and bound again in its own."""
+        :class:`Crown` of the same graph) and bound again in its own.
+
+        ``stop_at``: a box whose best bound is above it in every row (a number or
+        ``(B, R)``), or for which ``stop_at(best)`` (a callable of the best bounds
+        ``(B, R)``, returning ``(B,)`` booleans) is true, takes no more steps: its
+        parameters are kept and the other boxes go on without it, for less work per step
+        (a branch and bound needs no more of a domain it has refuted). None: every box
+        takes every step."""
         torch = self.torch
         beta, signs = beta or {}, signs or {}
         # the steps run on the neurons that can move: the unstable ones of some box (alpha),
@@ -536,19 +543,28 @@ class Crown:
         best_b = {k: v.detach().clone() for k, v in b_p.items()}
         opt = Ascent([(list(a_p.values()), lr_alpha), (list(b_p.values()), lr_beta)])
         best = None
+        live = None  # the boxes still stepped (a long tensor), None: all of them
+        part = (weights, bias, bounds, box, sign)  # what the objective reads, of those boxes
         for _ in range(steps):
             if deadline is not None and time.perf_counter() > deadline:
                 break
+            w, b, bd, bx, sg = part
             try:
                 lb = self.objective(
-                    weights, bias, bounds, box,
-                    {k: Columns(v, cols_a[k].index) for k, v in a_p.items()},
-                    {k: Columns(v * sign[k], cols_b[k].index) for k, v in b_p.items()},
+                    w, b, bd, bx, {k: Columns(v, cols_a[k].index) for k, v in a_p.items()},
+                    {k: Columns(v * sg[k], cols_b[k].index) for k, v in b_p.items()},
                     deadline=deadline)
             except BoundsTimeout:  # the deadline passed inside this step
                 break
             with torch.no_grad():
-                best = keep_best(best, lb, (best_a, a_p), (best_b, b_p))
+                if live is None:
+                    best = keep_best(best, lb, (best_a, a_p), (best_b, b_p))
+                else:
+                    saved = [{k: v[live] for k, v in d.items()} for d in (best_a, best_b)]
+                    best[live] = keep_best(best[live], lb, (saved[0], a_p), (saved[1], b_p))
+                    for full, got in zip((best_a, best_b), saved, strict=True):
+                        for k, v in got.items():
+                            full[k][live] = v
             opt.zero_grad()
             lb.sum().backward()
             opt.step()
@@ -557,10 +573,34 @@ class Crown:
                     v.clamp_(self.graph[k].alpha, 1.0)
                 for v in b_p.values():
                     v.clamp_(min=0.0)
+            if stop_at is None:
+                continue
+            with torch.no_grad():
+                done = stop_at(best) if callable(stop_at) else (best > stop_at).all(-1)
+                left = torch.nonzero(~done)[:, 0]
+            if left.numel() == 0:
+                break
+            if left.numel() < (best.shape[0] if live is None else live.numel()):
+                keep = left if live is None else \
+                    torch.nonzero(torch.isin(live, left))[:, 0]
+                live = left
+                new = opt.take(keep)
+                a_p = {k: new[id(v)] for k, v in a_p.items()}
+                b_p = {k: new[id(v)] for k, v in b_p.items()}
+                part = self._boxes(weights, bias, bounds, box, sign, live)
         full = [{k: Columns(v, cols[k].index).scatter(given[k].to(self.ops.dtype))
                  for k, v in kept.items()}
                 for kept, cols, given in ((best_a, cols_a, alpha), (best_b, cols_b, beta))]
         return full[0], full[1]
+
+    @staticmethod
+    def _boxes(weights, bias, bounds: GraphBounds, box, sign: dict, index) -> tuple:
+        """What :meth:`tune`'s objective reads, of the boxes ``index`` only."""
+        return (weights[index] if np.ndim(weights) == 3 else weights,
+                bias[index] if np.ndim(bias) == 2 else bias,
+                GraphBounds({}, {}, {k: tuple(t[index] for t in v)
+                                     for k, v in bounds.relax.items()}),
+                (box[0][index], box[1][index]), {k: v[index] for k, v in sign.items()})
 
 
 def crown_bounds(graph: Graph, lower, upper, *, deadline: float | None = None,

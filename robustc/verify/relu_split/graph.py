@@ -71,6 +71,11 @@ ROUND_ENTRIES = 1 << 23
 #: resnet_4b (14,436 ReLUs, 2,500 unstable, 9 rows). Its longest searches (300 s) peaked
 #: at 2.8-3.4 GiB in all, rounds included (``docs/vnnlib.md``).
 QUEUE_BYTES = 1 << 30
+#: How far above ``tol`` (float32) the Adam steps of a round must have lifted a domain's
+#: refutation before it takes no more steps (:meth:`Crown.tune`'s ``stop_at``): the bound
+#: that counts is computed again in float64 from the same parameters, a few float32
+#: roundings away.
+TUNE_STOP = 1e-4
 #: Restarts and steps of the row phase's gradient ascent per row (:meth:`GraphSplit.
 #: _attack_rows`).
 ROW_ATTACK = (4, 20)
@@ -380,7 +385,8 @@ class GraphSplit:
         beta_p = {nm: b for nm, b, s in zip(names, b_sl, s_sl, strict=True) if (s != 0).any()}
         signed = {nm: s for nm, s in zip(names, s_sl, strict=True)}
         if (alpha_p or beta_p) and steps > 0:
-            alpha_p, beta_p = self._optimise(gb, box, alpha_p, beta_p, signed, steps, sub)
+            alpha_p, beta_p = self._optimise(gb, box, alpha_p, beta_p, signed, steps, sub,
+                                             inherited)
         record = {} if record is None else record
         with torch.no_grad():  # the bound that counts: float64, the parameters found
             betas = {nm: b * signed[nm] for nm, b in beta_p.items()}
@@ -412,17 +418,29 @@ class GraphSplit:
         return lb, lo, hi, alpha, beta, choice, found
 
     def _optimise(self, gb: GraphBounds, box, alpha: dict, beta: dict, signed: dict,
-                  steps: int, sub: np.ndarray) -> tuple[dict, dict]:
+                  steps: int, sub: np.ndarray, inherited: np.ndarray | None
+                  ) -> tuple[dict, dict]:
         """:meth:`Crown.tune` of rows ``sub`` in float32 (it only chooses parameters: the
         bound that counts is computed again in float64); returns the best step's
-        parameters as float64."""
+        parameters as float64. A domain the steps so far refute (with the rows it
+        ``inherited``, by ``TUNE_STOP`` more than ``tol``) takes no more steps."""
         f32, f64 = self.torch.float32, self.crown.ops.dtype
         relax = {k: tuple(t.to(f32) if t.is_floating_point() else t for t in v)
                  for k, v in gb.relax.items()}
+        n = box[0].shape[0]
+        known = np.full((n, self.rows), -np.inf) if inherited is None else inherited
+
+        def refuted(best):
+            lb = known.copy()
+            lb[:, sub] = np.maximum(best.cpu().numpy(), lb[:, sub])
+            out = self.goal.refutation(lb).min(axis=1) > self.tol + TUNE_STOP
+            return self.torch.as_tensor(out, device=best.device)
+
         a, b = self.crown32.tune(self.w32[sub], self.b32[sub], GraphBounds({}, {}, relax),
                                  (box[0].to(f32), box[1].to(f32)), alpha, beta, signed,
                                  steps=steps, lr_alpha=self.options.lr_alpha,
-                                 lr_beta=self.options.lr_beta, deadline=self.deadline)
+                                 lr_beta=self.options.lr_beta, deadline=self.deadline,
+                                 stop_at=refuted)
         return ({k: v.to(f64) for k, v in a.items()}, {k: v.to(f64) for k, v in b.items()})
 
     def _choose(self, record: dict, gb: GraphBounds, lb: np.ndarray, open_: np.ndarray,
