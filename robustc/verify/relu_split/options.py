@@ -28,6 +28,13 @@ class ReluSplitOptions:
     # 415 s by the graph search).
     milp_probe: float = 0.1
     milp_probe_cap: float = 30.0
+    # The probe's share where a case asks for at least k > 1 of its atoms (top-k
+    # decoding: "two labels beat b"): those MILPs close slowly. On the seven dd64_pgd
+    # images of benchmarks/verify64.py that reach the search, the 5 s probe proved none,
+    # and the MILP alone for 30 s two (images 4 and 8, in 20.9 and 26.9 s), each slower
+    # than the search (11-12 s); the search proves all seven within 60 s. A small share
+    # still lets a small network's MILP answer first; docs/verify.md.
+    milp_probe_topk: float = 0.02
     # Whether the graph search recomputes the unstable ReLU inputs after each new decision
     # by CROWN per domain (Crown.refine). Off by default: on oval21 cifar_wide_kw img19 it
     # bounded 1,641 domains in 40 s against 3,433 without it, and proved cifar_base_kw

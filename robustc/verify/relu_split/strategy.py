@@ -33,7 +33,7 @@ from robustc.compiler.bound_types import BoundsTimeout
 from robustc.errors import UnsupportedOperator
 from robustc.files.limits import large_allocations_mapped
 from robustc.ir import Activation, Dense, ElementwiseAffine, Identity, Input, Relu, Reshape
-from robustc.ir.property import Box, Linear
+from robustc.ir.property import AtLeast, Box, Linear
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome
 from robustc.verify.milp import decide_case, decide_cases_by_milp
 from robustc.verify.relu_split.bounder import tighten
@@ -156,12 +156,15 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
 
 def _probe(run: Run, box: Box, bounds, cases: list) -> Result | list[bool]:
     """Each case's MILP within a short budget (``milp_probe`` of the time left, at most
-    ``milp_probe_cap`` s, for all of them): a final Result (a replayed counterexample, an
-    error), or which cases it proved."""
+    ``milp_probe_cap`` s, for all of them; ``milp_probe_topk`` where a case asks for at
+    least ``k > 1`` of its atoms): a final Result (a replayed counterexample, an error), or
+    which cases it proved."""
     options = run.options.relu_split
     left = run.remaining()
+    topk = any(isinstance(a, AtLeast) and a.k > 1 for case in cases for a in case)
+    share = options.milp_probe_topk if topk else options.milp_probe
     budget = options.milp_probe_cap if left is None else \
-        min(options.milp_probe * left, options.milp_probe_cap)
+        min(share * left, options.milp_probe_cap)
     proved = [False] * len(cases)
     if budget <= 0:
         return proved
