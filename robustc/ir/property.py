@@ -391,6 +391,12 @@ def dnf(cond: Condition) -> list[list[Linear | AtLeast]]:
     return out
 
 
+def asks_several(cases: list) -> bool:
+    """Whether a case of ``cases`` (:func:`dnf`'s) asks for at least ``k > 1`` of its
+    atoms (top-k decoding: "two labels beat b"), which no single atom can decide."""
+    return any(isinstance(a, AtLeast) and a.k > 1 for case in cases for a in case)
+
+
 def _clauses_cases(cond: _Clauses) -> None:
     """Raise ``IRError`` as :func:`dnf` of ``cond``'s operands would (inner groups first),
     from the group sizes alone."""

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from robustc.ir import Graph
-from robustc.ir.property import And, AtLeast, Box, Condition, Linear, dnf, negate
+from robustc.ir.property import And, AtLeast, Box, Condition, Linear, asks_several, dnf, negate
 from robustc.runtime.torch_module import to_torch
 
 #: :func:`case_attack`'s soft-minimum temperature, a share of the case's mean ``|margin|``
@@ -71,7 +71,7 @@ def pgd_falsify(graph: Graph, box: Box, condition: Condition, *, steps: int = 50
     lo = torch.as_tensor(box.lower, dtype=torch.float32, device=dev)
     hi = torch.as_tensor(box.upper, dtype=torch.float32, device=dev)
     cases = dnf(negate(condition)) if targeted else []
-    if cases and any(isinstance(a, AtLeast) and a.k > 1 for c in cases for a in c):
+    if asks_several(cases):
         at = lo + (hi - lo) / 2 if start is None else \
             torch.clamp(torch.as_tensor(start, dtype=torch.float32, device=dev), lo, hi)
         with torch.no_grad():

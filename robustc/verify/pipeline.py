@@ -176,13 +176,12 @@ def _falsify_cases(run: Run, box: Box, cases: list) -> Counterexample | None:
     reaches (``dd64_pgd`` test image 5 at eps [0.05, ..., 0.01]). Every point found is
     replayed on onnxruntime; only a replayed one is returned."""
     from robustc.compiler.restrict import restrict_to_box
-    from robustc.ir.property import AtLeast
+    from robustc.ir.property import asks_several
     from robustc.runtime.falsify import case_attack, subset_targets
     from robustc.runtime.replay import replay
     from robustc.runtime.torch_module import to_torch, torch_threads
 
-    if not run.options.attack or not any(isinstance(a, AtLeast) and a.k > 1
-                                         for case in cases for a in case):
+    if not run.options.attack or not asks_several(cases):
         return None
     import torch
 

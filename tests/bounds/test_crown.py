@@ -397,9 +397,8 @@ def test_tune_stops_the_boxes_it_is_told_to_and_steps_the_others_as_before(seed)
         pytest.skip("the steps raise fewer than two boxes' bounds here")
     going = np.zeros(len(boxes), dtype=bool)
     going[raised[::2]] = True  # every other raised box goes on; the rest stop at once
-    stop = torch.full((len(boxes), rows), -np.inf, dtype=torch.float64)
-    stop[torch.as_tensor(going)] = np.inf
-    part, _ = crown.tune(w, b, bounds, box, alpha, steps=12, lr_alpha=0.3, stop_at=stop)
+    part, _ = crown.tune(w, b, bounds, box, alpha, steps=12, lr_alpha=0.3,
+                         stop_at=lambda best: torch.as_tensor(~going))
     with torch.no_grad():
         got_part = crown.objective(w, b, bounds, box, part).numpy()
     np.testing.assert_allclose(got_part[~going], start[~going], rtol=1e-12, atol=1e-12)

@@ -521,12 +521,10 @@ class Crown:
         ranges give a valid bound, so a caller may tune in a cheaper dtype (another
         :class:`Crown` of the same graph) and bound again in its own.
 
-        ``stop_at``: a box whose best bound is above it in every row (a number or
-        ``(B, R)``), or for which ``stop_at(best)`` (a callable of the best bounds
-        ``(B, R)``, returning ``(B,)`` booleans) is true, takes no more steps: its
-        parameters are kept and the other boxes go on without it, for less work per step
-        (a branch and bound needs no more of a domain it has refuted). None: every box
-        takes every step."""
+        ``stop_at``: a callable of the best bounds so far ``(B, R)`` returning ``(B,)``
+        booleans; a box it marks takes no more steps: its parameters are kept and the
+        other boxes go on without it, for less work per step (a branch and bound needs no
+        more of a domain it has refuted). None: every box takes every step."""
         torch = self.torch
         beta, signs = beta or {}, signs or {}
         # the steps run on the neurons that can move: the unstable ones of some box (alpha),
@@ -576,14 +574,13 @@ class Crown:
             if stop_at is None:
                 continue
             with torch.no_grad():
-                done = stop_at(best) if callable(stop_at) else (best > stop_at).all(-1)
-                left = torch.nonzero(~done)[:, 0]
-            if left.numel() == 0:
+                done = stop_at(best)
+                going = ~done if live is None else ~done[live]  # of the live boxes
+            if not going.any():
                 break
-            if left.numel() < (best.shape[0] if live is None else live.numel()):
-                keep = left if live is None else \
-                    torch.nonzero(torch.isin(live, left))[:, 0]
-                live = left
+            if not going.all():
+                keep = torch.nonzero(going)[:, 0]
+                live = keep if live is None else live[keep]
                 new = opt.take(keep)
                 a_p = {k: new[id(v)] for k, v in a_p.items()}
                 b_p = {k: new[id(v)] for k, v in b_p.items()}

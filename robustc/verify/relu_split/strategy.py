@@ -33,7 +33,7 @@ from robustc.compiler.bound_types import BoundsTimeout
 from robustc.errors import UnsupportedOperator
 from robustc.files.limits import large_allocations_mapped
 from robustc.ir import Activation, Dense, ElementwiseAffine, Identity, Input, Relu, Reshape
-from robustc.ir.property import AtLeast, Box, Linear
+from robustc.ir.property import Box, Linear, asks_several
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome
 from robustc.verify.milp import decide_case, decide_cases_by_milp
 from robustc.verify.relu_split.bounder import tighten
@@ -161,8 +161,7 @@ def _probe(run: Run, box: Box, bounds, cases: list) -> Result | list[bool]:
     which cases it proved."""
     options = run.options.relu_split
     left = run.remaining()
-    topk = any(isinstance(a, AtLeast) and a.k > 1 for case in cases for a in case)
-    share = options.milp_probe_topk if topk else options.milp_probe
+    share = options.milp_probe_topk if asks_several(cases) else options.milp_probe
     budget = options.milp_probe_cap if left is None else \
         min(share * left, options.milp_probe_cap)
     proved = [False] * len(cases)
