@@ -55,13 +55,14 @@ _cap: int | None = None  # the cap in force in this process (bytes), set by appl
 #: 3,493-3,533 MiB, 2,369-2,969 domains; 4 MiB 2,265 MiB, 2,415; 1 MiB 1,439-1,544 MiB,
 #: 1,895; 128 KiB 1,265 MiB. A smaller threshold maps (and the kernel zeroes) more
 #: blocks: fewer domains in the same time (``docs/verify.md``, "Memory of the graph
-#: search"; ``benchmarks/malloc_threshold.py`` runs such a comparison). 4 MiB until
-#: 7 December 2026, when the graph search got faster (a round's refuted domains stop their
-#: Adam steps): in 300 s it then kept more open domains, and resnet_4b prop_1 and prop_13
-#: (one core each, side by side) peaked at 4,685 and 4,144 MiB with 4 MiB, 4,093 and 3,399
-#: MiB with 1 MiB (prop_13: 12,915 domains bounded against 17,607); dd64_pgd image 17 in
-#: verify 40.5 s against 36.4 s (one run each, beside image 2).
-MMAP_THRESHOLD = 1 << 20
+#: search"; ``benchmarks/malloc_threshold.py`` runs such a comparison). 1 MiB for a day
+#: (7 December 2026), when the faster graph search pushed resnet_4b prop_1 / prop_13 at
+#: 300 s to 4,685 / 4,144 MiB with 4 MiB (4,093 / 3,399 with 1 MiB, prop_13 bounding
+#: 12,915 domains against 17,607); back at 4 MiB since a round holds the parameters of
+#: the rows it bounds only and the open domains their ReLU input bounds in float32
+#: (:mod:`robustc.verify.relu_split.graph`): prop_1 / prop_13 at 300 s peak at about
+#: 2.6 GiB with 4 MiB.
+MMAP_THRESHOLD = 4 << 20
 #: The threshold after the block: glibc's adaptive threshold stops at this (its
 #: ``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit systems), where a process that frees large
 #: blocks soon has it; setting any threshold ends the adaptation.

@@ -174,38 +174,58 @@ def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refr
     assert checked >= 3
 
 
-@pytest.mark.parametrize("seed", [2, 3, 6, 9])
+@pytest.mark.parametrize("seed", [2, 8, 12, 13])
 def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
     """A domain keeps copies (no view of its round's batch), alpha only on the neurons
     unstable at the root and beta only on its decided neurons; the parents a round
     restores (:meth:`GraphSplit._expand`) equal the arrays the bound returned, every
-    column: the steps never move alpha off those columns nor beta off the decisions."""
+    column, on the rows it bounded; the rows it did not bound keep the parent's values
+    (a new decision's multiplier 0): the steps never move alpha off those columns nor
+    beta off the decisions."""
     rng = np.random.default_rng(seed)
     graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
     lo, hi, cond = _argmax_box(rng, graph, 0.3)
-    given, compared = {}, [0]
+    given, compared, kept = {}, [0], [0]
     real_domain, real_expand = GraphSplit._domain, GraphSplit._expand
 
-    def domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb):
-        d = real_domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb)
-        given[id(d)] = (alpha.copy(), beta.copy())  # the round's row, before compacting
+    def domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb, rows, parent):
+        d = real_domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb, rows,
+                        parent)
+        # the round's row, before compacting, and the parent's rows not bounded
+        every = np.arange(self.rows)
+        others = np.setdiff1d(every, rows)
+        before = real_expand(self, [parent], others) if parent is not None else None
+        given[id(d)] = (rows, alpha.copy(), beta.copy(), others, before, signs.copy())
         for a in (d.signs, d.lo, d.hi, d.alpha, d.beta, d.lb):
             assert a.base is None or a.base.nbytes == a.nbytes  # owns its memory
         return d
 
-    def expand(self, parents):
-        alpha, beta = real_expand(self, parents)
+    def expand(self, parents, rows):
+        alpha, beta = real_expand(self, parents, rows)
+        every = np.arange(self.rows)
+        full_a, full_b = real_expand(self, parents, every)
+        np.testing.assert_array_equal(full_a[:, rows], alpha)
+        np.testing.assert_array_equal(full_b[:, rows], beta)
         for i, d in enumerate(parents):
             if id(d) in given:
-                np.testing.assert_array_equal(alpha[i], given[id(d)][0])
-                np.testing.assert_array_equal(beta[i], given[id(d)][1])
+                bounded, a, b, others, before, signs = given[id(d)]
+                np.testing.assert_array_equal(full_a[i][bounded], a)
+                np.testing.assert_array_equal(full_b[i][bounded], b)
                 compared[0] += 1
+                if before is not None and others.size:
+                    np.testing.assert_array_equal(full_a[i][others], before[0][0])
+                    fresh = (signs != 0) & (before[1][0] == 0).all(0)
+                    np.testing.assert_array_equal(full_b[i][others][:, ~fresh],
+                                                  before[1][0][:, ~fresh])
+                    assert (full_b[i][others][:, fresh] == 0).all()
+                    kept[0] += 1
         return alpha, beta
 
     monkeypatch.setattr(GraphSplit, "_domain", domain)
     monkeypatch.setattr(GraphSplit, "_expand", expand)
     search = _search(graph, lo, hi, cond, rounds=4)
-    assert compared[0] >= 3 and search.heap
+    # the seeds' searches have rounds that bound some rows only
+    assert compared[0] >= 3 and kept[0] >= 1 and search.heap
     total = search.offsets[-1]
     assert all(d.alpha.shape[1] < total and d.beta.shape[1] == (d.signs != 0).sum()
                for _, _, d in search.heap)
@@ -220,10 +240,10 @@ def test_a_queue_past_its_bytes_ends_the_search_unknown(monkeypatch):
     graph = random_conv(rng, channels=1, size=7)
     lo, hi, cond = _argmax_box(rng, graph, 1.0)
     g, _ = logits(graph)
+    monkeypatch.setattr(module, "QUEUE_BYTES", 1)  # read when the search is made
     search = GraphSplit(g, lo, hi, compute_bounds(g, lo, hi, "symbolic"),
                         dnf(negate(cond)), MARGIN_TOL, None,
                         ReluSplitOptions(graph_rows=False))
-    monkeypatch.setattr(module, "QUEUE_BYTES", 1)
     out = search.run()
     assert out.status == "unknown" and "outgrew" in out.reason, out
     assert search.queue_bytes == sum(d.nbytes for _, _, d in search.heap) > 1

@@ -61,7 +61,7 @@ from robustc.ir import Graph, MaxPool, Relu
 from robustc.ir.property import AtLeast, Linear
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome, case_atoms, check_best
 from robustc.verify.relu_split.options import ReluSplitOptions
-from robustc.verify.relu_split.search import split_children
+from robustc.verify.relu_split.search import down32, split_children, up32
 
 #: Coefficient numbers one back-substitution of a round may hold (float64); the number
 #: of domains bounded at once is cut to fit.
@@ -162,8 +162,8 @@ class Domain:
     depth: int
     choice: int             # flat neuron to split next
     signs: np.ndarray       # (total,) int8
-    lo: np.ndarray          # (total,) ReLU input bounds, decisions clipped in
-    hi: np.ndarray
+    lo: np.ndarray          # (total,) ReLU input bounds, decisions clipped in, float32
+    hi: np.ndarray          # rounded outwards (a stored bound stays valid)
     alpha: np.ndarray       # (R, unstable at the root) float32
     beta: np.ndarray        # (R, decided: flatnonzero(signs)) float32, >= 0
     lb: np.ndarray          # (R,) widened lower bounds of -m
@@ -356,6 +356,13 @@ class GraphSplit:
                 gb.lower[name] = torch.where(crossed, gb.upper[name], gb.lower[name])
         return gb, empty
 
+    def _bounded_rows(self, inherited: np.ndarray | None) -> np.ndarray:
+        """The rows a round bounds: those some of its domains have not refuted
+        (``inherited``, ``(N, R)``); every row at the root (None) or where none is open."""
+        sub = np.arange(self.rows) if inherited is None else \
+            np.flatnonzero((inherited <= self.tol).any(0))
+        return sub if sub.size else np.arange(self.rows)
+
     def bound(self, signs: np.ndarray, lo: np.ndarray, hi: np.ndarray, alpha: np.ndarray,
               beta: np.ndarray, inherited: np.ndarray | None, steps: int,
               split: np.ndarray | None = None, record: dict | None = None):
@@ -363,15 +370,15 @@ class GraphSplit:
         widened lower bounds ``(N, R)`` of ``-m`` (``inf`` rows for empty domains), the
         ReLU input bounds of the pass over the graph, the optimised parameters, the neuron to
         split next (-1: none) and a replayed counterexample or None. Only the rows some
-        domain has not refuted (``inherited``) are bounded: a row refuted in a parent is
-        refuted in its children, which keep the parent's bound and parameters there.
-        ``record`` (a dict) receives the coefficients of the back-substitution by node."""
+        domain has not refuted (``inherited``; :meth:`_bounded_rows`) are bounded: a row
+        refuted in a parent is refuted in its children, which keep the parent's bound and
+        parameters there. ``alpha`` and ``beta`` (given and returned, float32) are
+        ``(N, len(rows), total)``: of those rows only (the others stay in the parents'
+        :class:`Domain`; resnet_4b's row phase bounds 1 of 9 rows, and full arrays were the
+        largest part of its rounds' memory). ``record`` (a dict) receives the coefficients
+        of the back-substitution by node."""
         torch, crown, ops = self.torch, self.crown, self.crown.ops
-        sub = np.arange(self.rows) if inherited is None else \
-            np.flatnonzero((inherited <= self.tol).any(0))
-        sub = sub if sub.size else np.arange(self.rows)
-        full_alpha, full_beta = alpha, beta
-        alpha, beta = alpha[:, sub], beta[:, sub]
+        sub = self._bounded_rows(inherited)
         t_signs = ops.tensor(signs)
         with torch.no_grad():
             gb, empty = self._node_bounds(ops.tensor(lo), ops.tensor(hi), split)
@@ -406,12 +413,8 @@ class GraphSplit:
         for nm, p in beta_p.items():
             b_sl[names.index(nm)].copy_(p)
         if a_sl:
-            full_alpha = full_alpha.copy()
-            full_alpha[:, sub] = torch.cat(a_sl, -1).cpu().numpy()
-        if b_sl:
-            full_beta = full_beta.copy()
-            full_beta[:, sub] = torch.cat(b_sl, -1).cpu().numpy()
-        alpha, beta = full_alpha, full_beta
+            alpha = torch.cat(a_sl, -1).cpu().numpy().astype(np.float32)
+            beta = torch.cat(b_sl, -1).cpu().numpy().astype(np.float32)
         open_ = self.goal.refutation(lb).min(axis=1) <= self.tol
         choice = self._choose(record, gb, lb, open_, (box, alpha_p, betas, sub))
         found = self._candidates(record, open_)
@@ -563,7 +566,10 @@ class GraphSplit:
         left = self.deadline - time.perf_counter()
         return int(left / (2.5 * max(per_child, 1e-6)))
 
-    def _push(self, lb, lo, hi, alpha, beta, choice, signs, depth) -> None:
+    def _push(self, lb, lo, hi, alpha, beta, choice, signs, depth, rows: np.ndarray,
+              parents: list[Domain] | None = None) -> None:
+        """Queue the open domains of a round: ``alpha``/``beta`` are of ``rows``, the other
+        rows' parameters are the parent's (``parents[i // 2]``; None: every row given)."""
         measure = self.goal.refutation(lb).min(axis=1)
         for i in range(len(measure)):
             if measure[i] > self.tol:
@@ -574,26 +580,39 @@ class GraphSplit:
                 self.undecided = True
             else:
                 d = self._domain(float(measure[i]), int(depth[i]), int(choice[i]), signs[i],
-                                 lo[i], hi[i], alpha[i], beta[i], lb[i])
+                                 lo[i], hi[i], alpha[i], beta[i], lb[i], rows,
+                                 None if parents is None else parents[i // 2])
                 self.queue_bytes += d.nbytes
                 heapq.heappush(self.heap, (d.measure, next(self.counter), d))
 
-    def _domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb) -> Domain:
+    def _domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb,
+                rows: np.ndarray, parent: Domain | None) -> Domain:
         """A :class:`Domain` of copies of one row of a round's arrays, alpha and beta
-        compact (the columns :meth:`_expand` restores)."""
+        compact (the columns :meth:`_expand` restores): ``rows`` from the round's
+        ``alpha``/``beta``, the others the ``parent``'s (a new decision's multiplier 0)."""
         decided = np.flatnonzero(signs)
-        return Domain(measure, depth, choice, signs.copy(), lo.copy(), hi.copy(),
-                      alpha[:, self.alpha_cols], beta[:, decided], lb.copy())
+        a, b = alpha[:, self.alpha_cols], beta[:, decided]
+        if parent is not None and rows.size < self.rows:
+            a_all = parent.alpha.copy()
+            a_all[rows] = a
+            b_all = np.zeros((self.rows, decided.size), np.float32)
+            b_all[:, np.searchsorted(decided, np.flatnonzero(parent.signs))] = parent.beta
+            b_all[rows] = b
+            a, b = a_all, b_all
+        return Domain(measure, depth, choice, signs.copy(), down32(lo), up32(hi),
+                      np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32),
+                      lb.copy())
 
-    def _expand(self, parents: list[Domain]) -> tuple[np.ndarray, np.ndarray]:
-        """``(k, R, total)`` alpha and beta of ``parents``, the compact columns put back:
-        alpha the root's values elsewhere, beta zero."""
+    def _expand(self, parents: list[Domain], rows: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """``(k, len(rows), total)`` alpha and beta of ``parents`` on ``rows``, the compact
+        columns put back: alpha the root's values elsewhere, beta zero."""
         k = len(parents)
-        alpha = np.repeat(self.alpha_fill[None], k, axis=0)
-        alpha[:, :, self.alpha_cols] = np.stack([d.alpha for d in parents])
+        alpha = np.repeat(self.alpha_fill[rows][None], k, axis=0)
+        alpha[:, :, self.alpha_cols] = np.stack([d.alpha[rows] for d in parents])
         beta = np.zeros_like(alpha)
         for i, d in enumerate(parents):
-            beta[i][:, np.flatnonzero(d.signs)] = d.beta
+            beta[i][:, np.flatnonzero(d.signs)] = d.beta[rows]
         return alpha, beta
 
     def _root(self) -> object:
@@ -621,7 +640,7 @@ class GraphSplit:
         # within the root's: the other columns keep the root domain's values
         self.alpha_fill = out[3][0].copy()
         self.alpha_cols = np.flatnonzero((lo[0] < 0) & (hi[0] > 0))
-        self._push(*out[:-1], signs, np.zeros(1, np.int64))
+        self._push(*out[:-1], signs, np.zeros(1, np.int64), np.arange(self.rows))
         self.root_domain = self.heap[0][2] if self.heap else None
         return None
 
@@ -814,8 +833,10 @@ class GraphSplit:
             self.queue_bytes -= d.nbytes
         two = lambda f: np.repeat(np.stack([f(d) for d in parents]), 2, axis=0)  # noqa: E731
         signs, lo, hi = two(lambda d: d.signs), two(lambda d: d.lo), two(lambda d: d.hi)
-        alpha, beta = (np.repeat(a, 2, axis=0) for a in self._expand(parents))
         inherited = two(lambda d: d.lb)
+        bounded = self._bounded_rows(inherited)
+        alpha, beta = self._expand(parents, bounded)
+        alpha, beta = np.repeat(alpha, 2, axis=0), np.repeat(beta, 2, axis=0)
         idx = np.repeat([d.choice for d in parents], 2)
         depth = np.repeat([d.depth + 1 for d in parents], 2)
         signs, lo, hi, beta = split_children(signs, lo, hi, beta, idx)
@@ -826,7 +847,7 @@ class GraphSplit:
                          idx)
         if out[-1] is not None:
             return out[-1]
-        self._push(*out[:-1], signs, depth)
+        self._push(*out[:-1], signs, depth, bounded, parents)
         return None
 
     def _with_proved(self, lb: np.ndarray) -> np.ndarray:

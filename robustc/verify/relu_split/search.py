@@ -139,7 +139,7 @@ class Search:
         beta = torch.cat(tb, -1).numpy()
         open_ = lb.max(axis=1) <= self.tol
         choice = self._choose(coefs, lo, hi, open_, (signs, lo, hi, alpha, beta), obj)
-        out = DomainBatch(signs, _down32(lo), _up32(hi), alpha.astype(np.float32),
+        out = DomainBatch(signs, down32(lo), up32(hi), alpha.astype(np.float32),
                      beta.astype(np.float32), lb, choice)
         out.found = self._candidates(a.numpy()[open_])
         return out
@@ -269,13 +269,14 @@ def split_children(signs, lo, hi, beta, idx):
     return signs, lo, hi, beta
 
 
-def _down32(v: np.ndarray) -> np.ndarray:
+def down32(v: np.ndarray) -> np.ndarray:
     """float32 values not above ``v`` (stored bounds stay valid)."""
     out = v.astype(np.float32)
     return np.where(out > v, np.nextafter(out, np.float32(-np.inf)), out)
 
 
-def _up32(v: np.ndarray) -> np.ndarray:
+def up32(v: np.ndarray) -> np.ndarray:
+    """float32 values not below ``v``."""
     out = v.astype(np.float32)
     return np.where(out < v, np.nextafter(out, np.float32(np.inf)), out)
 
@@ -447,4 +448,4 @@ def decide_one_case(ch: Chain, lower: np.ndarray, upper: np.ndarray, pre_lo: lis
 
 
 __all__ = ["REFRESH_ENTRIES", "Search", "SearchTree", "DomainBatch", "split_children",
-           "decide_cases", "decide_one_case"]
+           "decide_cases", "decide_one_case", "down32", "up32"]
