@@ -8,6 +8,9 @@ The embedding API (docs/api.md) is :mod:`robustc.api`; ``robustc.load_spec``,
 the verification package: its spec-level function is ``robustc.api.verify``.)
 """
 
+import os as _os
+import sys as _sys
+
 from robustc.errors import (
     EmptyInputSet,
     Error,
@@ -25,6 +28,18 @@ from robustc.errors import (
 )
 
 __version__ = "0.1.0"
+
+#: PyTorch's CPU tensors of 2 MiB or more on transparent huge pages (its own switch,
+#: read once, at its first allocation: set here only where torch is not imported yet, and
+#: never over the caller's value; ``THP_MEM_ALLOC_ENABLE=0`` turns it off). The bound
+#: propagation allocates and frees such tensors all the time, and every fresh 4 KiB page
+#: is a fault the kernel zeroes: resnet_4b prop_13 (VNN-COMP 2021 cifar10_resnet) spent
+#: 215 of its 604 s in the kernel, 129 million minor faults; with huge pages, 120 s side
+#: by side, 4,813 domains against 4,107, 21 s in the kernel against 34 (``docs/verify.md``,
+#: "Memory of the graph search"). A kernel without them, or with them off, ignores it.
+THP_ENV = "THP_MEM_ALLOC_ENABLE"
+if "torch" not in _sys.modules:
+    _os.environ.setdefault(THP_ENV, "1")
 
 #: Names of :mod:`robustc.api` offered here, imported on first use (PEP 562).
 _LAZY = ("load_spec", "SpecBuilder")
