@@ -60,8 +60,8 @@ _cap: int | None = None  # the cap in force in this process (bytes), set by appl
 #: 300 s to 4,685 / 4,144 MiB with 4 MiB (4,093 / 3,399 with 1 MiB, prop_13 bounding
 #: 12,915 domains against 17,607); back at 4 MiB since a round holds the parameters of
 #: the rows it bounds only and the open domains their ReLU input bounds in float32
-#: (:mod:`robustc.verify.relu_split.graph`): prop_1 / prop_13 at 300 s peak at about
-#: 2.6 GiB with 4 MiB.
+#: (:mod:`robustc.verify.relu_split.graph`): prop_1 / prop_13 at 300 s, side by side,
+#: peak at 3,267 / 3,462 MiB with 4 MiB (2.6 GiB each beside a lighter job).
 MMAP_THRESHOLD = 4 << 20
 #: The threshold after the block: glibc's adaptive threshold stops at this (its
 #: ``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit systems), where a process that frees large
