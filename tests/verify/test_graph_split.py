@@ -195,7 +195,8 @@ def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
         every = np.arange(self.rows)
         others = np.setdiff1d(every, rows)
         before = real_expand(self, [parent], others) if parent is not None else None
-        given[id(d)] = (rows, alpha.copy(), beta.copy(), others, before, signs.copy())
+        new = (signs != 0) & (parent.signs == 0) if parent is not None else None
+        given[id(d)] = (rows, alpha.copy(), beta.copy(), others, before, new)
         for a in (d.signs, d.lo, d.hi, d.alpha, d.beta, d.lb):
             assert a.base is None or a.base.nbytes == a.nbytes  # owns its memory
         return d
@@ -208,13 +209,12 @@ def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
         np.testing.assert_array_equal(full_b[:, rows], beta)
         for i, d in enumerate(parents):
             if id(d) in given:
-                bounded, a, b, others, before, signs = given[id(d)]
+                bounded, a, b, others, before, fresh = given[id(d)]
                 np.testing.assert_array_equal(full_a[i][bounded], a)
                 np.testing.assert_array_equal(full_b[i][bounded], b)
                 compared[0] += 1
                 if before is not None and others.size:
                     np.testing.assert_array_equal(full_a[i][others], before[0][0])
-                    fresh = (signs != 0) & (before[1][0] == 0).all(0)
                     np.testing.assert_array_equal(full_b[i][others][:, ~fresh],
                                                   before[1][0][:, ~fresh])
                     assert (full_b[i][others][:, fresh] == 0).all()

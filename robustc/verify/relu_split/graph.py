@@ -68,8 +68,9 @@ from robustc.verify.relu_split.search import down32, split_children, up32
 ROUND_ENTRIES = 1 << 23
 #: Bytes the open domains may hold (decisions, bounds, alpha and beta, stored compactly:
 #: :class:`Domain`) before the search gives up with ``unknown``: about 4,500 domains of
-#: resnet_4b (14,436 ReLUs, 2,500 unstable, 9 rows; 0.23 MiB each). Its longest searches
-#: (300 s) peaked at 2.9-3.5 GiB in all, rounds included (``docs/vnnlib.md``).
+#: resnet_4b (14,436 ReLUs, 2,500 unstable, 9 rows; 0.23 MiB each by its arrays' sizes).
+#: Its longest searches (300 s) peaked at 2.9-3.5 GiB in all, rounds included
+#: (``docs/vnnlib.md``).
 QUEUE_BYTES = 1 << 30
 #: How far above ``tol`` (float32) the Adam steps of a round must have lifted a domain's
 #: refutation before it takes no more steps (:meth:`Crown.tune`'s ``stop_at``): the bound
