@@ -133,11 +133,15 @@ def _argmax_box(rng, graph, radius):
     return centre - radius, centre + radius, cond
 
 
-def _search(graph, lo, hi, cond, rounds=4, refresh=False, candidates=1):
+def _search(graph, lo, hi, cond, rounds=4, refresh=False, candidates=1, passes=False):
     g, _ = logits(graph)
     bounds = compute_bounds(g, lo, hi, "symbolic")
     search = GraphSplit(g, lo, hi, bounds, dnf(negate(cond)), MARGIN_TOL, None,
                         ReluSplitOptions(graph_refresh=refresh, graph_candidates=candidates))
+    # every MaxPool is rewritten into ReLUs, so a round's bounds are the domains' own
+    # (GraphSplit._clipped_bounds) unless told to pass over the graph (Crown.refine)
+    assert search.relus_only
+    search.relus_only = not passes
     search._root()
     for _ in range(rounds):
         if not search.heap:
@@ -146,17 +150,20 @@ def _search(graph, lo, hi, cond, rounds=4, refresh=False, candidates=1):
     return search
 
 
-@pytest.mark.parametrize("refresh, candidates", [(False, 1), (True, 1), (False, 3)])
+@pytest.mark.parametrize("refresh, candidates, passes",
+                         [(False, 1, False), (False, 1, True), (True, 1, False), (False, 3, False)])
 @pytest.mark.parametrize("seed", [2, 3, 6, 9])  # seeds whose root is not refuted at once
 def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refresh,
-                                                                      candidates):
+                                                                      candidates, passes):
     """Every domain's bounds (the root tightened by alpha-CROWN on intermediate bounds,
-    rows refuted in a parent not bounded again; BaBSR or filtered smart branching) hold
-    on the sampled points of that domain."""
+    rows refuted in a parent not bounded again; BaBSR or filtered smart branching; a
+    round's bounds the domains' own or from an interval pass over the graph) hold on the
+    sampled points of that domain."""
     rng = np.random.default_rng(seed)
     graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
     lo, hi, cond = _argmax_box(rng, graph, 0.3)
-    search = _search(graph, lo, hi, cond, refresh=refresh, candidates=candidates)
+    search = _search(graph, lo, hi, cond, refresh=refresh, candidates=candidates,
+                     passes=passes)
     assert search.stats["domains"] > 1 and search.heap
     g = search.graph
     x = rng.uniform(lo, hi, size=(4000, *lo.shape))

@@ -55,9 +55,10 @@ import numpy as np
 from robustc.compiler.bound_types import BoundsTimeout
 from robustc.compiler.crown.engine import Crown, GraphBounds
 from robustc.compiler.crown.intermediate import tighten_intermediate
+from robustc.compiler.crown.operators import relu_slopes
 from robustc.compiler.passes import maxpool_as_relus
 from robustc.compiler.restrict import restrict_to_box
-from robustc.ir import Graph, MaxPool, Relu
+from robustc.ir import Activation, Graph, MaxPool, Relu
 from robustc.ir.property import AtLeast, Linear
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome, case_atoms, check_best
 from robustc.verify.relu_split.options import ReluSplitOptions
@@ -217,6 +218,8 @@ class GraphSplit:
         self.graph = maxpool_as_relus(self.graph, (self.bounds.lower, self.bounds.upper))
         self.crown = Crown(self.graph, device=self.device)  # UnsupportedOperator
         self.crown32 = Crown(self.graph, device=self.device, dtype=torch.float32)
+        # whether a domain's bounds need no pass over the graph (:meth:`_clipped_bounds`)
+        self.relus_only = not any(isinstance(n, MaxPool | Activation) for n in self.graph.nodes)
         self.req = Requirements(self.cases)
         # what refutes a domain: every case (self.req), or one row in the row phase
         self.goal = self.req
@@ -339,6 +342,8 @@ class GraphSplit:
                 clip[src] = (torch.maximum(c_lo, lo_k[k]), torch.minimum(c_hi, hi_k[k]))
             else:
                 clip[src] = (lo_k[k], hi_k[k])
+        if split is not None and not self.options.graph_refresh and self.relus_only:
+            return self._clipped_bounds(clip, n)
         keep = set(self.graph.outputs)
         if split is None or not self.options.graph_refresh:
             keep = set(self.crown.targets)
@@ -356,6 +361,31 @@ class GraphSplit:
                 empty |= crossed.any(1)
                 gb.lower[name] = torch.where(crossed, gb.upper[name], gb.lower[name])
         return gb, empty
+
+    def _clipped_bounds(self, clip: dict, n: int):
+        """:meth:`_node_bounds` of a round without refreshed bounds on a graph whose only
+        relaxed nodes are ReLUs: each ReLU input's bounds are the domain's (the root's,
+        clipped by its decisions and kept from its ancestors' passes), intersected with the
+        root's, and its relaxation is built from them. The interval pass over the whole graph
+        that :meth:`Crown.refine` makes first is left out: it took a sixth of resnet_4b's
+        search and changed no phase (dd64_pgd image 17, 40 s: 5,111 of 2.8 million
+        unstable upper bounds lower, none stable). Empty: a domain whose decisions cross a
+        bound."""
+        torch = self.torch
+        lower, upper, relax = {}, {}, {}
+        empty = torch.zeros(n, dtype=torch.bool, device=self.box[0].device)
+        for src, (c_lo, c_hi) in clip.items():
+            lo = torch.maximum(c_lo, self.root.lower[src])
+            hi = torch.minimum(c_hi, self.root.upper[src])
+            crossed = lo > hi
+            if crossed.any():
+                empty |= crossed.any(1)
+                lo = torch.where(crossed, hi, lo)
+            lower[src], upper[src] = lo, hi
+        for relu in self.relus:
+            src = relu.inputs[0]
+            relax[relu.name] = relu_slopes(torch, relu.alpha, lower[src], upper[src])
+        return GraphBounds(lower, upper, relax), empty
 
     def _bounded_rows(self, inherited: np.ndarray | None) -> np.ndarray:
         """The rows a round bounds: those some of its domains have not refuted
