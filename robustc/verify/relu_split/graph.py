@@ -17,11 +17,12 @@ in one tree, top-k and label-set cases included:
    is split like any ReLU and a domain with every phase decided is linear;
 3. a *domain* is a set of phase decisions ``s_j z_j >= 0`` on ReLU inputs ``z_j``. Its
    bounds: every node intersected with the root's (CROWN) bounds and each ReLU input
-   with the domain's own, clipped by its decisions; the unstable ReLU inputs after the
-   newest decision can get fresh CROWN bounds through the domain's relaxations
-   (``ReluSplitOptions.graph_refresh``, off by default; :meth:`Crown.refine`). ``lb`` is
-   a back-substitution through the graph with a lower slope ``alpha`` per row and
-   unstable neuron and a multiplier ``beta >= 0`` per row and decision (beta-CROWN,
+   with the domain's own, clipped by its decisions (on a graph whose only relaxed nodes
+   are ReLUs, the ReLU inputs alone: :meth:`GraphSplit._clipped_bounds`); the unstable
+   ReLU inputs after the newest decision can get fresh CROWN bounds through the domain's
+   relaxations (``ReluSplitOptions.graph_refresh``, off by default; :meth:`Crown.refine`).
+   ``lb`` is a back-substitution through the graph with a lower slope ``alpha`` per row
+   and unstable neuron and a multiplier ``beta >= 0`` per row and decision (beta-CROWN,
    :meth:`Crown.backsubstitute`); any such values give a valid bound, and Adam steps
    raise it (warm-started from the parent; a child keeps its parent's bound where its
    own is lower, as its domain lies inside the parent's);
