@@ -19,7 +19,7 @@ from hypothesis import given, settings
 
 from robustc.compiler.crown.engine import Crown
 from robustc.compiler.crown.intermediate import tighten_intermediate
-from robustc.ir import evaluate
+from robustc.ir import Relu, evaluate
 
 NETWORKS = networks(families=("mlp", "leaky_mlp", "conv", "branchy", "residual"),
                     out_maps=(None,), eps=(0.05, 0.3, 1.0))
@@ -85,3 +85,48 @@ def test_it_tightens_a_deep_mlp_and_stops_at_the_deadline():
     assert not stats["complete"] and stats["steps"] == 0
     for n in plain.lower:  # nothing changed, nothing lost
         assert np.array_equal(late.lower[n].numpy(), plain.lower[n].numpy())
+
+
+def test_steps_are_fitted_so_that_every_node_is_reached_by_the_deadline(monkeypatch):
+    """With a deadline that 20 steps on every node would overrun, the first node gets its
+    20 steps and the later ones fewer, so that the last node is still tightened (its bounds
+    matter most to a search); the bounds hold on sampled and attacked points. The clock is
+    a fake one that each node advances by its work (rows times depth, per step)."""
+    from robustc.compiler.crown import intermediate
+
+    rng = np.random.default_rng(4)
+    graph = random_mlp(rng, [6, 30, 30, 30, 30, 3])
+    centre = rng.normal(size=graph.input.shape)
+    lo, hi = centre - 0.5, centre + 0.5
+    crown = Crown(graph)
+    box = crown.box(lo, hi)
+    clock = [0.0]
+    real = intermediate._tighten_node
+
+    def node(crown, tuner, name, rows, box, bounds, steps, *args):
+        args = list(args)
+        args[1] = None  # the real one runs without a deadline; the fake clock keeps it
+        done = real(crown, tuner, name, rows, box, bounds, steps, *args)
+        clock[0] += 1e-3 * (steps + 1) * rows.numel() * (crown.position[name] + 1)
+        return done
+
+    monkeypatch.setattr(intermediate, "_tighten_node", node)
+    monkeypatch.setattr(intermediate.time, "perf_counter", lambda: clock[0])
+    plain = crown.bounds(lo, hi)
+    names = [n for n in crown.targets if not intermediate._first_order(crown, n)
+             and any(isinstance(graph[u], Relu) for u in graph.consumers.get(n, ()))]
+    work = [1e-3 * int(intermediate._open_rows(plain, n).numel()) * (crown.position[n] + 1)
+            for n in names]
+    assert len(work) == 3
+    # the first node's 20 steps, then time for about 5 on each of the others
+    deadline = 21 * work[0] + 6 * (work[1] + work[2])
+    tight = crown.bounds(lo, hi)
+    stats = tighten_intermediate(crown, box, tight, steps=20, deadline=deadline)
+    assert stats["complete"], stats
+    steps = stats["node_steps"]
+    assert steps[0] == 20 and all(4 <= s < 20 for s in steps[1:]), steps
+    assert clock[0] <= deadline
+    assert not violations(graph, _Numpy(tight, graph), _points(graph, lo, hi, rng))
+    # without a deadline every node takes every step
+    free = crown.bounds(lo, hi)
+    assert tighten_intermediate(crown, box, free, steps=20)["node_steps"] == [20] * 3

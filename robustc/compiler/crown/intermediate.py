@@ -54,23 +54,39 @@ def tighten_intermediate(crown, box, bounds, *, steps: int = 20, lr: float = 0.1
     for node in graph.nodes:
         if isinstance(node, Relu):
             relus.setdefault(node.inputs[0], []).append(node)
+    targets = [node.name for node in graph.nodes
+               if node.name in relus and node.name in crown.targets
+               and not _first_order(crown, node.name)]
+    # seconds per unit of work (a row, a step, a node on its way back; the float64 bound
+    # after the steps counted as one more step), from the nodes done
+    spent, units = 0.0, 0.0
+    stats["node_steps"] = []
     with torch.no_grad():
-        for node in graph.nodes:
-            if node.name not in relus or node.name not in crown.targets:
+        for k, name in enumerate(targets):
+            rows = _open_rows(bounds, name)
+            if not rows.numel():
                 continue
-            lo, hi = bounds.lower[node.name], bounds.upper[node.name]
-            rows = torch.nonzero(((lo < 0.0) & (hi > 0.0) & (hi - lo > NARROW)).any(0)).flatten()
-            if not rows.numel() or _first_order(crown, node.name):
-                continue
-            if deadline is not None and time.perf_counter() > deadline:
+            now = time.perf_counter()
+            if deadline is not None and now > deadline:
                 stats["complete"] = False
                 break
+            here = steps
+            if deadline is not None and spent > 0 and units > 0:
+                # fewer steps, so that every node left is reached by the deadline: the
+                # last nodes' bounds matter most to the search, and a node not reached
+                # keeps CROWN's
+                left = sum(_work(crown, bounds, t) for t in targets[k:])
+                here = max(1, min(steps, int((deadline - now) * units / (spent * left)) - 1))
+            stats["node_steps"].append(here)
+            start = time.perf_counter()
             try:
-                done = _tighten_node(crown, tuner, node.name, rows, box, bounds, steps, lr,
+                done = _tighten_node(crown, tuner, name, rows, box, bounds, here, lr,
                                      deadline, entries, stats)
             except BoundsTimeout:  # a back-substitution reached the deadline: keep the rest
                 done = False
-            for relu in relus[node.name]:
+            spent += time.perf_counter() - start
+            units += (here + 1) * _work(crown, bounds, name, rows.numel())
+            for relu in relus[name]:
                 _after(crown, relu, bounds)
             if not done:
                 stats["complete"] = False
@@ -89,6 +105,20 @@ def _first_order(crown, name: str) -> bool:
     while isinstance(src, Reshape | Identity):
         src = crown.graph[src.inputs[0]]
     return isinstance(src, Input)
+
+
+def _open_rows(bounds, name: str):
+    """The neurons of ``name`` a tightening bounds: unstable in some box, not narrow."""
+    lo, hi = bounds.lower[name], bounds.upper[name]
+    return (((lo < 0.0) & (hi > 0.0) & (hi - lo > NARROW)).any(0)).nonzero().flatten()
+
+
+def _work(crown, bounds, name: str, rows: int | None = None) -> float:
+    """One step's work on node ``name``'s rows (its open rows by default) in units of a row
+    taken back through one node: rows times the nodes before it."""
+    if rows is None:
+        rows = int(_open_rows(bounds, name).numel())
+    return float(rows * (crown.position[name] + 1))
 
 
 def _unstable(crown, bounds) -> int:
