@@ -66,13 +66,18 @@ def test_tightened_bounds_hold_and_are_no_looser_than_crown(case):
     assert np.all(after <= values.min(axis=0) + 1e-9)
 
 
-def test_it_tightens_a_deep_mlp_and_stops_at_the_deadline():
+def _deep_mlp():
+    """A random 4-hidden-layer MLP, a box of radius 0.5, its Crown and the box tensors."""
     rng = np.random.default_rng(4)
     graph = random_mlp(rng, [6, 30, 30, 30, 30, 3])
     centre = rng.normal(size=graph.input.shape)
     lo, hi = centre - 0.5, centre + 0.5
     crown = Crown(graph)
-    box = crown.box(lo, hi)
+    return rng, graph, lo, hi, crown, crown.box(lo, hi)
+
+
+def test_it_tightens_a_deep_mlp_and_stops_at_the_deadline():
+    rng, graph, lo, hi, crown, box = _deep_mlp()
     tight = crown.bounds(lo, hi)
     stats = tighten_intermediate(crown, box, tight, steps=20)
     plain = crown.bounds(lo, hi)
@@ -94,12 +99,7 @@ def test_steps_are_fitted_so_that_every_node_is_reached_by_the_deadline(monkeypa
     a fake one that each node advances by its work (rows times depth, per step)."""
     from robustc.compiler.crown import intermediate
 
-    rng = np.random.default_rng(4)
-    graph = random_mlp(rng, [6, 30, 30, 30, 30, 3])
-    centre = rng.normal(size=graph.input.shape)
-    lo, hi = centre - 0.5, centre + 0.5
-    crown = Crown(graph)
-    box = crown.box(lo, hi)
+    rng, graph, lo, hi, crown, box = _deep_mlp()
     clock = [0.0]
     real = intermediate._tighten_node
 

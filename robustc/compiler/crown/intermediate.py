@@ -17,7 +17,10 @@ steps may run in a cheaper dtype (``tuner``: a float32 :class:`Crown` of the sam
 the bound that counts is computed again in the engine's own dtype with the slopes found and
 widened outwards. The deadline is checked before every step and node of a
 back-substitution; past it the neurons not yet tightened keep their bounds (nothing is
-lost, nothing raised).
+lost, nothing raised). With a deadline, each node after the first takes as many steps (at
+most ``steps``, at least 1) as leave time for every node after it, at the seconds per row,
+step and node on the way back measured on the nodes before: the last ReLU inputs' bounds
+matter most to a branch and bound, and a node not reached keeps CROWN's.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ def tighten_intermediate(crown, box, bounds, *, steps: int = 20, lr: float = 0.1
     unstable inputs of every ReLU by alpha-CROWN (module docstring), the ReLU's outputs and
     relaxation after them. ``tuner`` (default ``crown``) takes the Adam steps. Returns
     statistics: ``unstable_before``/``unstable_after`` (unstable ReLU inputs over the
-    batch), ``rows`` (neurons tightened), ``steps`` taken and ``complete`` (False when the
-    deadline stopped it)."""
+    batch), ``rows`` (neurons tightened), ``steps`` taken, ``node_steps`` (the steps each
+    node was given, in order) and ``complete`` (False when the deadline stopped it)."""
     torch = crown.torch
     tuner = tuner or crown
     graph = crown.graph

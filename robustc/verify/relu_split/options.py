@@ -42,7 +42,8 @@ class ReluSplitOptions:
     # each); docs/verify.md.
     graph_refresh: bool = False
     # alpha-CROWN steps on the unstable ReLU inputs at the graph search's root (0: plain
-    # CROWN intermediate bounds), within intermediate_share of the search's time;
+    # CROWN intermediate bounds), within intermediate_share of the search's time (fewer
+    # steps per node where all of them would not reach the last node by then);
     # robustc.compiler.crown.intermediate, docs/verify.md.
     intermediate_steps: int = 20
     intermediate_share: float = 0.2
