@@ -78,7 +78,8 @@ def tighten_intermediate(crown, box, bounds, *, steps: int = 20, lr: float = 0.1
                 # fewer steps, so that every node left is reached by the deadline: the
                 # last nodes' bounds matter most to the search, and a node not reached
                 # keeps CROWN's
-                left = sum(_work(crown, bounds, t) for t in targets[k:])
+                left = _work(crown, bounds, name, rows.numel()) + \
+                    sum(_work(crown, bounds, t) for t in targets[k + 1:])
                 here = max(1, min(steps, int((deadline - now) * units / (spent * left)) - 1))
             stats["node_steps"].append(here)
             start = time.perf_counter()

@@ -331,7 +331,9 @@ class GraphSplit:
         empty. Each node is intersected with the root's bounds; with ``graph_refresh``, the
         unstable inputs of ReLUs and MaxPools after the earliest new decision (``split``:
         the flat neuron each domain was just split on; None: the root, nothing refreshed)
-        get CROWN bounds through the domain's own relaxations."""
+        get CROWN bounds through the domain's own relaxations. A round without that refresh
+        on a graph whose only relaxed nodes are ReLUs gets the ReLU inputs' bounds alone
+        (:meth:`_clipped_bounds`)."""
         torch = self.torch
         n = lo.shape[0]
         lo_k, hi_k = self._slices(lo), self._slices(hi)
@@ -366,12 +368,12 @@ class GraphSplit:
     def _clipped_bounds(self, clip: dict, n: int):
         """:meth:`_node_bounds` of a round without refreshed bounds on a graph whose only
         relaxed nodes are ReLUs: each ReLU input's bounds are the domain's (the root's,
-        clipped by its decisions and kept from its ancestors' passes), intersected with the
-        root's, and its relaxation is built from them. The interval pass over the whole graph
-        that :meth:`Crown.refine` makes first is left out: it took a sixth of resnet_4b's
-        search and changed no phase (dd64_pgd image 17, 40 s: 5,111 of 2.8 million
-        unstable upper bounds lower, none stable). Empty: a domain whose decisions cross a
-        bound."""
+        clipped by its decisions), intersected with the root's again (a queued domain keeps
+        them in float32, rounded outwards), and its relaxation is built from them. The
+        interval pass over the whole graph that :meth:`Crown.refine` makes first is left
+        out: it took a sixth of resnet_4b's search and changed no phase (dd64_pgd image 17,
+        40 s: 5,111 of 2.8 million unstable upper bounds lower, none stable). Empty: a
+        domain whose decisions cross a bound."""
         torch = self.torch
         lower, upper, relax = {}, {}, {}
         empty = torch.zeros(n, dtype=torch.bool, device=self.box[0].device)
