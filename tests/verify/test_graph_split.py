@@ -166,45 +166,43 @@ def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refr
                      passes=passes)
     assert search.stats["domains"] > 1 and search.heap
     g = search.graph
-    x = rng.uniform(lo, hi, size=(4000, *lo.shape))
+    x = rng.uniform(lo, hi, size=(20000, *lo.shape))
     values = evaluate(g, x, batched=True, keep_all=True)
     pre = np.concatenate([values[r.inputs[0]].reshape(len(x), -1) for r in search.relus], 1)
     m = values[g.outputs[0]].reshape(len(x), -1) @ search.w_np.T + search.b_np
     checked = 0
     for _, _, d in search.heap:
-        inside = np.all((d.signs == 0) | (d.signs * pre >= 0), axis=1)
+        signs, d_lo, d_hi = search.unpack(d)
+        inside = np.all((signs == 0) | (signs * pre >= 0), axis=1)
         if not inside.any():
             continue
         checked += 1
-        assert np.all(pre[inside] >= d.lo - 1e-9) and np.all(pre[inside] <= d.hi + 1e-9)
+        assert np.all(pre[inside] >= d_lo - 1e-9) and np.all(pre[inside] <= d_hi + 1e-9)
         assert np.all(-m[inside] >= d.lb - 1e-9)
     assert checked >= 3
 
 
 @pytest.mark.parametrize("seed", [2, 8, 12, 13])
 def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
-    """A domain keeps copies (no view of its round's batch), alpha only on the neurons
-    unstable at the root and beta only on its decided neurons; the parents a round
-    restores (:meth:`GraphSplit._expand`) equal the arrays the bound returned, every
-    column, on the rows it bounded; the rows it did not bound keep the parent's values
-    (a new decision's multiplier 0): the steps never move alpha off those columns nor
-    beta off the decisions."""
+    """A domain keeps copies (no view of its round's batch) on the neurons unstable at the
+    root only, beta only on its decided neurons, alpha and beta only for the rows it
+    leaves open; the parents a round restores (:meth:`GraphSplit._expand`,
+    :meth:`GraphSplit.unpack`) equal the arrays the bound returned, every column, on the
+    rows they keep (the steps never move alpha off those columns nor beta off the
+    decisions), and the root's alpha and zero beta on the rows they refuted; their
+    decisions and ReLU input bounds are the round's on every neuron (rounded outwards to
+    float32)."""
     rng = np.random.default_rng(seed)
     graph = random_conv(rng, channels=1, size=7) if seed % 2 else random_residual(rng, 2, 5)
     lo, hi, cond = _argmax_box(rng, graph, 0.3)
-    given, compared, kept = {}, [0], [0]
+    given, compared, dropped = {}, [0], [0]
     real_domain, real_expand = GraphSplit._domain, GraphSplit._expand
 
-    def domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb, rows, parent):
-        d = real_domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb, rows,
-                        parent)
-        # the round's row, before compacting, and the parent's rows not bounded
-        every = np.arange(self.rows)
-        others = np.setdiff1d(every, rows)
-        before = real_expand(self, [parent], others) if parent is not None else None
-        new = (signs != 0) & (parent.signs == 0) if parent is not None else None
-        given[id(d)] = (rows, alpha.copy(), beta.copy(), others, before, new)
-        for a in (d.signs, d.lo, d.hi, d.alpha, d.beta, d.lb):
+    def domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb, rows):
+        d = real_domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb, rows)
+        given[id(d)] = (rows, alpha.copy(), beta.copy(), signs.copy(), lo.copy(), hi.copy(),
+                        lb.copy())
+        for a in (d.signs, d.lo, d.hi, d.rows, d.alpha, d.beta, d.lb):
             assert a.base is None or a.base.nbytes == a.nbytes  # owns its memory
         return d
 
@@ -215,26 +213,32 @@ def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
         np.testing.assert_array_equal(full_a[:, rows], alpha)
         np.testing.assert_array_equal(full_b[:, rows], beta)
         for i, d in enumerate(parents):
-            if id(d) in given:
-                bounded, a, b, others, before, fresh = given[id(d)]
-                np.testing.assert_array_equal(full_a[i][bounded], a)
-                np.testing.assert_array_equal(full_b[i][bounded], b)
-                compared[0] += 1
-                if before is not None and others.size:
-                    np.testing.assert_array_equal(full_a[i][others], before[0][0])
-                    np.testing.assert_array_equal(full_b[i][others][:, ~fresh],
-                                                  before[1][0][:, ~fresh])
-                    assert (full_b[i][others][:, fresh] == 0).all()
-                    kept[0] += 1
+            if id(d) not in given:
+                continue
+            bounded, a, b, signs, d_lo, d_hi, lb = given[id(d)]
+            s, u_lo, u_hi = self.unpack(d)
+            np.testing.assert_array_equal(s, signs)
+            assert np.all(u_lo <= d_lo) and np.all(u_hi >= d_hi)
+            np.testing.assert_allclose(u_lo, d_lo, rtol=1e-6, atol=1e-30)
+            np.testing.assert_allclose(u_hi, d_hi, rtol=1e-6, atol=1e-30)
+            open_ = lb[bounded] <= self.tol
+            np.testing.assert_array_equal(full_a[i][bounded[open_]], a[open_])
+            np.testing.assert_array_equal(full_b[i][bounded[open_]], b[open_])
+            refuted = np.setdiff1d(every, bounded[open_])
+            np.testing.assert_array_equal(full_a[i][refuted], self.alpha_fill[refuted])
+            assert (full_b[i][refuted] == 0).all()
+            compared[0] += 1
+            dropped[0] += int((~open_).sum())
         return alpha, beta
 
     monkeypatch.setattr(GraphSplit, "_domain", domain)
     monkeypatch.setattr(GraphSplit, "_expand", expand)
     search = _search(graph, lo, hi, cond, rounds=4)
-    # the seeds' searches have rounds that bound some rows only
-    assert compared[0] >= 3 and kept[0] >= 1 and search.heap
+    # the seeds' searches have rounds whose domains refute some of the rows bounded
+    assert compared[0] >= 3 and dropped[0] >= 1 and search.heap
     total = search.offsets[-1]
-    assert all(d.alpha.shape[1] < total and d.beta.shape[1] == (d.signs != 0).sum()
+    assert all(d.lo.size < total and d.alpha.shape == (d.rows.size, d.lo.size)
+               and d.beta.shape == (d.rows.size, (d.signs != 0).sum())
                for _, _, d in search.heap)
 
 

@@ -157,24 +157,30 @@ class Requirements:
 @dataclass
 class Domain:
     """One open domain, stored compactly: its own arrays (no view keeps a round's batch
-    alive), alpha only on the neurons unstable at the root (elsewhere every domain has the
-    root's values: the steps never move them), beta only on the decided neurons (zero
-    elsewhere, where a multiplier has no decision to weigh)."""
+    alive), on the neurons unstable at the root only (``GraphSplit.alpha_cols``: every
+    other neuron is stable in every domain, where the domain has the root's bounds, no
+    decision and the root's alpha, which the steps never move), alpha and beta only for
+    the rows the domain leaves open (a refuted row is never bounded for its descendants
+    again, or only beside other domains' open rows, from the root's alpha and zero beta),
+    beta only on the decided neurons (zero elsewhere, where a multiplier has no decision
+    to weigh). resnet_4b prop_1's row phase: 33 KiB a domain instead of 0.23 MiB.
+    :meth:`GraphSplit.unpack` gives the full arrays back."""
 
     measure: float          # min over cases of the refutation number (lowest first)
     depth: int
     choice: int             # flat neuron to split next
-    signs: np.ndarray       # (total,) int8
-    lo: np.ndarray          # (total,) ReLU input bounds, decisions clipped in, float32
-    hi: np.ndarray          # rounded outwards (a stored bound stays valid)
-    alpha: np.ndarray       # (R, unstable at the root) float32
-    beta: np.ndarray        # (R, decided: flatnonzero(signs)) float32, >= 0
+    signs: np.ndarray       # (unstable at the root,) int8
+    lo: np.ndarray          # (unstable at the root,) ReLU input bounds, decisions clipped
+    hi: np.ndarray          # in, float32 rounded outwards (a stored bound stays valid)
+    rows: np.ndarray        # (r,) the rows alpha and beta hold (sorted)
+    alpha: np.ndarray       # (r, unstable at the root) float32
+    beta: np.ndarray        # (r, decided: flatnonzero(signs)) float32, >= 0
     lb: np.ndarray          # (R,) widened lower bounds of -m
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.signs, self.lo, self.hi, self.alpha, self.beta,
-                                      self.lb))
+        return sum(a.nbytes for a in (self.signs, self.lo, self.hi, self.rows, self.alpha,
+                                      self.beta, self.lb))
 
 
 @dataclass(frozen=True)
@@ -248,7 +254,8 @@ class GraphSplit:
             self.root = self.crown.refine(self.box, within=within, keep=keep,
                                           unstable_only=True, deadline=self.deadline)
         self.stats = {"domains": 0, "refuted": 0, "rounds": 0, "max_depth": 0, "leaves": 0,
-                      "vertices": 0, "engine": "graph",
+                      "vertices": 0, "engine": "graph", "queue_peak_bytes": 0,
+                      "queue_peak_domains": 0,
                       "restricted_inputs": 0 if self.restricted is None else
                       int(self.restricted.input_index.size)}
         self._tighten_root()
@@ -405,12 +412,11 @@ class GraphSplit:
         ReLU input bounds of the pass over the graph, the optimised parameters, the neuron to
         split next (-1: none) and a replayed counterexample or None. Only the rows some
         domain has not refuted (``inherited``; :meth:`_bounded_rows`) are bounded: a row
-        refuted in a parent is refuted in its children, which keep the parent's bound and
-        parameters there. ``alpha`` and ``beta`` (given and returned, float32) are
-        ``(N, len(rows), total)``: of those rows only (the others stay in the parents'
-        :class:`Domain`; resnet_4b's row phase bounds 1 of 9 rows, and full arrays were the
-        largest part of its rounds' memory). ``record`` (a dict) receives the coefficients
-        of the back-substitution by node."""
+        refuted in a parent is refuted in its children, which keep the parent's bound
+        there. ``alpha`` and ``beta`` (given and returned, float32) are ``(N, len(rows),
+        total)``: of those rows only (resnet_4b's row phase bounds 1 of 9 rows, and full
+        arrays were the largest part of its rounds' memory). ``record`` (a dict) receives
+        the coefficients of the back-substitution by node."""
         torch, crown, ops = self.torch, self.crown, self.crown.ops
         sub = self._bounded_rows(inherited)
         t_signs = ops.tensor(signs)
@@ -476,7 +482,7 @@ class GraphSplit:
         a, b = self.crown32.tune(self.w32[sub], self.b32[sub], GraphBounds({}, {}, relax),
                                  (box[0].to(f32), box[1].to(f32)), alpha, beta, signed,
                                  steps=steps, lr_alpha=self.options.lr_alpha,
-                                 lr_beta=self.options.lr_beta, deadline=self.deadline,
+                                 lr_beta=self.options.graph_lr_beta, deadline=self.deadline,
                                  stop_at=refuted)
         return ({k: v.to(f64) for k, v in a.items()}, {k: v.to(f64) for k, v in b.items()})
 
@@ -600,10 +606,8 @@ class GraphSplit:
         left = self.deadline - time.perf_counter()
         return int(left / (2.5 * max(per_child, 1e-6)))
 
-    def _push(self, lb, lo, hi, alpha, beta, choice, signs, depth, rows: np.ndarray,
-              parents: list[Domain] | None = None) -> None:
-        """Queue the open domains of a round: ``alpha``/``beta`` are of ``rows``, the other
-        rows' parameters are the parent's (``parents[i // 2]``; None: every row given)."""
+    def _push(self, lb, lo, hi, alpha, beta, choice, signs, depth, rows: np.ndarray) -> None:
+        """Queue the open domains of a round (``alpha``/``beta`` are of ``rows``)."""
         measure = self.goal.refutation(lb).min(axis=1)
         for i in range(len(measure)):
             if measure[i] > self.tol:
@@ -614,39 +618,50 @@ class GraphSplit:
                 self.undecided = True
             else:
                 d = self._domain(float(measure[i]), int(depth[i]), int(choice[i]), signs[i],
-                                 lo[i], hi[i], alpha[i], beta[i], lb[i], rows,
-                                 None if parents is None else parents[i // 2])
+                                 lo[i], hi[i], alpha[i], beta[i], lb[i], rows)
                 self.queue_bytes += d.nbytes
                 heapq.heappush(self.heap, (d.measure, next(self.counter), d))
+        if self.queue_bytes > self.stats["queue_peak_bytes"]:
+            self.stats["queue_peak_bytes"] = self.queue_bytes
+            self.stats["queue_peak_domains"] = len(self.heap)
 
     def _domain(self, measure, depth, choice, signs, lo, hi, alpha, beta, lb,
-                rows: np.ndarray, parent: Domain | None) -> Domain:
-        """A :class:`Domain` of copies of one row of a round's arrays, alpha and beta
-        compact (the columns :meth:`_expand` restores): ``rows`` from the round's
-        ``alpha``/``beta``, the others the ``parent``'s (a new decision's multiplier 0)."""
-        decided = np.flatnonzero(signs)
-        a, b = alpha[:, self.alpha_cols], beta[:, decided]
-        if parent is not None and rows.size < self.rows:
-            a_all = parent.alpha.copy()
-            a_all[rows] = a
-            b_all = np.zeros((self.rows, decided.size), np.float32)
-            b_all[:, np.searchsorted(decided, np.flatnonzero(parent.signs))] = parent.beta
-            b_all[rows] = b
-            a, b = a_all, b_all
-        return Domain(measure, depth, choice, signs.copy(), down32(lo), up32(hi),
-                      np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32),
-                      lb.copy())
+                rows: np.ndarray) -> Domain:
+        """A :class:`Domain` of copies of one row of a round's arrays (``alpha``/``beta``
+        of ``rows``, ``(len(rows), total)``), on the columns and rows it keeps: the rows it
+        leaves open are among those the round bounded (a row refuted before stays refuted,
+        :meth:`_bounded_rows`)."""
+        cols = self.alpha_cols
+        s = signs[cols]
+        decided = cols[np.flatnonzero(s)]
+        keep = np.flatnonzero(np.isin(rows, np.flatnonzero(lb <= self.tol)))
+        return Domain(measure, depth, choice, s.copy(), down32(lo[cols]), up32(hi[cols]),
+                      rows[keep].copy(), np.ascontiguousarray(alpha[keep][:, cols], np.float32),
+                      np.ascontiguousarray(beta[keep][:, decided], np.float32), lb.copy())
+
+    def unpack(self, d: Domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(signs, lo, hi)`` of domain ``d`` on every ReLU input (``(total,)``): the
+        root's bounds and no decision off the columns it stores."""
+        signs = np.zeros(self.lo_fill.shape, np.int8)
+        lo, hi = self.lo_fill.copy(), self.hi_fill.copy()
+        cols = self.alpha_cols
+        signs[cols], lo[cols], hi[cols] = d.signs, d.lo, d.hi
+        return signs, lo, hi
 
     def _expand(self, parents: list[Domain], rows: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
         """``(k, len(rows), total)`` alpha and beta of ``parents`` on ``rows``, the compact
-        columns put back: alpha the root's values elsewhere, beta zero."""
-        k = len(parents)
+        columns and rows put back: alpha the root's values elsewhere, beta zero."""
+        k, cols = len(parents), self.alpha_cols
         alpha = np.repeat(self.alpha_fill[rows][None], k, axis=0)
-        alpha[:, :, self.alpha_cols] = np.stack([d.alpha[rows] for d in parents])
         beta = np.zeros_like(alpha)
         for i, d in enumerate(parents):
-            beta[i][:, np.flatnonzero(d.signs)] = d.beta[rows]
+            have = np.flatnonzero(np.isin(d.rows, rows))
+            if not have.size:
+                continue
+            at = np.searchsorted(rows, d.rows[have])
+            alpha[i][np.ix_(at, cols)] = d.alpha[have]
+            beta[i][np.ix_(at, cols[np.flatnonzero(d.signs)])] = d.beta[have]
         return alpha, beta
 
     def _root(self) -> object:
@@ -674,6 +689,7 @@ class GraphSplit:
         # within the root's: the other columns keep the root domain's values
         self.alpha_fill = out[3][0].copy()
         self.alpha_cols = np.flatnonzero((lo[0] < 0) & (hi[0] > 0))
+        self.lo_fill, self.hi_fill = down32(out[1][0]), up32(out[2][0])
         self._push(*out[:-1], signs, np.zeros(1, np.int64), np.arange(self.rows))
         self.root_domain = self.heap[0][2] if self.heap else None
         return None
@@ -759,7 +775,7 @@ class GraphSplit:
         self.refuted_volume = 0.0
         d = self.root_domain
         measure = float(self.goal.refutation(lb[None]).min())
-        root = Domain(measure, 0, d.choice, d.signs, d.lo, d.hi, d.alpha, d.beta, lb)
+        root = Domain(measure, 0, d.choice, d.signs, d.lo, d.hi, d.rows, d.alpha, d.beta, lb)
         self.queue_bytes += root.nbytes
         heapq.heappush(self.heap, (root.measure, next(self.counter), root))
 
@@ -865,9 +881,9 @@ class GraphSplit:
         parents = parents[:fit]
         for d in parents:
             self.queue_bytes -= d.nbytes
-        two = lambda f: np.repeat(np.stack([f(d) for d in parents]), 2, axis=0)  # noqa: E731
-        signs, lo, hi = two(lambda d: d.signs), two(lambda d: d.lo), two(lambda d: d.hi)
-        inherited = two(lambda d: d.lb)
+        full = [self.unpack(d) for d in parents]
+        signs, lo, hi = (np.repeat(np.stack([f[j] for f in full]), 2, axis=0) for j in range(3))
+        inherited = np.repeat(np.stack([d.lb for d in parents]), 2, axis=0)
         bounded = self._bounded_rows(inherited)
         alpha, beta = self._expand(parents, bounded)
         alpha, beta = np.repeat(alpha, 2, axis=0), np.repeat(beta, 2, axis=0)
@@ -881,7 +897,7 @@ class GraphSplit:
                          idx)
         if out[-1] is not None:
             return out[-1]
-        self._push(*out[:-1], signs, depth, bounded, parents)
+        self._push(*out[:-1], signs, depth, bounded)
         return None
 
     def _with_proved(self, lb: np.ndarray) -> np.ndarray:

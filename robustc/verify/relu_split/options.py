@@ -25,9 +25,11 @@ class ReluSplitOptions:
     # Before the graph search, each case's MILP gets a short try: together at most
     # milp_probe of the time left and milp_probe_cap seconds (small networks' MILPs end in
     # seconds where the search takes minutes: the README's keep_seven_wider, 3 s by MILP,
-    # 415 s by the graph search).
+    # 415 s by the graph search; verivital Convnet_avgpool's in 0.5-1.4 s). 10 s, not 30:
+    # no MILP the probe proved took over 3 s, and resnet_4b's ran 30 s of their 300 for
+    # nothing (prop_13 proved in 255 s with 10; docs/verify.md).
     milp_probe: float = 0.1
-    milp_probe_cap: float = 30.0
+    milp_probe_cap: float = 10.0
     # The probe's share where a case asks for at least k > 1 of its atoms (top-k
     # decoding: "two labels beat b"): those MILPs close slowly. On the seven dd64_pgd
     # images of benchmarks/verify64.py that reach the search, the 5 s probe proved none,
@@ -75,19 +77,23 @@ class ReluSplitOptions:
     graph_pairs: bool = True
     graph_pair_share: float = 0.5
     # The graph search's domains split per round (2 * graph_batch children, fewer when
-    # their open rows do not fit ROUND_ENTRIES) and Adam steps per round (warm-started
-    # from the parent). On one core more, cheaper rounds win: oval21 cifar_wide_kw img19,
-    # the search alone for 45 s, proved in 28.2 s with (256, 5), 35.6 s with (256, 10),
-    # not with (128, 20) (1,371 domains in 40 s); but 5 steps left a top-2 property of the
-    # max-pooled test CNN (tests/verify/test_graph_split.py) open after 83,519 domains
-    # where 10 prove it in 2,459 and 20 in 2,003; docs/verify.md.
+    # their open rows do not fit ROUND_ENTRIES), Adam steps per round (warm-started
+    # from the parent) and the step size of beta there. On one core more, cheaper rounds
+    # win: oval21 cifar_wide_kw img19, the search alone for 45 s, proved in 28.2 s with
+    # (256, 5), 35.6 s with (256, 10), not with (128, 20) (1,371 domains in 40 s);
+    # resnet_4b prop_1 at 300 s is proved with 5 steps, not with 10. Fewer steps need a
+    # larger beta step: a new decision's multiplier starts at 0, and with 5 steps of 0.05 a
+    # top-2 property of the max-pooled test CNN (tests/verify/test_graph_split.py) took
+    # 413,163 domains (6 steps: open after 91,139 in 30 s) where 5 steps of 0.1 prove it
+    # in 803 (10 of 0.05: 633); docs/verify.md.
     graph_batch: int = 256
-    graph_iterations: int = 10
+    graph_iterations: int = 5
+    graph_lr_beta: float = 0.1
     batch: int = 128            # the chain search's domains split per round (2 * batch children)
     iterations: int = 20        # the chain search's Adam steps on alpha and beta per round
     root_iterations: int = 60   # alpha-CROWN steps per hidden layer at the root (0: none)
     lr_alpha: float = 0.1
-    lr_beta: float = 0.05
+    lr_beta: float = 0.05       # the chain search's beta step (the graph's: graph_lr_beta)
     max_domains: int = 400_000  # give up (unknown) when the queue grows beyond this
     checks: int = 4             # candidate points handed to ``check`` per round at most
     branch_candidates: int = 5  # neurons tried per split (filtered smart branching; 1: BaBSR)
