@@ -69,10 +69,11 @@ from robustc.verify.relu_split.search import down32, split_children, up32
 #: of domains bounded at once is cut to fit.
 ROUND_ENTRIES = 1 << 23
 #: Bytes the open domains may hold (decisions, bounds, alpha and beta, stored compactly:
-#: :class:`Domain`) before the search gives up with ``unknown``: about 4,500 domains of
-#: resnet_4b (14,436 ReLUs, 2,500 unstable, 9 rows; 0.23 MiB each by its arrays' sizes).
-#: Its longest searches (300 s) peaked at 2.9-3.5 GiB in all, rounds included
-#: (``docs/vnnlib.md``).
+#: :class:`Domain`) before the search gives up with ``unknown``: about 34,000 domains of
+#: resnet_4b's row phase (14,436 ReLUs, 2,422 unstable at the root, one open row; about
+#: 31 KiB each by its arrays' sizes, 0.23 MiB before they were stored on the unstable
+#: neurons and open rows only). Its searches at the listed 300 s peaked at 2.5-2.6 GiB in
+#: all, rounds included (``docs/vnnlib.md``).
 QUEUE_BYTES = 1 << 30
 #: How far above ``tol`` (float32) the Adam steps of a round must have lifted a domain's
 #: refutation before it takes no more steps (:meth:`Crown.tune`'s ``stop_at``): the bound
@@ -163,7 +164,7 @@ class Domain:
     the rows the domain leaves open (a refuted row is never bounded for its descendants
     again, or only beside other domains' open rows, from the root's alpha and zero beta),
     beta only on the decided neurons (zero elsewhere, where a multiplier has no decision
-    to weigh). resnet_4b prop_1's row phase: 33 KiB a domain instead of 0.23 MiB.
+    to weigh). resnet_4b prop_1's row phase: about 31 KiB a domain instead of 0.23 MiB.
     :meth:`GraphSplit.unpack` gives the full arrays back."""
 
     measure: float          # min over cases of the refutation number (lowest first)
