@@ -172,7 +172,7 @@ def test_every_domain_bound_holds_on_the_sampled_points_of_the_domain(seed, refr
     m = values[g.outputs[0]].reshape(len(x), -1) @ search.w_np.T + search.b_np
     checked = 0
     for _, _, d in search.heap:
-        signs, d_lo, d_hi = search.unpack(d)
+        signs, d_lo, d_hi = (a[0] for a in search.unpack([d]))
         inside = np.all((signs == 0) | (signs * pre >= 0), axis=1)
         if not inside.any():
             continue
@@ -216,7 +216,7 @@ def test_domains_are_stored_compactly_and_restored_exactly(seed, monkeypatch):
             if id(d) not in given:
                 continue
             bounded, a, b, signs, d_lo, d_hi, lb = given[id(d)]
-            s, u_lo, u_hi = self.unpack(d)
+            s, u_lo, u_hi = (a[0] for a in self.unpack([d]))
             np.testing.assert_array_equal(s, signs)
             assert np.all(u_lo <= d_lo) and np.all(u_hi >= d_hi)
             np.testing.assert_allclose(u_lo, d_lo, rtol=1e-6, atol=1e-30)

@@ -69,11 +69,12 @@ from robustc.verify.relu_split.search import down32, split_children, up32
 #: of domains bounded at once is cut to fit.
 ROUND_ENTRIES = 1 << 23
 #: Bytes the open domains may hold (decisions, bounds, alpha and beta, stored compactly:
-#: :class:`Domain`) before the search gives up with ``unknown``: about 34,000 domains of
-#: resnet_4b's row phase (14,436 ReLUs, 2,422 unstable at the root, one open row; about
-#: 31 KiB each by its arrays' sizes, 0.23 MiB before they were stored on the unstable
-#: neurons and open rows only). Its searches at the listed 300 s peaked at 2.5-2.6 GiB in
-#: all, rounds included (``docs/vnnlib.md``).
+#: :class:`Domain`) before the search gives up with ``unknown``: about 33,000 domains of
+#: resnet_4b's row phase (14,436 ReLUs, 2,422 unstable at the root, one open row; 32 KiB
+#: each as counted by ``queue_peak_bytes``: 601 open domains, 19.6 MB, in prop_1 at a 90 s
+#: cap; 0.23 MiB before they were stored on the unstable neurons and open rows only).
+#: Its searches at the listed 300 s peaked at 2.5-2.6 GiB in all, rounds included
+#: (``docs/vnnlib.md``).
 QUEUE_BYTES = 1 << 30
 #: How far above ``tol`` (float32) the Adam steps of a round must have lifted a domain's
 #: refutation before it takes no more steps (:meth:`Crown.tune`'s ``stop_at``): the bound
@@ -164,7 +165,7 @@ class Domain:
     the rows the domain leaves open (a refuted row is never bounded for its descendants
     again, or only beside other domains' open rows, from the root's alpha and zero beta),
     beta only on the decided neurons (zero elsewhere, where a multiplier has no decision
-    to weigh). resnet_4b prop_1's row phase: about 31 KiB a domain instead of 0.23 MiB.
+    to weigh). resnet_4b prop_1's row phase: 32 KiB a domain instead of 0.23 MiB.
     :meth:`GraphSplit.unpack` gives the full arrays back."""
 
     measure: float          # min over cases of the refutation number (lowest first)
@@ -635,18 +636,22 @@ class GraphSplit:
         cols = self.alpha_cols
         s = signs[cols]
         decided = cols[np.flatnonzero(s)]
-        keep = np.flatnonzero(np.isin(rows, np.flatnonzero(lb <= self.tol)))
+        keep = np.flatnonzero(lb[rows] <= self.tol)
         return Domain(measure, depth, choice, s.copy(), down32(lo[cols]), up32(hi[cols]),
                       rows[keep].copy(), np.ascontiguousarray(alpha[keep][:, cols], np.float32),
                       np.ascontiguousarray(beta[keep][:, decided], np.float32), lb.copy())
 
-    def unpack(self, d: Domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(signs, lo, hi)`` of domain ``d`` on every ReLU input (``(total,)``): the
-        root's bounds and no decision off the columns it stores."""
-        signs = np.zeros(self.lo_fill.shape, np.int8)
-        lo, hi = self.lo_fill.copy(), self.hi_fill.copy()
-        cols = self.alpha_cols
-        signs[cols], lo[cols], hi[cols] = d.signs, d.lo, d.hi
+    def unpack(self, domains: list[Domain]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(signs, lo, hi)`` of ``domains`` on every ReLU input (``(k, total)``): the
+        root's bounds and no decision off the columns they store."""
+        k, cols = len(domains), self.alpha_cols
+        signs = np.zeros((k, self.lo_fill.size), np.int8)
+        lo = np.repeat(self.lo_fill[None], k, axis=0)
+        hi = np.repeat(self.hi_fill[None], k, axis=0)
+        if k:
+            signs[:, cols] = np.stack([d.signs for d in domains])
+            lo[:, cols] = np.stack([d.lo for d in domains])
+            hi[:, cols] = np.stack([d.hi for d in domains])
         return signs, lo, hi
 
     def _expand(self, parents: list[Domain], rows: np.ndarray
@@ -882,8 +887,7 @@ class GraphSplit:
         parents = parents[:fit]
         for d in parents:
             self.queue_bytes -= d.nbytes
-        full = [self.unpack(d) for d in parents]
-        signs, lo, hi = (np.repeat(np.stack([f[j] for f in full]), 2, axis=0) for j in range(3))
+        signs, lo, hi = (np.repeat(a, 2, axis=0) for a in self.unpack(parents))
         inherited = np.repeat(np.stack([d.lb for d in parents]), 2, axis=0)
         bounded = self._bounded_rows(inherited)
         alpha, beta = self._expand(parents, bounded)
