@@ -65,6 +65,7 @@ def _decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
         bound = None if run.options.margin else MARGIN_TOL
         target = None if run.options.margin else -CLEAR_VIOLATION
         out = _solve(run, model, _options(run, bound, target))
+        run.milp_dual_bound = out.dual_bound
         if out.status == FEASIBLE and out.proven_optimal and out.dual_bound is not None \
                 and out.dual_bound > MARGIN_TOL:
             return float(out.dual_bound)  # margin mode: a proved lower bound on the margin

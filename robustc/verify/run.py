@@ -28,6 +28,9 @@ class Run:
                       "max_variables": 0, "max_binaries": 0, "max_constraints": 0,
                       "unstable_relus": 0, "cases": 0, "notices": []}
         self.graph, _ = logits(problem.graph)
+        # the proved lower bound on the margin the last margin-minimising MILP reported
+        # (None: it stopped before its root relaxation was solved, or none ran)
+        self.milp_dual_bound: float | None = None
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (negative once past it); None without a limit."""

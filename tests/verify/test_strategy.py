@@ -89,3 +89,67 @@ def test_a_device_that_is_not_there_is_a_clear_error(tmp_path, capsys):
     spec = Path(__file__).resolve().parents[2] / "examples" / "double_digits_verify.rspec"
     code = main(["verify", str(spec), "-p", "keep_seven", "--device", "cpu"])
     assert code == 0 and "keep_seven: ROBUST" in capsys.readouterr().out
+
+
+def test_the_milps_after_the_graph_search_get_time_by_what_the_probe_saw(tmp_path):
+    """After a probe that ran out of its budget, the MILPs after the graph search get
+    ``milp_share_live`` where its last MILP had solved its root relaxation and every case
+    is one linear atom, none where it had not or where a case is more (top-2 of 3 labels:
+    two atoms at once), and ``milp_share`` where the probe did not run out."""
+    from robustc.ir.property import dnf, in_top_k, negate
+    from robustc.verify.relu_split.strategy import _milp_share
+    from robustc.verify.run import Run
+
+    problem = _problems(tmp_path, conv_onnx(np.random.default_rng(3)), "cnn")[0.5]
+    options = VerifyOptions(threads=1)
+    run = Run(problem, options)
+    split = options.relu_split
+    single = dnf(negate(problem.prop.condition))
+    top2 = dnf(negate(in_top_k(problem.graph.output.size, 0, 2)))
+    assert all(len(case) == 1 for case in single) and len(single) > 0
+    assert any(len(case) > 1 for case in top2)
+    for exhausted, live, cases, want in [
+            (False, False, single, split.milp_share), (False, False, top2, split.milp_share),
+            (True, True, single, split.milp_share_live), (True, False, single, 0.0),
+            (True, True, top2, 0.0)]:
+        run.stats.update(milp_probe_exhausted=exhausted, milp_probe_live=live)
+        assert _milp_share(run, cases) == want, (exhausted, live)
+    assert split.milp_share < split.milp_share_live < 1.0
+
+
+def test_a_milp_stopped_after_its_root_reports_a_sound_dual_bound(tmp_path):
+    """The dual bound the probe's liveness rests on (Run.milp_dual_bound): from a MILP
+    stopped by a node limit, finite and below the margin of every sampled and attacked
+    point of the box (the case's atom); a case the MILP proves has one above MARGIN_TOL."""
+    from robustc.backends.milp.encode import MARGIN_TOL
+    from robustc.compiler.bounds import compute_bounds
+    from robustc.ir.property import dnf, margin, negate
+    from robustc.runtime.falsify import pgd_falsify
+    from robustc.verify.milp import decide_case
+    from robustc.verify.run import Run
+
+    problems = _problems(tmp_path, conv_onnx(np.random.default_rng(3)), "cnn")
+    solved = 0
+    for eps, problem in problems.items():
+        run = Run(problem, VerifyOptions(threads=1, node_limit=1, attack=False))
+        (box,) = problem.prop.boxes
+        bounds = compute_bounds(run.graph, box.lower, box.upper, "symbolic")
+        rng = np.random.default_rng(0)
+        xs = rng.uniform(box.lower, box.upper, (2000, *box.lower.shape))
+        x_adv, _ = pgd_falsify(run.graph, box, problem.prop.condition, steps=50, restarts=4,
+                               seed=0)
+        points = np.concatenate([xs, x_adv[None]])
+        ys = np.stack([evaluate(run.graph, x).ravel() for x in points])
+        for case in dnf(negate(problem.prop.condition)):
+            run.milp_dual_bound = None
+            verdict = decide_case(run, box, bounds, case)
+            if run.milp_dual_bound is None:  # the bounds alone refuted it: no MILP ran
+                assert verdict == np.inf
+                continue
+            solved += 1
+            atom = negate(case[0])
+            sampled = margin(atom, ys).min()
+            assert run.milp_dual_bound <= sampled + 1e-6, (eps, run.milp_dual_bound, sampled)
+            if verdict == np.inf:
+                assert run.milp_dual_bound > MARGIN_TOL
+    assert solved > 0  # the wide box's cases reach the MILP

@@ -22,6 +22,17 @@ class ReluSplitOptions:
     # no proof by splitting in 60 s, the MILP proves it in 1.2 s). Not when the probe's
     # MILPs below ran out of their budget on an open case: the search keeps the time then.
     milp_share: float = 0.2
+    # Where the probe below ran out of its budget, the MILPs after the search get no time
+    # (they are the probe's models again), unless the probe's last MILP had solved its root
+    # relaxation and each case is one linear atom: then they get milp_share_live of it.
+    # oval21 cifar_wide_kw img9214 (696 binaries): the graph search is open after 700 s
+    # (175,709 domains), HiGHS alone proves it in 388 s at its root node (its cuts raise
+    # the bound from -1.23 at 2 s to -0.04 at 175 s); with 0.6 of the 710 s after the probe
+    # `verify` proves it in 700.4 s of its 720 (MILP 404 s), so 0.7 for a margin; the
+    # search still gets 200 s there, where the oval21 rows it proves take at most 68 s.
+    # resnet_4b's MILPs (1,545-2,486 binaries, 10 million nonzeros for prop_1) do not
+    # reach their root LP in the probe, so their search keeps all the time.
+    milp_share_live: float = 0.7
     # Before the graph search, each case's MILP gets a short try: together at most
     # milp_probe of the time left and milp_probe_cap seconds (small networks' MILPs end in
     # seconds where the search takes minutes: the README's keep_seven_wider, 3 s by MILP,

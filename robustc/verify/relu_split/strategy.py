@@ -111,8 +111,9 @@ def _is_mlp(graph) -> bool:
 
 def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | None:
     """The cases in one search on the graph (:mod:`robustc.verify.relu_split.graph`),
-    stopped at ``1 - milp_share`` of the time left; None when the linear bounds do not
-    cover the graph. If it decides nothing, the time left goes to one MILP per case."""
+    stopped where the MILPs after it get their share of the time left (:func:`_milp_share`);
+    None when the linear bounds do not cover the graph. If it decides nothing, the time left
+    goes to one MILP per case."""
     options = run.options.relu_split
     # a forced --strategy relu-split gets the search alone; so does a graph the MILP
     # refuses (smooth activations)
@@ -125,9 +126,7 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
     if not cases:
         return np.inf
     left = run.remaining()
-    # the MILPs after the search would be the probe's models again: where those ran out of
-    # their budget, the search keeps the time (dd64_pgd image 17: 9 s of 60 more for it)
-    share = 0.0 if smooth or run.stats.get("milp_probe_exhausted") else options.milp_share
+    share = 0.0 if smooth else _milp_share(run, cases)
     until = None if left is None else time.perf_counter() + (1 - share) * left
     with large_allocations_mapped():  # the search's freed tensors go back at once
         try:
@@ -154,6 +153,24 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
                                 f" (the ReLU split left it open: {out.reason})")
 
 
+def _milp_share(run: Run, cases: list) -> float:
+    """The share of the time left that the MILPs after the graph search get. The MILPs
+    after the search would be the probe's models again: where those ran out of their budget,
+    the search keeps the time (dd64_pgd image 17: 9 s of 60 more for it), unless the
+    probe's last MILP had solved its root relaxation (a finite dual bound on the margin,
+    ``milp_probe_live``) and each case is one linear atom (a margin the MILP minimises; not
+    a top-k case): then the MILPs get ``milp_share_live``
+    (oval21 cifar_wide_kw img9214: HiGHS proves it in 388 s at its root node, the search
+    is open after 700 s; resnet_4b's MILPs do not reach their root LP in the probe)."""
+    options = run.options.relu_split
+    if not run.stats.get("milp_probe_exhausted"):
+        return options.milp_share
+    if run.stats.get("milp_probe_live") and all(
+            len(case) == 1 and isinstance(case[0], Linear) for case in cases):
+        return options.milp_share_live
+    return 0.0
+
+
 def _probe(run: Run, box: Box, bounds, cases: list) -> Result | list[bool]:
     """Each case's MILP within a short budget (``milp_probe`` of the time left, at most
     ``milp_probe_cap`` s, for all of them; ``milp_probe_topk`` where a case asks for at
@@ -168,6 +185,7 @@ def _probe(run: Run, box: Box, bounds, cases: list) -> Result | list[bool]:
     if budget <= 0:
         return proved
     start = time.perf_counter()
+    run.milp_dual_bound = None
     try:
         with run.until(start + budget):
             for i, case in enumerate(cases):
@@ -188,6 +206,9 @@ def _probe(run: Run, box: Box, bounds, cases: list) -> Result | list[bool]:
         # its MILPs ran to the end of its budget with a case still open
         run.stats["milp_probe_exhausted"] = not all(proved) and \
             time.perf_counter() >= start + budget
+        # the MILP it stopped had solved its root relaxation: a finite dual bound
+        run.stats["milp_probe_live"] = run.stats["milp_probe_exhausted"] and \
+            run.milp_dual_bound is not None
 
 
 def _refine_and_search(run: Run, ch, lower, upper, pre_lo: list, pre_hi: list, flat: list,
