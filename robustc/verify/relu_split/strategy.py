@@ -154,14 +154,14 @@ def _search_graph(run: Run, box: Box, bounds, cases: list) -> Result | float | N
 
 
 def _milp_share(run: Run, cases: list) -> float:
-    """The share of the time left that the MILPs after the graph search get. The MILPs
-    after the search would be the probe's models again: where those ran out of their budget,
-    the search keeps the time (dd64_pgd image 17: 9 s of 60 more for it), unless the
-    probe's last MILP had solved its root relaxation (a finite dual bound on the margin,
-    ``milp_probe_live``) and each case is one linear atom (a margin the MILP minimises; not
-    a top-k case): then the MILPs get ``milp_share_live``
-    (oval21 cifar_wide_kw img9214: HiGHS proves it in 388 s at its root node, the search
-    is open after 700 s; resnet_4b's MILPs do not reach their root LP in the probe)."""
+    """The share of the time left that the MILPs after the graph search get:
+    ``milp_share``, or none where the probe's MILPs ran out of their budget (the MILPs
+    after the search would be the same models; dd64_pgd image 17: 9 s of 60 more for the
+    search), unless the probe's last MILP had solved its root relaxation (a finite dual
+    bound on the margin, ``milp_probe_live``) and each case is one linear atom (a margin
+    the MILP minimises; not a top-k case): then ``milp_share_live`` (oval21 cifar_wide_kw
+    img9214: HiGHS proves it in 388 s at its root node, the search is open after 700 s;
+    resnet_4b's MILPs do not reach their root LP in the probe)."""
     options = run.options.relu_split
     if not run.stats.get("milp_probe_exhausted"):
         return options.milp_share
