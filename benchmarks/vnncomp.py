@@ -16,6 +16,8 @@ Prints a table and saves JSON under ``benchmarks/results/vnncomp_<suite>.json`` 
 instance; ``--resume`` keeps the answers already in that file and runs only the rest, so a
 long suite can be run in pieces (the summary then covers every saved instance).
 Time per instance includes loading the network and the VNN-LIB file (not Python start-up).
+For the convolutional suites of 2021 the summary ends with each 2021 tool's right answers
+on the same instances beside robustc's (:func:`tools_2021`).
 """
 
 from __future__ import annotations
@@ -58,13 +60,41 @@ def instances(suite: str) -> list[dict]:
     from robustc.verify.vnncomp import read_instances
 
     folder, inst_csv, exp_csv = SUITES[suite]
-    expected = {}
+    expected, by_2021 = {}, {}
     with open(SHARED / "ground_truth" / exp_csv) as f:
         for row in csv.DictReader(f):
-            expected[(Path(row["onnx"]).name, Path(row["vnnlib"]).name)] = row["expected"]
-    return [{"onnx": r.onnx, "vnnlib": r.vnnlib, "timeout": r.timeout, "name": r.name,
-             "expected": expected.get((Path(r.onnx).name, Path(r.vnnlib).name), "unknown")}
-            for r in read_instances(SHARED / folder / inst_csv)]
+            key = (Path(row["onnx"]).name, Path(row["vnnlib"]).name)
+            expected[key] = row["expected"]
+            if "sat_by" in row:  # the 2021 tools' answers (the convolutional suites' file)
+                by_2021[key] = {a: (row[f"{a}_by"] or "").split() for a in DECIDED}
+    out = []
+    for r in read_instances(SHARED / folder / inst_csv):
+        key = (Path(r.onnx).name, Path(r.vnnlib).name)
+        inst = {"onnx": r.onnx, "vnnlib": r.vnnlib, "timeout": r.timeout, "name": r.name,
+                "expected": expected.get(key, "unknown")}
+        if key in by_2021:
+            inst["by_2021"] = by_2021[key]
+        out.append(inst)
+    return out
+
+
+def tools_2021(rows: list[dict]) -> dict[str, int]:
+    """How many of ``rows`` each VNN-COMP 2021 tool answered right, from the expected
+    answers' ``sat_by`` / ``unsat_by`` columns: its answer is the expected one, or, on a
+    ``disputed`` row, the one robustc settled (a replayed witness or a proof; a disputed
+    row robustc left open counts for no tool). Empty where the file has no such columns.
+    The tools ran in 2021 on their own hardware at the listed limits."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        by = r.get("by_2021")
+        if not by:
+            continue
+        truth = r["expected"] if r["expected"] in DECIDED else \
+            r.get("robustc", {}).get("answer") if r["expected"] == "disputed" else None
+        for answer in DECIDED:
+            for tool in by[answer]:
+                counts[tool] = counts.get(tool, 0) + (answer == truth)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def run_robustc(inst: dict, threads: int) -> dict:
@@ -180,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> dict:
         done = [r for r in rows if all(t in r for t in tools)]
         summary = {t: score(done, t) for t in tools}
+        if any("by_2021" in r for r in done):
+            summary["tools_2021"] = tools_2021(done)
         if marabou:
             summary["time_ratio_total"] = summary["robustc"]["total_s"] / max(
                 summary["marabou"]["total_s"], 1e-9)
@@ -245,6 +277,13 @@ def _print_summary(summary: dict) -> None:
                 print(f"  disputed {name}: {answer} (replayed witness or proof)")
     if "time_ratio_total" in summary:
         print(f"total time ratio robustc/marabou: {summary['time_ratio_total']:.2f}")
+    if summary.get("tools_2021"):
+        s = summary["robustc"]
+        print(f"\nright answers on these {s['instances']} instances (2021 tools: VNN-COMP 2021,"
+              f" own hardware, listed limits; disputed rows as robustc settled them)")
+        mine = s["solved"] + len(s.get("disputed_settled", {}))
+        for tool, n in [("robustc (this run)", mine), *summary["tools_2021"].items()]:
+            print(f"  {tool:20} {n:4d}")
 
 
 if __name__ == "__main__":
