@@ -45,9 +45,15 @@ def decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
         return run.result(UNKNOWN, str(exc))
 
 
+def minimises_margin(case: list) -> bool:
+    """Whether ``case``'s MILP minimises the property's margin (one linear atom: its proved
+    lower bound is a margin) instead of asking for any point of the case."""
+    return len(case) == 1 and isinstance(case[0], Linear)
+
+
 def _decide_case(run: Run, box: Box, bounds, case: list) -> Result | float:
     objective = None
-    if len(case) == 1 and isinstance(case[0], Linear):
+    if minimises_margin(case):
         objective = negate(case[0])  # minimise the property's margin
         lo = output_margin_lower(run, bounds, case)
         if lo > MARGIN_TOL:
@@ -134,7 +140,7 @@ def _conclude(run: Run, box: Box, model, out: SolveOutcome) -> Result | float:
 def output_margin_lower(run: Run, bounds, case: list) -> float:
     """A lower bound of the property's margin on a one-atom violation case, from the output
     bounds alone (``-inf`` for other cases): above ``MARGIN_TOL`` the case is refuted."""
-    if len(case) != 1 or not isinstance(case[0], Linear):
+    if not minimises_margin(case):
         return -np.inf
     return _linear_lower(negate(case[0]), bounds, run.graph.output.name)
 
@@ -185,4 +191,4 @@ def _check_witness(run: Run, box: Box, model, out: SolveOutcome) -> Result:
                       f"disagree")
 
 
-__all__ = ["decide_case", "output_margin_lower"]
+__all__ = ["decide_case", "minimises_margin", "output_margin_lower"]

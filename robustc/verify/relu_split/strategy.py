@@ -35,7 +35,7 @@ from robustc.files.limits import large_allocations_mapped
 from robustc.ir import Activation, Dense, ElementwiseAffine, Identity, Input, Relu, Reshape
 from robustc.ir.property import Box, Linear, asks_several
 from robustc.verify.cases import FOUND, PROVED, UNKNOWN, Outcome
-from robustc.verify.milp import decide_case, decide_cases_by_milp
+from robustc.verify.milp import decide_case, decide_cases_by_milp, minimises_margin
 from robustc.verify.relu_split.bounder import tighten
 from robustc.verify.relu_split.chain import case_chain
 from robustc.verify.relu_split.graph import GraphSplit
@@ -165,8 +165,7 @@ def _milp_share(run: Run, cases: list) -> float:
     options = run.options.relu_split
     if not run.stats.get("milp_probe_exhausted"):
         return options.milp_share
-    if run.stats.get("milp_probe_live") and all(
-            len(case) == 1 and isinstance(case[0], Linear) for case in cases):
+    if run.stats.get("milp_probe_live") and all(minimises_margin(c) for c in cases):
         return options.milp_share_live
     return 0.0
 
